@@ -1,0 +1,26 @@
+# One command each: `make demo` (the main job) and `make test` (the whole suite).
+# Each sets up its own virtual environment in .venv from pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	@echo "make demo: not yet (the demo lands with issue 7); see README for the quick start."
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

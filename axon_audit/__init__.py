@@ -1,0 +1,34 @@
+"""axon_audit: a columnar analytics engine for audit data.
+
+Log audit events at high rate into an append buffer sealed into Arrow/polars
+columns; query, aggregate and export them with polars and DuckDB; rotate them
+into date-partitioned Parquet plus the JSON export format.
+
+Example:
+    >>> from axon_audit import AuditLogger, OperationType
+    >>> audit = AuditLogger(max_events=10000)
+    >>> _ = audit.log(OperationType.STORE, user_id="user_123", entry_ids=["entry_1"])
+    >>> len(audit.query_events(user_id="user_123"))
+    1
+"""
+
+from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
+from ._logger import AuditLogger
+from ._models import AuditEvent, EventStatus, OperationType
+from ._schema import ARROW_SCHEMA, COLUMNS
+
+__all__ = [
+    "ARROW_SCHEMA",
+    "COLUMNS",
+    "ArchiveError",
+    "AuditError",
+    "AuditEvent",
+    "AuditLogger",
+    "AuditTypeError",
+    "AuditValueError",
+    "EventStatus",
+    "ExportError",
+    "OperationType",
+]
+
+__version__ = "0.1.0"

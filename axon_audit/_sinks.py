@@ -1,0 +1,162 @@
+"""Writers: the seed's JSON export format and date-partitioned Parquet, both atomic.
+
+Every file is written under a temporary name in its final folder, flushed,
+fsynced and then renamed (or hard-linked, where an existing file must not be
+replaced), so a reader sees a whole file or none.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Callable
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ._errors import ExportError
+from ._models import format_us, now_us
+from ._schema import to_arrow
+
+JSON_PIECE_ROWS = 200_000
+PARQUET_COMPRESSION = "zstd"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform opens folders
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, replace: bool = True) -> Path:
+    """Write `path` whole or not at all. With `replace=False` an existing file is
+    never overwritten: the name gets `_1`, `_2`, … before the suffix instead.
+    Returns the path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            path = _link_unique(tmp, path)
+            os.unlink(tmp)
+        _fsync_dir(path.parent)
+        return path
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _link_unique(tmp: Path, path: Path) -> Path:
+    candidate, n = path, 0
+    while True:
+        try:
+            os.link(tmp, candidate)  # fails if the name exists: no overwrite, even across processes
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _event_objects(df: pl.DataFrame) -> pl.Series:
+    """One JSON object text per event, keys in the export order (vectorized)."""
+    head = pl.struct(
+        "event_id",
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("timestamp"),
+        pl.col("operation").cast(pl.String),
+        pl.col("user_id").cast(pl.String),
+        pl.col("session_id").cast(pl.String),
+        pl.col("entry_ids").fill_null([]),
+    ).struct.json_encode()
+    tail = pl.struct(
+        pl.col("status").cast(pl.String), "error_message", "duration_ms"
+    ).struct.json_encode()
+    return df.select(
+        pl.concat_str(
+            head.str.strip_suffix("}"),
+            pl.lit(',"metadata":'),
+            pl.col("metadata").fill_null("{}"),
+            pl.lit(","),
+            tail.str.strip_prefix("{"),
+        )
+    ).to_series()
+
+
+def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None) -> None:
+    """The export document, written piece by piece to bound memory."""
+    fh.write(b'{"events": [')
+    for start in range(0, df.height, JSON_PIECE_ROWS):
+        piece = _event_objects(df.slice(start, JSON_PIECE_ROWS))
+        fh.write(b"\n" if start == 0 else b",\n")
+        fh.write(piece.str.join(",\n").item().encode())
+    exported = format_us(now_us() if exported_at_us is None else exported_at_us)
+    fh.write(f'\n], "total_events": {df.height}, "exported_at": "{exported}"}}\n'.encode())
+
+
+def write_json_export(df: pl.DataFrame, path: Path, *, replace: bool = True) -> Path:
+    """Write `df` as one export document at `path` (atomically)."""
+    try:
+        return atomic_write(Path(path), lambda fh: write_json_stream(fh, df), replace=replace)
+    except OSError as exc:
+        raise ExportError(exc.errno, f"cannot write JSON export {path}: {exc.strerror or exc}") from exc
+
+
+def rotation_json_name(at: datetime | None = None) -> str:
+    at = at or datetime.now(timezone.utc)
+    return at.strftime("audit_%Y_%m_%d_%H%M%S.json")
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def part_name() -> str:
+    """Unique and sortable by write time: never collides across rotations or processes."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"part-{stamp}-{now_us() % 1_000_000:06d}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
+
+
+def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
+    """Write `df` under `root/date=YYYY-MM-DD/part-….parquet`, by UTC event date."""
+    root = Path(root)
+    written: list[Path] = []
+    if df.height == 0:
+        return written
+    dated = df.with_columns(pl.col("timestamp").dt.date().alias("__date"))
+    try:
+        for (day,), part in dated.sort("timestamp", maintain_order=True).group_by("__date", maintain_order=True):
+            table = to_arrow(part.drop("__date"))
+            path = root / f"date={day.isoformat()}" / part_name()
+            atomic_write(
+                path,
+                lambda fh, t=table: pq.write_table(t, fh, compression=PARQUET_COMPRESSION, compression_level=6),
+            )
+            written.append(path)
+    except OSError as exc:
+        # All or nothing: a retry must not find half of this export already there.
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise ExportError(exc.errno, f"cannot write Parquet under {root}: {exc.strerror or exc}") from exc
+    return written
