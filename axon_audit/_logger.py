@@ -427,6 +427,23 @@ class AuditLogger:
         f = Filters.build(user_id, session_id, operation, status, start_time, end_time, entry_ids, limit)
         return frame_to_events(self._select(f))
 
+    def scan(self, **filters: Any) -> pl.LazyFrame:
+        """The events matching `filters` (as `query_events`, without `limit`) as a
+        polars LazyFrame over the in-memory chunks, in logging order.
+
+        Example:
+            >>> import polars as pl
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
+            >>> audit.scan(operation="store").select(pl.len()).collect().item()
+            1
+        """
+        f = Filters.build(**filters)
+        if f.is_empty:
+            return EMPTY_FRAME.lazy()
+        return self._lazy(f)
+
     async def get_events(self, **filters: Any) -> list[AuditEvent]:
         """`query_events` for async code (runs in a worker thread)."""
         return await asyncio.to_thread(self.query_events, **filters)
