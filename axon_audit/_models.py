@@ -448,7 +448,7 @@ class AuditEvent:
 
     def _key(self) -> tuple:
         row = self._row
-        return (self.event_id, row[R_TS], row[R_OP], row[R_USER], row[R_SESSION], row[R_ENTRIES],
+        return (self.event_id, row[R_TS], row[R_OP], row[R_USER], row[R_SESSION], tuple(row[R_ENTRIES]),
                 self.metadata, row[R_STATUS], row[R_ERROR], row[R_DURATION])
 
     def __eq__(self, other: object) -> bool:
