@@ -12,6 +12,7 @@ Example:
     1
 """
 
+from ._archive import AuditArchive, open_archive
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
@@ -21,6 +22,7 @@ __all__ = [
     "ARROW_SCHEMA",
     "COLUMNS",
     "ArchiveError",
+    "AuditArchive",
     "AuditError",
     "AuditEvent",
     "AuditLogger",
@@ -29,6 +31,7 @@ __all__ = [
     "EventStatus",
     "ExportError",
     "OperationType",
+    "open_archive",
 ]
 
 __version__ = "0.1.0"

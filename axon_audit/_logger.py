@@ -36,11 +36,12 @@ from ._models import (
     coerce_status,
     encode_metadata,
 )
+from ._archive import ExportFolder
 from ._query import Filters
-from ._schema import EMPTY_FRAME, events_to_frame, frame_to_events, normalize_batch, rows_to_frame
+from ._reader import Reader, Snapshot, _as_path
+from ._schema import events_to_frame, normalize_batch, rows_to_frame
 from ._sinks import rotation_json_name, write_json_export, write_parquet_partitions
-from ._stats import statistics, user_statistics
-from ._store import HotStore
+from ._store import CHUNK_ROWS, Chunk, HotStore
 
 __all__ = ["AuditLogger"]
 
@@ -65,7 +66,7 @@ class _Export:
     files: list[Path] = field(default_factory=list)
 
 
-class AuditLogger:
+class AuditLogger(Reader):
     """Columnar audit logger: log events fast, query and export them.
 
     Args:
@@ -369,89 +370,46 @@ class AuditLogger:
 
     # ------------------------------------------------------------------ reading
 
-    def _frames(self, f: Filters | None = None) -> list[pl.DataFrame]:
+    def _snapshot(self, include_archived: bool = False) -> Snapshot:
+        """What a read sees, taken under the lock (read-your-writes: flushes first).
+        With `include_archived`, rotations still being written and the Parquet files
+        listed at this same instant, so every event is in exactly one place."""
         with self._lock:
             self._flush_locked()
             self._reset_check()
-            chunks = list(self._store.chunks)
-        if f is not None:
-            chunks = [c for c in chunks if f.overlaps(c.min_us, c.max_us)]
-        return [c.df for c in chunks]
+            live = list(self._store.chunks)
+            if not include_archived:
+                return Snapshot(live=live, live_is_store=True)
+            jobs = list(self._pending)
+            folder = self._archive_folder()
+            parts = folder.parts() if folder is not None else None
+        old: list[Chunk] = []
+        for job in jobs:
+            chunks = getattr(job, "_chunks", None)
+            if chunks is None:
+                chunks = job._chunks = [Chunk.of(job.df.slice(s, CHUNK_ROWS).rechunk())
+                                        for s in range(0, job.df.height, CHUNK_ROWS)]
+            old.extend(chunks)
+        exclude = pl.concat([j.df["event_id"] for j in jobs]) if jobs else None
+        return Snapshot(live=live, old=old, folder=folder, parts=parts, exclude=exclude)
+
+    def _archive_folder(self) -> ExportFolder | None:
+        if self._export_path is None:
+            return None
+        return ExportFolder(self._export_path, source="parquet")
 
     def _lazy(self, f: Filters | None = None) -> pl.LazyFrame:
-        frames = self._frames(f)
-        lf = pl.concat(frames, rechunk=False).lazy() if frames else EMPTY_FRAME.lazy()
-        if f is not None:
-            expr = f.expr()
-            if expr is not None:
-                lf = lf.filter(expr)
-        return lf
+        return self._snapshot().lazy(f or Filters())
 
     def _select(self, f: Filters) -> pl.DataFrame:
         """Matching events, newest first (ties: most recently logged first)."""
-        if f.is_empty:
-            return EMPTY_FRAME
-        lf = self._lazy(f).with_row_index("__i").sort(["timestamp", "__i"], descending=True)
-        if f.limit is not None:
-            lf = lf.head(f.limit)
-        return lf.drop("__i").collect()
-
-    def query_events(
-        self,
-        user_id: str | Iterable[str] | None = None,
-        session_id: str | Iterable[str] | None = None,
-        operation: OperationType | str | Iterable[OperationType | str] | None = None,
-        status: EventStatus | str | Iterable[EventStatus | str] | None = None,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        entry_ids: Iterable[str] | None = None,
-        limit: int | None = None,
-    ) -> list[AuditEvent]:
-        """Events matching every given filter, newest first.
-
-        `operation`, `status`, `user_id` and `session_id` take one value or several;
-        `entry_ids` matches events touching any of them; the time bounds are
-        inclusive (a naive datetime is local time); `start_time` after `end_time`
-        matches nothing.
-
-        Example:
-            >>> from axon_audit import AuditLogger, OperationType
-            >>> audit = AuditLogger()
-            >>> for op in ("store", "store", "recall"):
-            ...     _ = audit.log(op, user_id="user_123", entry_ids=["entry_1"])
-            >>> len(audit.query_events(user_id="user_123", operation=OperationType.STORE))
-            2
-            >>> len(audit.query_events(entry_ids=["entry_1", "entry_9"], limit=1))
-            1
-        """
-        f = Filters.build(user_id, session_id, operation, status, start_time, end_time, entry_ids, limit)
-        return frame_to_events(self._select(f))
-
-    def scan(self, **filters: Any) -> pl.LazyFrame:
-        """The events matching `filters` (as `query_events`, without `limit`) as a
-        polars LazyFrame over the in-memory chunks, in logging order.
-
-        Example:
-            >>> import polars as pl
-            >>> from axon_audit import AuditLogger
-            >>> audit = AuditLogger()
-            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
-            >>> audit.scan(operation="store").select(pl.len()).collect().item()
-            1
-        """
-        f = Filters.build(**filters)
-        if f.is_empty:
-            return EMPTY_FRAME.lazy()
-        return self._lazy(f)
-
-    async def get_events(self, **filters: Any) -> list[AuditEvent]:
-        """`query_events` for async code (runs in a worker thread)."""
-        return await asyncio.to_thread(self.query_events, **filters)
+        return self._snapshot().select(f)
 
     # ------------------------------------------------------------------ statistics
 
-    def get_statistics(self) -> dict[str, Any]:
-        """Statistics over the events in memory, plus the logger's counters.
+    def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
+        """Statistics over the events in memory (and the rotated ones with
+        `include_archived=True`), plus the logger's counters.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -461,23 +419,9 @@ class AuditLogger:
             >>> s["total_events"], s["success_rate"], s["avg_duration_ms"]
             (2, 0.5, 20.0)
         """
-        stats = statistics(self._lazy())
+        stats = super().get_statistics(include_archived=include_archived)
         stats.update(self._counters())
         return stats
-
-    def get_user_statistics(self, user_id: str) -> dict[str, Any]:
-        """One user's activity over the events in memory.
-
-        Example:
-            >>> from axon_audit import AuditLogger
-            >>> audit = AuditLogger()
-            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("store", user_id="u1")
-            >>> audit.get_user_statistics("u1")["most_common_operation"]
-            'STORE'
-        """
-        if not isinstance(user_id, str):
-            raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
-        return user_statistics(self._lazy(), user_id)
 
     def _counters(self) -> dict[str, Any]:
         with self._lock:
@@ -528,23 +472,6 @@ class AuditLogger:
 
     # ------------------------------------------------------------------ exports
 
-    def export_to_file(self, path: str | Path, **filters: Any) -> int:
-        """Write the events matching `filters` (as `query_events`) to `path` in the
-        export format, oldest first; return how many were written.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> from axon_audit import AuditLogger
-            >>> audit = AuditLogger()
-            >>> _ = audit.log("store", user_id="user_123")
-            >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
-            1
-        """
-        path = _as_path(path)
-        df = self._select(Filters.build(**filters)).reverse()
-        write_json_export(df, path)
-        return df.height
-
     def export_events(self, events: Iterable[AuditEvent], path: str | Path) -> int:
         """Write the given events (in their order) to `path` in the export format.
 
@@ -562,18 +489,7 @@ class AuditLogger:
         write_json_export(df, path)
         return df.height
 
-    async def export_to_json(
-        self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None
-    ) -> int:
-        """The older API's export (runs in a worker thread)."""
-        return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time)
-
     def __repr__(self) -> str:
         return (f"AuditLogger(max_events={self._max_events}, auto_export_path={self._export_path!r}, "
                 f"enable_rotation={self._rotation}, events_in_memory={self.event_count})")
 
-
-def _as_path(path: Any) -> Path:
-    if not isinstance(path, (str, Path)):
-        raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
-    return Path(path)

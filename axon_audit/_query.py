@@ -1,22 +1,34 @@
-"""The filter model: the seed's query arguments, validated once, compiled to polars.
+"""The filter model: query arguments validated once, compiled to polars and to SQL.
 
 `Filters.build(...)` checks and normalizes every argument (naming the one that is
-wrong); `Filters.expr()` is the vectorized predicate; `Filters.overlaps()` lets the
-store skip whole chunks (and later whole partitions) by time.
+wrong). The same `Filters` then compiles to a polars expression (`expr()`) and to
+a parameterized DuckDB `WHERE` clause (`sql()`): values are always bound
+parameters, never pasted into SQL text. `overlaps()` / `dates()` let readers skip
+whole chunks by time and whole `date=` partitions by day.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Iterable
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Mapping
 
 import polars as pl
 
 from ._errors import AuditTypeError, AuditValueError
-from ._models import EventStatus, OperationType, coerce_operation, coerce_status, to_us
+from ._models import EventStatus, OperationType, coerce_operation, coerce_status, from_us, to_us
 
-__all__ = ["Filters"]
+__all__ = ["Filters", "FILTER_NAMES"]
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ID_TIME = re.compile(r"evt_(\d{16})")
+
+#: Every keyword a query accepts (the seed's plus the extra ones).
+FILTER_NAMES = (
+    "user_id", "session_id", "operation", "status", "start_time", "end_time", "entry_ids", "limit",
+    "event_id", "metadata", "error_contains", "min_duration_ms", "max_duration_ms",
+)
 
 
 def _strings(value: Any, argument: str) -> tuple[str, ...] | None:
@@ -29,7 +41,7 @@ def _strings(value: Any, argument: str) -> tuple[str, ...] | None:
         for i, v in enumerate(items):
             if not isinstance(v, str):
                 raise AuditTypeError(f"{argument}[{i}] must be a str, got {type(v).__name__}")
-        return items
+        return tuple(dict.fromkeys(items))
     raise AuditTypeError(f"{argument} must be a str or a list of str, got {type(value).__name__}")
 
 
@@ -38,7 +50,7 @@ def _several(value: Any, coerce: Any) -> tuple | None:
         return None
     if isinstance(value, (str, OperationType, EventStatus)) or not isinstance(value, Iterable):
         return (coerce(value),)
-    return tuple(coerce(v) for v in value)
+    return tuple(dict.fromkeys(coerce(v) for v in value))
 
 
 def _time(value: Any, argument: str) -> int | None:
@@ -49,16 +61,55 @@ def _time(value: Any, argument: str) -> int | None:
     return to_us(value, argument)
 
 
+def _duration(value: Any, argument: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AuditTypeError(f"{argument} must be a number or None, got {type(value).__name__}")
+    if value != value:
+        raise AuditValueError(f"{argument} must not be NaN")
+    return float(value)
+
+
+def _metadata(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """`{key: value}` pairs; values compared as the JSON scalar's text."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise AuditTypeError(f"metadata must be a dict of key -> str/int/bool, got {type(value).__name__}")
+    pairs = []
+    for k, v in value.items():
+        if not isinstance(k, str) or not _KEY.match(k):
+            raise AuditValueError(f"metadata keys must be identifiers ([A-Za-z_][A-Za-z0-9_]*), got {k!r}")
+        if isinstance(v, bool):
+            text = "true" if v else "false"
+        elif isinstance(v, (str, int)):
+            text = str(v)
+        else:
+            raise AuditTypeError(f"metadata[{k!r}] must be a str, int or bool, got {type(v).__name__}")
+        pairs.append((k, text))
+    return tuple(pairs)
+
+
+def _utc_date(us: int) -> date:
+    return from_us(us).astimezone(timezone.utc).date()
+
+
 @dataclass(frozen=True)
 class Filters:
     """Validated query filters. Times are UTC microseconds, both bounds inclusive.
 
-    `start_time` after `end_time` is not an error: it matches nothing (`is_empty`).
+    Every filter given must hold (AND); a filter given several values matches any
+    of them (OR). `start_time` after `end_time` is not an error: it matches nothing
+    (`is_empty`).
 
     Example:
         >>> from axon_audit._query import Filters
-        >>> Filters.build(user_id="user_123", operation="store").operations
-        (<OperationType.STORE: 'STORE'>,)
+        >>> f = Filters.build(user_id="user_123", operation=["store", "recall"])
+        >>> f.operations
+        (<OperationType.STORE: 'STORE'>, <OperationType.RECALL: 'RECALL'>)
+        >>> f.sql()
+        ('"user_id" = ? AND "operation" IN (?, ?)', ['user_123', 'STORE', 'RECALL'])
     """
 
     user_ids: tuple[str, ...] | None = None
@@ -69,6 +120,11 @@ class Filters:
     end_us: int | None = None
     entry_ids: tuple[str, ...] | None = None
     limit: int | None = None
+    event_ids: tuple[str, ...] | None = None
+    metadata: tuple[tuple[str, str], ...] | None = None
+    error_contains: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
 
     @classmethod
     def build(
@@ -81,6 +137,12 @@ class Filters:
         end_time: datetime | None = None,
         entry_ids: Iterable[str] | None = None,
         limit: int | None = None,
+        *,
+        event_id: str | Iterable[str] | None = None,
+        metadata: Mapping[str, str | int | bool] | None = None,
+        error_contains: str | None = None,
+        min_duration_ms: float | None = None,
+        max_duration_ms: float | None = None,
     ) -> "Filters":
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int):
@@ -89,6 +151,8 @@ class Filters:
                 raise AuditValueError(f"limit must be >= 0, got {limit}")
         if isinstance(entry_ids, str):
             entry_ids = [entry_ids]
+        if error_contains is not None and not isinstance(error_contains, str):
+            raise AuditTypeError(f"error_contains must be a str or None, got {type(error_contains).__name__}")
         return cls(
             user_ids=_strings(user_id, "user_id"),
             session_ids=_strings(session_id, "session_id"),
@@ -98,25 +162,73 @@ class Filters:
             end_us=_time(end_time, "end_time"),
             entry_ids=_strings(entry_ids, "entry_ids"),
             limit=limit,
+            event_ids=_strings(event_id, "event_id"),
+            metadata=_metadata(metadata),
+            error_contains=error_contains,
+            min_duration_ms=_duration(min_duration_ms, "min_duration_ms"),
+            max_duration_ms=_duration(max_duration_ms, "max_duration_ms"),
         )
+
+    @classmethod
+    def of(cls, filters: Mapping[str, Any], *, allow_limit: bool = True) -> "Filters":
+        """`build` from keyword arguments, naming an unknown one."""
+        unknown = [k for k in filters if k not in FILTER_NAMES or (k == "limit" and not allow_limit)]
+        if unknown:
+            names = [n for n in FILTER_NAMES if allow_limit or n != "limit"]
+            raise AuditTypeError(f"unknown filter {unknown[0]!r}; expected one of {', '.join(names)}")
+        return cls.build(**filters)
+
+    def without_limit(self) -> "Filters":
+        from dataclasses import replace
+
+        return replace(self, limit=None)
 
     @property
     def is_empty(self) -> bool:
         """True when no event can match (inverted time range, limit 0, empty lists)."""
         if self.start_us is not None and self.end_us is not None and self.start_us > self.end_us:
             return True
+        if (self.min_duration_ms is not None and self.max_duration_ms is not None
+                and self.min_duration_ms > self.max_duration_ms):
+            return True
         if self.limit == 0:
             return True
         return any(v is not None and len(v) == 0 for v in
-                   (self.user_ids, self.session_ids, self.operations, self.statuses, self.entry_ids))
+                   (self.user_ids, self.session_ids, self.operations, self.statuses, self.entry_ids,
+                    self.event_ids))
+
+    @property
+    def time_bounds(self) -> tuple[int | None, int | None]:
+        """The time window, narrowed by the times embedded in logger-made event ids."""
+        lo, hi = self.start_us, self.end_us
+        if self.event_ids:
+            times = [_ID_TIME.match(e) for e in self.event_ids]
+            if all(times):
+                us = [int(m.group(1)) for m in times]  # type: ignore[union-attr]
+                lo = max(lo, min(us)) if lo is not None else min(us)
+                hi = min(hi, max(us)) if hi is not None else max(us)
+        return lo, hi
 
     def overlaps(self, min_us: int, max_us: int) -> bool:
         """Can a chunk whose timestamps span [min_us, max_us] hold a match?"""
-        if self.start_us is not None and max_us < self.start_us:
+        lo, hi = self.time_bounds
+        if lo is not None and max_us < lo:
             return False
-        if self.end_us is not None and min_us > self.end_us:
+        if hi is not None and min_us > hi:
             return False
         return True
+
+    def dates(self) -> tuple[date | None, date | None]:
+        """The UTC days a match can fall on (for `date=` partition pruning)."""
+        lo, hi = self.time_bounds
+        return (None if lo is None else _utc_date(lo), None if hi is None else _utc_date(hi))
+
+    @property
+    def needs_index(self) -> bool:
+        """Is a lookup index the fast path (entry or event ids given)?"""
+        return bool(self.entry_ids) or bool(self.event_ids)
+
+    # ------------------------------------------------------------------ compilers
 
     def expr(self) -> pl.Expr | None:
         """The polars predicate, or None when nothing is filtered."""
@@ -128,6 +240,8 @@ class Filters:
                 return pl.col(col) == values[0]
             return pl.col(col).cast(pl.String).is_in(list(values))
 
+        if self.event_ids is not None:
+            parts.append(one_of("event_id", self.event_ids))
         if self.user_ids is not None:
             parts.append(one_of("user_id", self.user_ids))
         if self.session_ids is not None:
@@ -140,11 +254,68 @@ class Filters:
             parts.append(pl.col("timestamp").dt.epoch("us") >= self.start_us)
         if self.end_us is not None:
             parts.append(pl.col("timestamp").dt.epoch("us") <= self.end_us)
+        if self.min_duration_ms is not None:
+            parts.append(pl.col("duration_ms") >= self.min_duration_ms)
+        if self.max_duration_ms is not None:
+            parts.append(pl.col("duration_ms") <= self.max_duration_ms)
+        if self.error_contains is not None:
+            parts.append(pl.col("error_message").str.contains(self.error_contains, literal=True))
+        for key, text in self.metadata or ():
+            parts.append(pl.col("metadata").str.json_path_match(f"$.{key}") == text)
         if self.entry_ids is not None:
             parts.append(pl.col("entry_ids").list.eval(pl.element().is_in(list(self.entry_ids))).list.any())
         if not parts:
             return None
-        out = parts[0]
-        for p in parts[1:]:
-            out = out & p
-        return out
+        return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The DuckDB predicate (`TRUE` when nothing is filtered) and its parameters.
+
+        Only fixed column names and `?` placeholders go into the text; every
+        value given by the caller is a parameter.
+        """
+        parts: list[str] = []
+        params: list[Any] = []
+
+        def one_of(col: str, values: tuple) -> None:
+            values = tuple(getattr(v, "value", v) for v in values)
+            if len(values) == 1:
+                parts.append(f'"{col}" = ?')
+            else:
+                parts.append(f'"{col}" IN ({", ".join("?" * len(values))})')
+            params.extend(values)
+
+        if self.event_ids is not None:
+            one_of("event_id", self.event_ids)
+        if self.user_ids is not None:
+            one_of("user_id", self.user_ids)
+        if self.session_ids is not None:
+            one_of("session_id", self.session_ids)
+        if self.operations is not None:
+            one_of("operation", self.operations)
+        if self.statuses is not None:
+            one_of("status", self.statuses)
+        if self.start_us is not None:
+            parts.append('"timestamp" >= ?')
+            params.append(from_us(self.start_us))
+        if self.end_us is not None:
+            parts.append('"timestamp" <= ?')
+            params.append(from_us(self.end_us))
+        if self.min_duration_ms is not None:
+            parts.append('"duration_ms" >= ?')
+            params.append(self.min_duration_ms)
+        if self.max_duration_ms is not None:
+            parts.append('"duration_ms" <= ?')
+            params.append(self.max_duration_ms)
+        if self.error_contains is not None:
+            parts.append('contains("error_message", ?)')
+            params.append(self.error_contains)
+        for key, text in self.metadata or ():
+            parts.append('json_extract_string("metadata", ?) = ?')
+            params.extend((f"$.{key}", text))
+        if self.entry_ids is not None:
+            parts.append('list_has_any("entry_ids", ?::VARCHAR[])')
+            params.append(list(self.entry_ids))
+        if self.is_empty:
+            return "FALSE", []
+        return (" AND ".join(parts) if parts else "TRUE"), params

@@ -39,6 +39,13 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
     return row
 
 
+def snapshot_statistics(snap: Any) -> dict[str, Any]:
+    """`statistics` over every event of a `_reader.Snapshot`."""
+    from ._query import Filters
+
+    return statistics(snap.lazy(Filters()))
+
+
 def statistics(lf: pl.LazyFrame) -> dict[str, Any]:
     """The seed's `get_statistics()` keys (and more) for the events of `lf`."""
     by_op, by_status = _counts(lf)

@@ -1,24 +1,36 @@
 """The hot store: sealed polars frames (chunks) with per-chunk time bounds.
 
 Chunks are immutable once sealed, so a reader can hold a snapshot of the list and
-filter it with no lock while logging goes on. Small chunks (a read flushes
-whatever the buffer holds) are merged into the last one up to `CHUNK_ROWS`.
+filter it with no lock while logging goes on; whatever a reader derives from a
+chunk (its lookup index, its statistics aggregate, its Arrow form) is computed
+once and kept on the chunk. Small appends (a read flushes whatever the buffer
+holds) are merged into the last chunk up to `CHUNK_ROWS`; big batches are cut
+into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from typing import Any, Callable
 
 import polars as pl
 
 CHUNK_ROWS = 131_072
 
+_derive_lock = threading.Lock()
 
-@dataclass(frozen=True, slots=True)
+
 class Chunk:
-    df: pl.DataFrame
-    min_us: int
-    max_us: int
+    """One sealed frame, its time bounds ([min_us, max_us], UTC microseconds) and
+    what readers derived from it."""
+
+    __slots__ = ("df", "min_us", "max_us", "_derived")
+
+    def __init__(self, df: pl.DataFrame, min_us: int, max_us: int) -> None:
+        self.df = df
+        self.min_us = min_us
+        self.max_us = max_us
+        self._derived: dict[str, Any] = {}
 
     @classmethod
     def of(cls, df: pl.DataFrame) -> "Chunk":
@@ -28,6 +40,21 @@ class Chunk:
     @property
     def height(self) -> int:
         return self.df.height
+
+    def derived(self, name: str, make: Callable[[pl.DataFrame], Any]) -> Any:
+        """`make(df)`, computed once per chunk (two racing readers may both compute it)."""
+        got = self._derived.get(name)
+        if got is None:
+            got = make(self.df)
+            with _derive_lock:
+                got = self._derived.setdefault(name, got)
+        return got
+
+    @property
+    def index(self) -> Any:
+        from ._index import ChunkIndex
+
+        return self.derived("index", ChunkIndex)
 
 
 class HotStore:
@@ -41,13 +68,15 @@ class HotStore:
         if df.height == 0:
             return
         chunks = self.chunks
+        self.count += df.height
         if chunks and chunks[-1].height + df.height <= CHUNK_ROWS:
             last = chunks[-1]
+            new = Chunk.of(df)
             merged = pl.concat([last.df, df], rechunk=True)
-            chunks[-1] = Chunk(merged, min(last.min_us, Chunk.of(df).min_us), max(last.max_us, Chunk.of(df).max_us))
-        else:
-            chunks.append(Chunk.of(df.rechunk()))
-        self.count += df.height
+            chunks[-1] = Chunk(merged, min(last.min_us, new.min_us), max(last.max_us, new.max_us))
+            return
+        for start in range(0, df.height, CHUNK_ROWS):
+            chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
 
     def take_all(self) -> list[Chunk]:
         chunks, self.chunks, self.count = self.chunks, [], 0

@@ -1,0 +1,366 @@
+"""What a read sees (`Snapshot`) and the read API shared by the logger and archives.
+
+A `Snapshot` is taken at one instant: the live chunks, the chunks of older events
+held in memory (a rotation still being written, or loaded JSON exports), and the
+Parquet files on disk. When a rotation is being written, its files may be partly
+on disk already: rows of files whose event id belongs to such an in-flight
+rotation are left out (its chunks stand for them), so every event is seen once.
+
+`Reader` turns a snapshot and a `Filters` into answers: rows newest first (zone
+maps skip chunks, `date=` partitions skip files, the chunk index answers id and
+entry lookups, `limit` stops early), LazyFrames, Arrow, statistics, SQL, exports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from ._errors import AuditTypeError
+from ._models import AuditEvent, EventStatus, OperationType
+from ._query import Filters
+from ._schema import COLUMNS, EMPTY_FRAME, FRAME_SCHEMA, frame_to_events, to_arrow
+from ._sinks import write_json_export
+from ._store import Chunk
+
+if TYPE_CHECKING:
+    from ._archive import ExportFolder, _Part
+
+__all__ = ["Snapshot", "Reader"]
+
+_CAST = dict(FRAME_SCHEMA)
+
+
+def _scan_files(files: list[Path]) -> pl.LazyFrame:
+    return pl.scan_parquet(files, hive_partitioning=False).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
+
+
+def _newest_first(lf: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
+    """Newest first; ties: the later in source order (= the later logged) first."""
+    lf = lf.with_row_index("__i").sort(["timestamp", "__i"], descending=True)
+    if limit is not None:
+        lf = lf.head(limit)
+    return lf.drop("__i")
+
+
+@dataclass
+class Snapshot:
+    """The events one read sees. Source order (oldest source first): Parquet
+    files, then `old` chunks, then `live` chunks."""
+
+    live: list[Chunk] = field(default_factory=list)
+    old: list[Chunk] = field(default_factory=list)
+    folder: "ExportFolder | None" = None
+    parts: "list[_Part] | None" = None  # listed at snapshot time; None: list when asked
+    exclude: pl.Series | None = None  # event ids of in-flight rotations (their `old` chunks stand for them)
+    live_is_store: bool = False  # live holds exactly the logger's store (statistics caches apply)
+    events_are_archived: bool = False  # an archive: the SQL view `events` shows every event
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self.old + self.live
+
+    def files(self, f: Filters | None) -> list[Path]:
+        if self.folder is None:
+            return []
+        return self.folder.parquet_files(f, self.parts)
+
+    # ------------------------------------------------------------------ chunks
+
+    @staticmethod
+    def _chunk_piece(c: Chunk, f: Filters, expr: pl.Expr | None) -> pl.DataFrame:
+        df = c.df
+        if f.needs_index:
+            ix = c.index
+            rows = ix.rows_for_events(f.event_ids) if f.event_ids else ix.rows_for_entries(f.entry_ids)  # type: ignore[arg-type]
+            if not len(rows):
+                return df.clear()
+            df = df[pl.Series(rows)]
+        return df.filter(expr) if expr is not None else df
+
+    def _chunk_pieces(self, f: Filters) -> list[pl.DataFrame]:
+        expr = f.expr()
+        return [self._chunk_piece(c, f, expr) for c in self.chunks if f.overlaps(c.min_us, c.max_us)]
+
+    def _chunks_lazy(self, f: Filters) -> pl.LazyFrame | None:
+        chunks = [c for c in self.chunks if f.overlaps(c.min_us, c.max_us)]
+        if not chunks:
+            return None
+        if f.needs_index:
+            pieces = self._chunk_pieces(f)
+            return pl.concat(pieces, rechunk=False).lazy() if pieces else None
+        lf = pl.concat([c.df for c in chunks], rechunk=False).lazy()
+        expr = f.expr()
+        return lf.filter(expr) if expr is not None else lf
+
+    def _files_lazy(self, f: Filters) -> pl.LazyFrame | None:
+        files = self.files(f)
+        if not files:
+            return None
+        lf = _scan_files(files)
+        expr = f.expr()
+        if expr is not None:
+            lf = lf.filter(expr)
+        if self.exclude is not None and self.exclude.len():
+            lf = lf.filter(~pl.col("event_id").is_in(self.exclude.implode()))
+        return lf
+
+    # ------------------------------------------------------------------ answers
+
+    def lazy(self, f: Filters) -> pl.LazyFrame:
+        """Every matching event (no limit), in source order."""
+        if f.is_empty:
+            return EMPTY_FRAME.lazy()
+        parts = [lf for lf in (self._files_lazy(f), self._chunks_lazy(f)) if lf is not None]
+        if not parts:
+            return EMPTY_FRAME.lazy()
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+
+    def select(self, f: Filters) -> pl.DataFrame:
+        """Matching events, newest first, at most `f.limit`."""
+        if f.is_empty:
+            return EMPTY_FRAME
+        if f.limit is not None and (self.folder is None or not self.files(f)):
+            return self._top_chunks(f)
+        return _newest_first(self.lazy(f), f.limit).collect()
+
+    def _top_chunks(self, f: Filters) -> pl.DataFrame:
+        """`limit` newest matches from the chunks, reading chunks newest-first and
+        stopping once no unread chunk can hold a newer match (zone maps)."""
+        assert f.limit is not None
+        expr = f.expr()
+        order = sorted(
+            (i for i, c in enumerate(self.chunks) if f.overlaps(c.min_us, c.max_us)),
+            key=lambda i: self.chunks[i].max_us, reverse=True,
+        )
+        found: dict[int, pl.DataFrame] = {}
+        newest: list[int] = []  # min-heap of the `limit` newest timestamps seen
+        for i in order:
+            c = self.chunks[i]
+            if len(newest) >= f.limit and c.max_us < newest[0]:
+                break
+            piece = self._chunk_piece(c, f, expr)
+            if piece.height:
+                found[i] = piece
+                ts = piece["timestamp"].dt.epoch("us")
+                for t in ts.top_k(f.limit).to_list():  # at most `limit` per chunk
+                    if len(newest) < f.limit:
+                        heapq.heappush(newest, t)
+                    elif t > newest[0]:
+                        heapq.heapreplace(newest, t)
+        if not found:
+            return EMPTY_FRAME
+        pieces = [found[i] for i in sorted(found)]  # back to source order for the tie-break
+        return _newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
+
+    def arrow(self, f: Filters) -> pa.Table:
+        return to_arrow(self.lazy(f).collect())
+
+
+class Reader:
+    """The read API over a `Snapshot` (implemented by `_snapshot`)."""
+
+    def _snapshot(self, include_archived: bool) -> Snapshot:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def query_events(
+        self,
+        user_id: str | Iterable[str] | None = None,
+        session_id: str | Iterable[str] | None = None,
+        operation: OperationType | str | Iterable[OperationType | str] | None = None,
+        status: EventStatus | str | Iterable[EventStatus | str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        entry_ids: Iterable[str] | None = None,
+        limit: int | None = None,
+        *,
+        include_archived: bool = False,
+        **more: Any,
+    ) -> list[AuditEvent]:
+        """Events matching every given filter, newest first.
+
+        `operation`, `status`, `user_id` and `session_id` take one value or several;
+        `entry_ids` matches events touching any of them; the time bounds are
+        inclusive (a naive datetime is local time); `start_time` after `end_time`
+        matches nothing. More filters: `event_id`, `metadata={"key": value}`
+        (str/int/bool value), `error_contains`, `min_duration_ms`, `max_duration_ms`.
+        `include_archived=True` also searches the rotated events (each event once).
+
+        Example:
+            >>> from axon_audit import AuditLogger, OperationType
+            >>> audit = AuditLogger()
+            >>> for op in ("store", "store", "recall"):
+            ...     _ = audit.log(op, user_id="user_123", entry_ids=["entry_1"], metadata={"source": "api"})
+            >>> len(audit.query_events(user_id="user_123", operation=OperationType.STORE))
+            2
+            >>> len(audit.query_events(entry_ids=["entry_1", "entry_9"], limit=1))
+            1
+            >>> len(audit.query_events(metadata={"source": "api"}, operation=["store", "recall"]))
+            3
+        """
+        f = Filters.of(dict(user_id=user_id, session_id=session_id, operation=operation, status=status,
+                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
+        _check_flag(include_archived)
+        return frame_to_events(self._snapshot(include_archived).select(f))
+
+    async def get_events(self, **filters: Any) -> list[AuditEvent]:
+        """`query_events` for async code (runs in a worker thread)."""
+        return await asyncio.to_thread(self.query_events, **filters)
+
+    def get_event(self, event_id: str, *, include_archived: bool = False) -> AuditEvent | None:
+        """The event with this id, or None; answered from the chunk index (and, for
+        archived events, from the one `date=` partition the id's time points to).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> e = audit.log("forget", user_id="u1", entry_ids=["e1"])
+            >>> audit.get_event(e.event_id) == e, audit.get_event("evt_nope")
+            (True, None)
+        """
+        if not isinstance(event_id, str):
+            raise AuditTypeError(f"event_id must be a str, got {type(event_id).__name__}")
+        _check_flag(include_archived)
+        found = self._snapshot(include_archived).select(Filters.build(event_id=event_id, limit=1))
+        return frame_to_events(found)[0] if found.height else None
+
+    def scan(self, *, include_archived: bool = False, **filters: Any) -> pl.LazyFrame:
+        """The events matching `filters` (as `query_events`, without `limit`) as a
+        polars LazyFrame over the in-memory chunks (and the Parquet files), in
+        logging order.
+
+        Example:
+            >>> import polars as pl
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
+            >>> audit.scan(operation="store").select(pl.len()).collect().item()
+            1
+        """
+        _check_flag(include_archived)
+        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False))
+
+    def to_arrow(self, *, include_archived: bool = False, **filters: Any) -> pa.Table:
+        """The events matching `filters` as a pyarrow Table in the canonical schema
+        (`ARROW_SCHEMA`), in logging order.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1")
+            >>> audit.to_arrow(user_id="u1").num_rows
+            1
+        """
+        _check_flag(include_archived)
+        return self._snapshot(include_archived).arrow(Filters.of(filters, allow_limit=False))
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
+        the Parquet files and rotations still being written) and `all_events`
+        (both, each event once). Pass values as `params` (`?` or `$name`), never
+        in the query text. Thread-safe. `sql_arrow` returns Arrow instead.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1", duration_ms=5.0)
+            >>> audit.sql("SELECT user_id, sum(duration_ms) AS ms FROM events WHERE operation = ? GROUP BY 1",
+            ...           ["STORE"]).rows()
+            [('u1', 5.0)]
+        """
+        from ._sql import run_sql
+
+        return pl.from_arrow(run_sql(self._snapshot(True), query, params))  # type: ignore[return-value]
+
+    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """`sql`, returning a pyarrow Table.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> AuditLogger().sql_arrow("SELECT count(*) AS n FROM all_events").to_pylist()
+            [{'n': 0}]
+        """
+        from ._sql import run_sql
+
+        return run_sql(self._snapshot(True), query, params)
+
+    def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
+        """Statistics over the events in memory (and the rotated ones with
+        `include_archived=True`).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", duration_ms=10.0); _ = audit.log("recall", status="failure", duration_ms=30.0)
+            >>> s = audit.get_statistics()
+            >>> s["total_events"], s["success_rate"], s["avg_duration_ms"]
+            (2, 0.5, 20.0)
+        """
+        from ._stats import snapshot_statistics
+
+        _check_flag(include_archived)
+        return snapshot_statistics(self._snapshot(include_archived))
+
+    def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> dict[str, Any]:
+        """One user's activity over the events in memory (and the rotated ones with
+        `include_archived=True`).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("store", user_id="u1")
+            >>> audit.get_user_statistics("u1")["most_common_operation"]
+            'STORE'
+        """
+        from ._stats import user_statistics
+
+        if not isinstance(user_id, str):
+            raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
+        _check_flag(include_archived)
+        lf = self._snapshot(include_archived).lazy(Filters.build(user_id=user_id))
+        return user_statistics(lf, user_id)
+
+    def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
+        """Write the events matching `filters` (as `query_events`) to `path` in the
+        export format, oldest first; return how many were written.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="user_123")
+            >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
+            1
+        """
+        path = _as_path(path)
+        _check_flag(include_archived)
+        df = self._snapshot(include_archived).select(Filters.of(filters)).reverse()
+        write_json_export(df, path)
+        return df.height
+
+    async def export_to_json(
+        self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None,
+        *, include_archived: bool = False,
+    ) -> int:
+        """The older API's export (runs in a worker thread)."""
+        return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time,
+                                       include_archived=include_archived)
+
+
+def _check_flag(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise AuditTypeError(f"include_archived must be a bool, got {type(value).__name__}")
+
+
+def _as_path(path: Any) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+    return Path(path)
+
