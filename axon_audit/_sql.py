@@ -64,7 +64,9 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
         con.register("__old", _arrow_of(snap.old))
         files = [str(p) for p in snap.files(None)]
         if files:
-            con.read_parquet(files, hive_partitioning=False).create_view("__files")
+            # A view cannot take parameters: the paths (ours, listed from disk) are quoted literals.
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(f"CREATE TEMP VIEW __files AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false)")
         else:
             con.register("__files", EMPTY_FRAME.to_arrow())
         exclude = ""
