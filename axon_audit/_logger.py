@@ -41,6 +41,7 @@ from ._query import Filters
 from ._reader import Reader, Snapshot, _as_path
 from ._schema import events_to_frame, normalize_batch, rows_to_frame
 from ._sinks import rotation_json_name, write_json_export, write_parquet_partitions
+from ._stats import StatsCache
 from ._store import CHUNK_ROWS, Chunk, HotStore
 
 __all__ = ["AuditLogger"]
@@ -114,6 +115,7 @@ class AuditLogger(Reader):
         self._buf: list[tuple] = []
         self._lock = threading.RLock()  # flushes, rotations, snapshots; never taken by log()
         self._store = HotStore()
+        self._stats_cache = StatsCache()
         self._pending: list[_Export] = []
         self._futures: list[Future] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -379,7 +381,7 @@ class AuditLogger(Reader):
             self._reset_check()
             live = list(self._store.chunks)
             if not include_archived:
-                return Snapshot(live=live, live_is_store=True)
+                return Snapshot(live=live, stats_cache=self._stats_cache)
             jobs = list(self._pending)
             folder = self._archive_folder()
             parts = folder.parts() if folder is not None else None

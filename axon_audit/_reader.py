@@ -28,7 +28,7 @@ from ._models import AuditEvent, EventStatus, OperationType
 from ._query import Filters
 from ._schema import COLUMNS, EMPTY_FRAME, FRAME_SCHEMA, frame_to_events, to_arrow
 from ._sinks import write_json_export
-from ._store import Chunk
+from ._store import CHUNK_ROWS, Chunk
 
 if TYPE_CHECKING:
     from ._archive import ExportFolder, _Part
@@ -60,7 +60,7 @@ class Snapshot:
     folder: "ExportFolder | None" = None
     parts: "list[_Part] | None" = None  # listed at snapshot time; None: list when asked
     exclude: pl.Series | None = None  # event ids of in-flight rotations (their `old` chunks stand for them)
-    live_is_store: bool = False  # live holds exactly the logger's store (statistics caches apply)
+    stats_cache: Any = None  # `_stats.StatsCache` of the store `live` comes from, if any
     events_are_archived: bool = False  # an archive: the SQL view `events` shows every event
 
     @property
@@ -77,7 +77,9 @@ class Snapshot:
     @staticmethod
     def _chunk_piece(c: Chunk, f: Filters, expr: pl.Expr | None) -> pl.DataFrame:
         df = c.df
-        if f.needs_index:
+        # The growing last chunk changes at every flush: scanning it is cheaper than
+        # indexing it again; a full (sealed for good) chunk keeps its index.
+        if f.needs_index and (c.height >= CHUNK_ROWS or c.has("index")):
             ix = c.index
             rows = ix.rows_for_events(f.event_ids) if f.event_ids else ix.rows_for_entries(f.entry_ids)  # type: ignore[arg-type]
             if not len(rows):
@@ -158,6 +160,9 @@ class Snapshot:
         if not found:
             return EMPTY_FRAME
         pieces = [found[i] for i in sorted(found)]  # back to source order for the tie-break
+        if len(newest) >= f.limit:  # only rows at least as new as the limit-th newest can be in the answer
+            cut = newest[0]
+            pieces = [p.filter(pl.col("timestamp").dt.epoch("us") >= cut) for p in pieces]
         return _newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
 
     def arrow(self, f: Filters) -> pa.Table:

@@ -10,6 +10,7 @@ Three forms of the same columns:
 
 from __future__ import annotations
 
+import gc
 import secrets
 from itertools import repeat
 from typing import Any, Iterable, Mapping, Sequence
@@ -145,6 +146,9 @@ def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
     if df.height == 0:
         return []
     n = df.height
+    entries = df["entry_ids"]
+    if entries.null_count():  # never in the hot frame; fill_null on lists is slow, so only when needed
+        entries = entries.fill_null([])
     ops = map(_OPS_BY_CODE.__getitem__, df["operation"].to_physical().to_list())
     statuses = map(_STATUS_BY_CODE.__getitem__, df["status"].to_physical().to_list())
     rows = zip(
@@ -154,13 +158,22 @@ def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
         ops,
         df["user_id"].cast(pl.String).to_list(),
         df["session_id"].to_list(),
-        df["entry_ids"].fill_null([]).to_list(),
+        entries.to_list(),
         df["metadata"].to_list(),
         statuses,
         df["error_message"].to_list(),
         df["duration_ms"].to_list(),
     )
-    return list(map(AuditEvent._from_row, rows, df["event_id"].to_list()))
+    ids = df["event_id"].to_list()
+    # The objects made here hold no cycles; the cyclic GC's passes over the
+    # growing heap would cost more than building them (measured: 2x at 10 K).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(map(AuditEvent._from_row, rows, ids))
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def events_to_frame(events: Iterable[AuditEvent]) -> pl.DataFrame:

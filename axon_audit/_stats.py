@@ -1,12 +1,31 @@
-"""Statistics over event frames: two vectorized passes, no loop over events."""
+"""Statistics over event frames, and the incremental fast path of the live store.
+
+Any frame: two vectorized passes, no loop over events (`statistics`).
+
+The live store (`snapshot_statistics`): each chunk is summarized once (`Agg`:
+counts by operation x status, its durations sorted, hashes of its users and
+sessions); the summaries of all chunks but the growing last one are merged once
+into a running `Agg` kept by the logger (`StatsCache`), so a call merges only
+what changed since the last one. Percentiles stay exact: the k-th value is
+found by binary search over the two sorted duration arrays. Distinct users and
+sessions are counted by 64-bit hash (a collision, ~1e-8 at 10 M distinct
+values, would undercount by one).
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from ._index import key_hashes
 from ._models import OPERATIONS, STATUSES, from_us
+
+_NOP, _NST = len(OPERATIONS), len(STATUSES)
+_F64 = np.empty(0, np.float64)
+_U64 = np.empty(0, np.uint64)
 
 
 def _dt(value: Any) -> Any:
@@ -43,7 +62,184 @@ def snapshot_statistics(snap: Any) -> dict[str, Any]:
     """`statistics` over every event of a `_reader.Snapshot`."""
     from ._query import Filters
 
+    if snap.stats_cache is not None and snap.folder is None and not snap.old:
+        return snap.stats_cache.statistics(snap.live)
     return statistics(snap.lazy(Filters()))
+
+
+# --------------------------------------------------------------------------- the fast path
+
+
+def _unique_sorted(values: np.ndarray) -> np.ndarray:
+    if len(values) < 2:
+        return values
+    v = np.sort(values, kind="stable")  # merging sorted runs: linear
+    keep = np.empty(len(v), bool)
+    keep[0] = True
+    np.not_equal(v[1:], v[:-1], out=keep[1:])
+    return v[keep]
+
+
+def _hashes(s: pl.Series) -> np.ndarray:
+    s = s.drop_nulls()
+    if isinstance(s.dtype, pl.Categorical):
+        s = s.unique()  # few distinct users: hash each once
+    return np.unique(key_hashes(s)) if s.len() else _U64
+
+
+class Agg:
+    """What statistics need of a set of events, mergeable."""
+
+    __slots__ = ("counts", "durations", "dsum", "users", "sessions", "first", "last")
+
+    def __init__(self, counts: np.ndarray, durations: np.ndarray, dsum: float, users: np.ndarray,
+                 sessions: np.ndarray, first: int | None, last: int | None) -> None:
+        self.counts = counts  # int64[n_operations * n_statuses]
+        self.durations = durations  # sorted, no nulls
+        self.dsum = dsum
+        self.users = users  # sorted unique uint64 hashes
+        self.sessions = sessions
+        self.first = first
+        self.last = last
+
+    @classmethod
+    def empty(cls) -> "Agg":
+        return cls(np.zeros(_NOP * _NST, np.int64), _F64, 0.0, _U64, _U64, None, None)
+
+    @classmethod
+    def of(cls, df: pl.DataFrame) -> "Agg":
+        if df.height == 0:
+            return cls.empty()
+        code = df["operation"].to_physical().to_numpy().astype(np.int64) * _NST + df["status"].to_physical().to_numpy()
+        counts = np.bincount(code, minlength=_NOP * _NST).astype(np.int64)
+        d = df["duration_ms"].drop_nulls().to_numpy()
+        d = np.sort(d)
+        ts = df["timestamp"].dt.epoch("us")
+        return cls(counts, d, float(d.sum()), _hashes(df["user_id"]), _hashes(df["session_id"]),
+                   int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
+
+    def merge(self, other: "Agg") -> "Agg":
+        firsts = [t for t in (self.first, other.first) if t is not None]
+        lasts = [t for t in (self.last, other.last) if t is not None]
+        return Agg(
+            self.counts + other.counts,
+            np.sort(np.concatenate([self.durations, other.durations]), kind="stable"),
+            self.dsum + other.dsum,
+            _unique_sorted(np.concatenate([self.users, other.users])),
+            _unique_sorted(np.concatenate([self.sessions, other.sessions])),
+            min(firsts) if firsts else None,
+            max(lasts) if lasts else None,
+        )
+
+
+def _chunk_agg(chunk: Any) -> Agg:
+    return chunk.derived("agg", Agg.of)
+
+
+def _count_le(arrays: list[np.ndarray], v: float) -> int:
+    return sum(int(np.searchsorted(a, v, "right")) for a in arrays)
+
+
+def _kth(arrays: list[np.ndarray], k: int) -> float:
+    """The k-th smallest (0-based) value of the union of a few sorted arrays."""
+    best = None
+    for a in arrays:
+        lo, hi = 0, len(a)  # smallest i with count_le(a[i]) > k
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _count_le(arrays, a[mid]) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo < len(a) and (best is None or a[lo] < best):
+            best = float(a[lo])
+    assert best is not None
+    return best
+
+
+def _quantile(arrays: list[np.ndarray], n: int, q: float) -> float:
+    """As polars' `quantile(q, "linear")`."""
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    v = _kth(arrays, lo)
+    if pos == lo:
+        return v
+    return v + (_kth(arrays, lo + 1) - v) * (pos - lo)
+
+
+def _not_in(small: np.ndarray, big: np.ndarray) -> int:
+    if not len(big):
+        return len(small)
+    i = np.searchsorted(big, small).clip(max=len(big) - 1)
+    return int(np.count_nonzero(big[i] != small))
+
+
+class StatsCache:
+    """The merged `Agg` of a prefix of the store's chunks (chunks never change, so
+    the prefix stays valid while the store only appends)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chunks: list[Any] = []
+        self._agg = Agg.empty()
+
+    def _prefix(self, chunks: list[Any]) -> Agg:
+        with self._lock:
+            k = len(self._chunks)
+            if k > len(chunks) or any(a is not b for a, b in zip(self._chunks, chunks)):
+                self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
+            if len(chunks) > k:
+                merged = self._agg
+                news = [_chunk_agg(c) for c in chunks[k:]]
+                if len(news) > 1:  # many new chunks at once: one sort instead of a chain of merges
+                    merged = merged.merge(Agg(
+                        np.sum([a.counts for a in news], axis=0),
+                        np.sort(np.concatenate([a.durations for a in news])),
+                        sum(a.dsum for a in news),
+                        np.unique(np.concatenate([a.users for a in news])),
+                        np.unique(np.concatenate([a.sessions for a in news])),
+                        min(a.first for a in news if a.first is not None),
+                        max(a.last for a in news if a.last is not None),
+                    ))
+                else:
+                    merged = merged.merge(news[0])
+                self._chunks, self._agg = list(chunks), merged
+            return self._agg
+
+    def statistics(self, chunks: list[Any]) -> dict[str, Any]:
+        """The same dict as `statistics` over the events of `chunks`."""
+        if not chunks:
+            return _stats_dict(Agg.empty(), None)
+        return _stats_dict(self._prefix(chunks[:-1]), _chunk_agg(chunks[-1]))
+
+
+def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
+    t = t or Agg.empty()
+    counts = (m.counts + t.counts).reshape(_NOP, _NST)
+    by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist()))
+    by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist()))
+    total = int(counts.sum())
+    arrays = [a for a in (m.durations, t.durations) if len(a)]
+    n = sum(len(a) for a in arrays)
+    q = (lambda p: _quantile(arrays, n, p)) if n else (lambda p: 0.0)
+    firsts = [x for x in (m.first, t.first) if x is not None]
+    lasts = [x for x in (m.last, t.last) if x is not None]
+    return {
+        "total_events": total,
+        "success_rate": by_status["SUCCESS"] / total if total else 1.0,
+        "failure_count": by_status["FAILURE"],
+        "avg_duration_ms": (m.dsum + t.dsum) / n if n else 0.0,
+        "p50_duration_ms": q(0.50),
+        "p95_duration_ms": q(0.95),
+        "p99_duration_ms": q(0.99),
+        "max_duration_ms": float(max(a[-1] for a in arrays)) if n else 0.0,
+        "by_operation": by_op,
+        "by_status": by_status,
+        "unique_users": len(m.users) + _not_in(t.users, m.users),
+        "unique_sessions": len(m.sessions) + _not_in(t.sessions, m.sessions),
+        "first_event": _dt(min(firsts)) if firsts else None,
+        "last_event": _dt(max(lasts)) if lasts else None,
+    }
 
 
 def statistics(lf: pl.LazyFrame) -> dict[str, Any]:

@@ -11,6 +11,7 @@ into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import polars as pl
@@ -18,6 +19,35 @@ import polars as pl
 CHUNK_ROWS = 131_072
 
 _derive_lock = threading.Lock()
+_sealer: ThreadPoolExecutor | None = None
+
+
+_sealing: list[Any] = []
+
+
+def wait_sealed() -> None:
+    """Wait until every chunk handed to the background sealer is sealed (benchmarks)."""
+    from concurrent.futures import wait
+
+    with _derive_lock:
+        pending = list(_sealing)
+        _sealing.clear()
+    wait(pending)
+
+
+def _seal_in_background(chunk: "Chunk") -> None:
+    """Build a full chunk's lookup index and statistics summary off the logging
+    path (one background thread; polars and numpy do the work outside the GIL)."""
+    global _sealer
+    with _derive_lock:
+        if _sealer is None:
+            _sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-seal")
+    try:
+        future = _sealer.submit(chunk.seal)
+        with _derive_lock:
+            _sealing[:] = [f for f in _sealing if not f.done()] + [future]
+    except RuntimeError:  # interpreter shutdown: readers will build what they need
+        pass
 
 
 class Chunk:
@@ -50,11 +80,22 @@ class Chunk:
                 got = self._derived.setdefault(name, got)
         return got
 
+    def has(self, name: str) -> bool:
+        """Has `name` been derived already?"""
+        return name in self._derived
+
     @property
     def index(self) -> Any:
         from ._index import ChunkIndex
 
         return self.derived("index", ChunkIndex)
+
+    def seal(self) -> None:
+        """Derive now what readers of a full chunk need: its index and statistics summary."""
+        from ._stats import Agg
+
+        self.index
+        self.derived("agg", Agg.of)
 
 
 class HotStore:
@@ -76,6 +117,8 @@ class HotStore:
             chunks[-1] = Chunk(merged, min(last.min_us, new.min_us), max(last.max_us, new.max_us))
             return
         for start in range(0, df.height, CHUNK_ROWS):
+            if chunks:
+                _seal_in_background(chunks[-1])  # it will not grow any more
             chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
 
     def take_all(self) -> list[Chunk]:
