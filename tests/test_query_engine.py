@@ -266,6 +266,18 @@ def test_plain_duckdb_over_the_exported_parquet(world):
     archived_rows = [r for r in rows if r["event_id"] not in live_ids]
     assert n == sum(r["operation"] == "STORE" for r in archived_rows)
     assert users == len({r["user_id"] for r in archived_rows if r["operation"] == "STORE"})
+    # The README's shape: hive `date` column, grouped by day.
+    by_day = dict(con.execute(
+        "SELECT date::VARCHAR, count(*) FROM read_parquet(?, hive_partitioning = true) "
+        "WHERE date >= DATE '2026-03-02' GROUP BY ALL",
+        [str(folder / "parquet" / "**" / "*.parquet")],
+    ).fetchall())
+    expected: dict[str, int] = {}
+    for r in archived_rows:
+        day = datetime.fromtimestamp(r["ts"] / 1e6, UTC).date().isoformat()
+        if day >= "2026-03-02":
+            expected[day] = expected.get(day, 0) + 1
+    assert by_day == expected
 
 
 INJECTIONS = ["x' OR '1'='1", "'; DROP TABLE events; --", "\" OR 1=1 --", "user_0001') OR ('a'='a", "%", "_", "*"]
