@@ -98,6 +98,14 @@ def _load_json(path: Path) -> list[Chunk]:
     return [Chunk.of(df.slice(s, CHUNK_ROWS).rechunk()) for s in range(0, df.height, CHUNK_ROWS)]
 
 
+# JSON files of an export folder that are not export documents (the integrity manifest).
+_NOT_EXPORTS = frozenset({"manifest.json"})
+
+
+def _json_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.glob("*.json") if not f.name.startswith(".") and f.name not in _NOT_EXPORTS)
+
+
 @dataclass(frozen=True)
 class _Part:
     path: Path
@@ -211,7 +219,7 @@ class ExportFolder:
         if self.source != "json":
             return []
         p = self.path
-        files = [p] if p.is_file() else sorted(f for f in p.glob("*.json") if not f.name.startswith("."))
+        files = [p] if p.is_file() else _json_files(p)
         chunks: list[Chunk] = []
         for f in files:
             try:
@@ -289,7 +297,7 @@ class AuditArchive(Reader):
         f = Filters.of(filters)
         if self._folder.source == "json":
             p = self._folder.path
-            return [p] if p.is_file() else sorted(p.glob("*.json"))
+            return [p] if p.is_file() else _json_files(p)
         return self._folder.parquet_files(f)
 
     def _snapshot(self, include_archived: bool = True) -> Snapshot:

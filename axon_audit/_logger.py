@@ -400,6 +400,11 @@ class AuditLogger(Reader):
             return None
         return ExportFolder(self._export_path, source="parquet")
 
+    def _frames(self, f: Filters | None = None) -> list[pl.DataFrame]:
+        """The in-memory chunks (those that can hold a match of `f`), unfiltered."""
+        chunks = self._snapshot().live
+        return [c.df for c in chunks if f is None or f.overlaps(c.min_us, c.max_us)]
+
     def _lazy(self, f: Filters | None = None) -> pl.LazyFrame:
         return self._snapshot().lazy(f or Filters())
 

@@ -329,8 +329,9 @@ class Reader:
         if not isinstance(user_id, str):
             raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
         _check_flag(include_archived)
-        lf = self._snapshot(include_archived).lazy(Filters.build(user_id=user_id))
-        return user_statistics(lf, user_id)
+        # One pass picks the user's rows; the statistics then read only those.
+        rows = self._snapshot(include_archived).lazy(Filters.build(user_id=user_id)).collect()
+        return user_statistics(rows.lazy(), user_id)
 
     def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
         """Write the events matching `filters` (as `query_events`) to `path` in the

@@ -13,6 +13,7 @@ import threading
 from typing import Any, Mapping, Sequence
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 
 from ._errors import AuditTypeError, AuditValueError
@@ -38,13 +39,15 @@ def _connection() -> duckdb.DuckDBPyConnection:
         return _base.cursor()
 
 
-def _chunk_arrow(df: Any) -> pa.Table:
-    return df.to_arrow()
+def _chunk_arrow(df: pl.DataFrame) -> pa.Table:
+    # The newest Arrow level (string views) shares polars' buffers: no copy. The
+    # default level would copy every string (~200 B/event).
+    return df.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
 def _arrow_of(chunks: list[Chunk]) -> pa.Table:
     if not chunks:
-        return EMPTY_FRAME.to_arrow()
+        return _chunk_arrow(EMPTY_FRAME)
     tables = [c.derived("arrow", _chunk_arrow) for c in chunks]
     try:
         return pa.concat_tables(tables)

@@ -15,6 +15,7 @@ values, would undercount by one).
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -180,13 +181,13 @@ class StatsCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._chunks: list[Any] = []
+        self._chunks: list[weakref.ref] = []  # weak: rotated chunks are freed at once
         self._agg = Agg.empty()
 
     def _prefix(self, chunks: list[Any]) -> Agg:
         with self._lock:
             k = len(self._chunks)
-            if k > len(chunks) or any(a is not b for a, b in zip(self._chunks, chunks)):
+            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks)):
                 self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
             if len(chunks) > k:
                 merged = self._agg
@@ -203,7 +204,7 @@ class StatsCache:
                     ))
                 else:
                     merged = merged.merge(news[0])
-                self._chunks, self._agg = list(chunks), merged
+                self._chunks, self._agg = [weakref.ref(c) for c in chunks], merged
             return self._agg
 
     def statistics(self, chunks: list[Any]) -> dict[str, Any]:

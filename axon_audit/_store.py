@@ -54,7 +54,7 @@ class Chunk:
     """One sealed frame, its time bounds ([min_us, max_us], UTC microseconds) and
     what readers derived from it."""
 
-    __slots__ = ("df", "min_us", "max_us", "_derived")
+    __slots__ = ("df", "min_us", "max_us", "_derived", "__weakref__")
 
     def __init__(self, df: pl.DataFrame, min_us: int, max_us: int) -> None:
         self.df = df
