@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["ChunkIndex", "key_hashes"]
+__all__ = ["ChunkIndex", "key_hashes", "hashes_of"]
 
 _SEED = 0x5EED
 
@@ -19,6 +19,10 @@ _SEED = 0x5EED
 def key_hashes(keys: pl.Series) -> np.ndarray:
     """The 64-bit hashes the index is sorted by (same function at build and lookup)."""
     return keys.cast(pl.String).hash(seed=_SEED).to_numpy()
+
+
+def hashes_of(keys: tuple[str, ...]) -> np.ndarray:
+    return key_hashes(pl.Series(keys, dtype=pl.String))
 
 
 class _Sorted:
@@ -30,8 +34,7 @@ class _Sorted:
         self.hashes = h[order]
         self.rows = rows[order]
 
-    def find(self, keys: tuple[str, ...]) -> np.ndarray:
-        q = key_hashes(pl.Series(keys, dtype=pl.String))
+    def find(self, q: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(self.hashes, q, "left")
         hi = np.searchsorted(self.hashes, q, "right")
         hits = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist()) if b > a]
@@ -65,8 +68,16 @@ class ChunkIndex:
 
     def rows_for_events(self, event_ids: tuple[str, ...]) -> np.ndarray:
         """Candidate rows (sorted) whose event id may be one of `event_ids`."""
-        return self._ids.find(event_ids)
+        return self._ids.find(hashes_of(event_ids))
 
     def rows_for_entries(self, entry_ids: tuple[str, ...]) -> np.ndarray:
         """Candidate rows (sorted) that may touch one of `entry_ids`."""
-        return self._entries.find(entry_ids)
+        return self._entries.find(hashes_of(entry_ids))
+
+    def rows_for_event_hashes(self, hashes: np.ndarray) -> np.ndarray:
+        """`rows_for_events` with the keys hashed already (`hashes_of`), once per query."""
+        return self._ids.find(hashes)
+
+    def rows_for_entry_hashes(self, hashes: np.ndarray) -> np.ndarray:
+        """`rows_for_entries` with the keys hashed already (`hashes_of`), once per query."""
+        return self._entries.find(hashes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -222,6 +223,20 @@ class Filters:
         """The UTC days a match can fall on (for `date=` partition pruning)."""
         lo, hi = self.time_bounds
         return (None if lo is None else _utc_date(lo), None if hi is None else _utc_date(hi))
+
+    @cached_property
+    def event_id_hashes(self) -> Any:
+        """`event_ids` hashed for the chunk indexes (once per query)."""
+        from ._index import hashes_of
+
+        return hashes_of(self.event_ids or ())
+
+    @cached_property
+    def entry_id_hashes(self) -> Any:
+        """`entry_ids` hashed for the chunk indexes (once per query)."""
+        from ._index import hashes_of
+
+        return hashes_of(self.entry_ids or ())
 
     @property
     def needs_index(self) -> bool:

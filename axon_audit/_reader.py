@@ -75,30 +75,31 @@ class Snapshot:
     # ------------------------------------------------------------------ chunks
 
     @staticmethod
-    def _chunk_piece(c: Chunk, f: Filters, expr: pl.Expr | None) -> pl.DataFrame:
-        df = c.df
+    def _candidates(c: Chunk, f: Filters) -> pl.DataFrame:
+        """The chunk's rows that can match: from its index for id and entry
+        lookups (then still to be filtered), else the whole chunk."""
         # The growing last chunk changes at every flush: scanning it is cheaper than
         # indexing it again; a full (sealed for good) chunk keeps its index.
         if f.needs_index and (c.height >= CHUNK_ROWS or c.has("index")):
             ix = c.index
-            rows = ix.rows_for_events(f.event_ids) if f.event_ids else ix.rows_for_entries(f.entry_ids)  # type: ignore[arg-type]
-            if not len(rows):
-                return df.clear()
-            df = df[pl.Series(rows)]
-        return df.filter(expr) if expr is not None else df
+            if f.event_ids:
+                rows = ix.rows_for_event_hashes(f.event_id_hashes)
+            else:
+                rows = ix.rows_for_entry_hashes(f.entry_id_hashes)
+            return c.df[pl.Series(rows)] if len(rows) else c.df.clear()
+        return c.df
 
-    def _chunk_pieces(self, f: Filters) -> list[pl.DataFrame]:
-        expr = f.expr()
-        return [self._chunk_piece(c, f, expr) for c in self.chunks if f.overlaps(c.min_us, c.max_us)]
+    @classmethod
+    def _chunk_piece(cls, c: Chunk, f: Filters, expr: pl.Expr | None) -> pl.DataFrame:
+        df = cls._candidates(c, f)
+        return df.filter(expr) if expr is not None and df.height else df
 
     def _chunks_lazy(self, f: Filters) -> pl.LazyFrame | None:
         chunks = [c for c in self.chunks if f.overlaps(c.min_us, c.max_us)]
         if not chunks:
             return None
-        if f.needs_index:
-            pieces = self._chunk_pieces(f)
-            return pl.concat(pieces, rechunk=False).lazy() if pieces else None
-        lf = pl.concat([c.df for c in chunks], rechunk=False).lazy()
+        # One filter over all candidates: polars splits the work, no per-chunk call overhead.
+        lf = pl.concat([self._candidates(c, f) for c in chunks], rechunk=False).lazy()
         expr = f.expr()
         return lf.filter(expr) if expr is not None else lf
 
@@ -166,7 +167,19 @@ class Snapshot:
         return _newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
 
     def arrow(self, f: Filters) -> pa.Table:
-        return to_arrow(self.lazy(f).collect())
+        """Canonical Arrow, converted piece by piece (a whole-table conversion of
+        10 M events would need several full copies at once)."""
+        if f.is_empty:
+            return to_arrow(EMPTY_FRAME)
+        parts = []
+        files = self._files_lazy(f)
+        if files is not None:
+            parts.append(to_arrow(files.collect()))
+        chunks = self._chunks_lazy(f)
+        if chunks is not None:
+            for piece in chunks.collect().iter_slices(CHUNK_ROWS):
+                parts.append(to_arrow(piece))
+        return pa.concat_tables(parts) if parts else to_arrow(EMPTY_FRAME)
 
 
 class Reader:

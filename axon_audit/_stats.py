@@ -195,10 +195,10 @@ class StatsCache:
                 if len(news) > 1:  # many new chunks at once: one sort instead of a chain of merges
                     merged = merged.merge(Agg(
                         np.sum([a.counts for a in news], axis=0),
-                        np.sort(np.concatenate([a.durations for a in news])),
+                        np.sort(np.concatenate([a.durations for a in news]), kind="stable"),  # merges runs
                         sum(a.dsum for a in news),
-                        np.unique(np.concatenate([a.users for a in news])),
-                        np.unique(np.concatenate([a.sessions for a in news])),
+                        _unique_sorted(np.concatenate([a.users for a in news])),
+                        _unique_sorted(np.concatenate([a.sessions for a in news])),
                         min(a.first for a in news if a.first is not None),
                         max(a.last for a in news if a.last is not None),
                     ))

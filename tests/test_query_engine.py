@@ -446,3 +446,26 @@ def test_concurrent_queries_while_logging_and_rotating(tmp_path):
     assert audit.get_statistics(include_archived=True)["total_events"] == 30_000
     assert len(audit.query_events(user_id="u3", include_archived=True)) == sum(i % 7 == 3 for i in range(30_000))
     assert AuditArchive(tmp_path).get_statistics()["total_events"] + audit.event_count == 30_000
+
+
+def test_lookups_through_the_index_of_full_chunks():
+    from axon_audit._store import CHUNK_ROWS, wait_sealed
+
+    audit = AuditLogger(max_events=10**6, enable_rotation=False)
+    df = _with_ids(generate_events(CHUNK_ROWS + 5000, seed=11, start=START, days=2.0))
+    audit.log_batch(df)
+    wait_sealed()
+    chunks = audit._snapshot().live
+    assert len(chunks) == 2 and chunks[0].has("index") and chunks[0].height == CHUNK_ROWS
+    all_rows = audit.scan().collect()
+    entries = all_rows["entry_ids"].explode().drop_nulls()
+    for entry in [entries[0], entries[len(entries) // 2], entries[-1], "entry_missing"]:
+        brute = all_rows.filter(pl.col("entry_ids").list.contains(entry))["event_id"].to_list()
+        got = _ids(audit.query_events(entry_ids=[entry]))
+        assert sorted(got) == sorted(brute)
+        assert _ids(audit.query_events(entry_ids=[entry], operation="STORE")) == \
+            [e for e in got if audit.get_event(e).operation.value == "STORE"]
+    for i in (0, 77, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 4999):
+        eid = all_rows["event_id"][i]
+        assert audit.get_event(eid).event_id == eid
+        assert _ids(audit.query_events(event_id=[eid, "evt_missing"])) == [eid]
