@@ -14,12 +14,12 @@ entry lookups, `limit` stops early), LazyFrames, Arrow, statistics, SQL, exports
 from __future__ import annotations
 
 import asyncio
-import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -144,25 +144,25 @@ class Snapshot:
             key=lambda i: self.chunks[i].max_us, reverse=True,
         )
         found: dict[int, pl.DataFrame] = {}
-        newest: list[int] = []  # min-heap of the `limit` newest timestamps seen
+        limit = f.limit
+        cut: int | None = None  # the limit-th newest timestamp seen so far
+        newest = np.empty(0, np.int64)
         for i in order:
             c = self.chunks[i]
-            if len(newest) >= f.limit and c.max_us < newest[0]:
+            if cut is not None and c.max_us < cut:
                 break
             piece = self._chunk_piece(c, f, expr)
             if piece.height:
                 found[i] = piece
-                ts = piece["timestamp"].dt.epoch("us")
-                for t in ts.top_k(f.limit).to_list():  # at most `limit` per chunk
-                    if len(newest) < f.limit:
-                        heapq.heappush(newest, t)
-                    elif t > newest[0]:
-                        heapq.heapreplace(newest, t)
+                ts = piece["timestamp"].dt.epoch("us").to_numpy()
+                newest = np.concatenate([newest, ts])
+                if len(newest) >= limit:
+                    cut = int(np.partition(newest, len(newest) - limit)[len(newest) - limit])
+                    newest = newest[newest >= cut]
         if not found:
             return EMPTY_FRAME
         pieces = [found[i] for i in sorted(found)]  # back to source order for the tie-break
-        if len(newest) >= f.limit:  # only rows at least as new as the limit-th newest can be in the answer
-            cut = newest[0]
+        if cut is not None:  # only rows at least as new as the limit-th newest can be in the answer
             pieces = [p.filter(pl.col("timestamp").dt.epoch("us") >= cut) for p in pieces]
         return _newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
 
