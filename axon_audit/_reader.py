@@ -175,10 +175,14 @@ class Snapshot:
         files = self._files_lazy(f)
         if files is not None:
             parts.append(to_arrow(files.collect()))
-        chunks = self._chunks_lazy(f)
-        if chunks is not None:
-            for piece in chunks.collect().iter_slices(CHUNK_ROWS):
-                parts.append(to_arrow(piece))
+        expr = f.expr()
+        for c in self.chunks:
+            if f.overlaps(c.min_us, c.max_us):
+                # Per chunk, from the chunk's own buffers: converting slices of one big
+                # frame would export the shared string buffers again for every slice.
+                piece = self._chunk_piece(c, f, expr)
+                if piece.height:
+                    parts.append(to_arrow(piece))
         return pa.concat_tables(parts) if parts else to_arrow(EMPTY_FRAME)
 
 
