@@ -4,9 +4,9 @@ Any frame: two vectorized passes, no loop over events (`statistics`).
 
 The live store (`snapshot_statistics`): each chunk is summarized once (`Agg`:
 counts by operation x status, its durations sorted, hashes of its users and
-sessions); the summaries of all chunks but the growing last one are merged once
-into a running `Agg` kept by the logger (`StatsCache`), so a call merges only
-what changed since the last one. Percentiles stay exact: the k-th value is
+sessions) when it is merged into the running `Agg` of all chunks but the growing
+last one, kept by the logger (`StatsCache`); a call summarizes only what changed
+since the last one (at most the last chunk and the chunks sealed since). Percentiles stay exact: the k-th value is
 found by binary search over the two sorted duration arrays. Distinct users and
 sessions are counted by 64-bit hash (a collision, ~1e-8 at 10 M distinct
 values, would undercount by one).
@@ -134,7 +134,9 @@ class Agg:
 
 
 def _chunk_agg(chunk: Any) -> Agg:
-    return chunk.derived("agg", Agg.of)
+    # Not kept on the chunk: once merged into the running summary it is not needed
+    # again (unless the store is trimmed), and keeping it would cost ~16 B/event.
+    return Agg.of(chunk.df)
 
 
 def _count_le(arrays: list[np.ndarray], v: float) -> int:
@@ -183,6 +185,7 @@ class StatsCache:
         self._lock = threading.Lock()
         self._chunks: list[weakref.ref] = []  # weak: rotated chunks are freed at once
         self._agg = Agg.empty()
+        self._tail: tuple[weakref.ref, Agg] | None = None  # the growing last chunk's summary
 
     def _prefix(self, chunks: list[Any]) -> Agg:
         with self._lock:
@@ -191,7 +194,8 @@ class StatsCache:
                 self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
             if len(chunks) > k:
                 merged = self._agg
-                news = [_chunk_agg(c) for c in chunks[k:]]
+                tail = self._tail
+                news = [tail[1] if tail is not None and tail[0]() is c else _chunk_agg(c) for c in chunks[k:]]
                 if len(news) > 1:  # many new chunks at once: one sort instead of a chain of merges
                     merged = merged.merge(Agg(
                         np.sum([a.counts for a in news], axis=0),
@@ -211,7 +215,11 @@ class StatsCache:
         """The same dict as `statistics` over the events of `chunks`."""
         if not chunks:
             return _stats_dict(Agg.empty(), None)
-        return _stats_dict(self._prefix(chunks[:-1]), _chunk_agg(chunks[-1]))
+        last = chunks[-1]
+        tail = self._tail
+        if tail is None or tail[0]() is not last:
+            tail = self._tail = (weakref.ref(last), _chunk_agg(last))
+        return _stats_dict(self._prefix(chunks[:-1]), tail[1])
 
 
 def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def wait_sealed() -> None:
 
 
 def _seal_in_background(chunk: "Chunk") -> None:
-    """Build a full chunk's lookup index and statistics summary off the logging
+    """Build a full chunk's lookup index off the logging
     path (one background thread; polars and numpy do the work outside the GIL)."""
     global _sealer
     with _derive_lock:
@@ -91,11 +91,8 @@ class Chunk:
         return self.derived("index", ChunkIndex)
 
     def seal(self) -> None:
-        """Derive now what readers of a full chunk need: its index and statistics summary."""
-        from ._stats import Agg
-
+        """Derive now what readers of a full chunk need: its lookup index."""
         self.index
-        self.derived("agg", Agg.of)
 
 
 class HotStore:

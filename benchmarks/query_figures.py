@@ -40,8 +40,8 @@ def main(n: int) -> None:
     audit.log_batch(df)
     print(f"{n:,} events; log_batch {time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
-    wait_sealed()  # full chunks get their index and statistics summary in the background
-    print(f"background sealing (index + summaries) done {time.perf_counter() - t:.2f} s later")
+    wait_sealed()  # full chunks get their lookup index in the background
+    print(f"background sealing (lookup indexes) done {time.perf_counter() - t:.2f} s later")
     users = df["user_id"].value_counts(sort=True)
     mid_user = users["user_id"][len(users) // 50]  # a busy user, not the busiest
     last = df["timestamp"].max()
