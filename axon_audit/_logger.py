@@ -116,6 +116,7 @@ class AuditLogger(Reader):
         self._lock = threading.RLock()  # flushes, rotations, snapshots; never taken by log()
         self._store = HotStore()
         self._stats_cache = StatsCache()
+        self._pending_chunks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # _Export -> its chunks
         self._pending: list[_Export] = []
         self._futures: list[Future] = []
         self._writer: ThreadPoolExecutor | None = None
@@ -387,10 +388,10 @@ class AuditLogger(Reader):
             parts = folder.parts() if folder is not None else None
         old: list[Chunk] = []
         for job in jobs:
-            chunks = getattr(job, "_chunks", None)
+            chunks = self._pending_chunks.get(job)
             if chunks is None:
-                chunks = job._chunks = [Chunk.of(job.df.slice(s, CHUNK_ROWS).rechunk())
-                                        for s in range(0, job.df.height, CHUNK_ROWS)]
+                chunks = self._pending_chunks[job] = [Chunk.of(job.df.slice(s, CHUNK_ROWS).rechunk())
+                                                      for s in range(0, job.df.height, CHUNK_ROWS)]
             old.extend(chunks)
         exclude = pl.concat([j.df["event_id"] for j in jobs]) if jobs else None
         return Snapshot(live=live, old=old, folder=folder, parts=parts, exclude=exclude)
