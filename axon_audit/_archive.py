@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
