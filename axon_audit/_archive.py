@@ -211,6 +211,23 @@ class ExportFolder:
             out.append(part.path)
         return out
 
+    def check_readable(self, files: list[Path]) -> bool:
+        """After a read over `files` failed: read each in full, and record the
+        first that cannot be read (later reads raise naming it, or skip it).
+        Returns whether one was found."""
+        for path in files:
+            try:
+                pq.read_table(path, page_checksum_verification=True)
+            except Exception as exc:  # noqa: BLE001 - any failure to decode means corrupt
+                try:
+                    key = _key(path)
+                except FileNotFoundError:
+                    return True  # removed meanwhile: the next listing will not have it
+                with _cache_lock:
+                    _checked[key] = f"corrupt Parquet data ({type(exc).__name__}: {exc})"
+                return True
+        return False
+
     # ------------------------------------------------------------------ JSON
 
     def json_chunks(self) -> list[Chunk]:

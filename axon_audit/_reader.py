@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import polars as pl
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Snapshot", "Reader"]
 
 _CAST = dict(FRAME_SCHEMA)
+_T = TypeVar("_T")
 
 
 def _scan_files(files: list[Path]) -> pl.LazyFrame:
@@ -166,6 +167,23 @@ class Snapshot:
             pieces = [p.filter(pl.col("timestamp").dt.epoch("us") >= cut) for p in pieces]
         return _newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
 
+    def guard(self, f: Filters, run: Callable[[], _T]) -> _T:
+        """`run()`, which reads this snapshot's files for `f`. A file whose data
+        cannot be decoded (found by reading each in full, only after a failure)
+        then raises `ArchiveError` naming it, or is skipped with a warning."""
+        if self.folder is None:
+            return run()
+        for _ in range(8):  # each pass finds (at most) one more corrupt file
+            try:
+                return run()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # polars may raise a panic on corrupt pages
+                if not self.folder.check_readable(self.files(f)):
+                    raise
+                last = exc
+        raise last
+
     def arrow(self, f: Filters) -> pa.Table:
         """Canonical Arrow, converted piece by piece (a whole-table conversion of
         10 M events would need several full copies at once)."""
@@ -230,7 +248,8 @@ class Reader:
         f = Filters.of(dict(user_id=user_id, session_id=session_id, operation=operation, status=status,
                             start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
         _check_flag(include_archived)
-        return frame_to_events(self._snapshot(include_archived).select(f))
+        snap = self._snapshot(include_archived)
+        return frame_to_events(snap.guard(f, lambda: snap.select(f)))
 
     async def get_events(self, **filters: Any) -> list[AuditEvent]:
         """`query_events` for async code (runs in a worker thread)."""
@@ -250,7 +269,8 @@ class Reader:
         if not isinstance(event_id, str):
             raise AuditTypeError(f"event_id must be a str, got {type(event_id).__name__}")
         _check_flag(include_archived)
-        found = self._snapshot(include_archived).select(Filters.build(event_id=event_id, limit=1))
+        snap, f = self._snapshot(include_archived), Filters.build(event_id=event_id, limit=1)
+        found = snap.guard(f, lambda: snap.select(f))
         return frame_to_events(found)[0] if found.height else None
 
     def scan(self, *, include_archived: bool = False, **filters: Any) -> pl.LazyFrame:
@@ -281,7 +301,8 @@ class Reader:
             1
         """
         _check_flag(include_archived)
-        return self._snapshot(include_archived).arrow(Filters.of(filters, allow_limit=False))
+        snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
+        return snap.guard(f, lambda: snap.arrow(f))
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
         """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
@@ -328,7 +349,8 @@ class Reader:
         from ._stats import snapshot_statistics
 
         _check_flag(include_archived)
-        return snapshot_statistics(self._snapshot(include_archived))
+        snap = self._snapshot(include_archived)
+        return snap.guard(Filters(), lambda: snapshot_statistics(snap))
 
     def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> dict[str, Any]:
         """One user's activity over the events in memory (and the rotated ones with
@@ -347,7 +369,8 @@ class Reader:
             raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
         _check_flag(include_archived)
         # One pass picks the user's rows; the statistics then read only those.
-        rows = self._snapshot(include_archived).lazy(Filters.build(user_id=user_id)).collect()
+        snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
+        rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return user_statistics(rows.lazy(), user_id)
 
     def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
@@ -364,7 +387,8 @@ class Reader:
         """
         path = _as_path(path)
         _check_flag(include_archived)
-        df = self._snapshot(include_archived).select(Filters.of(filters)).reverse()
+        snap, f = self._snapshot(include_archived), Filters.of(filters)
+        df = snap.guard(f, lambda: snap.select(f)).reverse()
         write_json_export(df, path)
         return df.height
 

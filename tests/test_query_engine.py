@@ -469,3 +469,28 @@ def test_lookups_through_the_index_of_full_chunks():
         eid = all_rows["event_id"][i]
         assert audit.get_event(eid).event_id == eid
         assert _ids(audit.query_events(event_id=[eid, "evt_missing"])) == [eid]
+
+
+def test_corrupt_parquet_data_is_named_not_read_as_garbage(tmp_path):
+    """A file whose footer is fine but whose pages are damaged."""
+    import pyarrow.parquet as pq
+
+    n = _small_archive(tmp_path)
+    victim = sorted((tmp_path / "parquet").rglob("*.parquet"))[0]
+    good = victim.read_bytes()
+    for at in range(len(good) // 10, len(good) - 2000, 97):  # find bytes whose damage the decoder notices
+        bad = bytearray(good)
+        bad[at:at + 64] = b"\xff" * 64
+        victim.write_bytes(bytes(bad))
+        try:
+            pq.read_table(victim)
+        except Exception:  # noqa: BLE001
+            break
+    else:
+        pytest.skip("no damage the decoder notices")
+    # query_events reads every column, so the damage is met wherever it is.
+    with pytest.raises(ArchiveError, match=victim.name):
+        AuditArchive(tmp_path).query_events()
+    with pytest.warns(UserWarning, match=victim.name):
+        left = len(AuditArchive(tmp_path, on_error="skip").query_events())
+    assert left == n - pq.read_metadata(victim).num_rows
