@@ -198,30 +198,36 @@ class Filters:
                    (self.user_ids, self.session_ids, self.operations, self.statuses, self.entry_ids,
                     self.event_ids))
 
-    @property
-    def time_bounds(self) -> tuple[int | None, int | None]:
-        """The time window, narrowed by the times embedded in logger-made event ids."""
-        lo, hi = self.start_us, self.end_us
-        if self.event_ids:
-            times = [_ID_TIME.match(e) for e in self.event_ids]
-            if all(times):
-                us = [int(m.group(1)) for m in times]  # type: ignore[union-attr]
-                lo = max(lo, min(us)) if lo is not None else min(us)
-                hi = min(hi, max(us)) if hi is not None else max(us)
-        return lo, hi
+    @cached_property
+    def id_times(self) -> tuple[int, int] | None:
+        """The span of the times embedded in `event_ids` when every id has the
+        logger's form (`evt_` + 16-digit microseconds + ...), else None."""
+        if not self.event_ids:
+            return None
+        times = [_ID_TIME.match(e) for e in self.event_ids]
+        if not all(times):
+            return None
+        us = [int(m.group(1)) for m in times]  # type: ignore[union-attr]
+        return min(us), max(us)
 
-    def overlaps(self, min_us: int, max_us: int) -> bool:
-        """Can a chunk whose timestamps span [min_us, max_us] hold a match?"""
-        lo, hi = self.time_bounds
+    def overlaps(self, min_us: int, max_us: int, ids_timed: bool = False) -> bool:
+        """Can a chunk whose timestamps span [min_us, max_us] hold a match?
+        `ids_timed`: every id in the chunk embeds its own timestamp, so the
+        times in the wanted ids prune too (ids given by a caller's batch need not)."""
+        lo, hi = self.start_us, self.end_us
         if lo is not None and max_us < lo:
             return False
         if hi is not None and min_us > hi:
             return False
+        if ids_timed and self.id_times is not None:
+            a, b = self.id_times
+            if max_us < a or min_us > b:
+                return False
         return True
 
     def dates(self) -> tuple[date | None, date | None]:
         """The UTC days a match can fall on (for `date=` partition pruning)."""
-        lo, hi = self.time_bounds
+        lo, hi = self.start_us, self.end_us
         return (None if lo is None else _utc_date(lo), None if hi is None else _utc_date(hi))
 
     @cached_property

@@ -51,6 +51,12 @@ def _newest_first(lf: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
     return lf.drop("__i")
 
 
+def _may_hold(f: Filters, c: Chunk) -> bool:
+    """Zone maps: can chunk `c` hold a match of `f` (by time, and by the times in
+    wanted logger-made ids where the chunk's ids embed their times)?"""
+    return f.overlaps(c.min_us, c.max_us, f.id_times is not None and c.ids_timed)
+
+
 @dataclass
 class Snapshot:
     """The events one read sees. Source order (oldest source first): Parquet
@@ -96,7 +102,7 @@ class Snapshot:
         return df.filter(expr) if expr is not None and df.height else df
 
     def _chunks_lazy(self, f: Filters) -> pl.LazyFrame | None:
-        chunks = [c for c in self.chunks if f.overlaps(c.min_us, c.max_us)]
+        chunks = [c for c in self.chunks if _may_hold(f, c)]
         if not chunks:
             return None
         # One filter over all candidates: polars splits the work, no per-chunk call overhead.
@@ -141,7 +147,7 @@ class Snapshot:
         assert f.limit is not None
         expr = f.expr()
         order = sorted(
-            (i for i, c in enumerate(self.chunks) if f.overlaps(c.min_us, c.max_us)),
+            (i for i, c in enumerate(self.chunks) if _may_hold(f, c)),
             key=lambda i: self.chunks[i].max_us, reverse=True,
         )
         found: dict[int, pl.DataFrame] = {}
@@ -195,7 +201,7 @@ class Snapshot:
             parts.append(to_arrow(files.collect()))
         expr = f.expr()
         for c in self.chunks:
-            if f.overlaps(c.min_us, c.max_us):
+            if _may_hold(f, c):
                 # Per chunk, from the chunk's own buffers: converting slices of one big
                 # frame would export the shared string buffers again for every slice.
                 piece = self._chunk_piece(c, f, expr)
@@ -256,8 +262,8 @@ class Reader:
         return await asyncio.to_thread(self.query_events, **filters)
 
     def get_event(self, event_id: str, *, include_archived: bool = False) -> AuditEvent | None:
-        """The event with this id, or None; answered from the chunk index (and, for
-        archived events, from the one `date=` partition the id's time points to).
+        """The event with this id, or None; answered from the chunk indexes (and,
+        for archived events, from the Parquet row groups whose id range holds it).
 
         Example:
             >>> from axon_audit import AuditLogger

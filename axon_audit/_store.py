@@ -50,6 +50,13 @@ def _seal_in_background(chunk: "Chunk") -> None:
         pass
 
 
+def _ids_timed(df: pl.DataFrame) -> bool:
+    eid = pl.col("event_id")
+    ts = pl.col("timestamp").dt.epoch("us").cast(pl.String).str.zfill(16)
+    ok = eid.str.starts_with("evt_") & (eid.str.slice(4, 16) == ts) & eid.str.slice(4, 16).str.contains(r"^\d{16}$")
+    return bool(df.select(ok.all()).item())
+
+
 class Chunk:
     """One sealed frame, its time bounds ([min_us, max_us], UTC microseconds) and
     what readers derived from it."""
@@ -90,9 +97,16 @@ class Chunk:
 
         return self.derived("index", ChunkIndex)
 
+    @property
+    def ids_timed(self) -> bool:
+        """Does every event id here embed its event's own timestamp (as the
+        logger's ids do)? Then an id lookup can skip chunks by time."""
+        return self.derived("ids_timed", _ids_timed)
+
     def seal(self) -> None:
         """Derive now what readers of a full chunk need: its lookup index."""
         self.index
+        self.ids_timed
 
 
 class HotStore:
