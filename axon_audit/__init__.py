@@ -13,7 +13,8 @@ Example:
 """
 
 from ._archive import AuditArchive, open_archive
-from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
+from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
+from ._integrity import VerifyResult, verify
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
 from ._schema import ARROW_SCHEMA, COLUMNS
@@ -27,11 +28,14 @@ __all__ = [
     "AuditEvent",
     "AuditLogger",
     "AuditTypeError",
+    "AuditUnavailableError",
     "AuditValueError",
     "EventStatus",
     "ExportError",
     "OperationType",
+    "VerifyResult",
     "open_archive",
+    "verify",
 ]
 
 __version__ = "0.1.0"

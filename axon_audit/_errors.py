@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditError", "AuditValueError", "AuditTypeError", "ExportError", "ArchiveError"]
+__all__ = ["AuditError", "AuditValueError", "AuditTypeError", "ExportError", "ArchiveError", "AuditUnavailableError"]
 
 
 class AuditError(Exception):
@@ -32,3 +32,8 @@ class ExportError(AuditError, OSError):
 
 class ArchiveError(AuditError, ValueError):
     """A file in an export folder cannot be read as audit data (names the file)."""
+
+
+class AuditUnavailableError(AuditError, RuntimeError):
+    """The logger refused (or could not make durable) an event: raised only under
+    the caller's choice of `fail_closed=True` or `backlog_policy="raise"`."""

@@ -21,11 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import orjson
 import polars as pl
 
-from ._errors import AuditTypeError, AuditValueError, ExportError
+from . import _integrity, _wal
+from ._errors import AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
 from ._models import (
     IDS,
+    format_us,
+    now_us,
     AuditEvent,
     EventStatus,
     OperationType,
@@ -39,8 +43,15 @@ from ._models import (
 from ._archive import ExportFolder
 from ._query import Filters
 from ._reader import Reader, Snapshot, _as_path
-from ._schema import events_to_frame, normalize_batch, rows_to_frame
-from ._sinks import rotation_json_name, write_json_export, write_parquet_partitions
+from ._schema import EMPTY_FRAME, events_to_frame, normalize_batch, rows_to_frame
+from ._sinks import (
+    atomic_write,
+    event_objects,
+    plan_parquet,
+    unique_json_path,
+    write_json_export,
+    write_parquet_planned,
+)
 from ._stats import StatsCache
 from ._store import CHUNK_ROWS, Chunk, HotStore
 
@@ -55,16 +66,25 @@ _INF = float("inf")
 _from_row = AuditEvent._from_row
 _time_ns = time.time_ns
 DEFAULT_FLUSH_SIZE = 16_384
+BACKLOG_POLICIES = ("block", "raise")
+_BLOCK_PAUSE = (0.01, 1.0)  # first and longest pause between export retries while blocked
 
 
 @dataclass(eq=False)
 class _Export:
-    """A rotated snapshot on its way to disk; queryable as archived until written."""
+    """A rotated snapshot on its way to disk; queryable as archived until written.
+
+    `wal_first`..`wal_last`: the write-ahead log epochs holding exactly these
+    events (None without a WAL); they are deleted once the export is committed.
+    """
 
     df: pl.DataFrame
     at: datetime
     failed: bool = False
     files: list[Path] = field(default_factory=list)
+    wal_first: int | None = None
+    wal_last: int | None = None
+    done: bool = False
 
 
 class AuditLogger(Reader):
@@ -98,6 +118,13 @@ class AuditLogger(Reader):
         enable_rotation: bool = True,
         *,
         flush_size: int = DEFAULT_FLUSH_SIZE,
+        wal_path: str | Path | None = None,
+        wal_sync: str = "always",
+        wal_interval: float = _wal.DEFAULT_INTERVAL,
+        hmac_key: str | bytes | None = None,
+        max_backlog: int | None = None,
+        backlog_policy: str = "block",
+        fail_closed: bool = False,
     ) -> None:
         if isinstance(max_events, bool) or not isinstance(max_events, int):
             raise AuditTypeError(f"max_events must be an int, got {type(max_events).__name__}")
@@ -107,6 +134,22 @@ class AuditLogger(Reader):
             raise AuditTypeError(f"auto_export_path must be a path or None, got {type(auto_export_path).__name__}")
         if isinstance(flush_size, bool) or not isinstance(flush_size, int) or flush_size < 1:
             raise AuditValueError(f"flush_size must be an int >= 1, got {flush_size!r}")
+        if wal_path is not None and not isinstance(wal_path, (str, Path)):
+            raise AuditTypeError(f"wal_path must be a path or None, got {type(wal_path).__name__}")
+        if wal_path is not None and auto_export_path is None:
+            raise AuditValueError("wal_path needs auto_export_path: the log is truncated once its events are exported")
+        if wal_sync not in _wal.SYNC_POLICIES:
+            raise AuditValueError(f"wal_sync must be one of {_wal.SYNC_POLICIES}, got {wal_sync!r}")
+        if isinstance(wal_interval, bool) or not isinstance(wal_interval, (int, float)) or not 0 <= wal_interval <= 10:
+            raise AuditValueError(f"wal_interval must be a number of seconds in [0, 10], got {wal_interval!r}")
+        if max_backlog is not None and (isinstance(max_backlog, bool) or not isinstance(max_backlog, int)
+                                        or max_backlog < 1):
+            raise AuditValueError(f"max_backlog must be an int >= 1 or None, got {max_backlog!r}")
+        if backlog_policy not in BACKLOG_POLICIES:
+            raise AuditValueError(f"backlog_policy must be one of {BACKLOG_POLICIES}, got {backlog_policy!r}")
+        if not isinstance(fail_closed, bool):
+            raise AuditTypeError(f"fail_closed must be a bool, got {type(fail_closed).__name__}")
+        self._hmac_key = _integrity._key_bytes(hmac_key)
         self._max_events = max_events
         self._export_path = Path(auto_export_path) if auto_export_path is not None else None
         self._rotation = bool(enable_rotation)
@@ -126,7 +169,27 @@ class AuditLogger(Reader):
         self._rotations = 0
         self._exported_events = 0
         self._export_failures = 0
+        self._last_export_error: str | None = None
+        self._pending_events = 0
+        self._max_backlog = max_backlog
+        self._backlog_policy = backlog_policy
+        self._fail_closed = fail_closed
+        self._refusing = False  # checked by log() before it accepts an event (backlog / fail-closed)
+        self._blocked_waits = 0
+        self._refused = 0
+        self._wal: _wal.WriteAheadLog | None = None
+        self._wal_path = Path(wal_path) if wal_path is not None else None
+        self._wal_next_first = 1  # first epoch not yet in an export job
+        self._wal_recovered = 0
+        self._wal_dropped_bytes = 0
+        self._wal_not_durable = 0
+        self._wal_jobs: list[_Export] = []  # jobs with WAL epochs, oldest first, until released
+        # One attribute test on the logging path decides whether the slower, guarded
+        # append (WAL, backlog bound, fail-closed) runs.
+        self._guarded = wal_path is not None or max_backlog is not None or fail_closed
         self._next_check = 1
+        if self._wal_path is not None:
+            self._open_wal(wal_sync, float(wal_interval))
         self._reset_check()
         if self._export_path is not None:
             ref = weakref.ref(self)
@@ -182,7 +245,10 @@ class AuditLogger(Reader):
         row = (_time_ns() // 1000, next(ids.counter), ids.node, operation, user_id, session_id,
                entries, meta, status, error_message, duration_ms)
         buf = self._buf
-        buf.append(row)
+        if self._guarded:  # WAL / backlog bound / fail-closed: see _append_guarded
+            self._append_guarded(row)
+        else:
+            buf.append(row)
         if len(buf) >= self._next_check:
             self._maintain()
         return _from_row(row, None)
@@ -232,12 +298,21 @@ class AuditLogger(Reader):
         n = df.height
         if n == 0:
             return 0
+        if self._refusing:
+            self._gate()
+        wal = self._wal
+        seq = 0
         with self._lock:
             self._flush_locked()  # keeps insertion order: earlier single events first
+            if wal is not None:
+                with wal.lock:
+                    seq = wal.append_frame_locked(df)
             self._store.append(df)
             self._sealed_total += n
             self._rotate_if_full_locked()
             self._reset_check()
+        if wal is not None and wal.always and not wal.wait_durable(seq):
+            self._report_not_durable(n)
         return n
 
     # ------------------------------------------------------------------ buffer and rotation
@@ -248,9 +323,9 @@ class AuditLogger(Reader):
         else:
             self._next_check = self._flush_size
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, n: int | None = None) -> None:
         buf = self._buf
-        n = len(buf)
+        n = len(buf) if n is None else n
         if not n:
             return
         df = rows_to_frame(buf[:n])  # if this raises, the rows are still in the buffer
@@ -271,15 +346,45 @@ class AuditLogger(Reader):
         if self._export_path is None:
             self._dropped += self._store.keep_newest(self._max_events // 2)
             return
+        self._resubmit_failed_locked()  # a rotation retries earlier failed exports first
         self._export_all_locked()
 
+    def _cut_wal_locked(self) -> tuple[int, int] | None:
+        """End the WAL's epoch exactly where the buffer is now and seal those rows:
+        afterwards the store holds exactly the events of epochs < the new one."""
+        wal = self._wal
+        if wal is None:
+            self._flush_locked()
+            return None
+        with wal.lock:  # log() appends buffer + WAL under this lock: both cut at one point
+            n = len(self._buf)
+            last = wal.cut_locked()
+        self._flush_locked(n)
+        first, self._wal_next_first = self._wal_next_first, last + 1
+        return first, last
+
     def _export_all_locked(self) -> None:
+        epochs = self._cut_wal_locked()
         chunks = self._store.take_all()
+        at = datetime.now(timezone.utc)
         if not chunks:
+            if epochs is not None:  # nothing to export: those epochs are empty, release them
+                self._wal_jobs.append(_Export(EMPTY_FRAME, at, wal_first=epochs[0], wal_last=epochs[1], done=True))
+                self._release_wal_locked()
             return
-        job = _Export(pl.concat([c.df for c in chunks], rechunk=False), datetime.now(timezone.utc))
+        job = _Export(pl.concat([c.df for c in chunks], rechunk=False), at)
+        if epochs is not None:
+            job.wal_first, job.wal_last = epochs
+            self._wal_jobs.append(job)
         self._pending.append(job)
+        self._pending_events += job.df.height
+        self._update_refusing_locked()
         self._submit_locked(job)
+
+    def _resubmit_failed_locked(self) -> None:
+        for job in self._pending:
+            if job.failed:
+                self._submit_locked(job)
 
     def _submit_locked(self, job: _Export) -> None:
         if self._writer is None:
@@ -292,28 +397,211 @@ class AuditLogger(Reader):
             self._write_export(job)
 
     def _write_export(self, job: _Export) -> None:
+        """Write one snapshot: chain its events, write JSON + Parquet atomically, then
+        commit them to the manifest (the commit point), then release its WAL epochs.
+        All or nothing: on failure the written files are removed and the events stay
+        in memory for the next rotation or flush()."""
         root = self._export_path
         assert root is not None
-        json_path: Path | None = None
+        with self._lock:
+            if job not in self._pending:
+                return
+            earlier = self._pending[: self._pending.index(job)]
+            if any(j.failed for j in earlier):  # keep export order = logging order
+                job.failed = True
+                return
+        written: list[Path] = []
+        job_file: Path | None = None
+        planned: list[str] = []
         try:
-            json_path = write_json_export(job.df, root / rotation_json_name(job.at), replace=False)
-            parquet = write_parquet_partitions(job.df, root / "parquet")
+            with _integrity.folder_lock(root):
+                manifest = _integrity.load_manifest(root)
+                start = _integrity.chain_end(manifest, "json")
+                df = job.df.sort("timestamp", maintain_order=True)
+                objects = event_objects(df)
+                df = df.with_columns(_integrity.chain_column(objects, start))
+                json_path = unique_json_path(root, job.at)
+                plan = plan_parquet(df, root / "parquet")
+                planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+                if job.wal_last is not None and self._wal_path is not None:
+                    # Recovery reads this to tell a committed export from one cut off halfway.
+                    job_file = self._wal_path / f"job-{job.wal_last:08d}.json"
+                    body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last,
+                                         "files": planned})
+                    atomic_write(job_file, lambda fh: fh.write(body))
+                json_path = write_json_export(df, json_path, replace=False, objects=objects)
+                written.append(json_path)
+                written += write_parquet_planned(df, plan)
+                entries = [_integrity.file_entry(root, json_path, "json", df, start)]
+                for path, a, n in plan:
+                    prev = start if a == 0 else df["chain"][a - 1]
+                    entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
+                try:
+                    _integrity.append_entries(root, manifest, entries, self._hmac_key, format_us(now_us()))
+                except BaseException:
+                    if not _committed(root, planned):
+                        raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the events in memory
-            if json_path is not None:
-                json_path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
+            for path in written:
+                path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
+            if job_file is not None:
+                job_file.unlink(missing_ok=True)
             with self._lock:
                 job.failed = True
                 self._export_failures += 1
-            log.error("axon_audit: export of %d events failed, kept in memory for retry: %s", job.df.height, exc)
+                self._last_export_error = f"{type(exc).__name__}: {exc}"
+                self._update_refusing_locked()
+            log.error("axon_audit: export of %d events to %s failed, kept in memory for retry: %s",
+                      job.df.height, root, exc)
             return
         with self._lock:
-            job.files = [json_path, *parquet]
+            job.files = written
+            job.done = True
             self._pending.remove(job)
+            self._pending_events -= job.df.height
             self._exported_events += job.df.height
+            if job.wal_last is not None:
+                self._release_wal_locked()
+            self._update_refusing_locked()
+
+    # ------------------------------------------------------------------ WAL, backlog, fail-closed
+
+    def _append_guarded(self, row: tuple) -> None:
+        wal = self._wal
+        if self._refusing or (self._fail_closed and wal is not None and wal.failed_upto > wal.durable):
+            self._gate()
+        if wal is None:
+            self._buf.append(row)
+            return
+        with wal.lock:  # buffer and log take the row together (see _cut_wal_locked)
+            self._buf.append(row)
+            seq = wal.append_locked(row)
+        if wal.always and not wal.wait_durable(seq):
+            self._report_not_durable(1)
+
+    def _report_not_durable(self, n: int) -> None:
+        wal = self._wal
+        assert wal is not None
+        with self._lock:
+            self._wal_not_durable += n
+        msg = (f"{n} event(s) accepted but not written to the write-ahead log {self._wal_path} "
+               f"(kept in memory, retried): {wal.last_error}")
+        if self._fail_closed:
+            raise AuditUnavailableError(msg)
+        log.error("axon_audit: %s", msg)
+
+    def _refusal_locked(self) -> str | None:
+        """Why log() must not accept a new event now (None: it may)."""
+        if self._fail_closed:
+            failing = [j for j in self._pending if j.failed]
+            if failing:
+                return (f"fail_closed: exports to {self._export_path} are failing "
+                        f"({self._pending_events} events wait in memory): {self._last_export_error}")
+            wal = self._wal
+            if wal is not None and wal.failed_upto > wal.durable:
+                return f"fail_closed: the write-ahead log {self._wal_path} cannot be written: {wal.last_error}"
+        if self._max_backlog is not None and self._pending_events >= self._max_backlog:
+            return (f"backlog full: {self._pending_events} events wait for export to {self._export_path} "
+                    f"(max_backlog={self._max_backlog}); last error: {self._last_export_error}")
+        return None
+
+    def _update_refusing_locked(self) -> None:
+        self._refusing = self._refusal_locked() is not None
+
+    def _gate(self) -> None:
+        """Before accepting an event while refusing: raise (fail-closed or
+        backlog_policy="raise") or block, retrying the exports, until there is room."""
+        pause = _BLOCK_PAUSE[0]
+        while True:
+            with self._lock:
+                reason = self._refusal_locked()
+                if reason is None:
+                    self._update_refusing_locked()
+                    return
+                if self._fail_closed or self._backlog_policy == "raise":
+                    self._refused += 1
+                    raise AuditUnavailableError(f"event refused: {reason}")
+                self._blocked_waits += 1
+            self.flush()  # retries failed exports and waits for the writes
+            with self._lock:
+                if self._refusal_locked() is None:
+                    continue
+            time.sleep(pause)
+            pause = min(pause * 2, _BLOCK_PAUSE[1])
+
+    def _release_wal_locked(self) -> None:
+        """Delete the WAL epochs whose events are all exported (or cleared)."""
+        wal = self._wal
+        if wal is None:
+            return
+        pending = [j.wal_first for j in self._wal_jobs if not j.done and j.wal_first is not None]
+        upto = min(pending) - 1 if pending else self._wal_next_first - 1
+        self._wal_jobs = [j for j in self._wal_jobs if not (j.done and (j.wal_last or 0) <= upto)]
+        if upto > wal.released_upto:
+            wal.release(upto)
+            assert self._wal_path is not None
+            for jf in self._wal_path.glob("job-*.json"):
+                if int(jf.stem[4:]) <= upto:
+                    jf.unlink(missing_ok=True)
+
+    def _open_wal(self, sync: str, interval: float) -> None:
+        """Recover what a previous logger left in the WAL folder, then start the log.
+
+        An export cut off before its manifest commit is undone (its files removed,
+        its events replayed); a committed export's epochs are skipped, so every
+        acknowledged event comes back exactly once.
+        """
+        root, wdir = self._export_path, self._wal_path
+        assert root is not None and wdir is not None
+        wdir.mkdir(parents=True, exist_ok=True)
+        with _integrity.folder_lock(root):
+            listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
+            skip: set[int] = set()
+            for jf in sorted(wdir.glob("job-*.json")):
+                job = orjson.loads(jf.read_bytes())
+                if job["files"] and all(f in listed for f in job["files"]):
+                    skip.update(range(job["first_epoch"], job["last_epoch"] + 1))
+                else:
+                    for f in job["files"]:
+                        if f not in listed:
+                            (root / f).unlink(missing_ok=True)
+                    jf.unlink()
+            rec = _wal.recover(wdir, skip)
+        existing = _wal.existing_epochs(wdir)
+        for epoch in skip:
+            _wal.segment_path(wdir, epoch).unlink(missing_ok=True)
+        for jf in wdir.glob("job-*.json"):
+            jf.unlink(missing_ok=True)
+        rows: list[tuple] = []
+        for _, kind, payload in rec.records:
+            if kind == "R":
+                rows.extend(payload)
+                continue
+            if rows:
+                self._store.append(rows_to_frame(rows))
+                rows = []
+            self._store.append(payload)
+        if rows:
+            self._store.append(rows_to_frame(rows))
+        n = rec.events
+        self._sealed_total += n
+        self._wal_recovered = n
+        self._wal_dropped_bytes = rec.dropped_bytes
+        for problem in rec.problems:
+            log.warning("axon_audit: write-ahead log recovery: %s", problem)
+        if n:
+            log.warning("axon_audit: recovered %d events from the write-ahead log %s", n, wdir)
+        first = max(existing, default=0) + 1
+        self._wal_next_first = min(rec.epochs, default=first)
+        self._wal = _wal.WriteAheadLog(wdir, sync, interval, first_epoch=first)
+        self._wal.released_upto = self._wal_next_first - 1
+        with self._lock:
+            self._rotate_if_full_locked()
 
     def flush(self) -> None:
-        """Seal buffered events into the store, retry failed exports, and wait until
-        every export started so far has been written.
+        """Seal buffered events into the store, retry failed exports, wait until
+        every export started so far has been written and (with a WAL) until every
+        event logged so far is fsynced.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -326,11 +614,11 @@ class AuditLogger(Reader):
             self._flush_locked()
             self._rotate_if_full_locked()
             self._reset_check()
-            for job in self._pending:
-                if job.failed:
-                    self._submit_locked(job)
+            self._resubmit_failed_locked()
             futures = list(self._futures)
         wait(futures)
+        if self._wal is not None:
+            self._wal.sync()
 
     def close(self) -> None:
         """Flush, export everything in memory (when `auto_export_path` is set) and
@@ -345,13 +633,16 @@ class AuditLogger(Reader):
         with self._lock:
             self._flush_locked()
             if self._export_path is not None:
+                self._resubmit_failed_locked()
                 self._export_all_locked()
             self._reset_check()
         self.flush()
         with self._lock:
-            unwritten = sum(j.df.height for j in self._pending)
+            unwritten = self._pending_events
+            err = self._last_export_error
         if unwritten:
-            raise ExportError(f"{unwritten} events could not be exported to {self._export_path}; they are kept in memory")
+            raise ExportError(f"{unwritten} events could not be exported to {self._export_path}; "
+                              f"they are kept in memory (last error: {err})")
 
     def _close_at_exit(self) -> None:
         try:
@@ -439,13 +730,32 @@ class AuditLogger(Reader):
                 "dropped_events": self._dropped,
                 "rotations": self._rotations,
                 "exported_events": self._exported_events,
-                "pending_export_events": sum(j.df.height for j in self._pending),
+                "pending_export_events": self._pending_events,
                 "export_failures": self._export_failures,
+                "last_export_error": self._last_export_error,
+                "refused_events": self._refused,
+                "blocked_waits": self._blocked_waits,
+                "max_backlog": self._max_backlog,
+                "backlog_policy": self._backlog_policy,
+                "fail_closed": self._fail_closed,
+                **self._wal_counters(),
                 "max_events": self._max_events,
                 "rotation_enabled": self._rotation,
                 "auto_export_enabled": self._export_path is not None,
                 "auto_export_path": str(self._export_path) if self._export_path else None,
             }
+
+    def _wal_counters(self) -> dict[str, Any]:
+        wal = self._wal
+        return {
+            "wal_enabled": wal is not None,
+            "wal_sync": None if wal is None else ("always" if wal.always else "interval"),
+            "wal_fsyncs": 0 if wal is None else wal.fsyncs,
+            "wal_write_failures": 0 if wal is None else wal.write_failures,
+            "wal_not_durable_events": self._wal_not_durable,
+            "wal_recovered_events": self._wal_recovered,
+            "wal_dropped_bytes": self._wal_dropped_bytes,
+        }
 
     def get_stats(self) -> dict[str, Any]:
         """The older API's counters: `events_in_memory`, `total_events_logged`,
@@ -474,8 +784,12 @@ class AuditLogger(Reader):
     async def clear(self) -> None:
         """Empty memory; `total_events_logged` is kept."""
         with self._lock:
-            self._flush_locked()
+            epochs = self._cut_wal_locked()
             self._store.take_all()
+            if epochs is not None:  # cleared on purpose: a restart must not bring them back
+                self._wal_jobs.append(_Export(EMPTY_FRAME, datetime.now(timezone.utc),
+                                              wal_first=epochs[0], wal_last=epochs[1], done=True))
+                self._release_wal_locked()
             self._reset_check()
 
     # ------------------------------------------------------------------ exports
@@ -500,4 +814,13 @@ class AuditLogger(Reader):
     def __repr__(self) -> str:
         return (f"AuditLogger(max_events={self._max_events}, auto_export_path={self._export_path!r}, "
                 f"enable_rotation={self._rotation}, events_in_memory={self.event_count})")
+
+
+def _committed(root: Path, planned: list[str]) -> bool:
+    """Whether the manifest lists every planned file (a commit whose last step raised)."""
+    try:
+        listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
+    except Exception:  # noqa: BLE001 - unreadable: not committed
+        return False
+    return bool(planned) and all(f in listed for f in planned)
 

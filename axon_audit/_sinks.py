@@ -81,8 +81,9 @@ def _link_unique(tmp: Path, path: Path) -> Path:
 # --------------------------------------------------------------------------- JSON
 
 
-def _event_objects(df: pl.DataFrame) -> pl.Series:
-    """One JSON object text per event, keys in the export order (vectorized)."""
+def event_objects(df: pl.DataFrame) -> pl.Series:
+    """One JSON object text per event, the fixed keys in the export order
+    (vectorized). This text is also what the integrity chain hashes."""
     head = pl.struct(
         "event_id",
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("timestamp"),
@@ -105,21 +106,40 @@ def _event_objects(df: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None) -> None:
-    """The export document, written piece by piece to bound memory."""
+_event_objects = event_objects
+
+
+def _with_chain(objects: pl.Series, chain: pl.Series) -> pl.Series:
+    """Append the ``"chain"`` key after the fixed keys of each object."""
+    return pl.select(
+        pl.concat_str(objects.str.strip_suffix("}"), pl.lit(',"chain":"'), chain, pl.lit('"}'))
+    ).to_series()
+
+
+def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None,
+                      objects: pl.Series | None = None) -> None:
+    """The export document, written piece by piece to bound memory. One event
+    object per line (`verify` relies on it). A ``chain`` column, if present, is
+    written as an extra key after the fixed ones; `objects` may pass the fixed
+    keys' texts when the caller already made them."""
     fh.write(b'{"events": [')
+    chained = "chain" in df.columns
     for start in range(0, df.height, JSON_PIECE_ROWS):
-        piece = _event_objects(df.slice(start, JSON_PIECE_ROWS))
+        piece = (event_objects(df.slice(start, JSON_PIECE_ROWS)) if objects is None
+                 else objects.slice(start, JSON_PIECE_ROWS))
+        if chained:
+            piece = _with_chain(piece, df["chain"].slice(start, JSON_PIECE_ROWS))
         fh.write(b"\n" if start == 0 else b",\n")
         fh.write(piece.str.join(",\n").item().encode())
     exported = format_us(now_us() if exported_at_us is None else exported_at_us)
     fh.write(f'\n], "total_events": {df.height}, "exported_at": "{exported}"}}\n'.encode())
 
 
-def write_json_export(df: pl.DataFrame, path: Path, *, replace: bool = True) -> Path:
+def write_json_export(df: pl.DataFrame, path: Path, *, replace: bool = True,
+                      objects: pl.Series | None = None) -> Path:
     """Write `df` as one export document at `path` (atomically)."""
     try:
-        return atomic_write(Path(path), lambda fh: write_json_stream(fh, df), replace=replace)
+        return atomic_write(Path(path), lambda fh: write_json_stream(fh, df, objects=objects), replace=replace)
     except OSError as exc:
         raise ExportError(exc.errno, f"cannot write JSON export {path}: {exc.strerror or exc}") from exc
 
@@ -127,6 +147,17 @@ def write_json_export(df: pl.DataFrame, path: Path, *, replace: bool = True) -> 
 def rotation_json_name(at: datetime | None = None) -> str:
     at = at or datetime.now(timezone.utc)
     return at.strftime("audit_%Y_%m_%d_%H%M%S.json")
+
+
+def unique_json_path(root: Path, at: datetime | None = None) -> Path:
+    """The rotation file's name, with ``_1``, ``_2``, … if taken (the caller holds
+    the folder lock, so the name stays free until it writes)."""
+    path = Path(root) / rotation_json_name(at)
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -138,6 +169,45 @@ def part_name() -> str:
     return f"part-{stamp}-{now_us() % 1_000_000:06d}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
 
 
+def plan_parquet(df: pl.DataFrame, root: Path) -> list[tuple[Path, int, int]]:
+    """For `df` sorted by timestamp: (path, offset, length) of each UTC-date slice."""
+    if df.height == 0:
+        return []
+    runs = (
+        df.select(pl.col("timestamp").dt.date().alias("d"))
+        .with_row_index("i")
+        .group_by("d", maintain_order=True)
+        .agg(pl.col("i").min().alias("start"), pl.len().alias("n"))
+    )
+    return [(Path(root) / f"date={d.isoformat()}" / part_name(), int(a), int(n))
+            for d, a, n in runs.iter_rows()]
+
+
+def _table_of(part: pl.DataFrame):  # type: ignore[no-untyped-def]
+    table = to_arrow(part)
+    if "chain" in part.columns:  # the integrity chain: an extra column after the fixed ones
+        table = table.append_column("chain", part["chain"].to_arrow().cast("string"))
+    return table
+
+
+def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path, int, int]]) -> list[Path]:
+    """Write the slices of `plan` (from `plan_parquet`); all or nothing."""
+    written: list[Path] = []
+    try:
+        for path, start, n in plan:
+            table = _table_of(df.slice(start, n))
+            atomic_write(
+                path,
+                lambda fh, t=table: pq.write_table(t, fh, compression=PARQUET_COMPRESSION, compression_level=6),
+            )
+            written.append(path)
+    except OSError as exc:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise ExportError(exc.errno, f"cannot write Parquet {path}: {exc.strerror or exc}") from exc
+    return written
+
+
 def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
     """Write `df` under `root/date=YYYY-MM-DD/part-….parquet`, by UTC event date."""
     root = Path(root)
@@ -147,7 +217,7 @@ def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
     dated = df.with_columns(pl.col("timestamp").dt.date().alias("__date"))
     try:
         for (day,), part in dated.sort("timestamp", maintain_order=True).group_by("__date", maintain_order=True):
-            table = to_arrow(part.drop("__date"))
+            table = _table_of(part.drop("__date"))
             path = root / f"date={day.isoformat()}" / part_name()
             atomic_write(
                 path,
