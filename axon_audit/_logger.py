@@ -67,7 +67,8 @@ _from_row = AuditEvent._from_row
 _time_ns = time.time_ns
 DEFAULT_FLUSH_SIZE = 16_384
 BACKLOG_POLICIES = ("block", "raise")
-_BLOCK_PAUSE = (0.01, 1.0)  # first and longest pause between export retries while blocked
+_BLOCK_PAUSE = (0.01, 1.0)
+_REPORT_EVERY = 60.0  # seconds between repeated error reports of one ongoing failure  # first and longest pause between export retries while blocked
 
 
 @dataclass(eq=False)
@@ -183,6 +184,7 @@ class AuditLogger(Reader):
         self._wal_recovered = 0
         self._wal_dropped_bytes = 0
         self._wal_not_durable = 0
+        self._not_durable_reported = -_REPORT_EVERY
         self._wal_jobs: list[_Export] = []  # jobs with WAL epochs, oldest first, until released
         # One attribute test on the logging path decides whether the slower, guarded
         # append (WAL, backlog bound, fail-closed) runs.
@@ -476,7 +478,8 @@ class AuditLogger(Reader):
         with wal.lock:  # buffer and log take the row together (see _cut_wal_locked)
             self._buf.append(row)
             seq = wal.append_locked(row)
-        if wal.always and not wal.wait_durable(seq):
+        # "interval" waits only when the writer lags far behind: bounds what a crash can take.
+        if (wal.always or seq - wal.durable > _wal.MAX_LAG) and not wal.wait_durable(seq):
             self._report_not_durable(1)
 
     def _report_not_durable(self, n: int) -> None:
@@ -488,7 +491,10 @@ class AuditLogger(Reader):
                f"(kept in memory, retried): {wal.last_error}")
         if self._fail_closed:
             raise AuditUnavailableError(msg)
-        log.error("axon_audit: %s", msg)
+        now = time.monotonic()
+        if now - self._not_durable_reported > _REPORT_EVERY:  # report, but do not flood the log
+            self._not_durable_reported = now
+            log.error("axon_audit: %s (%d such events so far)", msg, self._wal_not_durable)
 
     def _refusal_locked(self) -> str | None:
         """Why log() must not accept a new event now (None: it may)."""
@@ -595,6 +601,7 @@ class AuditLogger(Reader):
         self._wal_next_first = min(rec.epochs, default=first)
         self._wal = _wal.WriteAheadLog(wdir, sync, interval, first_epoch=first)
         self._wal.released_upto = self._wal_next_first - 1
+        weakref.finalize(self, self._wal.close)  # the writer thread ends with its logger
         with self._lock:
             self._rotate_if_full_locked()
 

@@ -19,8 +19,9 @@ its size is reported (and the torn tail is cut off the file).
 One writer thread writes and fsyncs. Group commit: whatever was queued while the
 previous write+fsync ran goes out in the next single write+fsync, so concurrent
 callers under ``sync="always"`` share one fsync. ``sync="interval"`` fsyncs at
-most every `interval` seconds (default 5 ms): a crash may lose the events of the
-last interval.
+most every `interval` seconds (default 5 ms) and does not wait: a crash may lose
+the events of the last interval (and never more than `MAX_LAG` events: a logger
+waits when the writer falls that far behind).
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ log = logging.getLogger("axon_audit")
 
 SYNC_POLICIES = ("always", "interval")
 DEFAULT_INTERVAL = 0.005
+MAX_LAG = 50_000  # "interval": a logger waits when this many events are not yet fsynced
 MAGIC = b"AW"
 _HEADER = struct.Struct("<2scII")
 _SEGMENT = re.compile(r"^wal-(\d{8})\.log$")
-_RETRY_PAUSE = 0.05
+_RETRY_PAUSE = (0.05, 2.0)  # first and longest pause between retries of a failed write
+_REPORT_EVERY = 60.0  # seconds between error reports while writes keep failing
 
 
 class _Roll:
@@ -206,6 +209,7 @@ class WriteAheadLog:
         self.epoch = first_epoch  # epoch receiving new appends
         self.released_upto = first_epoch - 1
         self.write_failures = 0
+        self.failing = False  # the last write failed: waiters do not wait for the retry
         self.fsyncs = 0
         self.last_error: BaseException | None = None
         self._closed = False
@@ -243,7 +247,7 @@ class WriteAheadLog:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             while self.durable < seq:
-                if self.failed_upto >= seq or self._closed:
+                if self.failed_upto >= seq or self.failing or self._closed:
                     return False
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -272,6 +276,8 @@ class WriteAheadLog:
 
     # -- the writer thread
     def _run(self) -> None:
+        pause = _RETRY_PAUSE[0]
+        reported = 0.0
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
@@ -291,17 +297,29 @@ class WriteAheadLog:
                     self._queue[:0] = left  # keep what is not on disk, in order
                     self.durable = upto - sum(1 for it in left if type(it) is not _Roll)
                     self.failed_upto = upto
+                    self.failing = True
                     self.write_failures += 1
                     self.last_error = failed.__cause__
                     self._cv.notify_all()
-                log.error("axon_audit: write-ahead log write failed (kept for retry): %s", failed.__cause__)
+                if time.monotonic() - reported > _REPORT_EVERY:  # report, but do not flood the log
+                    reported = time.monotonic()
+                    log.error("axon_audit: write-ahead log write failed (%d so far; events kept in memory, "
+                              "retried): %s", self.write_failures, failed.__cause__)
                 self._close_fh()
-                time.sleep(_RETRY_PAUSE)
+                with self._cv:
+                    if self._closed:  # closing: stop retrying (the events are in memory, not durable)
+                        return
+                    self._cv.wait(pause)  # close() wakes it
+                pause = min(pause * 2, _RETRY_PAUSE[1])
                 continue
             with self._cv:
                 self.durable = upto
                 self.fsyncs += 1
+                if self.failing:
+                    self.failing = False
+                    log.warning("axon_audit: write-ahead log writes succeed again")
                 self._cv.notify_all()
+            pause = _RETRY_PAUSE[0]
             if not self.always and self.interval > 0:
                 time.sleep(self.interval)  # group the next interval's events into one fsync
 
@@ -365,7 +383,8 @@ class WriteAheadLog:
             self._fh = None
 
     def close(self, timeout: float = 10.0) -> None:
-        self.sync_quietly(timeout)
+        if not self.failing:
+            self.sync_quietly(timeout)
         with self._cv:
             self._closed = True
             self._cv.notify_all()
