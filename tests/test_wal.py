@@ -22,7 +22,7 @@ CHILD = Path(__file__).with_name("wal_child.py")
 
 
 def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
-              max_events: int = 500) -> list[str]:
+              max_events: int = 500, syncs_before_kill: int = 0) -> list[str]:
     """Run the child until it dies by SIGKILL; return the acknowledged ids."""
     env = dict(os.environ, PYTHONPATH=str(Path(axon_audit.__file__).parent.parent))
     proc = subprocess.Popen(
@@ -33,11 +33,13 @@ def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
     acks: list[str] = []
     deadline = time.monotonic() + 60
     if crash_at == "stream":
-        while len(acks) < acks_before_kill and time.monotonic() < deadline:
+        syncs = 0
+        while (len(acks) < acks_before_kill or syncs < syncs_before_kill) and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             acks.append(line.decode().strip())
+            syncs += acks[-1] == "SYNC-END"
         proc.send_signal(signal.SIGKILL)  # mid-stream: threads are inside log() right now
     rest, err = proc.communicate(timeout=60)
     acks += [x for x in rest.decode().split("\n") if x]
@@ -95,7 +97,8 @@ def test_sigkill_recovers_every_acknowledged_event_exactly_once(tmp_path: Path, 
 
 @pytest.mark.slow
 def test_sigkill_interval_policy_keeps_everything_synced(tmp_path: Path) -> None:
-    lines = run_child(tmp_path, "interval", "stream", acks_before_kill=5000)
+    lines = run_child(tmp_path, "interval", "stream", acks_before_kill=5000, syncs_before_kill=3,
+                      max_events=5000)
     synced_upto = max(i for i, x in enumerate(lines) if x == "SYNC-START" and "SYNC-END" in lines[i:])
     synced = [x for x in lines[:synced_upto] if x.startswith("evt_")]
     acks = [x for x in lines if x.startswith("evt_")]
