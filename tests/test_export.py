@@ -144,7 +144,7 @@ def test_rotation_with_export_writes_json_and_parquet_with_the_same_events(tmp_p
     stats = audit.get_stats()
     assert stats["rotations"] == 2 and stats["exported_events"] == 200 and audit.event_count == 50
     names = files(tmp_path)
-    jsons = [n for n in names if n.endswith(".json")]
+    jsons = [n for n in names if n.startswith("audit_") and n.endswith(".json")]  # not manifest.json
     assert len(jsons) == 2 and all(re.fullmatch(r"audit_\d{4}_\d\d_\d\d_\d{6}(_\d+)?\.json", j) for j in jsons)
     parts = [n for n in names if n.endswith(".parquet")]
     assert {p.split("/")[1] for p in parts} >= {"date=2025-01-14", "date=2025-01-15"}
