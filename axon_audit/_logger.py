@@ -71,6 +71,11 @@ _BLOCK_PAUSE = (0.01, 1.0)
 _REPORT_EVERY = 60.0  # seconds between repeated error reports of one ongoing failure  # first and longest pause between export retries while blocked
 
 
+class _PerThread(threading.local):
+    defer = False  # log_event (always-WAL) awaits the fsync itself
+    seq = 0
+
+
 @dataclass(eq=False)
 class _Export:
     """A rotated snapshot on its way to disk; queryable as archived until written.
@@ -190,8 +195,11 @@ class AuditLogger(Reader):
         # append (WAL, backlog bound, fail-closed) runs.
         self._guarded = wal_path is not None or max_backlog is not None or fail_closed
         self._next_check = 1
+        self._wal_always = False
+        self._tl = _PerThread()
         if self._wal_path is not None:
             self._open_wal(wal_sync, float(wal_interval))
+            self._wal_always = wal_sync == "always"
         self._reset_check()
         if self._export_path is not None:
             ref = weakref.ref(self)
@@ -278,7 +286,23 @@ class AuditLogger(Reader):
             >>> event.entry_ids
             ['entry_1', 'entry_2']
         """
+        if self._wal_always:  # awaits the fsync instead of blocking the event loop
+            return await self._log_event_durable(operation, user_id, session_id, entry_ids, metadata, status,
+                                                 error_message, duration_ms)
         return self.log(operation, user_id, session_id, entry_ids, metadata, status, error_message, duration_ms)
+
+    async def _log_event_durable(self, *args: Any) -> AuditEvent:
+        wal = self._wal
+        assert wal is not None
+        tl = self._tl
+        tl.defer = True  # _append_guarded leaves the wait to us (same thread, no await in between)
+        try:
+            event = self.log(*args)
+        finally:
+            tl.defer = False
+        if not await wal.wait_durable_async(tl.seq):
+            self._report_not_durable(1)
+        return event
 
     def log_batch(self, events: Any) -> int:
         """Log many events at once from a pyarrow Table/RecordBatch, a polars
@@ -479,6 +503,9 @@ class AuditLogger(Reader):
             self._buf.append(row)
             seq = wal.append_locked(row)
         # "interval" waits only when the writer lags far behind: bounds what a crash can take.
+        if wal.always and self._tl.defer:
+            self._tl.seq = seq  # log_event awaits it without blocking its event loop
+            return
         if (wal.always or seq - wal.durable > _wal.MAX_LAG) and not wal.wait_durable(seq):
             self._report_not_durable(1)
 

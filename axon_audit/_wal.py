@@ -210,6 +210,7 @@ class WriteAheadLog:
         self.released_upto = first_epoch - 1
         self.write_failures = 0
         self.failing = False  # the last write failed: waiters do not wait for the retry
+        self._async_waiters: list[tuple[int, Any, Any]] = []
         self.fsyncs = 0
         self.last_error: BaseException | None = None
         self._closed = False
@@ -254,6 +255,38 @@ class WriteAheadLog:
                     return False
                 self._cv.wait(left)
             return True
+
+    async def wait_durable_async(self, seq: int) -> bool:
+        """`wait_durable` for a coroutine: the event loop runs on while the fsync is done."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self.durable >= seq:
+                return True
+            if self.failing or self._closed:
+                return False
+            self._async_waiters.append((seq, loop, fut))
+            self._cv.notify()
+        return await fut
+
+    def _wake_async_locked(self) -> None:
+        """Resolve the coroutines whose item is durable (True) or failed (False)."""
+        keep = []
+        for seq, loop, fut in self._async_waiters:
+            if self.durable >= seq:
+                result = True
+            elif self.failed_upto >= seq or self.failing or self._closed:
+                result = False
+            else:
+                keep.append((seq, loop, fut))
+                continue
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, result)
+            except RuntimeError:  # that loop is closed
+                pass
+        self._async_waiters = keep
 
     def sync(self) -> bool:
         """Wait until everything appended so far is durable."""
@@ -300,6 +333,7 @@ class WriteAheadLog:
                     self.failing = True
                     self.write_failures += 1
                     self.last_error = failed.__cause__
+                    self._wake_async_locked()
                     self._cv.notify_all()
                 if time.monotonic() - reported > _REPORT_EVERY:  # report, but do not flood the log
                     reported = time.monotonic()
@@ -318,6 +352,8 @@ class WriteAheadLog:
                 if self.failing:
                     self.failing = False
                     log.warning("axon_audit: write-ahead log writes succeed again")
+                if self._async_waiters:
+                    self._wake_async_locked()
                 self._cv.notify_all()
             pause = _RETRY_PAUSE[0]
             if not self.always and self.interval > 0:
@@ -387,6 +423,7 @@ class WriteAheadLog:
             self.sync_quietly(timeout)
         with self._cv:
             self._closed = True
+            self._wake_async_locked()
             self._cv.notify_all()
         self._thread.join(timeout)
         self._close_fh()
@@ -395,6 +432,11 @@ class WriteAheadLog:
         with self.lock:
             seq = self.appended
         self.wait_durable(seq, timeout)
+
+
+def _resolve(fut: Any, result: bool) -> None:
+    if not fut.done():
+        fut.set_result(result)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,6 +31,8 @@ def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     assert proc.stdout is not None
+    watchdog = threading.Timer(120, proc.kill)  # a hung child fails the test instead of hanging it
+    watchdog.start()
     acks: list[str] = []
     deadline = time.monotonic() + 60
     if crash_at == "stream":
@@ -41,7 +44,8 @@ def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
             acks.append(line.decode().strip())
             syncs += acks[-1] == "SYNC-END"
         proc.send_signal(signal.SIGKILL)  # mid-stream: threads are inside log() right now
-    rest, err = proc.communicate(timeout=60)
+    rest, err = proc.communicate(timeout=150)
+    watchdog.cancel()
     acks += [x for x in rest.decode().split("\n") if x]
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     return acks
@@ -212,3 +216,28 @@ def test_group_commit_shares_fsyncs_between_threads(tmp_path: Path) -> None:
     assert stats["total_events_logged"] == n_threads * per_thread
     # Each log() returned only after an fsync covering it; concurrent callers shared them.
     assert 0 < stats["wal_fsyncs"] < n_threads * per_thread
+
+
+async def test_log_event_awaits_the_fsync_and_tasks_share_it(tmp_path: Path) -> None:
+    import asyncio
+
+    audit = AuditLogger(max_events=10**9, auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    tick = asyncio.create_task(ticker())
+    events = await asyncio.gather(*(audit.log_event("store", user_id=f"task{k}") for k in range(200)))
+    tick.cancel()
+    stats = audit.get_stats()
+    assert stats["total_events_logged"] == 200
+    assert 0 < stats["wal_fsyncs"] < 200  # the 200 tasks shared fsyncs
+    assert ticks > 0  # the loop ran while the fsyncs were done
+    snapshot = tmp_path / "snap"
+    shutil.copytree(tmp_path / "wal", snapshot)  # every awaited event is already on disk
+    again = AuditLogger(max_events=10**9, auto_export_path=tmp_path / "exp2", wal_path=snapshot)
+    assert set(memory_ids(again)) == {e.event_id for e in events}
