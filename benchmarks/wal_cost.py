@@ -48,11 +48,6 @@ def per_event_us(make, n: int, threads: int = 1) -> tuple[float, dict]:
         return elapsed / (per * threads) * 1e6, stats
 
 
-def median_of(make, n: int, threads: int = 1, runs: int = 3) -> tuple[float, dict]:
-    out = [per_event_us(make, n, threads) for _ in range(runs)]
-    return statistics.median(x[0] for x in out), out[-1][1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
@@ -68,9 +63,14 @@ def main() -> None:
                                                                wal_path=d / "w"), max(1600, n // 25), 8),
     ]
     print(f"{'policy':32} {'us/event':>10} {'events':>8} {'fsyncs':>8}")
-    for name, make, count, threads in cases:
-        us, stats = median_of(make, count, threads)
-        print(f"{name:32} {us:10.2f} {count:8d} {stats['wal_fsyncs']:8d}")
+    # Interleaved rounds, so load from other processes hits every policy alike.
+    results: dict[str, list[tuple[float, dict]]] = {c[0]: [] for c in cases}
+    for _ in range(3):
+        for name, make, count, threads in cases:
+            results[name].append(per_event_us(make, count, threads))
+    for name, _, count, _ in cases:
+        us = statistics.median(r[0] for r in results[name])
+        print(f"{name:32} {us:10.2f} {count:8d} {results[name][-1][1]['wal_fsyncs']:8d}")
 
     audit = AuditLogger(max_events=big)
     for _ in range(n):

@@ -232,3 +232,24 @@ def test_wal_on_a_full_disk_fail_closed_raises_fail_open_logs(small_tmpfs: Path,
     assert opened.event_count == 300  # the host went on; every event is in memory
     assert opened.get_stats()["wal_not_durable_events"] > 0
     assert any("write-ahead log" in r.getMessage() for r in caplog.records)
+
+
+def test_read_only_file_system_then_writable_again(tmp_path: Path) -> None:
+    point = tmp_path / "ro"
+    point.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (point / "exp").mkdir()
+        assert _mount("-o", "remount,ro", str(point))  # read-only even for root
+        audit = AuditLogger(max_events=50, auto_export_path=point / "exp")
+        ids = fill(audit, 120)
+        audit.flush()
+        stats = audit.get_stats()
+        assert stats["export_failures"] >= 1 and "Read-only file system" in stats["last_export_error"]
+        assert stats["pending_export_events"] == 100
+        assert _mount("-o", "remount,rw", str(point))
+        audit.close()
+        assert listed_ids(point / "exp") == ids and axon_audit.verify(point / "exp").ok
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
