@@ -586,7 +586,12 @@ class AuditLogger(Reader):
         """
         root, wdir = self._export_path, self._wal_path
         assert root is not None and wdir is not None
-        wdir.mkdir(parents=True, exist_ok=True)
+        try:
+            wdir.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(exc.errno, f"cannot open the write-ahead log {wdir} or the export folder {root} "
+                              f"it recovers into: {exc.strerror or exc}") from exc
         with _integrity.folder_lock(root):
             listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
             skip: set[int] = set()

@@ -241,3 +241,9 @@ async def test_log_event_awaits_the_fsync_and_tasks_share_it(tmp_path: Path) -> 
     shutil.copytree(tmp_path / "wal", snapshot)  # every awaited event is already on disk
     again = AuditLogger(max_events=10**9, auto_export_path=tmp_path / "exp2", wal_path=snapshot)
     assert set(memory_ids(again)) == {e.event_id for e in events}
+
+
+def test_unusable_wal_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(axon_audit.ExportError, match="cannot open the write-ahead log"):
+        AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "file" / "wal")
