@@ -96,6 +96,29 @@ def folder_lock(root: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def remove_stale_temps(root: Path) -> int:
+    """Delete temporary files (``.name.PID-xxxx.tmp``) left by writers that died
+    mid-write (their process is gone); return how many. The caller holds `folder_lock`."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, owned by someone else
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -592,7 +592,12 @@ class AuditLogger(Reader):
         except OSError as exc:
             raise ExportError(exc.errno, f"cannot open the write-ahead log {wdir} or the export folder {root} "
                               f"it recovers into: {exc.strerror or exc}") from exc
+        owner = _wal.claim(wdir)  # one logger per WAL folder, across threads and processes
+        if owner is None:
+            raise AuditValueError(f"wal_path {wdir} is in use by another logger; give each logger (and each "
+                                  "process) its own wal_path")
         with _integrity.folder_lock(root):
+            _integrity.remove_stale_temps(root)
             listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
             skip: set[int] = set()
             for jf in sorted(wdir.glob("job-*.json")):
@@ -631,7 +636,7 @@ class AuditLogger(Reader):
             log.warning("axon_audit: recovered %d events from the write-ahead log %s", n, wdir)
         first = max(existing, default=0) + 1
         self._wal_next_first = min(rec.epochs, default=first)
-        self._wal = _wal.WriteAheadLog(wdir, sync, interval, first_epoch=first)
+        self._wal = _wal.WriteAheadLog(wdir, sync, interval, first_epoch=first, owner=owner)
         self._wal.released_upto = self._wal_next_first - 1
         weakref.finalize(self, self._wal.close)  # the writer thread ends with its logger
         with self._lock:

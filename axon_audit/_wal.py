@@ -160,6 +160,20 @@ def scan_segment(data: bytes) -> tuple[list[tuple[str, bytes]], list[tuple[int, 
     return out, skipped, good_end
 
 
+def claim(folder: Path) -> int | None:
+    """Lock `folder` for one writer: an fd holding an exclusive flock, or None if
+    another logger (in this or another process) holds it."""
+    import fcntl
+
+    fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def existing_epochs(folder: Path) -> list[int]:
     if not folder.is_dir():
         return []
@@ -195,7 +209,8 @@ class WriteAheadLog:
     buffer row under it, so a cut is consistent with the buffer)."""
 
     def __init__(self, folder: Path, sync: str = "always", interval: float = DEFAULT_INTERVAL,
-                 first_epoch: int = 1) -> None:
+                 first_epoch: int = 1, owner: int | None = None) -> None:
+        self._owner = owner  # the fd holding the folder's lock (see `claim`)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.always = sync == "always"
@@ -427,6 +442,9 @@ class WriteAheadLog:
             self._cv.notify_all()
         self._thread.join(timeout)
         self._close_fh()
+        if self._owner is not None:
+            os.close(self._owner)  # releases the folder for the next logger
+            self._owner = None
 
     def sync_quietly(self, timeout: float) -> None:
         with self.lock:

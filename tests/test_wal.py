@@ -156,6 +156,7 @@ def test_recovery_after_abandoned_logger_then_export_truncates_wal(tmp_path: Pat
     assert memory_ids(b) == ids
     b.close()  # exported: the WAL is truncated
     assert _wal.existing_epochs(snapshot) == []
+    del b  # a logger holds its WAL folder until it is gone
     c = AuditLogger(max_events=10**9, auto_export_path=tmp_path / "exp_b", wal_path=snapshot)
     assert memory_ids(c) == [] and exported_ids(tmp_path / "exp_b") == ids
 
@@ -247,3 +248,31 @@ def test_unusable_wal_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(axon_audit.ExportError, match="cannot open the write-ahead log"):
         AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "file" / "wal")
+
+
+def test_one_logger_per_wal_folder(tmp_path: Path) -> None:
+    first = AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
+    first.log("store")
+    with pytest.raises(AuditValueError, match="is in use by another logger"):
+        AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
+    other_process = subprocess.run(
+        [sys.executable, "-c", "import sys, axon_audit\n"
+         "try:\n axon_audit.AuditLogger(auto_export_path=sys.argv[1], wal_path=sys.argv[2])\n"
+         "except axon_audit.AuditValueError as e:\n print(e)", str(tmp_path / "exp"), str(tmp_path / "wal")],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(Path(axon_audit.__file__).parent.parent)))
+    assert "is in use by another logger" in other_process.stdout
+    first.close()
+    del first
+    again = AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
+    assert again.get_stats()["wal_recovered_events"] == 0  # closed: everything was exported
+
+
+def test_stale_temp_files_of_dead_writers_are_removed_at_recovery(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "exp" / "parquet").mkdir(parents=True)
+    stale = tmp_path / "exp" / f".audit_2025_01_01_000000.json.{dead.stdout.strip()}-deadbeef.tmp"
+    live = tmp_path / "exp" / "parquet" / f".part-x.parquet.{os.getppid()}-cafe0000.tmp"
+    stale.write_text("half")
+    live.write_text("being written")
+    AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
+    assert not stale.exists() and live.exists()
