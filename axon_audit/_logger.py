@@ -103,6 +103,16 @@ class AuditLogger(Reader):
             as dropped.
         enable_rotation: False keeps every event in memory.
         flush_size: buffered rows sealed into one columnar chunk at a time.
+        wal_path: folder of the write-ahead log (needs `auto_export_path`); a new
+            logger on it recovers every acknowledged event exactly once.
+        wal_sync: "always" (fsynced before `log_event` returns; callers share
+            fsyncs) or "interval" (fsynced every `wal_interval` seconds).
+        hmac_key: signs the head of the export folder's manifest (see `verify`).
+        max_backlog: events awaiting export (failed or slow writes) before
+            `backlog_policy` applies: "block" (wait, retrying) or "raise"
+            (`AuditUnavailableError`). None: unbounded.
+        fail_closed: raise `AuditUnavailableError` from `log` while exports or
+            the WAL fail, instead of carrying on (the default).
 
     Example:
         >>> import asyncio
