@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import AuditTypeError
+from ._schema import from_arrow
+from ._sinks import atomic_write, event_objects
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -185,8 +187,6 @@ def append_entries(root: Path, manifest: dict[str, Any], new: list[dict[str, Any
                    written_at: str) -> dict[str, Any]:
     """Link `new` entries onto `manifest` and write it atomically (the commit point
     of an export). The caller holds `folder_lock`."""
-    from ._sinks import atomic_write
-
     entries = list(manifest.get("entries", []))
     prev = entries[-1]["hash"] if entries else GENESIS
     for e in new:
@@ -266,9 +266,6 @@ def _event_id_of(line: bytes, i: int) -> str:
 
 
 def _check_parquet(path: Path, entry: dict[str, Any], problems: list[str]) -> int:
-    from ._schema import from_arrow
-    from ._sinks import event_objects
-
     name = entry["file"]
     try:
         table = pq.read_table(path)
