@@ -15,13 +15,23 @@ Example:
 from ._archive import AuditArchive, open_archive
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
 from ._integrity import VerifyResult, verify
+from ._compliance import ComplianceReport, compliance_report, month_period
+from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
+from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from ._schema import ARROW_SCHEMA, COLUMNS
 
 __all__ = [
     "ARROW_SCHEMA",
     "COLUMNS",
+    "Alert",
+    "Alerts",
+    "ComplianceReport",
+    "MonitorThresholds",
+    "SecurityMonitor",
+    "compliance_report",
+    "month_period",
     "ArchiveError",
     "AuditArchive",
     "AuditError",

@@ -1,0 +1,51 @@
+"""Small HTML builders for Jupyter's `_repr_html_`: a summary card and tables.
+
+Everything shown is escaped; tables are polars' own HTML (bounded in rows).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Mapping
+
+import polars as pl
+
+__all__ = ["card", "table"]
+
+_STYLE = (
+    "border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:4px 0;"
+    "font-family:system-ui,sans-serif;font-size:13px;max-width:980px"
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def card(title: str, items: Mapping[str, Any], sections: Mapping[str, str] | None = None) -> str:
+    """A titled box of key/value rows, then optional titled HTML sections (already HTML).
+
+    Example:
+        >>> from axon_audit._html import card
+        >>> "<b>Report</b>" in card("Report", {"events": 3})
+        True
+    """
+    rows = "".join(
+        f"<tr><td style='padding:1px 12px 1px 0;color:#556'>{escape(str(k))}</td>"
+        f"<td style='padding:1px 0'><b>{escape(_fmt(v))}</b></td></tr>"
+        for k, v in items.items()
+    )
+    body = f"<div style='{_STYLE}'><div style='font-size:15px'><b>{escape(title)}</b></div><table>{rows}</table>"
+    for name, html in (sections or {}).items():
+        body += f"<details><summary>{escape(name)}</summary>{html}</details>"
+    return body + "</div>"
+
+
+def table(df: pl.DataFrame, max_rows: int = 20) -> str:
+    """A polars DataFrame as HTML, at most `max_rows` rows."""
+    with pl.Config(tbl_rows=max_rows, fmt_str_lengths=60, tbl_hide_dataframe_shape=False):
+        return df._repr_html_()
