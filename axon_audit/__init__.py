@@ -19,12 +19,17 @@ from ._compliance import ComplianceReport, compliance_report, month_period
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
+from ._pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
 from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from ._schema import ARROW_SCHEMA, COLUMNS
 
 __all__ = [
     "ARROW_SCHEMA",
     "COLUMNS",
+    "DEFAULT_DETECTORS",
+    "Detector",
+    "PIIRedactor",
+    "luhn_valid",
     "Alert",
     "Alerts",
     "ComplianceReport",

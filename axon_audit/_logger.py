@@ -41,6 +41,7 @@ from ._models import (
     encode_metadata,
 )
 from ._archive import ExportFolder
+from ._pii import PIIRedactor, as_redactor
 from ._query import Filters
 from ._reader import Reader, Snapshot, _as_path
 from ._schema import EMPTY_FRAME, events_to_frame, normalize_batch, rows_to_frame
@@ -113,6 +114,8 @@ class AuditLogger(Reader):
             (`AuditUnavailableError`). None: unbounded.
         fail_closed: raise `AuditUnavailableError` from `log` while exports or
             the WAL fail, instead of carrying on (the default).
+        redact_pii: True (or a `PIIRedactor`) redacts PII in metadata before it is
+            stored; event, user, session and entry ids are never touched.
 
     Example:
         >>> import asyncio
@@ -141,6 +144,7 @@ class AuditLogger(Reader):
         max_backlog: int | None = None,
         backlog_policy: str = "block",
         fail_closed: bool = False,
+        redact_pii: bool | PIIRedactor | None = None,
     ) -> None:
         if isinstance(max_events, bool) or not isinstance(max_events, int):
             raise AuditTypeError(f"max_events must be an int, got {type(max_events).__name__}")
@@ -170,6 +174,7 @@ class AuditLogger(Reader):
         self._export_path = Path(auto_export_path) if auto_export_path is not None else None
         self._rotation = bool(enable_rotation)
         self._flush_size = flush_size
+        self._redact = as_redactor(redact_pii)  # None when off: one attribute test in log()
 
         self._buf: list[tuple] = []
         self._lock = threading.RLock()  # flushes, rotations, snapshots; never taken by log()
@@ -256,6 +261,8 @@ class AuditLogger(Reader):
                     break
         else:
             entries = coerce_entry_ids(entry_ids)
+        if self._redact is not None and metadata is not None:
+            metadata = self._redact(metadata)  # opt-in PII redaction (ids are never touched)
         meta = None if metadata is None else encode_metadata(metadata)
         if error_message is not None and (type(error_message) is not str or not error_message.isascii()):
             error_message = check_text(error_message, "error_message")
@@ -331,6 +338,8 @@ class AuditLogger(Reader):
             2
         """
         df = normalize_batch(events)
+        if self._redact is not None:
+            df = self._redact.redact_frame(df)
         n = df.height
         if n == 0:
             return 0
