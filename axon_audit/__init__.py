@@ -19,6 +19,7 @@ from ._compliance import ComplianceReport, compliance_report, month_period
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
+from ._gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
 from ._pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
 from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from ._schema import ARROW_SCHEMA, COLUMNS
@@ -27,6 +28,10 @@ __all__ = [
     "ARROW_SCHEMA",
     "COLUMNS",
     "DEFAULT_DETECTORS",
+    "ErasureResult",
+    "SubjectAccessReport",
+    "erase_subject",
+    "subject_access_report",
     "Detector",
     "PIIRedactor",
     "luhn_valid",

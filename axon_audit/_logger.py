@@ -683,6 +683,30 @@ class AuditLogger(Reader):
         if self._wal is not None:
             self._wal.sync()
 
+    def _rewrite_memory(self, fn: Any) -> int:
+        """Replace every in-memory frame (store and unwritten exports) by `fn(frame)`,
+        which must keep the rows and their order; returns the events seen. Used by
+        GDPR erasure. Waits until no export is being written, so no file is
+        written from a frame that was not rewritten."""
+        while True:
+            self.flush()
+            with self._lock:
+                if any(not f.done() for f in self._futures):
+                    continue  # a rotation started after flush(): wait for it too
+                self._flush_locked()
+                # Everything is computed before anything is swapped: if fn raises, nothing changed.
+                frames = [fn(c.df) for c in self._store.chunks]
+                jobs = [fn(j.df) for j in self._pending]  # failed exports waiting for a retry
+                if any(new.height != old.height for new, old in zip(frames, self._store.chunks)):
+                    raise AssertionError("_rewrite_memory: fn must keep every row")
+                self._store.take_all()
+                for df in frames:
+                    self._store.append(df)
+                for job, df in zip(self._pending, jobs):
+                    job.df = df
+                self._reset_check()
+                return sum(df.height for df in frames) + sum(df.height for df in jobs)
+
     def close(self) -> None:
         """Flush, export everything in memory (when `auto_export_path` is set) and
         wait for the writes. The logger stays usable. Raises `ExportError` if some

@@ -1,0 +1,353 @@
+"""Data subject tools (GDPR): subject access reports and erasure.
+
+`subject_access_report` gathers every event about a user from any number of
+sources: the user's own events and other users' accesses to the entries the
+user stored. `erase_subject` pseudonymizes (or removes) the user's identifiers in
+a logger's memory and rewrites the affected files of export folders, then
+records the erasure itself as an audit event.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+
+from ._errors import ArchiveError, AuditTypeError, AuditValueError
+from ._html import card, table
+from ._models import parse_timestamp
+from ._schema import COLUMNS, from_arrow, normalize_batch, to_arrow
+from ._sinks import (
+    PARQUET_COMPRESSION,
+    atomic_write,
+    rotation_json_name,
+    write_json_export,
+    write_json_stream,
+    write_parquet_partitions,
+)
+from ._sources import scan_sources
+
+__all__ = ["ErasureResult", "SubjectAccessReport", "erase_subject", "subject_access_report"]
+
+_STORES = ["STORE", "BULK_STORE", "IMPORT"]
+_WORD = "A-Za-z0-9_"
+
+
+def _check_user(user_id: Any) -> str:
+    if not isinstance(user_id, str):
+        raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
+    if not user_id.strip():
+        raise AuditValueError("user_id must not be empty")
+    return user_id
+
+
+# --------------------------------------------------------------------------- access
+
+
+@dataclass
+class SubjectAccessReport:
+    """Every event about one user: `events` (their own), `accessed_by_others` (other
+    users' events touching entries the user stored), `entries` and `summary`.
+
+    `export(path)` writes both event sections, oldest first, in the JSON export format.
+    """
+
+    user_id: str
+    frames: dict[str, pl.DataFrame] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+            return df.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
+
+        return {"user_id": self.user_id, **rows(self.frames["summary"])[0],
+                "events": rows(self.frames["events"]), "accessed_by_others": rows(self.frames["accessed_by_others"]),
+                "entries": self.frames["entries"]["entry_id"].to_list()}
+
+    def export(self, path: str | Path) -> int:
+        """Write the user's events and the accesses by others to `path` (export format);
+        returns how many events were written."""
+        if not isinstance(path, (str, Path)):
+            raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+        df = pl.concat([self.frames["events"], self.frames["accessed_by_others"]]).sort("timestamp", "event_id")
+        write_json_export(df, Path(path))
+        return df.height
+
+    def _repr_html_(self) -> str:
+        s = self.frames["summary"].row(0, named=True)
+        return card(f"Subject access report: {self.user_id}", s,
+                    {k: table(v) for k, v in self.frames.items() if k != "summary"})
+
+    def __repr__(self) -> str:
+        s = self.frames["summary"].row(0, named=True)
+        return (f"SubjectAccessReport(user_id={self.user_id!r}, events={s['events']}, "
+                f"accessed_by_others={s['accessed_by_others']})")
+
+
+def subject_access_report(source: Any, user_id: str) -> SubjectAccessReport:
+    """Every event about `user_id` in `source` (a logger, an archive, or a list of them;
+    a logger's archived exports are included where it can read them).
+
+    Example:
+        >>> from axon_audit import AuditLogger, subject_access_report
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", entry_ids=["note_1"])
+        >>> _ = audit.log("recall", user_id="bob", entry_ids=["note_1"])
+        >>> _ = audit.log("recall", user_id="bob", entry_ids=["note_2"])
+        >>> r = subject_access_report(audit, "ann")
+        >>> r.to_dict()["events"][0]["operation"], r.frames["accessed_by_others"]["user_id"].to_list()
+        ('STORE', ['bob'])
+    """
+    user_id = _check_user(user_id)
+    own = scan_sources(source, user_id=user_id).sort("timestamp", "event_id").collect()
+    entries = (own.filter(pl.col("operation").is_in(_STORES)).select(pl.col("entry_ids").alias("entry_id"))
+               .explode("entry_id").drop_nulls().unique().sort("entry_id"))
+    if entries.height:
+        others = (scan_sources(source, entry_ids=entries["entry_id"].to_list())
+                  .filter(pl.col("user_id").is_null() | (pl.col("user_id") != user_id))
+                  .sort("timestamp", "event_id").collect())
+    else:
+        others = own.clear()
+    summary = pl.DataFrame({
+        "events": [own.height],
+        "accessed_by_others": [others.height],
+        "entries_stored": [entries.height],
+        "sessions": [own["session_id"].drop_nulls().n_unique()],
+        "first_event": [own["timestamp"].min()],
+        "last_event": [own["timestamp"].max()],
+        "other_users": [others["user_id"].drop_nulls().n_unique()],
+    }, schema_overrides={"first_event": pl.Datetime("us", "UTC"), "last_event": pl.Datetime("us", "UTC")})
+    return SubjectAccessReport(user_id, {"summary": summary, "events": own, "accessed_by_others": others,
+                                         "entries": entries})
+
+
+# --------------------------------------------------------------------------- erasure
+
+
+@dataclass
+class ErasureResult:
+    """What `erase_subject` did. `pseudonym` is None when identifiers were removed."""
+
+    mode: str
+    pseudonym: str | None
+    events: int  # events of the subject found (and rewritten)
+    memory_events_rewritten: int
+    files_rewritten: list[Path]
+    audit_event_id: str
+    manifest: str = "no integrity manifest found"
+
+    def _repr_html_(self) -> str:
+        items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
+        files = "<br>".join(str(p) for p in self.files_rewritten) or "none"
+        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": files})
+
+
+def _rust_escape(text: str) -> str:
+    return "".join("\\" + c if c in string.punctuation else c for c in text)
+
+
+class _Rewriter:
+    """The column rewrite of one erasure: exact ids replaced, token occurrences in text too."""
+
+    def __init__(self, user_id: str, sessions: list[str], mode: str, pseudonym: str | None) -> None:
+        self.user_id = user_id
+        self.sessions = sessions
+        self.mode = mode
+        self.pseudonym = pseudonym
+        self.session_map = {s: (f"{pseudonym}_s{i}" if pseudonym else None) for i, s in enumerate(sessions)}
+        # Every identifier as it appears in text, and JSON-escaped (metadata is JSON text).
+        swaps = {user_id: pseudonym or "[erased]"}
+        swaps.update({s: self.session_map[s] or "[erased]" for s in sessions})
+        swaps.update({orjson.dumps(t).decode()[1:-1]: r for t, r in list(swaps.items())})
+        # Longest first: a session id that contains the user id is replaced whole.
+        self.patterns = [(f"(^|[^{_WORD}]){_rust_escape(t)}([^{_WORD}]|$)", swaps[t])
+                         for t in sorted(swaps, key=len, reverse=True)]
+        self.needles = [t.encode() for t in swaps]
+
+    def _text(self, expr: pl.Expr) -> pl.Expr:
+        for pattern, value in self.patterns:
+            # Twice: adjacent occurrences share the separator the first pass consumed.
+            for _ in range(2):
+                expr = expr.str.replace_all(pattern, f"${{1}}{value.replace('$', '$$')}${{2}}")
+        return expr
+
+    def __call__(self, df: pl.DataFrame) -> pl.DataFrame:
+        user = pl.col("user_id").cast(pl.String)
+        session = pl.col("session_id").cast(pl.String)
+        new_user = pl.when(user == self.user_id).then(pl.lit(self.pseudonym, pl.String)).otherwise(user)
+        new_session = pl.when(session.is_in(self.sessions)).then(
+            session.replace_strict(self.session_map, default=None, return_dtype=pl.String)).otherwise(session)
+        out = df.with_columns(
+            self._text(new_user).cast(df.schema["user_id"]).alias("user_id"),
+            self._text(new_session).cast(df.schema["session_id"]).alias("session_id"),
+            self._text(pl.col("metadata")),
+            self._text(pl.col("error_message")),
+            pl.col("entry_ids").list.eval(self._text(pl.element())),
+        )
+        return out
+
+
+def _folders(items: list[Any]) -> list[Path]:
+    out: list[Path] = []
+    for s in items:
+        path = None
+        if isinstance(s, (str, Path)):
+            path = Path(s)
+        elif getattr(s, "auto_export_path", None) is not None:
+            path = Path(s.auto_export_path)
+        elif isinstance(getattr(s, "path", None), (str, Path)):
+            path = Path(s.path)
+        if path is not None and path not in out:
+            if path.is_file():
+                path = path.parent
+            out.append(path)
+    return out
+
+
+def _rewrite_parquet(path: Path, fn: _Rewriter) -> bool:
+    table = pq.read_table(path)
+    extra = sorted(set(table.column_names) - set(COLUMNS))
+    if extra:
+        raise ArchiveError(f"{path}: erasure cannot rewrite a file with unknown columns {extra}")
+    df = from_arrow(table)
+    new = fn(df)
+    if new.equals(df):
+        return False
+    atomic_write(path, lambda fh: pq.write_table(to_arrow(new), fh, compression=PARQUET_COMPRESSION,
+                                                 compression_level=6))
+    return True
+
+
+def _rewrite_json(path: Path, fn: _Rewriter) -> bool:
+    raw = path.read_bytes()
+    if not any(n in raw for n in fn.needles):  # plain text: a byte search tells
+        return False
+    try:
+        doc = orjson.loads(raw)
+        events = doc["events"]
+        exported = parse_timestamp(doc.get("exported_at") or datetime.now(timezone.utc), "exported_at")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
+        raise ArchiveError(f"{path}: not an export document ({exc})") from None
+    extra = sorted({k for e in events for k in e} - set(COLUMNS))
+    if extra:
+        raise ArchiveError(f"{path}: erasure cannot rewrite events with unknown keys {extra}")
+    df = normalize_batch(events) if events else None
+    if df is None:
+        return False
+    new = fn(df)
+    atomic_write(path, lambda fh: write_json_stream(fh, new, exported))
+    return True
+
+
+def erase_subject(
+    source: Any,
+    user_id: str,
+    *,
+    mode: str = "pseudonymize",
+    requested_by: str | None = None,
+) -> ErasureResult:
+    """Erase `user_id` from `source`: a logger (its memory and its export folder), an
+    archive, an export folder path, or a list of them.
+
+    The user's id, their session ids, and whole-token occurrences of either in
+    metadata, error messages and entry ids are replaced by one random pseudonym
+    per erasure (``mode="pseudonymize"``; no mapping is kept) or removed
+    (``mode="remove"``: ids become null, text says ``[erased]``). Affected Parquet
+    and JSON files are rewritten atomically. The erasure is then recorded as a
+    FORGET event (metadata ``gdpr_erasure``) in the first logger given, or
+    else as a new export in the first folder.
+
+    Example:
+        >>> from axon_audit import AuditLogger, erase_subject
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", session_id="s-ann", metadata={"by": "ann"})
+        >>> result = erase_subject(audit, "ann", requested_by="dpo")
+        >>> audit.query_events(user_id="ann")
+        []
+        >>> e = audit.query_events(operation="store")[0]
+        >>> e.user_id == result.pseudonym, e.metadata["by"] == result.pseudonym
+        (True, True)
+        >>> audit.query_events(user_id="dpo")[0].metadata["gdpr_erasure"]
+        True
+    """
+    user_id = _check_user(user_id)
+    if mode not in ("pseudonymize", "remove"):
+        raise AuditValueError(f"mode must be 'pseudonymize' or 'remove', got {mode!r}")
+    items = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not items:
+        raise AuditTypeError("source must be a logger, an archive, a folder or a list of them, got an empty list")
+    loggers = [s for s in items if callable(getattr(s, "_rewrite_memory", None))]
+    folders = _folders(items)
+    for f in folders:
+        if not f.is_dir():
+            raise AuditValueError(f"source: export folder {f} does not exist")
+    scannable = [s for s in items if callable(getattr(s, "scan", None))]
+    for s in items:
+        if s not in scannable and not isinstance(s, (str, Path)):
+            raise AuditTypeError(f"source: cannot erase from {type(s).__name__}")
+
+    # The subject's sessions, from every source that can be scanned (live and archived).
+    own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
+           if scannable else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String}))
+    for f in folders:  # folders given as paths are read straight from their files
+        own = pl.concat([own, _folder_events(f, user_id)])
+    own = own.unique("event_id")
+    sessions = sorted(own["session_id"].drop_nulls().unique().to_list())
+    pseudonym = f"erased_{secrets.token_hex(8)}" if mode == "pseudonymize" else None
+    fn = _Rewriter(user_id, sessions, mode, pseudonym)
+
+    in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
+    written: list[Path] = []
+    for folder in folders:
+        for p in sorted(folder.glob("parquet/date=*/*.parquet")):
+            if _rewrite_parquet(p, fn):
+                written.append(p)
+        for p in sorted(folder.glob("*.json")):
+            if _rewrite_json(p, fn):
+                written.append(p)
+
+    record = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
+              "sessions": len(sessions), "files_rewritten": len(written)}
+    if loggers:
+        event_id = loggers[0].log("FORGET", user_id=requested_by, metadata=record).event_id
+        loggers[0].flush()
+    elif folders:
+        df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
+        write_json_export(df, folders[0] / rotation_json_name().replace(".json", "_erasure.json"), replace=False)
+        write_parquet_partitions(df, folders[0] / "parquet")
+        event_id = df["event_id"][0]
+    else:
+        raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
+    manifest = "no integrity manifest found"
+    if any(any(f.glob("*manifest*")) for f in folders):
+        manifest = "manifest present but NOT re-sealed (integrity manifest support pending)"
+    return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id, manifest)
+
+
+def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:
+    """The subject's (event_id, session_id) pairs in an export folder's files."""
+    frames = []
+    parts = sorted(folder.glob("parquet/date=*/*.parquet"))
+    if parts:
+        frames.append(pl.scan_parquet(parts).filter(pl.col("user_id").cast(pl.String) == user_id)
+                      .select("event_id", pl.col("session_id").cast(pl.String)).collect())
+    needle = orjson.dumps(user_id)
+    for p in sorted(folder.glob("*.json")):
+        raw = p.read_bytes()
+        if needle not in raw:
+            continue
+        try:
+            events = orjson.loads(raw)["events"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ArchiveError(f"{p}: not an export document ({exc})") from None
+        frames.append(pl.DataFrame([(e.get("event_id"), e.get("session_id")) for e in events
+                                    if e.get("user_id") == user_id],
+                                   schema={"event_id": pl.String, "session_id": pl.String}, orient="row"))
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String})
+

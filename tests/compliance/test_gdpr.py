@@ -1,0 +1,138 @@
+"""GDPR: subject access across sources; erasure leaves no byte of the subject in any file."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+
+from axon_audit import AuditLogger, AuditTypeError, AuditValueError, erase_subject, subject_access_report
+from axon_audit.workload import generate_events
+
+UTC = timezone.utc
+SUBJECT = "ann.lee@example.com"  # an id that is PII itself, with characters regexes care about
+SESSION = "sess-ann.lee@example.com-1"
+
+
+def test_subject_access_report_hand_counted(small_logger, tmp_path):
+    r = subject_access_report(small_logger, "alice")
+    d = r.to_dict()
+    assert [e["event_id"] for e in d["events"]] == ["evt_a1", "evt_a2", "evt_a3", "evt_a4"]
+    assert d["entries"] == ["e1", "e2"]
+    assert [e["event_id"] for e in d["accessed_by_others"]] == ["evt_b2", "evt_b3", "evt_d2"]
+    assert (d["events"], d["other_users"]) and d["other_users"] == 2
+    assert d["first_event"] == "2026-11-03T09:00:00.000000Z"
+    n = r.export(tmp_path / "alice.json")
+    doc = json.loads((tmp_path / "alice.json").read_text())
+    assert n == doc["total_events"] == 7
+    assert [e["event_id"] for e in doc["events"]] == ["evt_a1", "evt_a2", "evt_a3", "evt_a4", "evt_b2",
+                                                       "evt_b3", "evt_d2"]
+    assert "Subject access report: alice" in r._repr_html_()
+    nobody = subject_access_report(small_logger, "zed")
+    assert nobody.to_dict()["events"] == [] and nobody.to_dict()["accessed_by_others"] == []
+    with pytest.raises(AuditTypeError, match="user_id"):
+        subject_access_report(small_logger, 42)
+
+
+def subject_rows(n: int) -> list[dict]:
+    base = datetime(2026, 11, 2, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        rows.append({
+            "timestamp": base.replace(day=2 + i % 20, hour=i % 24),
+            "operation": ["STORE", "RECALL", "FORGET"][i % 3],
+            "user_id": SUBJECT,
+            "session_id": SESSION,
+            "entry_ids": [f"entry_ann_{i}"],
+            "metadata": {"contact": SUBJECT, "note": f"asked by {SUBJECT}", "n": i},
+            "error_message": f"quota for {SUBJECT}" if i % 5 == 0 else None,
+            "status": "FAILURE" if i % 5 == 0 else "SUCCESS",
+        })
+    return rows
+
+
+def all_file_bytes(root: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in root.rglob("*") if p.is_file()]
+
+
+def decoded_strings(path: Path) -> str:
+    """Every value of a Parquet file as text (the bytes on disk are compressed)."""
+    return pl.read_parquet(path).with_columns(pl.col("entry_ids").list.join("|")).cast(pl.String).write_csv()
+
+
+@pytest.mark.parametrize("mode", ["pseudonymize", "remove"])
+def test_erasure_across_memory_json_and_parquet(tmp_path, mode):
+    folder = tmp_path / "audit"
+    audit = AuditLogger(max_events=5_000, auto_export_path=folder)
+    background = generate_events(12_000, seed=4, start=datetime(2026, 11, 1, tzinfo=UTC), days=25)
+    rows = subject_rows(60)
+    audit.log_batch(background.slice(0, 6_000))
+    audit.log_batch(rows[:30])
+    audit.log_batch(background.slice(6_000))
+    audit.log_batch(rows[30:])  # these stay in memory
+    audit.flush()
+    assert any(SUBJECT.encode() in b for _, b in all_file_bytes(folder))  # it was there
+    before_files = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    live = audit.scan(user_id=SUBJECT).collect().height
+
+    result = erase_subject(audit, SUBJECT, mode=mode, requested_by="dpo_1")
+    audit.close()
+
+    assert result.events == 60 and result.files_rewritten
+    for path, raw in all_file_bytes(folder):
+        assert SUBJECT.encode() not in raw and SESSION.encode() not in raw, path
+        if path.suffix == ".parquet":
+            text = decoded_strings(path)
+            assert SUBJECT not in text and SESSION not in text, path
+    # Nothing else changed: same files (plus the erasure's own export), same events, other users intact.
+    after_files = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    assert set(before_files) <= set(after_files)
+    exported = pl.scan_parquet(folder / "parquet" / "**" / "*.parquet").collect()
+    assert exported.height == 12_060 + 1  # close() exported the rest; +1: the erasure event
+    assert live == 30 and result.memory_events_rewritten > 0  # live data was erased too, not only files
+    others = background.select("user_id", "operation", "metadata").sort(pl.all())
+    kept = exported.filter(pl.col("user_id").cast(pl.String).str.starts_with("user_"))
+    assert kept.select(pl.col("user_id").cast(pl.String), pl.col("operation").cast(pl.String),
+                       "metadata").sort(pl.all()).equals(others.with_columns(pl.col("operation").cast(pl.String)))
+    erased = exported.filter(pl.col("entry_ids").list.first().str.contains("entry_ann_"))
+    assert erased.height == 60
+    if mode == "pseudonymize":
+        assert erased["user_id"].cast(pl.String).unique().to_list() == [result.pseudonym]
+        assert orjson.loads(erased["metadata"][0])["contact"] == result.pseudonym
+    else:
+        assert erased["user_id"].null_count() == 60 and erased["session_id"].null_count() == 60
+        assert orjson.loads(erased["metadata"][0])["note"] == "asked by [erased]"
+    # The erasure is an audit event, naming no one but the pseudonym.
+    record = exported.filter(pl.col("event_id") == result.audit_event_id)
+    assert record["user_id"].cast(pl.String).item() == "dpo_1"
+    meta = orjson.loads(record["metadata"].item())
+    assert meta["gdpr_erasure"] is True and meta["events"] == 60 and meta["files_rewritten"] == len(
+        result.files_rewritten)
+    assert subject_access_report(audit, SUBJECT).to_dict()["events"] == []
+
+
+def test_erasure_of_a_folder_alone_records_itself_there(tmp_path):
+    folder = tmp_path / "exports"
+    with AuditLogger(max_events=100, auto_export_path=folder) as audit:
+        audit.log_batch(subject_rows(10) + [{"operation": "STORE", "user_id": "bob", "metadata": {"x": 1}}])
+    result = erase_subject(str(folder), SUBJECT)
+    assert result.memory_events_rewritten == 0 and result.events == 10
+    assert not any(SUBJECT.encode() in raw for _, raw in all_file_bytes(folder))
+    assert list(folder.glob("*_erasure.json"))
+    df = pl.scan_parquet(folder / "parquet" / "**" / "*.parquet").collect()
+    assert df.height == 12 and df.filter(pl.col("user_id").cast(pl.String) == "bob").height == 1
+
+
+def test_erasure_bad_arguments(tmp_path):
+    with pytest.raises(AuditValueError, match="mode"):
+        erase_subject(AuditLogger(), "ann", mode="shred")
+    with pytest.raises(AuditValueError, match="does not exist"):
+        erase_subject(tmp_path / "nope", "ann")
+    with pytest.raises(AuditTypeError, match="cannot erase"):
+        erase_subject(object(), "ann")
+    with pytest.raises(AuditValueError, match="user_id"):
+        erase_subject(AuditLogger(), " ")
