@@ -20,6 +20,7 @@ from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, 
 from ._logger import AuditLogger
 from ._models import AuditEvent, EventStatus, OperationType
 from ._gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
+from ._retention import RetentionResult, apply_retention
 from ._pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
 from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from ._schema import ARROW_SCHEMA, COLUMNS
@@ -28,6 +29,8 @@ __all__ = [
     "ARROW_SCHEMA",
     "COLUMNS",
     "DEFAULT_DETECTORS",
+    "RetentionResult",
+    "apply_retention",
     "ErasureResult",
     "SubjectAccessReport",
     "erase_subject",
