@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import polars as pl
 
-__all__ = ["card", "table"]
+__all__ = ["card", "logger_card", "table"]
 
 _STYLE = (
     "border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:4px 0;"
@@ -49,3 +49,22 @@ def table(df: pl.DataFrame, max_rows: int = 20) -> str:
     """A polars DataFrame as HTML, at most `max_rows` rows."""
     with pl.Config(tbl_rows=max_rows, fmt_str_lengths=60, tbl_hide_dataframe_shape=False):
         return df._repr_html_()
+
+
+def logger_card(logger: Any) -> str:
+    """The summary card of an `AuditLogger` (its statistics and counters)."""
+    s = logger.get_statistics()
+    items = {
+        "events in memory": s["events_in_memory"],
+        "total events logged": s["total_events_logged"],
+        "users": s["unique_users"],
+        "success rate": f"{s['success_rate']:.2%}",
+        "p50 / p95 latency (ms)": f"{s['p50_duration_ms']:.3g} / {s['p95_duration_ms']:.3g}",
+        "first event": s["first_event"],
+        "last event": s["last_event"],
+        "rotations": s["rotations"],
+        "exported events": s["exported_events"],
+        "auto export": s["auto_export_path"] or "off",
+    }
+    ops = pl.DataFrame({"operation": list(s["by_operation"]), "events": list(s["by_operation"].values())})
+    return card(f"AuditLogger (max_events={s['max_events']:,})", items, {"by operation": table(ops)})

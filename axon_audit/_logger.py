@@ -898,6 +898,12 @@ class AuditLogger(Reader):
         write_json_export(df, path)
         return df.height
 
+    def _repr_html_(self) -> str:
+        """A summary card for Jupyter."""
+        from ._html import logger_card
+
+        return logger_card(self)
+
     def __repr__(self) -> str:
         return (f"AuditLogger(max_events={self._max_events}, auto_export_path={self._export_path!r}, "
                 f"enable_rotation={self._rotation}, events_in_memory={self.event_count})")

@@ -192,3 +192,9 @@ def test_months_partition_the_quarter(rows):
         assert sum(u["total"] for u in m["user_activity"].values()) == m["total_events"]
         assert m["users"] == len(m["user_activity"])
         assert sum(m["statuses"].values()) == m["total_events"]
+
+
+def test_logger_summary_card(small_logger):
+    html = small_logger._repr_html_()
+    assert "AuditLogger (max_events=10,000)" in html
+    assert "total events logged" in html and "<b>11</b>" in html and "RECALL" in html
