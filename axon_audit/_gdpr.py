@@ -54,7 +54,7 @@ def _check_user(user_id: Any) -> str:
 @dataclass
 class SubjectAccessReport:
     """Every event about one user: `events` (their own), `accessed_by_others` (other
-    users' events touching entries the user stored), `entries` and `summary`.
+    users' events touching entries the user stored first), `entries` and `summary`.
 
     `export(path)` writes both event sections, oldest first, in the JSON export format.
     """
@@ -106,8 +106,16 @@ def subject_access_report(source: Any, user_id: str) -> SubjectAccessReport:
     """
     user_id = _check_user(user_id)
     own = scan_sources(source, user_id=user_id).sort("timestamp", "event_id").collect()
-    entries = (own.filter(pl.col("operation").is_in(_STORES)).select(pl.col("entry_ids").alias("entry_id"))
-               .explode("entry_id").drop_nulls().unique().sort("entry_id"))
+    stored = (own.filter(pl.col("operation").is_in(_STORES)).select(pl.col("entry_ids").alias("entry_id"))
+              .explode("entry_id").drop_nulls().unique())
+    # The user's entries: those they stored first (an entry others stored before is not theirs).
+    entries = (scan_sources(source, operation=_STORES, entry_ids=stored["entry_id"].to_list())
+               .filter(pl.col("status") != "FAILURE")
+               .select("timestamp", "event_id", "user_id", pl.col("entry_ids").alias("entry_id"))
+               .explode("entry_id").join(stored.lazy(), on="entry_id")
+               .sort("timestamp", "event_id").group_by("entry_id").agg(pl.col("user_id").first().alias("owner"))
+               .filter(pl.col("owner") == user_id).select("entry_id").sort("entry_id").collect()
+               if stored.height else stored)
     if entries.height:
         others = (scan_sources(source, entry_ids=entries["entry_id"].to_list())
                   .filter(pl.col("user_id").is_null() | (pl.col("user_id") != user_id))

@@ -57,7 +57,7 @@ class MonitorThresholds:
     #: per-user spikes: count >= user_spike_min and > factor x the user's mean over their other windows
     user_window: timedelta = timedelta(hours=1)
     user_spike_factor: float = 10.0
-    user_spike_min: int = 5
+    user_spike_min: int = 10
     #: unusual hours: >= unusual_hour_min events in one clock hour whose hour of day holds less than
     #: unusual_hour_share of the user's other activity (given >= unusual_hour_history other events)
     unusual_hour_min: int = 5

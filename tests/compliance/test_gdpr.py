@@ -136,3 +136,17 @@ def test_erasure_bad_arguments(tmp_path):
         erase_subject(object(), "ann")
     with pytest.raises(AuditValueError, match="user_id"):
         erase_subject(AuditLogger(), " ")
+
+
+def test_accessed_by_others_counts_only_entries_the_subject_stored_first():
+    audit = AuditLogger()
+    audit.log("store", user_id="ann", entry_ids=["x"])
+    audit.log("store", user_id="bob", entry_ids=["x", "y"])
+    audit.log("recall", user_id="carol", entry_ids=["x"])
+    audit.log("recall", user_id="carol", entry_ids=["y"])
+    ann = subject_access_report(audit, "ann").frames
+    assert ann["entries"]["entry_id"].to_list() == ["x"]
+    assert ann["accessed_by_others"]["user_id"].to_list() == ["bob", "carol"]
+    bob = subject_access_report(audit, "bob").frames
+    assert bob["entries"]["entry_id"].to_list() == ["y"]
+    assert bob["accessed_by_others"].select("user_id", pl.col("entry_ids").list.first()).rows() == [("carol", "y")]
