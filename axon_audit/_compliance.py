@@ -163,7 +163,11 @@ def compliance_report(
     lf = scan_sources(source, **period_filter(start_us, end_us))
     if end_us is not None:  # the period is half-open; the scan's bound is inclusive
         lf = lf.filter(pl.col("timestamp").dt.epoch("us") < end_us)
-    df = lf.with_columns(pl.col("user_id").fill_null(ANONYMOUS)).collect()
+    df = lf.select(
+        "event_id", "timestamp", "operation", pl.col("user_id").fill_null(ANONYMOUS), "session_id",
+        *(["entry_ids"] if wanted is not None else []),
+        pl.col("entry_ids").list.len().alias("n_entries"), "status", "error_message", "duration_ms",
+    ).collect()
     period = _period_label(start, end)
     return ComplianceReport(period, start, end, _sections(df, period, wanted))
 
@@ -216,7 +220,7 @@ def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dic
         .agg(
             n_where(op == "EXPORT", "exports"),
             n_where(op == "FORGET", "deletions"),
-            pl.col("entry_ids").filter(op == "FORGET").list.len().sum().cast(pl.Int64).alias("entries_deleted"),
+            pl.col("n_entries").filter(op == "FORGET").sum().cast(pl.Int64).alias("entries_deleted"),
         )
         .sort(["deletions", "exports", "user_id"], descending=[True, True, False])
     )
@@ -242,7 +246,7 @@ def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dic
         d.max().alias("max"),
     ]
     latency = pl.concat([
-        df.group_by("operation").agg(lat_aggs).sort(op.cast(ops_order)),
+        df.group_by("operation").agg(lat_aggs).sort(op.cast(ops_order)).with_columns(op.cast(pl.String)),
         df.select(pl.lit("ALL").alias("operation"), *lat_aggs),
     ]) if total else pl.DataFrame(schema={"operation": pl.String, "count": pl.Int64, "mean": pl.Float64,
                                           "p50": pl.Float64, "p95": pl.Float64, "p99": pl.Float64,

@@ -297,7 +297,7 @@ def _recall_sweep(lf: pl.LazyFrame, source: Any, t: MonitorThresholds) -> pl.Laz
               .filter((pl.col("status") != "FAILURE") & pl.col("user_id").is_not_null())
               .select("timestamp", "user_id", pl.col("entry_ids").alias("entry_id"))
               .explode("entry_id").drop_nulls("entry_id")
-              .sort("timestamp").group_by("entry_id").agg(pl.col("user_id").first().alias("owner")))
+              .group_by("entry_id").agg(pl.col("user_id").sort_by("timestamp").first().alias("owner")))
     hits = (lf.filter((pl.col("operation") == "RECALL") & pl.col("user_id").is_not_null())
             .select("event_id", "user_id", _window(t.sweep_window), pl.col("entry_ids").alias("entry_id"))
             .explode("entry_id")
