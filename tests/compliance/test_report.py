@@ -198,3 +198,10 @@ def test_logger_summary_card(small_logger):
     html = small_logger._repr_html_()
     assert "AuditLogger (max_events=10,000)" in html
     assert "total events logged" in html and "<b>11</b>" in html and "RECALL" in html
+
+
+def test_several_sources_are_unioned_and_each_event_counted_once(small_logger):
+    other = AuditLogger()
+    other.log("store", user_id="dora")
+    both = compliance_report([small_logger, other, small_logger])
+    assert both.total_events == 12 and "dora" in both["user_activity"]
