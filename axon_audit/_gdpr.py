@@ -211,10 +211,13 @@ def _folders(items: list[Any]) -> list[Path]:
             path = Path(s.auto_export_path)
         elif isinstance(getattr(s, "path", None), (str, Path)):
             path = Path(s.path)
-        if path is not None and path not in out:
-            if path.is_file():
+        if path is not None:
+            if path.is_file():  # an archive of one JSON export
                 path = path.parent
-            out.append(path)
+            if path.name == "parquet" and not any(path.glob("parquet")):  # an archive of the parquet/ folder
+                path = path.parent
+            if path not in out:
+                out.append(path)
     return out
 
 
