@@ -9,8 +9,8 @@ records the erasure itself as an audit event.
 
 from __future__ import annotations
 
+import json
 import secrets
-import string
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -157,7 +157,9 @@ class ErasureResult:
 
 
 def _rust_escape(text: str) -> str:
-    return "".join("\\" + c if c in string.punctuation else c for c in text)
+    """A literal for polars' (Rust) regex: every character but [A-Za-z0-9_] as a hex escape
+    (a backslash before some punctuation means something there, e.g. ``\\<``)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else f"\\x{{{ord(c):X}}}" for c in text)
 
 
 class _Rewriter:
@@ -176,7 +178,8 @@ class _Rewriter:
         # Longest first: a session id that contains the user id is replaced whole.
         self.patterns = [(f"(^|[^{_WORD}]){_rust_escape(t)}([^{_WORD}]|$)", swaps[t])
                          for t in sorted(swaps, key=len, reverse=True)]
-        self.needles = [t.encode() for t in swaps]
+        self.needles = [t.encode() for t in swaps] + [
+            json.dumps(t, ensure_ascii=True)[1:-1].encode() for t in (user_id, *sessions)]
 
     def _text(self, expr: pl.Expr) -> pl.Expr:
         for pattern, value in self.patterns:

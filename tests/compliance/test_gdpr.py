@@ -150,3 +150,33 @@ def test_accessed_by_others_counts_only_entries_the_subject_stored_first():
     bob = subject_access_report(audit, "bob").frames
     assert bob["entries"]["entry_id"].to_list() == ["y"]
     assert bob["accessed_by_others"].select("user_id", pl.col("entry_ids").list.first()).rows() == [("carol", "y")]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]) | st.sampled_from('"\\@. -'),
+                    min_size=1, max_size=12))
+def test_erasure_of_any_id_leaves_no_bytes(tmp_path_factory, tail):
+    subject = "subj_" + tail
+    folder = tmp_path_factory.mktemp("erase")
+    rows = [{"operation": "STORE", "user_id": subject, "session_id": f"{subject}-s", "entry_ids": ["e1"],
+             "metadata": {"who": subject, "n": 1}, "error_message": f"by {subject}"},
+            {"operation": "RECALL", "user_id": "other", "entry_ids": ["e1"], "metadata": {"note": "fine"}}]
+    with AuditLogger(max_events=2, auto_export_path=folder) as audit:
+        audit.log_batch(rows)  # rotated to files
+        audit.log_batch(rows)  # and again
+        audit.log_batch(rows[:1])  # and one in memory
+        erase_subject(audit, subject, mode="remove")
+        assert audit.query_events(user_id=subject) == []
+    forms = {subject.encode(), json.dumps(subject)[1:-1].encode(), json.dumps(subject, ensure_ascii=True)[1:-1].encode()}
+    for path, raw in all_file_bytes(folder):
+        assert not any(f in raw for f in forms), path
+        if path.suffix == ".parquet":
+            assert subject not in decoded_strings(path)
+    kept = pl.scan_parquet(folder / "parquet" / "**" / "*.parquet").collect()
+    assert kept.filter(pl.col("user_id").cast(pl.String) == "other").height == 2
+    assert kept.height == 6  # 5 events + the erasure record
