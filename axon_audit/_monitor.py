@@ -70,7 +70,7 @@ class MonitorThresholds:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.type in ("timedelta",) or isinstance(f.default, timedelta):
+            if isinstance(f.default, timedelta):
                 if not isinstance(v, timedelta) or v <= timedelta(0):
                     raise AuditValueError(f"{f.name} must be a positive timedelta, got {v!r}")
             elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
