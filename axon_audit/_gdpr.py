@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 import polars as pl
@@ -224,11 +224,21 @@ def _folders(items: list[Any]) -> list[Path]:
     return out
 
 
+def _files(folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The Parquet files and the JSON documents of export folders."""
+    return ([p for f in folders for p in sorted(f.glob("parquet/date=*/*.parquet"))],
+            [p for f in folders for p in sorted(f.glob("*.json"))])
+
+
+def _check_columns(path: Path, names: Iterable[str]) -> None:
+    extra = sorted(set(names) - set(COLUMNS))
+    if extra:
+        raise ArchiveError(f"{path}: erasure cannot rewrite a file with columns it does not know: {extra}")
+
+
 def _rewrite_parquet(path: Path, fn: _Rewriter) -> bool:
     table = pq.read_table(path)
-    extra = sorted(set(table.column_names) - set(COLUMNS))
-    if extra:
-        raise ArchiveError(f"{path}: erasure cannot rewrite a file with unknown columns {extra}")
+    _check_columns(path, table.column_names)  # never drop a column silently
     df = from_arrow(table)
     new = fn(df)
     if new.equals(df):
@@ -248,9 +258,7 @@ def _rewrite_json(path: Path, fn: _Rewriter) -> bool:
         exported = parse_timestamp(doc.get("exported_at") or datetime.now(timezone.utc), "exported_at")
     except (orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
         raise ArchiveError(f"{path}: not an export document ({exc})") from None
-    extra = sorted({k for e in events for k in e} - set(COLUMNS))
-    if extra:
-        raise ArchiveError(f"{path}: erasure cannot rewrite events with unknown keys {extra}")
+    _check_columns(path, {k for e in events for k in e})
     df = normalize_batch(events) if events else None
     if df is None:
         return False
@@ -306,6 +314,16 @@ def erase_subject(
         if s not in scannable and not isinstance(s, (str, Path)):
             raise AuditTypeError(f"source: cannot erase from {type(s).__name__}")
 
+    # Check every file before changing anything: an erasure that would stop halfway is refused whole.
+    for lg in loggers:
+        lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
+    for p in _files(folders)[0]:
+        _check_columns(p, pq.read_schema(p).names)
+    for f in folders:
+        if (f / "manifest.json").exists():
+            raise ArchiveError(f"{f}: has an integrity manifest; erasure that re-seals it is not implemented yet, "
+                               "so the folder is left untouched")
+
     # The subject's sessions, from every source that can be scanned (live and archived).
     own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
            if scannable else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String}))
@@ -317,14 +335,9 @@ def erase_subject(
     fn = _Rewriter(user_id, sessions, mode, pseudonym)
 
     in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
-    written: list[Path] = []
-    for folder in folders:
-        for p in sorted(folder.glob("parquet/date=*/*.parquet")):
-            if _rewrite_parquet(p, fn):
-                written.append(p)
-        for p in sorted(folder.glob("*.json")):
-            if _rewrite_json(p, fn):
-                written.append(p)
+    parquet, documents = _files(folders)  # again: a rotation may have written since the check
+    written = [p for p in parquet if _rewrite_parquet(p, fn)]
+    written += [p for p in documents if _rewrite_json(p, fn)]
 
     record = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
               "sessions": len(sessions), "files_rewritten": len(written)}

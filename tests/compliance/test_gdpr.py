@@ -180,3 +180,20 @@ def test_erasure_of_any_id_leaves_no_bytes(tmp_path_factory, tail):
     kept = pl.scan_parquet(folder / "parquet" / "**" / "*.parquet").collect()
     assert kept.filter(pl.col("user_id").cast(pl.String) == "other").height == 2
     assert kept.height == 6  # 5 events + the erasure record
+
+
+def test_erasure_is_refused_whole_when_a_file_cannot_be_rewritten(tmp_path):
+    folder = tmp_path / "audit"
+    audit = AuditLogger(max_events=10, auto_export_path=folder)
+    audit.log_batch(subject_rows(10))  # rotated to files
+    audit.log_batch(subject_rows(3))  # in memory
+    audit.flush()
+    # A foreign Parquet file in a partition (e.g. with an extra column) stops the erasure before any change.
+    foreign = pl.DataFrame({"event_id": ["x"], "extra": [1]})
+    (folder / "parquet" / "date=2026-11-02").mkdir(parents=True, exist_ok=True)
+    foreign.write_parquet(folder / "parquet" / "date=2026-11-02" / "zz-foreign.parquet")
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(Exception, match="columns it does not know"):
+        erase_subject(audit, SUBJECT)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+    assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
