@@ -148,7 +148,6 @@ class ErasureResult:
     memory_events_rewritten: int
     files_rewritten: list[Path]
     audit_event_id: str
-    manifest: str = "no integrity manifest found"
 
     def _repr_html_(self) -> str:
         items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
@@ -351,10 +350,7 @@ def erase_subject(
         event_id = df["event_id"][0]
     else:
         raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
-    manifest = "no integrity manifest found"
-    if any(any(f.glob("*manifest*")) for f in folders):
-        manifest = "manifest present but NOT re-sealed (integrity manifest support pending)"
-    return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id, manifest)
+    return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
 
 
 def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:

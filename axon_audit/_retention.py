@@ -110,8 +110,11 @@ def apply_retention(
             if newest is None or newest < cutoff_us:  # an export may hold events stamped after its name
                 result.json_files.append(js)
                 result.bytes += js.stat().st_size
-    if any(root.glob("*manifest*")):
-        result.manifest = "manifest present but NOT updated (integrity manifest support pending)"
+    if (root / "manifest.json").exists():
+        result.manifest = "integrity manifest present: recording retention in it is not implemented yet"
+        if not dry_run and (result.partitions or result.json_files):
+            raise ArchiveError(f"{root}: has an integrity manifest; retention that records itself there is not "
+                               "implemented yet, so nothing was deleted (a dry run lists what would go)")
     if not dry_run:
         for js in result.json_files:
             js.unlink()

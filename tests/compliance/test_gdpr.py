@@ -197,3 +197,15 @@ def test_erasure_is_refused_whole_when_a_file_cannot_be_rewritten(tmp_path):
         erase_subject(audit, SUBJECT)
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
     assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
+
+
+def test_erasure_refuses_a_sealed_folder_until_resealing_exists(tmp_path):
+    from axon_audit import ArchiveError
+
+    with AuditLogger(max_events=5, auto_export_path=tmp_path) as audit:
+        audit.log_batch(subject_rows(5))
+    (tmp_path / "manifest.json").write_text("{}")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ArchiveError, match="integrity manifest"):
+        erase_subject(str(tmp_path), SUBJECT)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
