@@ -187,6 +187,21 @@ def test_months_partition_the_quarter(rows):
     months = [compliance_report(audit, f"2026-{m:02d}").to_dict() for m in (10, 11, 12)]
     quarter = compliance_report(audit, base, datetime(2027, 1, 1, tzinfo=UTC)).to_dict()
     assert sum(m["total_events"] for m in months) == quarter["total_events"] == len(rows)
+    # A plain-Python model of the seed's sections, month by month.
+    for month, m in zip((10, 11, 12), months):
+        mine = [(op, u or "anonymous", stt) for sec, op, u, stt in rows
+                if (base + timedelta(seconds=sec)).month == month]
+        ops: dict = {}
+        users: dict = {}
+        for op, u, stt in mine:
+            ops[op] = ops.get(op, 0) + 1
+            a = users.setdefault(u, {"total": 0, "stores": 0, "recalls": 0, "deletions": 0})
+            a["total"] += 1
+            a["stores"] += op == "STORE"
+            a["recalls"] += op == "RECALL"
+            a["deletions"] += op == "FORGET"
+        assert (m["operations"], m["user_activity"], m["users"]) == (ops, users, len(users))
+        assert m["statuses"].get("FAILURE", 0) == sum(stt == "FAILURE" for *_, stt in mine)
     for m in months + [quarter]:
         assert sum(m["operations"].values()) == m["total_events"]
         assert sum(u["total"] for u in m["user_activity"].values()) == m["total_events"]
