@@ -135,3 +135,30 @@ def test_thresholds_rules_logging_and_html(caplog):
         SecurityMonitor(rules=["nope"])
     with pytest.raises(AuditValueError, match="deletion_window"):
         MonitorThresholds(deletion_window=timedelta(0))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(seconds=st.lists(st.integers(0, 6 * 3600 - 1), max_size=40), fail=st.lists(st.booleans(), max_size=40),
+       maximum=st.integers(0, 4))
+def test_window_rules_match_a_plain_python_count(seconds, fail, maximum):
+    rows = [{"event_id": f"evt_{i:03d}", "timestamp": at(3, 0) + timedelta(seconds=s), "operation": "FORGET",
+             "user_id": "u", "status": "FAILURE" if i < len(fail) and fail[i] else "SUCCESS"}
+            for i, s in enumerate(seconds)]
+    audit = AuditLogger()
+    if rows:
+        audit.log_batch(rows)
+    alerts = SecurityMonitor(max_deletions=maximum, max_failures=maximum,
+                             rules=["excessive_deletions", "failure_burst"]).evaluate(audit)
+    for rule, width, pick in (("excessive_deletions", 3600, lambda r: True),
+                              ("failure_burst", 900, lambda r: r["status"] == "FAILURE")):
+        buckets: dict[int, set] = {}
+        for r, s in zip(rows, seconds):
+            if pick(r):
+                buckets.setdefault(s // width, set()).add(r["event_id"])
+        expected = {(at(3, 0) + timedelta(seconds=b * width), frozenset(ids))
+                    for b, ids in buckets.items() if len(ids) > maximum}
+        assert {(a.window_start, frozenset(a.event_ids)) for a in alerts if a.rule == rule} == expected
