@@ -61,6 +61,16 @@ class ComplianceReport:
     `to_dict()` gives the seed's report shape (`period`, `total_events`, `users`,
     `operations`, `user_activity`) plus the extra sections; `frames` holds one
     DataFrame per section; in Jupyter the report renders as HTML.
+
+    Example:
+        >>> from axon_audit import AuditLogger, compliance_report
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("export", user_id="u1")
+        >>> report = compliance_report(audit)
+        >>> report.frames["exports_and_deletions"].row(0)
+        ('u1', 1, 0, 0)
+        >>> "Compliance report" in report._repr_html_()
+        True
     """
 
     period: str

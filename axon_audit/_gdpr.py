@@ -57,6 +57,17 @@ class SubjectAccessReport:
     users' events touching entries the user stored first), `entries` and `summary`.
 
     `export(path)` writes both event sections, oldest first, in the JSON export format.
+
+    Example:
+        >>> import json, pathlib, tempfile
+        >>> from axon_audit import AuditLogger, subject_access_report
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", entry_ids=["n1"])
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "ann.json"
+        >>> subject_access_report(audit, "ann").export(path)
+        1
+        >>> json.loads(path.read_text())["events"][0]["user_id"]
+        'ann'
     """
 
     user_id: str
@@ -140,7 +151,16 @@ def subject_access_report(source: Any, user_id: str) -> SubjectAccessReport:
 
 @dataclass
 class ErasureResult:
-    """What `erase_subject` did. `pseudonym` is None when identifiers were removed."""
+    """What `erase_subject` did. `pseudonym` is None when identifiers were removed.
+
+    Example:
+        >>> from axon_audit import AuditLogger, erase_subject
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann")
+        >>> r = erase_subject(audit, "ann", mode="remove")
+        >>> r.pseudonym, r.events, r.files_rewritten
+        (None, 1, [])
+    """
 
     mode: str
     pseudonym: str | None

@@ -79,7 +79,17 @@ class MonitorThresholds:
 
 @dataclass(frozen=True)
 class Alert:
-    """One firing: which rule, how severe, whose, when, how many, and the events behind it."""
+    """One firing: which rule, how severe, whose, when, how many, and the events behind it.
+
+    Example:
+        >>> from axon_audit import AuditLogger, SecurityMonitor
+        >>> audit = AuditLogger()
+        >>> audit.log_batch([{"operation": "recall", "status": "failure", "user_id": "u9"}] * 3)
+        3
+        >>> alert = SecurityMonitor(max_failures=2).evaluate(audit)[0]
+        >>> alert.rule, alert.user_id, alert.count, len(alert.event_ids)
+        ('failure_burst', None, 3, 3)
+    """
 
     rule: str
     severity: str
@@ -105,7 +115,14 @@ class Alert:
 
 
 class Alerts(list):
-    """A list of `Alert`s, most severe first, with a DataFrame view and HTML."""
+    """A list of `Alert`s, most severe first, with a DataFrame view and HTML.
+
+    Example:
+        >>> from axon_audit import AuditLogger, SecurityMonitor
+        >>> alerts = SecurityMonitor().evaluate(AuditLogger())
+        >>> len(alerts), alerts.to_frame().columns[:3]
+        (0, ['rule', 'severity', 'user_id'])
+    """
 
     def to_frame(self) -> pl.DataFrame:
         """One row per alert (event ids as a list column)."""

@@ -28,7 +28,15 @@ _JSON = re.compile(r"audit_(\d{4})_(\d{2})_(\d{2})_(\d{2})(\d{2})(\d{2}).*\.json
 
 @dataclass
 class RetentionResult:
-    """What `apply_retention` removed (or, in a dry run, would remove)."""
+    """What `apply_retention` removed (or, in a dry run, would remove).
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import apply_retention
+        >>> r = apply_retention(tempfile.mkdtemp(), keep_days=30, dry_run=True)
+        >>> r.partitions, r.json_files, r.events
+        ([], [], 0)
+    """
 
     cutoff: datetime
     dry_run: bool
