@@ -704,6 +704,7 @@ class AuditLogger(Reader):
                     self._store.append(df)
                 for job, df in zip(self._pending, jobs):
                     job.df = df
+                    self._pending_chunks.pop(job, None)  # readers' chunks of the old frame
                 self._reset_check()
                 return sum(df.height for df in frames) + sum(df.height for df in jobs)
 
