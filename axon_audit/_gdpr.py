@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 
 from ._errors import ArchiveError, AuditTypeError, AuditValueError
 from ._html import card, table
-from ._models import parse_timestamp
-from ._schema import COLUMNS, from_arrow, normalize_batch, to_arrow
+from . import _integrity
+from ._models import format_us, now_us, parse_timestamp
+from ._schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
 from ._sinks import (
     PARQUET_COMPRESSION,
     atomic_write,
@@ -292,6 +293,7 @@ def erase_subject(
     *,
     mode: str = "pseudonymize",
     requested_by: str | None = None,
+    hmac_key: str | bytes | None = None,
 ) -> ErasureResult:
     """Erase `user_id` from `source`: a logger (its memory and its export folder), an
     archive, an export folder path, or a list of them.
@@ -300,9 +302,16 @@ def erase_subject(
     metadata, error messages and entry ids are replaced by one random pseudonym
     per erasure (``mode="pseudonymize"``; no mapping is kept) or removed
     (``mode="remove"``: ids become null, text says ``[erased]``). Affected Parquet
-    and JSON files are rewritten atomically. The erasure is then recorded as a
-    FORGET event (metadata ``gdpr_erasure``) in the first logger given, or
-    else as a new export in the first folder.
+    and JSON files are rewritten atomically. In a folder sealed by an integrity
+    manifest, every file from the first changed one on is re-chained, the
+    manifest entries are re-linked over the new files, and an ``erasure`` entry
+    (with the replaced files' previous SHA-256) is appended and signed with
+    `hmac_key` (default: the logger's), so `verify` passes and lists the erasure.
+    A logger with a write-ahead log exports its (erased) memory so the log is
+    released. Every file is checked first: an erasure that cannot complete
+    changes nothing. The erasure is then recorded as a FORGET event (metadata
+    ``gdpr_erasure``) in the first logger given, or else as a new export in the
+    first folder.
 
     Example:
         >>> from axon_audit import AuditLogger, erase_subject
@@ -336,12 +345,15 @@ def erase_subject(
     # Check every file before changing anything: an erasure that would stop halfway is refused whole.
     for lg in loggers:
         lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
+    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}
     for p in _files(folders)[0]:
-        _check_columns(p, pq.read_schema(p).names)
-    for f in folders:
-        if (f / "manifest.json").exists():
-            raise ArchiveError(f"{f}: has an integrity manifest; erasure that re-seals it is not implemented yet, "
-                               "so the folder is left untouched")
+        _check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if _folder_of(p) in sealed else set()))
+    if hmac_key is None and loggers:
+        hmac_key = getattr(loggers[0], "_hmac_key", None)
+    key = _integrity._key_bytes(hmac_key)
+    for f in sealed:  # a keyed manifest is re-signed only with its key
+        if "hmac" in _integrity.load_manifest(f) and key is None:
+            raise AuditValueError(f"hmac_key: {f} has a signed manifest; erasure must re-sign it, give the key")
 
     # The subject's sessions, from every source that can be scanned (live and archived).
     own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
@@ -354,23 +366,142 @@ def erase_subject(
     fn = _Rewriter(user_id, sessions, mode, pseudonym)
 
     in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
-    parquet, documents = _files(folders)  # again: a rotation may have written since the check
+    for lg in loggers:
+        if getattr(lg, "_wal", None) is not None and lg.auto_export_path is not None:
+            lg.close()  # the write-ahead log still holds the original rows: export (erased) memory to release it
+    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}  # the export above may seal one
+    plain = [f for f in folders if f not in sealed]
+    parquet, documents = _files(plain)  # again: a rotation may have written since the check
     written = [p for p in parquet if _rewrite_parquet(p, fn)]
     written += [p for p in documents if _rewrite_json(p, fn)]
+    summary = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
+               "sessions": len(sessions)}
+    for f in folders:
+        if f in sealed:
+            written += _reseal(f, fn, key, summary)
 
-    record = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
-              "sessions": len(sessions), "files_rewritten": len(written)}
+    record = {**summary, "files_rewritten": len(written)}
     if loggers:
         event_id = loggers[0].log("FORGET", user_id=requested_by, metadata=record).event_id
         loggers[0].flush()
     elif folders:
         df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
-        write_json_export(df, folders[0] / rotation_json_name().replace(".json", "_erasure.json"), replace=False)
-        write_parquet_partitions(df, folders[0] / "parquet")
+        if folders[0] in sealed:
+            _append_sealed_export(folders[0], df, key)
+        else:
+            write_json_export(df, folders[0] / rotation_json_name().replace(".json", "_erasure.json"),
+                              replace=False)
+            write_parquet_partitions(df, folders[0] / "parquet")
         event_id = df["event_id"][0]
     else:
         raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
     return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
+
+
+def _folder_of(path: Path) -> Path:
+    """The export folder of a Parquet file (…/parquet/date=…/part.parquet)."""
+    return path.parent.parent.parent
+
+
+def _load_plain(path: Path, kind: str) -> tuple[pl.DataFrame, int | None]:
+    """A sealed export file's events (without their chain) in file order, and the
+    JSON document's `exported_at`."""
+    if kind == "parquet":
+        table = pq.read_table(path)
+        if "chain" in table.column_names:
+            table = table.drop_columns(["chain"])
+        _check_columns(path, table.column_names)
+        return from_arrow(table), None
+    doc = orjson.loads(path.read_bytes())
+    events = [{k: v for k, v in e.items() if k != "chain"} for e in doc["events"]]
+    _check_columns(path, {k for e in events for k in e})
+    exported = parse_timestamp(doc["exported_at"], "exported_at") if doc.get("exported_at") else None
+    return (normalize_batch(events) if events else EMPTY_FRAME.clear()), exported
+
+
+def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any]) -> list[Path]:
+    """Erase in a sealed folder: rewrite every file from the first one that changes
+    (its chain, and so every later file's chain of the same kind, changes too),
+    re-link the manifest entries over the new files, and append an ``erasure``
+    entry that records the erasure and the replaced files' previous SHA-256."""
+    from ._sinks import _table_of, event_objects
+
+    written: list[Path] = []
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        entries = [dict(e) for e in manifest.get("entries", [])]
+        ends: dict[str, str] = {}
+        moved: set[str] = set()  # streams whose chain changed: every later file is re-chained
+        replaced: dict[str, str] = {}
+        retired = {f for e in entries if e.get("kind") == "retention" for f in e.get("removed", [])}
+        plans: list[tuple[int, Path, str, pl.DataFrame, pl.Series, int | None, str]] = []
+        for i, e in enumerate(entries):
+            kind = e.get("kind")
+            if kind not in ("json", "parquet"):
+                continue
+            if e["file"] in retired:  # deleted by retention: nothing left to erase in it
+                if kind in moved:
+                    raise ArchiveError(f"{root}: {e['file']} was deleted by retention after a file that holds the "
+                                       "subject; its chain cannot be re-sealed")
+                ends[kind] = e["chain_end"]
+                continue
+            path = root / e["file"]
+            start = ends.get(kind, _integrity.GENESIS)
+            df, exported = _load_plain(path, kind)
+            new = fn(df)
+            if kind not in moved and new.equals(df):
+                ends[kind] = e["chain_end"]
+                continue
+            moved.add(kind)
+            objects = event_objects(new)
+            new = new.with_columns(_integrity.chain_column(objects, start))
+            plans.append((i, path, kind, new, objects, exported, start))
+            ends[kind] = new["chain"][-1] if new.height else start
+        if ends.get("json") != ends.get("parquet") and {"json", "parquet"} <= {e.get("kind") for e in entries}:
+            # Both kinds carry one chain; retention can leave them holding different events, and then
+            # re-chaining them would give two ends and break the next rotation's link. Nothing was written.
+            raise ArchiveError(f"{root}: after retention the JSON and Parquet exports hold different events; "
+                               "the erasure cannot re-seal both chains consistently, so nothing was changed")
+        for i, path, kind, new, objects, exported, start in plans:
+            e = entries[i]
+            if kind == "json":
+                atomic_write(path, lambda fh: write_json_stream(fh, new, exported, objects))
+            else:
+                atomic_write(path, lambda fh: pq.write_table(_table_of(new), fh, compression=PARQUET_COMPRESSION,
+                                                             compression_level=6))
+            replaced[e["file"]] = e["sha256"]
+            keep = {k: e[k] for k in ("index", "written_at") if k in e}
+            entries[i] = {**_integrity.file_entry(root, path, kind, new, start), **keep}
+            written.append(path)
+        if not replaced:
+            return written
+        prev = _integrity.GENESIS
+        for i, e in enumerate(entries):  # re-link: each entry's hash covers its new content
+            e.update(index=i, prev=prev)
+            e["hash"] = prev = _integrity.entry_hash(e)
+        erasure = {"kind": "erasure", "file": None, **summary, "replaced": replaced}
+        _integrity.append_entries(root, {"entries": entries}, [erasure], key, format_us(now_us()))
+    return written
+
+
+def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None) -> None:
+    """Write `df` as one more export of a sealed folder (JSON + Parquet, chained, listed)."""
+    from ._sinks import event_objects, plan_parquet, unique_json_path, write_parquet_planned
+
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        start = _integrity.chain_end(manifest, "json")
+        df = df.sort("timestamp", maintain_order=True)
+        objects = event_objects(df)
+        df = df.with_columns(_integrity.chain_column(objects, start))
+        json_path = write_json_export(df, unique_json_path(root), replace=False, objects=objects)
+        plan = plan_parquet(df, root / "parquet")
+        parts = write_parquet_planned(df, plan)
+        entries = [_integrity.file_entry(root, json_path, "json", df, start)]
+        for path, (_, a, n) in zip(parts, plan):
+            prev = start if a == 0 else df["chain"][a - 1]
+            entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
+        _integrity.append_entries(root, manifest, entries, key, format_us(now_us()))
 
 
 def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:

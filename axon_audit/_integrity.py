@@ -214,6 +214,8 @@ class VerifyResult:
     events_checked: int = 0
     problems: list[str] = field(default_factory=list)
     hmac_checked: bool = False
+    erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
+    retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -335,6 +337,9 @@ def verify(path: str | Path, *, key: str | bytes | None = None) -> VerifyResult:
         problems.append(f"{MANIFEST_NAME}: unreadable ({exc})")
         return result
 
+    # Files deleted by a recorded retention run: their entries still carry the chain, their files are gone.
+    retired = {f for e in entries if isinstance(e, dict) and e.get("kind") == "retention"
+               for f in e.get("removed", [])}
     prev = GENESIS
     stream_end: dict[str, str] = {}
     for i, e in enumerate(entries):
@@ -346,10 +351,20 @@ def verify(path: str | Path, *, key: str | bytes | None = None) -> VerifyResult:
             problems.append(f"{MANIFEST_NAME}: entry #{i} ({name}) was altered (its hash does not match)")
         prev = e.get("hash", "")
         kind = e.get("kind")
+        if kind == "erasure":  # erase_subject re-chained and re-listed the files it rewrote
+            result.erasures.append(f"entry #{i} at {e.get('written_at')}: {e.get('events')} events of a subject "
+                                   f"({e.get('mode')}), {len(e.get('replaced', {}))} files rewritten")
+            continue
+        if kind == "retention":
+            result.retentions.append(f"entry #{i} at {e.get('written_at')}: {len(e.get('removed', []))} files "
+                                     f"({e.get('events')} events) older than {e.get('cutoff')} deleted")
+            continue
         if e.get("chain_start") != stream_end.get(kind, GENESIS):
             problems.append(f"{name}: its first event does not chain to the previous {kind} file "
                             "(a file was deleted, inserted or reordered)")
         stream_end[kind] = e.get("chain_end", "")
+        if name in retired:
+            continue
         fpath = root / name
         if not fpath.is_file():
             problems.append(f"{name}: missing (deleted or renamed)")

@@ -1,4 +1,5 @@
-"""Retention: delete whole date partitions and JSON exports older than a limit.
+"""Retention: delete whole date partitions and JSON exports older than a limit,
+recorded in the folder's integrity manifest where there is one.
 
 Only whole units go: a `date=YYYY-MM-DD` partition whose day ended before the
 cutoff, and an `audit_*.json` export whose name (its export time) and newest
@@ -18,7 +19,8 @@ import pyarrow.parquet as pq
 
 from ._errors import ArchiveError, AuditTypeError, AuditValueError
 from ._html import card
-from ._models import parse_timestamp, to_us
+from . import _integrity
+from ._models import format_us, now_us, parse_timestamp, to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
 
@@ -63,11 +65,14 @@ def _newest_event_us(path: Path) -> int | None:
 
 
 def apply_retention(
-    path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False
+    path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False,
+    hmac_key: str | bytes | None = None,
 ) -> RetentionResult:
     """Delete partitions and JSON exports under `path` whose events are all older than
     `keep_days` days before `now` (default: the current time). Nothing is removed
-    with ``dry_run=True``; the result lists what would be.
+    with ``dry_run=True``; the result lists what would be. In a folder sealed by
+    an integrity manifest, a ``retention`` entry listing the deleted files is
+    appended first (signed with `hmac_key`), so `verify` passes and lists it.
 
     Example:
         >>> import tempfile
@@ -118,14 +123,31 @@ def apply_retention(
             if newest is None or newest < cutoff_us:  # an export may hold events stamped after its name
                 result.json_files.append(js)
                 result.bytes += js.stat().st_size
-    if (root / "manifest.json").exists():
-        result.manifest = "integrity manifest present: recording retention in it is not implemented yet"
-        if not dry_run and (result.partitions or result.json_files):
-            raise ArchiveError(f"{root}: has an integrity manifest; retention that records itself there is not "
-                               "implemented yet, so nothing was deleted (a dry run lists what would go)")
-    if not dry_run:
-        for js in result.json_files:
-            js.unlink()
-        for part in result.partitions:
-            shutil.rmtree(part)
+    if dry_run or not (result.partitions or result.json_files):
+        return result
+    if not (root / _integrity.MANIFEST_NAME).exists():
+        _delete(result)
+        return result
+    key = _integrity._key_bytes(hmac_key)
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        if "hmac" in manifest and key is None:
+            raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        gone = [p.relative_to(root).as_posix() for p in result.json_files]
+        gone += [f.relative_to(root).as_posix() for part in result.partitions for f in sorted(part.rglob("*"))
+                 if f.is_file()]
+        listed = {e.get("file") for e in manifest.get("entries", [])}
+        # The entries of deleted files stay (history, and the chain runs through them); this entry says they went.
+        entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,
+                 "removed": [g for g in gone if g in listed], "events": result.events}
+        _integrity.append_entries(root, manifest, [entry], key, format_us(now_us()))
+        _delete(result)
+    result.manifest = "recorded in the integrity manifest"
     return result
+
+
+def _delete(result: RetentionResult) -> None:
+    for js in result.json_files:
+        js.unlink()
+    for part in result.partitions:
+        shutil.rmtree(part)

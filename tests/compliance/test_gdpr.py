@@ -10,7 +10,7 @@ import orjson
 import polars as pl
 import pytest
 
-from axon_audit import AuditLogger, AuditTypeError, AuditValueError, erase_subject, subject_access_report
+from axon_audit import AuditLogger, AuditTypeError, AuditValueError, erase_subject, subject_access_report, verify
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -113,6 +113,9 @@ def test_erasure_across_memory_json_and_parquet(tmp_path, mode):
     assert meta["gdpr_erasure"] is True and meta["events"] == 60 and meta["files_rewritten"] == len(
         result.files_rewritten)
     assert subject_access_report(audit, SUBJECT).to_dict()["events"] == []
+    check = verify(folder)  # the manifest was re-sealed, and says an erasure happened
+    assert check.ok, check.problems
+    assert len(check.erasures) == 1 and "60 events" in check.erasures[0]
 
 
 def test_erasure_of_a_folder_alone_records_itself_there(tmp_path):
@@ -198,14 +201,3 @@ def test_erasure_is_refused_whole_when_a_file_cannot_be_rewritten(tmp_path):
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
     assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
 
-
-def test_erasure_refuses_a_sealed_folder_until_resealing_exists(tmp_path):
-    from axon_audit import ArchiveError
-
-    with AuditLogger(max_events=5, auto_export_path=tmp_path) as audit:
-        audit.log_batch(subject_rows(5))
-    (tmp_path / "manifest.json").write_text("{}")
-    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    with pytest.raises(ArchiveError, match="integrity manifest"):
-        erase_subject(str(tmp_path), SUBJECT)
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files

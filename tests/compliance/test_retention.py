@@ -90,16 +90,3 @@ def test_bad_arguments(tmp_path):
         audit.log("store")
     assert apply_retention(tmp_path, 0, dry_run=True).partitions == []  # today's partition is not over yet
 
-
-def test_folder_with_an_integrity_manifest_is_left_untouched(folder, tmp_path):
-    from axon_audit import ArchiveError
-
-    root = tmp_path / "sealed"
-    shutil.copytree(folder, root)
-    (root / "manifest.json").write_text("{}")
-    now = datetime(2026, 11, 5, tzinfo=UTC)
-    plan = apply_retention(root, 7, now=now, dry_run=True)
-    assert plan.partitions and "manifest" in plan.manifest
-    with pytest.raises(ArchiveError, match="manifest"):
-        apply_retention(root, 7, now=now)
-    assert all(p.exists() for p in plan.partitions)
