@@ -43,6 +43,7 @@ def test_notebook_executes_and_every_plot_cell_draws(tmp_path, monkeypatch):
         assert any(title in h for h in html), title
     texts = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for c in code for o in c.outputs)
     assert "events exported for user_00013" in texts and "[REDACTED:card]" in texts
+    assert "0 files still name user_00013" in texts and "True" in texts and "events of a subject" in texts
     # The monitor finds the planted patterns, and nothing in the normal traffic.
     table = next(c for c in code if c.source.startswith("alerts.to_frame()")).outputs[0]["data"]["text/plain"]
     rules = {line.split("┆")[0].strip("│ ") for line in table.splitlines() if "┆" in line and " UTC " in line}
