@@ -15,7 +15,7 @@ def test_threads_logging_and_querying():
     audit = AuditLogger(max_events=10**7, flush_size=500)
     n_threads, per_thread = 8, 3000
     errors: list[BaseException] = []
-    seen_counts: list[int] = []
+    seen_counts: dict[int, list[int]] = {0: [], 1: []}
     stop = threading.Event()
 
     def writer(t: int) -> None:
@@ -25,13 +25,13 @@ def test_threads_logging_and_querying():
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    def reader() -> None:
+    def reader(r: int) -> None:
         while not stop.is_set():
-            seen_counts.append(len(audit.query_events(operation="STORE")))
+            seen_counts[r].append(len(audit.query_events(operation="STORE")))
             audit.get_statistics()
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(n_threads)]
-    readers = [threading.Thread(target=reader) for _ in range(2)]
+    readers = [threading.Thread(target=reader, args=(r,)) for r in range(2)]
     for th in threads + readers:
         th.start()
     for th in threads:
@@ -46,7 +46,8 @@ def test_threads_logging_and_querying():
     for t in range(n_threads):
         mine = audit.query_events(user_id=f"t{t}")
         assert sorted(e.entry_ids[0] for e in mine) == sorted(f"{t}-{i}" for i in range(per_thread))
-    assert seen_counts == sorted(seen_counts)  # a reader never sees the store shrink
+    for counts in seen_counts.values():
+        assert counts == sorted(counts)  # a reader never sees the store shrink
 
 
 async def test_asyncio_tasks_read_their_own_writes():
