@@ -14,10 +14,12 @@ Example:
 
 from ._archive import AuditArchive, open_archive
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
+from ._integrations import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
 from ._integrity import VerifyResult, verify
 from ._compliance import ComplianceReport, compliance_report, month_period
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
 from ._logger import AuditLogger
+from ._memory import MemoryConfig, MemoryEntry, MemorySystem
 from ._models import AuditEvent, EventStatus, OperationType
 from ._gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
 from ._retention import RetentionResult, apply_retention
@@ -49,14 +51,22 @@ __all__ = [
     "AuditArchive",
     "AuditError",
     "AuditEvent",
+    "AuditLogHandler",
     "AuditLogger",
     "AuditTypeError",
     "AuditUnavailableError",
     "AuditValueError",
     "EventStatus",
     "ExportError",
+    "MemoryConfig",
+    "MemoryEntry",
+    "MemorySystem",
     "OperationType",
     "VerifyResult",
+    "audit_context",
+    "audit_note",
+    "audited",
+    "current_audit_context",
     "open_archive",
     "verify",
 ]
