@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
-from ._errors import AuditTypeError
+from ._errors import AuditError, AuditTypeError, AuditValueError
 from ._models import EventStatus, OperationType, coerce_operation, coerce_status, encode_metadata
 
 __all__ = ["AuditLogHandler", "audit_context", "audit_note", "audited", "current_audit_context"]
@@ -123,9 +123,12 @@ def audit_note(
     note = _NOTE.get()
     if note is None:
         return
-    if metadata:
-        encode_metadata(metadata)  # validates: raises naming the bad key
-        note.metadata.update(metadata)
+    for key, value in metadata.items():
+        try:
+            encode_metadata({key: value})  # validates here, so the error points at this call
+        except AuditError as exc:
+            raise AuditValueError(f"audit_note({key}=...): {exc}") from None
+        note.metadata[key] = value
     if entry_ids is not None:
         if isinstance(entry_ids, str):
             entry_ids = [entry_ids]
@@ -139,9 +142,9 @@ def audit_note(
 def _summary(name: str, value: Any) -> tuple[str, Any] | None:
     """One metadata item describing an argument without copying its content:
     scalars as they are, text by its length, collections by their size."""
-    if value is None or isinstance(value, (bool, int, float)):
-        if isinstance(value, float) and value != value:  # NaN is not JSON
-            return None
+    if value is None or (isinstance(value, float) and value != value):  # nothing to say; NaN is not JSON
+        return None
+    if isinstance(value, (bool, int, float)):
         return name, value
     if isinstance(value, (OperationType, EventStatus)):
         return name, value.value
@@ -184,7 +187,8 @@ def audited(
     those of the surrounding `audit_context`, the `entry_id`/`entry_ids`
     arguments plus any added with `audit_note`, the duration, and a metadata
     summary of the other arguments (scalars as given, text as its length,
-    collections as their size; `summarize(arguments)` replaces that summary).
+    collections as their size, short lists of labels as they are; None and
+    `self` left out; `summarize(arguments)` replaces that summary).
     A call that raises is logged as FAILURE with ``"ExcType: message"`` and the
     exception propagates.
 
@@ -236,7 +240,8 @@ def audited(
             session_id = kwargs.get("session_id")
             for name in strip:
                 kwargs.pop(name, None)
-            bound = sig.bind_partial(*args, **kwargs)  # raises TypeError like the call would
+            bound = sig.bind(*args, **kwargs)  # a wrong call raises TypeError here, unlogged
+            bound.apply_defaults()
             arguments = dict(bound.arguments)
             if user_id is None:
                 user_id = arguments.get("user_id")
