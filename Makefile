@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Options: make demo DEMO_ARGS="--events 200000 --out /tmp/audit_demo --seed 1"
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	@echo "make demo: not yet (the demo lands with issue 7); see README for the quick start."
+	$(VENV)/bin/axon-audit demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,492 @@
+"""The `axon-audit` command line (click): query, sql, stats, report, alerts, verify,
+export, tail and demo over an export folder.
+
+Every command reads the folder through `_source.open_source`. Bad input (a
+missing folder, malformed SQL, an unknown operation, a bad time) prints one
+line, ``axon-audit: error: …``, to stderr and exits 2; nothing prints a traceback
+(set AXON_AUDIT_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+import polars as pl
+
+from ._errors import AuditError
+from ._models import OPERATIONS, STATUSES
+from ._source import open_source
+
+__all__ = ["main", "cli", "parse_time"]
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+_RELATIVE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class BadInput(click.ClickException):
+    """Bad input found after click's own parsing: exit 2, one line."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def parse_time(text: str, option: str = "--since", *, now: datetime | None = None) -> datetime:
+    """An aware UTC datetime from ``1h``/``30m``/``2d``/``1w``/``1h30m`` (that long
+    ago), ``now``, or an ISO 8601 date or time (naive means UTC, like the export files).
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> from axon_audit._cli import parse_time
+        >>> now = datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc)
+        >>> parse_time("1h30m", now=now).isoformat()
+        '2025-01-15T10:30:00+00:00'
+        >>> parse_time("2025-01-01").isoformat()
+        '2025-01-01T00:00:00+00:00'
+        >>> parse_time("yesterday")
+        Traceback (most recent call last):
+        ...
+        axon_audit._cli.BadInput: --since: expected a relative time like 1h, 30m, 2d, 1w or an ISO 8601 time, got 'yesterday'
+    """
+    value = text.strip().lower()
+    now = now or datetime.now(timezone.utc)
+    if value == "now":
+        return now
+    m = _RELATIVE.match(value)
+    if value and m and any(m.groups()):
+        w, d, h, mi, s = (int(g or 0) for g in m.groups())
+        return now - timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{option}: expected a relative time like 1h, 30m, 2d, 1w or an ISO 8601 time, got {text!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class _Time(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "time"
+        try:
+            return parse_time(value, option)
+        except BadInput as exc:
+            self.fail(exc.message.split(": ", 1)[1], param, ctx)
+
+
+TIME = _Time()
+
+
+def _choice(values: Sequence[str]) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
+def _filter_options(fn: Callable) -> Callable:
+    """The seed's filters as options (each may repeat: any of the values matches)."""
+    options = [
+        click.option("--user", "-u", "user_id", multiple=True, help="User id (repeat for several)."),
+        click.option("--session", "session_id", multiple=True, help="Session id (repeat for several)."),
+        click.option("--operation", "-o", "operation", multiple=True, type=_choice(OPERATIONS),
+                     help="Operation (repeat for several)."),
+        click.option("--status", "-s", "status", multiple=True, type=_choice(STATUSES),
+                     help="Status (repeat for several)."),
+        click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC)."),
+        click.option("--until", "end_time", type=TIME, help="End: as --since."),
+        click.option("--entry", "entry_ids", multiple=True, help="Events touching this entry id (repeat)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _filters(**given: Any) -> dict[str, Any]:
+    """Click's values as `query_events` keywords (empty tuples mean: not given)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
+            if v is not None and v != ()}
+
+
+def _console(err: bool = False) -> Any:
+    from rich.console import Console
+
+    # Pipes get the width of a wide terminal, not rich's 80-column default.
+    width = None if sys.stdout.isatty() else 120
+    return Console(stderr=err, width=width, highlight=False, soft_wrap=False)
+
+
+def _table(df: pl.DataFrame, title: str | None = None, caption: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for name, dtype in df.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+    for row in df.iter_rows():
+        table.add_row(*("" if v is None else _cell(v) for v in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%fZ" if value.utcoffset() is not None else "%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def _display_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Events as a terminal reads them: UTC times, names, short lists."""
+    return df.select(
+        pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S%.3fZ").alias("timestamp (UTC)"),
+        pl.col("operation").cast(pl.String),
+        pl.col("user_id").cast(pl.String).alias("user"),
+        pl.col("session_id").cast(pl.String).alias("session"),
+        pl.col("entry_ids").list.len().alias("entries"),
+        pl.col("status").cast(pl.String),
+        pl.col("duration_ms").round(1).alias("ms"),
+        pl.col("error_message").alias("error"),
+    )
+
+
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """Columns CSV can hold: entry ids as a JSON array, categories as text."""
+    entries = (pl.struct(pl.col("entry_ids").fill_null([])).struct.json_encode()
+               .str.strip_prefix('{"entry_ids":').str.strip_suffix("}"))
+    return df.with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        entries.alias("entry_ids"),
+        pl.col(pl.Categorical, pl.Enum).cast(pl.String),
+    )
+
+
+def _write_events(df: pl.DataFrame, fmt: str, output: str | None) -> None:
+    from ._schema import to_arrow
+    from ._sinks import write_json_stream
+
+    if fmt == "parquet":
+        if output is None:
+            raise BadInput("--format parquet needs --output FILE (Parquet is not for a terminal)")
+        import pyarrow.parquet as pq
+
+        pq.write_table(to_arrow(df), output, compression="zstd")
+        return
+    if fmt == "json":
+        if output is None:
+            write_json_stream(sys.stdout.buffer, df)
+            sys.stdout.buffer.flush()
+        else:
+            with open(output, "wb") as fh:
+                write_json_stream(fh, df)
+        return
+    if fmt == "csv":
+        flat = _flat(df)
+        if output is None:
+            sys.stdout.write(flat.write_csv())
+        else:
+            flat.write_csv(output)
+        return
+    raise BadInput(f"--format must be one of table, json, csv, parquet; got {fmt!r}")
+
+
+def _open(path: str) -> Any:
+    return open_source(path)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="axon_audit", prog_name="axon-audit")
+def cli() -> None:
+    """axon-audit: query, summarize and check audit exports (PATH is an export folder
+    written by AuditLogger(auto_export_path=PATH))."""
+
+
+@cli.command()
+@click.argument("path")
+@_filter_options
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="At most this many events, newest first (table default: 50).")
+@click.option("--format", "-f", "fmt", type=_choice(["table", "json", "csv", "parquet"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead.")
+def query(path: str, limit: int | None, fmt: str, output: str | None, **given: Any) -> None:
+    """Events matching the filters, newest first.
+
+    \b
+    Example:
+      axon-audit query audit_demo --user user_00000 -o store --since 1h
+      axon-audit query audit_demo -s failure -f csv --limit 100
+    """
+    source = _open(path)
+    filters = _filters(**given)
+    fmt = fmt.lower()
+    if fmt == "table" and limit is None:
+        limit = 50
+    df = source.select(**filters, limit=limit)
+    if fmt != "table":
+        _write_events(df, fmt, output)
+        return
+    total = source.scan(**filters).select(pl.len()).collect().item() if limit is not None else df.height
+    caption = f"{df.height:,} of {total:,} matching events" + (" (use --limit)" if total > df.height else "")
+    _console().print(_table(_display_frame(df), caption=caption))
+
+
+@cli.command()
+@click.argument("path")
+@click.argument("query_text", metavar="QUERY")
+@click.option("--format", "-f", "fmt", type=_choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+def sql(path: str, query_text: str, fmt: str) -> None:
+    """DuckDB SQL over the view `events` (every event in the folder).
+
+    \b
+    Example:
+      axon-audit sql audit_demo "SELECT operation, count(*) FROM events GROUP BY ALL"
+    """
+    import duckdb
+
+    source = _open(path)
+    try:
+        df = source.sql(query_text)
+    except duckdb.Error as exc:
+        raise BadInput(f"SQL: {str(exc).strip().splitlines()[0]}") from None
+    fmt = fmt.lower()
+    if fmt == "json":
+        sys.stdout.write(df.write_json() + "\n")
+    elif fmt == "csv":
+        try:
+            sys.stdout.write(df.write_csv())
+        except pl.exceptions.ComputeError:
+            sys.stdout.write(df.with_columns(pl.col(pl.List(pl.String)).list.join(";")).write_csv())
+    else:
+        _console().print(_table(df, caption=f"{df.height:,} rows"))
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--user", "-u", "user_id", help="One user's statistics instead.")
+@click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
+def stats(path: str, user_id: str | None, fmt: str) -> None:
+    """The statistics of every event in the folder (or of one user).
+
+    \b
+    Example:
+      axon-audit stats audit_demo
+      axon-audit stats audit_demo --user user_00000 -f json
+    """
+    import orjson
+
+    source = _open(path)
+    result = source.get_user_statistics(user_id) if user_id else source.get_statistics()
+    if fmt.lower() == "json":
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"statistics of {user_id}" if user_id else "statistics", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, dict):  # by_operation, by_status: one row each, largest first
+            for name, n in sorted(value.items(), key=lambda kv: -kv[1]):
+                table.add_row(f"{key} {name}", _cell(n))
+            continue
+        if key == "success_rate":
+            value = f"{value:.2%}"
+        table.add_row(key, "" if value is None else _cell(value))
+    _console().print(table)
+
+
+def _not_available(name: str) -> None:
+    raise click.ClickException(f"{name} is not in this version of axon_audit yet")
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--month", required=True, help="The month to report, as YYYY-MM.")
+def report(path: str, month: str) -> None:
+    """The monthly compliance report of the folder's events.
+
+    \b
+    Example:
+      axon-audit report audit_demo --month 2025-01
+    """
+    m = _MONTH.match(month.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
+    _open(path)
+    _not_available("the compliance report")
+
+
+@cli.command()
+@click.argument("path")
+def alerts(path: str) -> None:
+    """Security alerts (excessive deletions, failure bursts, unusual exports)."""
+    _open(path)
+    _not_available("the security monitor")
+
+
+@cli.command()
+@click.argument("path")
+def verify(path: str) -> None:
+    """Check the folder's integrity (tampering, missing or altered files)."""
+    _open(path)
+    _not_available("the integrity check")
+
+
+@cli.command()
+@click.argument("path")
+@_filter_options
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
+              help="The file to write: .json (the seed's export format), .parquet or .csv.")
+def export(path: str, target: str, **given: Any) -> None:
+    """Write the matching events (oldest first) to one file.
+
+    \b
+    Example:
+      axon-audit export audit_demo --user user_00000 --to user_00000_audit.json
+    """
+    suffix = Path(target).suffix.lower()
+    fmt = {".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
+    if fmt is None:
+        raise BadInput(f"--to: expected a file ending in .json, .parquet or .csv, got {target!r}")
+    source = _open(path)
+    err = _console(err=True)
+    started = time.perf_counter()
+    with err.status(f"exporting to {target} …"):
+        df = source.select(**_filters(**given)).reverse()
+        _write_events(df, fmt, target)
+    err.print(f"wrote {df.height:,} events to {target} in {time.perf_counter() - started:.2f} s")
+
+
+@cli.command()
+@click.argument("path")
+@_filter_options
+@click.option("--lines", "-n", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Newest events to show first.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between looks for new files.")
+@click.option("--no-follow", is_flag=True, help="Print the newest events and stop.")
+def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) -> None:
+    """Print the newest events, then follow new export files as they land (Ctrl-C stops).
+
+    \b
+    Example:
+      axon-audit tail audit_demo -s failure
+    """
+    from ._query import Filters
+
+    source = _open(path)
+    filters = _filters(**given)
+    expr = Filters.build(**filters).expr()
+    seen = set(source.parquet_files())
+    newest = source.select(**filters, limit=lines).reverse() if lines else None
+    if newest is not None:
+        _print_lines(newest)
+    if no_follow:
+        return
+    import pyarrow.parquet as pq
+
+    from ._schema import COLUMNS, FRAME_SCHEMA
+
+    while True:
+        time.sleep(interval)
+        fresh = [p for p in source.parquet_files() if p not in seen]
+        if not fresh:
+            continue
+        frames = []
+        for p in fresh:
+            seen.add(p)
+            df = pl.from_arrow(pq.read_table(p)).select(COLUMNS).cast(dict(FRAME_SCHEMA))  # type: ignore[arg-type]
+            frames.append(df if expr is None else df.filter(expr))
+        _print_lines(pl.concat(frames).sort("timestamp", "event_id"))
+
+
+def _print_lines(df: pl.DataFrame) -> None:
+    """One event per line, oldest first, flushed (so a pipe sees it at once)."""
+    shown = _display_frame(df)
+    for row in shown.iter_rows():
+        ts, op, user, session, entries, status, ms, error = row
+        text = f"{ts}  {op:<10} {status:<7} {user or '-'}  {session or '-'}  entries={entries}"
+        if ms is not None:
+            text += f"  {ms}ms"
+        if error:
+            text += f"  error={error!r}"
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@cli.command()
+@click.option("--events", "-n", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Workload events to log.")
+@click.option("--out", type=click.Path(file_okay=False), default="audit_demo", show_default=True,
+              help="Export folder (a previous demo's folder is replaced; any other must be empty).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
+@click.option("--tasks", type=click.IntRange(1, 256), default=8, show_default=True, help="Concurrent agents.")
+def demo(events: int, out: str, seed: int, tasks: int) -> None:
+    """A memory system with audit logging under a realistic load, end to end.
+
+    \b
+    Example:
+      axon-audit demo --events 200000 --out /tmp/audit_demo
+    """
+    from ._demo import run_demo
+
+    run_demo(events=events, out=out, seed=seed, tasks=tasks, console=_console())
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 2 bad input, 1 failure)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="axon-audit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("axon-audit: interrupted\n")
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except click.UsageError as exc:
+        # click's own usage errors (unknown option or command, bad choice) are bad input too.
+        sys.stderr.write(f"axon-audit: error: {_one_line(exc.format_message())}\n")
+        return EXIT_BAD_INPUT
+    except click.ClickException as exc:
+        sys.stderr.write(f"axon-audit: error: {_one_line(exc.format_message())}\n")
+        return exc.exit_code
+    except AuditError as exc:
+        sys.stderr.write(f"axon-audit: error: {_one_line(str(exc))}\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # `axon-audit query … | head`: the reader left; not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a CLI prints one line, never a traceback
+        if os.environ.get("AXON_AUDIT_DEBUG"):
+            raise
+        sys.stderr.write(f"axon-audit: failed: {type(exc).__name__}: {_one_line(str(exc))}\n")
+        return EXIT_FAILED
+    return 0
+
