@@ -23,7 +23,7 @@ test: $(STAMP)
 DEMO_ARGS ?=
 
 demo: $(STAMP)
-	$(VENV)/bin/axon-audit demo $(DEMO_ARGS)
+	@$(VENV)/bin/axon-audit demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,14 +1,12 @@
-"""The seed's Basic Usage, Best Practices and Optimization Tips snippets, run as
-written; only the imports differ (`axon`/`axon.core.*` → `axon_audit`), and the
-seed's undefined `config`, `entries` and `logger` are given values."""
+"""The seed's memory-system snippets (Basic Usage, Best Practices 1-2, Optimization
+Tips; Best Practice 3 is in test_seed_examples.py), run as written. Only the imports
+differ (`axon`/`axon.core.*` → `axon_audit`), and the seed's undefined `config` and
+`entries` are given values."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from axon_audit import AuditLogger, EventStatus, MemoryConfig, MemorySystem, OperationType  # the changed imports
 
@@ -86,28 +84,6 @@ def test_best_practice_2_regular_exports(tmp_path, monkeypatch):
 
     doc = orjson.loads(written[0].read_bytes())
     assert doc["total_events"] == 1 and doc["events"][0]["user_id"] == "user_123"
-
-
-@pytest.mark.parametrize("failing", [0, 10])
-def test_best_practice_3_monitor_statistics(caplog, failing):
-    logger = logging.getLogger("app")
-    audit_logger = AuditLogger(max_events=10000)
-    for i in range(100):
-        audit_logger.log("recall", status="failure" if i < failing else "success",
-                         duration_ms=2000.0 if failing else 5.0)
-
-    # Check health periodically
-    stats = audit_logger.get_statistics()
-
-    if stats['success_rate'] < 0.95:
-        logger.warning("Low success rate: investigate failures")
-
-    if stats['avg_duration_ms'] > 1000:
-        logger.warning("High latency: performance issue")
-
-    warned = [r.getMessage() for r in caplog.records]
-    expected = ["Low success rate: investigate failures", "High latency: performance issue"] if failing else []
-    assert warned == expected
 
 
 async def test_optimization_tips(tmp_path, monkeypatch):
