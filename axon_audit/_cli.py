@@ -232,9 +232,11 @@ def query(path: str, limit: int | None, fmt: str, output: str | None, **given: A
       axon-audit query audit_demo --user user_00000 -o store --since 1h
       axon-audit query audit_demo -s failure -f csv --limit 100
     """
+    fmt = fmt.lower()
+    if fmt == "table" and output is not None:
+        raise BadInput("--output needs --format json, csv or parquet (a table is for the terminal)")
     source = _open(path)
     filters = _filters(**given)
-    fmt = fmt.lower()
     if fmt == "table" and limit is None:
         limit = 50
     df = source.select(**filters, limit=limit)

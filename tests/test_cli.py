@@ -181,6 +181,7 @@ BAD_INPUT = [
     (["query", "{folder}", "--limit", "-1"], "--limit"),
     (["query", "{folder}", "-f", "xml"], "'xml' is not one of"),
     (["query", "{folder}", "-f", "parquet"], "--format parquet needs --output"),
+    (["query", "{folder}", "--output", "x.csv"], "--output needs --format"),
     (["query"], "Missing argument 'PATH'"),
     (["sql", "{folder}", "SELEC 1"], "SQL: Parser Error"),
     (["sql", "{folder}", "SELECT * FROM nope"], "SQL: Catalog Error"),

@@ -300,3 +300,18 @@ def test_logging_handler_needs_a_logger():
 def test_memory_entry_dict():
     entry = MemoryEntry("e1", "text", importance=0.3, tags=["a"], user_id="u")
     assert MemoryEntry(**entry.to_dict()) == entry
+
+
+def test_readme_integration_example_runs(capsys):
+    """The README's "Plugging into an application" example, as printed there."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Plugging into an application", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    events = scope["audit_logger"].query_events()
+    assert [e.operation.value for e in events] == ["FORGET", "REINDEX", "RECALL", "STORE"]
+    assert {(e.user_id, e.session_id) for e in events[1:]} == {("user_123", "session_abc")}
+    assert events[1].metadata == {"collection_chars": 5, "shards": 4}
