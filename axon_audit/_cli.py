@@ -22,7 +22,7 @@ import polars as pl
 
 from ._errors import AuditError
 from ._models import OPERATIONS, STATUSES
-from ._source import open_source
+from ._source import newest, open_source
 
 __all__ = ["main", "cli", "parse_time"]
 
@@ -239,7 +239,7 @@ def query(path: str, limit: int | None, fmt: str, output: str | None, **given: A
     filters = _filters(**given)
     if fmt == "table" and limit is None:
         limit = 50
-    df = source.select(**filters, limit=limit)
+    df = newest(source, limit=limit, **filters)
     if fmt != "table":
         _write_events(df, fmt, output)
         return
@@ -371,7 +371,7 @@ def export(path: str, target: str, **given: Any) -> None:
     err = _console(err=True)
     started = time.perf_counter()
     with err.status(f"exporting to {target} …"):
-        df = source.select(**_filters(**given)).reverse()
+        df = newest(source, **_filters(**given)).reverse()
         _write_events(df, fmt, target)
     err.print(f"wrote {df.height:,} events to {target} in {time.perf_counter() - started:.2f} s")
 
@@ -396,10 +396,13 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) 
     source = _open(path)
     filters = _filters(**given)
     expr = Filters.build(**filters).expr()
-    seen = set(source.parquet_files())
-    newest = source.select(**filters, limit=lines).reverse() if lines else None
-    if newest is not None:
-        _print_lines(newest)
+    # New files are found by listing the folder: the reader may cache what it saw.
+    def listing() -> list[Path]:
+        return sorted((Path(path) / "parquet").glob("**/*.parquet"))
+
+    seen = set(listing())
+    if lines:
+        _print_lines(newest(source, limit=lines, **filters).reverse())
     if no_follow:
         return
     import pyarrow.parquet as pq
@@ -408,7 +411,7 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) 
 
     while True:
         time.sleep(interval)
-        fresh = [p for p in source.parquet_files() if p not in seen]
+        fresh = [p for p in listing() if p not in seen]
         if not fresh:
             continue
         frames = []

@@ -252,7 +252,7 @@ def run_demo(
     # ---------------------------------------------------------------- files
     json_files = sorted(out.glob("audit_*.json"))
     source = open_source(out)
-    parquet_files = source.parquet_files()
+    parquet_files = [p for p in source.files() if p.suffix == ".parquet"]
     files = _timed_table("Export folder", ["files", "count", "size", "bytes/event"])
     total = counters["total_events_logged"]
     for name, group in (("JSON (seed export format)", json_files), ("Parquet (zstd, by date)", parquet_files)):

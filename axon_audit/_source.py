@@ -1,10 +1,11 @@
 """Opening an export folder for reading: the one place the CLI and the demo get a reader.
 
-`open_source(path)` returns an object with the read API of an archive
+`open_source(path)` returns an object with the read API of `AuditArchive`
 (`scan`, `query_events`, `sql`, `get_statistics`, `get_user_statistics`,
-`export_to_file`, `parquet_files`). Until the query engine's `open_archive`
-is on main this is `ExportFolder`, a small read-only view of
-`path/parquet/**/*.parquet`; swapping the reader means changing `open_source`.
+`export_to_file`, `files`); callers use nothing else, plus `newest` below.
+Until the query engine's `open_archive` is on main the reader is
+`_ParquetFolder`, a small read-only view of `path/parquet/**/*.parquet`;
+swapping the reader means changing `open_source`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from ._schema import COLUMNS, EMPTY_FRAME, FRAME_SCHEMA, frame_to_events
 from ._sinks import write_json_export
 from ._stats import statistics, user_statistics
 
-__all__ = ["ExportFolder", "open_source"]
+__all__ = ["newest", "open_source"]
 
 
-class ExportFolder:
+class _ParquetFolder:
     """Read-only queries over the Parquet of an export folder (written by any process).
 
     Example:
@@ -50,12 +51,12 @@ class ExportFolder:
         self.path = root
         self._glob = str(root / "parquet" / "**" / "*.parquet")
 
-    def parquet_files(self) -> list[Path]:
+    def files(self) -> list[Path]:
         """The Parquet files now in the folder, in name order."""
         return sorted((self.path / "parquet").glob("**/*.parquet"))
 
     def _raw(self) -> pl.LazyFrame:
-        if not self.parquet_files():
+        if not self.files():
             return EMPTY_FRAME.lazy()
         try:
             lf = pl.scan_parquet(self._glob, hive_partitioning=True)
@@ -76,24 +77,9 @@ class ExportFolder:
         expr = f.expr()
         return lf if expr is None else lf.filter(expr)
 
-    def _collect(self, lf: pl.LazyFrame) -> pl.DataFrame:
-        try:
-            return lf.collect()
-        except (pl.exceptions.ComputeError, OSError) as exc:
-            raise ArchiveError(f"cannot read the Parquet under {self.path}: {exc}") from None
-
-    def select(self, **filters: Any) -> pl.DataFrame:
-        """The matching events as a frame, newest first."""
-        f = Filters.build(**filters)
-        lf = self.scan(**{k: v for k, v in filters.items() if k != "limit"})
-        lf = lf.sort(["timestamp", "event_id"], descending=True)
-        if f.limit is not None:
-            lf = lf.head(f.limit)
-        return self._collect(lf)
-
     def query_events(self, **filters: Any) -> list[AuditEvent]:
         """The seed's `query_events` over the folder, newest first."""
-        return frame_to_events(self.select(**filters))
+        return frame_to_events(newest(self, **filters))
 
     def sql(self, query: str) -> pl.DataFrame:
         """DuckDB SQL over the view `events` (the folder's Parquet)."""
@@ -101,7 +87,7 @@ class ExportFolder:
 
         con = duckdb.connect()
         try:
-            if self.parquet_files():
+            if self.files():
                 con.execute(
                     "CREATE VIEW events AS SELECT * EXCLUDE (date) "
                     f"FROM read_parquet('{_sql_literal(self._glob)}', hive_partitioning = true)"
@@ -122,7 +108,7 @@ class ExportFolder:
 
     def export_to_file(self, path: str | Path, **filters: Any) -> int:
         """Write the matching events, oldest first, in the JSON export format."""
-        df = self.select(**filters).reverse()
+        df = newest(self, **filters).reverse()
         write_json_export(df, Path(path))
         return df.height
 
@@ -131,7 +117,31 @@ def _sql_literal(text: str) -> str:
     return text.replace("'", "''")
 
 
-def open_source(path: str | Path) -> ExportFolder:
+def newest(source: Any, *, limit: int | None = None, **filters: Any) -> pl.DataFrame:
+    """The events of `source` matching `filters` as a frame, newest first, at most `limit`.
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import AuditLogger
+        >>> from axon_audit._source import newest, open_source
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     for op in ("store", "recall", "forget"):
+        ...         _ = audit.log(op)
+        >>> newest(open_source(folder), limit=2)["operation"].to_list()
+        ['FORGET', 'RECALL']
+    """
+    Filters.build(limit=limit)  # checks it
+    lf = source.scan(**filters).sort(["timestamp", "event_id"], descending=True)
+    if limit is not None:
+        lf = lf.head(limit)
+    try:
+        return lf.collect()
+    except (pl.exceptions.ComputeError, OSError) as exc:
+        raise ArchiveError(f"cannot read the events under {getattr(source, 'path', source)}: {exc}") from None
+
+
+def open_source(path: str | Path) -> _ParquetFolder:
     """A reader for the export folder at `path` (the swap point for `open_archive`).
 
     Example:
@@ -141,4 +151,4 @@ def open_source(path: str | Path) -> ExportFolder:
         ...
         axon_audit._errors.AuditValueError: path '/no/such/folder' does not exist (expected an export folder)
     """
-    return ExportFolder(path)
+    return _ParquetFolder(path)
