@@ -34,6 +34,8 @@ _NOTE: contextvars.ContextVar["_Note | None"] = contextvars.ContextVar("axon_aud
 # Argument names the wrapper reads itself instead of summarizing.
 _CONTEXT_ARGS = ("user_id", "session_id")
 _ENTRY_ARGS = ("entry_id", "entry_ids")
+# List arguments kept as they are in the metadata (short lists of short strings only).
+_LABEL_ARGS = ("tags", "labels")
 
 
 def _check_id(value: Any, argument: str) -> str | None:
@@ -151,9 +153,9 @@ def _summary(name: str, value: Any) -> tuple[str, Any] | None:
     if isinstance(value, (str, bytes)):
         return f"{name}_chars", len(value)
     if isinstance(value, (list, tuple, set, frozenset, dict)):
-        # Short lists of short labels (tags) are kept: they are what an auditor reads.
-        if isinstance(value, (list, tuple)) and len(value) <= 8 and all(
-            isinstance(v, str) and len(v) <= 40 for v in value
+        # Labels (tags) are kept, they are what an auditor reads; any other list may hold content.
+        if name in _LABEL_ARGS and isinstance(value, (list, tuple)) and len(value) <= 16 and all(
+            isinstance(v, str) and len(v) <= 64 for v in value
         ):
             return name, list(value)
         return f"{name}_count", len(value)
@@ -187,8 +189,9 @@ def audited(
     those of the surrounding `audit_context`, the `entry_id`/`entry_ids`
     arguments plus any added with `audit_note`, the duration, and a metadata
     summary of the other arguments (scalars as given, text as its length,
-    collections as their size, short lists of labels as they are; None and
-    `self` left out; `summarize(arguments)` replaces that summary).
+    collections as their size, a short `tags`/`labels` list as it is; None and
+    `self` left out: content never enters the trail; `summarize(arguments)`
+    replaces that summary).
     A call that raises is logged as FAILURE with ``"ExcType: message"`` and the
     exception propagates.
 

@@ -259,6 +259,22 @@ def test_audited_argument_errors(audit):
     assert audit.event_count == 0
 
 
+@settings(max_examples=60, deadline=None)
+@given(secret=st.text(min_size=4).filter(lambda t: t.strip() and not t.strip().lstrip("-").isdigit()),
+       tags=st.lists(st.text(max_size=10), max_size=4))
+def test_arguments_never_copy_content_into_the_trail(secret, tags):
+    audit = AuditLogger()
+
+    @audited("store", audit_logger=audit)
+    def save(text, notes, extra, *, tags=None, options=None):
+        return None
+
+    save(secret, [secret, "x"], (secret,), tags=tags, options={"k": secret})
+    (event,) = audit.query_events()
+    assert event.metadata == {"text_chars": len(secret), "notes_count": 2, "extra_count": 1,
+                              "tags": tags, "options_count": 1}
+
+
 # ---------------------------------------------------------------- logging bridge
 
 
