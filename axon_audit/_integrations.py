@@ -26,6 +26,8 @@ __all__ = ["AuditLogHandler", "audit_context", "audit_note", "audited", "current
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_log = logging.getLogger("axon_audit")
+
 _USER: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_user_id", default=None)
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_session_id", default=None)
 # The note of the audited call running now (None outside one): see `audit_note`.
@@ -302,7 +304,7 @@ def audited(
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
                     _reset(tokens)
-                    finish(logger, user_id, session_id, entries, meta, note, started, exc)
+                    _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                     raise
                 _reset(tokens)
                 finish(logger, user_id, session_id, entries, meta, note, started, None)
@@ -321,7 +323,7 @@ def audited(
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
                 _reset(tokens)
-                finish(logger, user_id, session_id, entries, meta, note, started, exc)
+                _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                 raise
             _reset(tokens)
             finish(logger, user_id, session_id, entries, meta, note, started, None)
@@ -330,6 +332,18 @@ def audited(
         return sync_wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _finish_failure(finish: Callable[..., None], args: tuple) -> None:
+    """Log the failed call; if even that fails, the call's own exception still wins
+    (it carries a note saying its audit event is missing)."""
+    try:
+        finish(*args)
+    except Exception as audit_exc:  # noqa: BLE001 - never hide the caller's exception
+        exc = args[-1]
+        _log.error("axon_audit: could not log the failure of an audited call: %s", audit_exc)
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"axon_audit: this failure was not audited: {audit_exc}")
 
 
 def _reset(tokens: tuple) -> None:

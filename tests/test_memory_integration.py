@@ -231,6 +231,21 @@ async def test_cancellation_is_recorded_and_propagates(audit):
     assert only(audit, operation="compact").error_message == "CancelledError"
 
 
+def test_a_failing_audit_never_hides_the_calls_own_exception(caplog):
+    class Broken:
+        def log(self, *args):
+            raise OSError("disk gone")
+
+    @audited("store", audit_logger=Broken())
+    async def op():
+        raise KeyError("the real problem")
+
+    with pytest.raises(KeyError, match="the real problem") as info:
+        asyncio.run(op())
+    assert any("not audited: disk gone" in n for n in getattr(info.value, "__notes__", []))
+    assert "could not log the failure" in caplog.text
+
+
 def test_audit_note_validates_and_is_inert_outside_a_call(audit):
     audit_note(anything=object())  # no audited call running: nothing to add to
 
