@@ -234,45 +234,64 @@ def audited(
             raise AuditTypeError(f"audited() decorates a function, got {type(fn).__name__}")
         sig = inspect.signature(fn)
         params = sig.parameters
-        accepts_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        P = inspect.Parameter
+        accepts_var_kw = any(p.kind is P.VAR_KEYWORD for p in params.values())
         # Context arguments the function does not take itself are removed before the call.
         strip = tuple(a for a in _CONTEXT_ARGS if a not in params and not accepts_var_kw)
         first = next(iter(params), None)
         is_method = first in ("self", "cls")
+        # Worked out once: the per-call path below does dict work only (inspect's bind is slow).
+        positional = [n for n, p in params.items() if p.kind is P.POSITIONAL_OR_KEYWORD]
+        simple = all(p.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY) for p in params.values())
+        defaults = {n: p.default for n, p in params.items() if p.default is not P.empty}
+        required = frozenset(n for n, p in params.items() if p.default is P.empty)
+        names = frozenset(params)
+        var_kw = {n for n, p in params.items() if p.kind is P.VAR_KEYWORD}
+        summarized = [n for n in params if not ((is_method and n == first) or n in _CONTEXT_ARGS
+                                                 or n in _ENTRY_ARGS)]
+
+        def bind(args: tuple, kwargs: dict) -> dict[str, Any]:
+            if simple and len(args) <= len(positional) and names.issuperset(kwargs):
+                arguments = dict(defaults)
+                arguments.update(zip(positional, args))
+                if not kwargs.keys() & positional[:len(args)]:
+                    arguments.update(kwargs)
+                    if required.issubset(arguments):
+                        return arguments
+            bound = sig.bind(*args, **kwargs)  # a wrong call raises TypeError here, unlogged
+            bound.apply_defaults()
+            return dict(bound.arguments)
 
         def prepare(args: tuple, kwargs: dict) -> tuple[Any, str | None, str | None, list[str], dict, _Note]:
+            logger = audit_logger
+            if logger is None and is_method and args:
+                logger = getattr(args[0], "audit_logger", None)
             user_id = kwargs.get("user_id")
             session_id = kwargs.get("session_id")
             for name in strip:
                 kwargs.pop(name, None)
-            bound = sig.bind(*args, **kwargs)  # a wrong call raises TypeError here, unlogged
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
+            if logger is None:
+                return None, None, None, [], {}, _Note()
+            arguments = bind(args, kwargs)
             if user_id is None:
                 user_id = arguments.get("user_id")
             if session_id is None:
                 session_id = arguments.get("session_id")
             user_id = _check_id(user_id, "user_id") or _USER.get()
             session_id = _check_id(session_id, "session_id") or _SESSION.get()
-            logger = audit_logger
-            if logger is None and is_method and args:
-                logger = getattr(args[0], "audit_logger", None)
             entries: list[str] = []
             for name in _ENTRY_ARGS:
-                entries.extend(_entry_ids_of(arguments.get(name)))
+                if name in arguments:
+                    entries.extend(_entry_ids_of(arguments[name]))
             if summarize is not None:
                 meta = dict(summarize(arguments))
             else:
                 meta = {}
-                for name, value in arguments.items():
-                    if (is_method and name == first) or name in _CONTEXT_ARGS or name in _ENTRY_ARGS:
+                for name in summarized:
+                    if name not in arguments:
                         continue
-                    if params[name].kind is inspect.Parameter.VAR_KEYWORD:
-                        items = value.items()
-                    elif params[name].kind is inspect.Parameter.VAR_POSITIONAL:
-                        items = [(f"{name}", value)]
-                    else:
-                        items = [(name, value)]
+                    value = arguments[name]
+                    items = value.items() if name in var_kw else ((name, value),)
                     for key, val in items:
                         item = _summary(key, val)
                         if item is not None:
