@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import click
 import polars as pl
 
-from ._errors import AuditError
+from ._errors import AuditError, AuditValueError
 from ._models import OPERATIONS, STATUSES
 from ._source import newest, open_source
 
@@ -142,7 +142,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%fZ" if value.utcoffset() is not None else "%Y-%m-%d %H:%M:%S.%f")
+        return value.strftime("%Y-%m-%d %H:%M:%SZ" if value.utcoffset() is not None else "%Y-%m-%d %H:%M:%S")
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return str(value)
@@ -265,8 +265,9 @@ def sql(path: str, query_text: str, fmt: str) -> None:
     source = _open(path)
     try:
         df = source.sql(query_text)
-    except duckdb.Error as exc:
-        raise BadInput(f"SQL: {str(exc).strip().splitlines()[0]}") from None
+    except (duckdb.Error, AuditValueError) as exc:  # the archive wraps DuckDB's errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"SQL: {first.removeprefix('query cannot run: ')}") from None
     fmt = fmt.lower()
     if fmt == "json":
         sys.stdout.write(df.write_json() + "\n")
@@ -291,12 +292,10 @@ def stats(path: str, user_id: str | None, fmt: str) -> None:
       axon-audit stats audit_demo
       axon-audit stats audit_demo --user user_00000 -f json
     """
-    import orjson
-
     source = _open(path)
     result = source.get_user_statistics(user_id) if user_id else source.get_statistics()
     if fmt.lower() == "json":
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+        _print_json(result)
         return
     from rich.table import Table
 
@@ -314,14 +313,27 @@ def stats(path: str, user_id: str | None, fmt: str) -> None:
     _console().print(table)
 
 
-def _not_available(name: str) -> None:
-    raise click.ClickException(f"{name} is not in this version of axon_audit yet")
+def _piece(name: str, what: str) -> Any:
+    """A part of axon_audit that an older package may not have yet."""
+    import axon_audit
+
+    piece = getattr(axon_audit, name, None)
+    if piece is None:
+        raise click.ClickException(f"{what} is not in this version of axon_audit yet")
+    return piece
+
+
+def _print_json(value: Any) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
 @cli.command()
 @click.argument("path")
-@click.option("--month", required=True, help="The month to report, as YYYY-MM.")
-def report(path: str, month: str) -> None:
+@click.option("--month", required=True, help="The month to report, as YYYY-MM (UTC).")
+@click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
+def report(path: str, month: str, fmt: str) -> None:
     """The monthly compliance report of the folder's events.
 
     \b
@@ -331,24 +343,59 @@ def report(path: str, month: str) -> None:
     m = _MONTH.match(month.strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
-    _open(path)
-    _not_available("the compliance report")
+    compliance_report = _piece("compliance_report", "the compliance report")
+    result = compliance_report(_open(path), month.strip())
+    if fmt.lower() == "json":
+        _print_json(result.to_dict())
+        return
+    console = _console()
+    for name, df in result.frames.items():
+        if df.height:
+            console.print(_table(df, title=f"{result.period}: {name}"))
 
 
 @cli.command()
 @click.argument("path")
-def alerts(path: str) -> None:
-    """Security alerts (excessive deletions, failure bursts, unusual exports)."""
-    _open(path)
-    _not_available("the security monitor")
+@click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC).")
+@click.option("--until", "end_time", type=TIME, help="End: as --since.")
+@click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
+def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fmt: str) -> None:
+    """Security alerts (excessive deletions, failure bursts, unusual exports, …), most severe first.
+
+    \b
+    Example:
+      axon-audit alerts audit_demo --since 1d
+    """
+    monitor = _piece("SecurityMonitor", "the security monitor")()
+    found = monitor.evaluate(_open(path), start_time, end_time)
+    if fmt.lower() == "json":
+        _print_json([a.to_dict() for a in found])
+        return
+    frame = found.to_frame().with_columns(pl.col("event_ids").list.len().alias("events")).drop(
+        "event_ids", "message")
+    _console().print(_table(frame, title="security alerts", caption=f"{len(found):,} alerts"))
 
 
 @cli.command()
 @click.argument("path")
-def verify(path: str) -> None:
-    """Check the folder's integrity (tampering, missing or altered files)."""
-    _open(path)
-    _not_available("the integrity check")
+@click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help="HMAC key of the manifest (or $AXON_AUDIT_HMAC_KEY).")
+def verify(path: str, key: str | None) -> None:
+    """Check the folder's integrity: manifest, file hashes, per-event hash chain.
+    Exits 0 when intact, 1 when a problem is found (each printed on its own line).
+
+    \b
+    Example:
+      axon-audit verify audit_demo
+    """
+    check = _piece("verify", "the integrity check")
+    _open(path)  # the same clear error as the other commands for a missing folder
+    outcome = check(path, key=key)
+    for problem in outcome.problems:
+        sys.stdout.write(f"PROBLEM {problem}\n")
+    sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "
+                     f"{outcome.events_checked:,} events checked\n")
+    if not outcome.ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 @cli.command()
@@ -465,7 +512,9 @@ def _one_line(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input, 1 failure)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="axon-audit", standalone_mode=False)
+        # Outside standalone mode click returns a command's `Exit` code instead of exiting.
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="axon-audit",
+                        standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -493,5 +542,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"axon-audit: failed: {type(exc).__name__}: {_one_line(str(exc))}\n")
         return EXIT_FAILED
-    return 0
+    return code if isinstance(code, int) else 0
 

@@ -63,9 +63,14 @@ class _ParquetFolder:
             schema = lf.collect_schema()
         except Exception as exc:  # noqa: BLE001 - polars raises several kinds for a bad file
             raise ArchiveError(f"cannot read the Parquet under {self.path}: {exc}") from None
-        missing = [c for c in COLUMNS if c not in schema]
-        if missing:
-            raise ArchiveError(f"the Parquet under {self.path} is not audit data: no column {missing[0]!r}")
+        if any(c not in schema for c in COLUMNS):
+            import pyarrow.parquet as pq
+
+            for f in self.files():  # name the file at fault
+                names = pq.read_schema(f).names
+                missing = [c for c in COLUMNS if c not in names]
+                if missing:
+                    raise ArchiveError(f"{f}: not audit data (no column {missing[0]!r})")
         return lf.select(COLUMNS).cast(dict(FRAME_SCHEMA))  # type: ignore[arg-type]
 
     def scan(self, **filters: Any) -> pl.LazyFrame:
