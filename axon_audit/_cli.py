@@ -452,6 +452,8 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) 
         _print_lines(newest(source, limit=lines, **filters).reverse())
     if no_follow:
         return
+    sys.stderr.write(f"axon-audit: following {path} for new files (Ctrl-C stops)\n")
+    sys.stderr.flush()
     import pyarrow.parquet as pq
 
     from ._schema import COLUMNS, FRAME_SCHEMA

@@ -157,7 +157,8 @@ def test_tail_follows_new_files(folder, tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     try:
-        time.sleep(1.5)  # let it start and take stock of the files already there
+        # It says when it has taken stock of the files already there.
+        assert proc.stderr.readline().startswith(f"axon-audit: following {live}")
         with AuditLogger(auto_export_path=live) as audit:
             audit.log("store", user_id="tail_user", entry_ids=["e1"])
             audit.log("recall", user_id="someone_else")
@@ -168,7 +169,7 @@ def test_tail_follows_new_files(folder, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert len(lines) == 2, proc.stderr.read()
+    assert len(lines) == 2, lines
     assert "STORE" in lines[0] and "tail_user" in lines[0]
     assert "FORGET" in lines[1] and "error='denied'" in lines[1]
 
