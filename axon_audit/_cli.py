@@ -105,6 +105,12 @@ def _filter_options(fn: Callable) -> Callable:
         click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC)."),
         click.option("--until", "end_time", type=TIME, help="End: as --since."),
         click.option("--entry", "entry_ids", multiple=True, help="Events touching this entry id (repeat)."),
+        click.option("--event-id", "event_id", multiple=True, help="This event id (repeat)."),
+        click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE",
+                     help="Metadata key equals value (repeat: all must match)."),
+        click.option("--error-contains", "error_contains", help="Error message contains this text."),
+        click.option("--min-ms", "min_duration_ms", type=click.FloatRange(min=0), help="Duration at least (ms)."),
+        click.option("--max-ms", "max_duration_ms", type=click.FloatRange(min=0), help="Duration at most (ms)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -113,8 +119,16 @@ def _filter_options(fn: Callable) -> Callable:
 
 def _filters(**given: Any) -> dict[str, Any]:
     """Click's values as `query_events` keywords (empty tuples mean: not given)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items()
-            if v is not None and v != ()}
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items() if v is not None and v != ()}
+    if "metadata" in out:
+        pairs = {}
+        for item in out["metadata"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise BadInput(f"--meta: expected KEY=VALUE, got {item!r}")
+            pairs[key.strip()] = value  # compared with the JSON value's text
+        out["metadata"] = pairs
+    return out
 
 
 def _console(err: bool = False) -> Any:

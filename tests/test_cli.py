@@ -84,6 +84,24 @@ def test_query_time_window_and_limit(folder, workload):
     assert orjson.loads(run("query", folder, "--limit", "7", "-f", "json").stdout)["total_events"] == 7
 
 
+def test_query_metadata_error_and_duration_filters(folder, workload):
+    meta = workload["metadata"].str.json_decode()
+    expected = workload.filter(
+        (meta.struct.field("source") == "api") & pl.col("error_message").str.contains("timeout")
+        & (pl.col("duration_ms") >= 10.0) & (pl.col("duration_ms") <= 500.0)
+    )
+    doc = orjson.loads(run("query", folder, "--meta", "source=api", "--error-contains", "timeout",
+                           "--min-ms", "10", "--max-ms", "500", "-f", "json").stdout)
+    assert sorted(e["event_id"] for e in doc["events"]) == sorted(
+        e["event_id"] for e in orjson.loads(run("query", folder, "-f", "json").stdout)["events"]
+        if e["metadata"]["source"] == "api" and "timeout" in (e["error_message"] or "")
+        and 10.0 <= e["duration_ms"] <= 500.0)
+    assert doc["total_events"] == expected.height > 0
+    one = doc["events"][0]["event_id"]
+    assert [e["event_id"] for e in orjson.loads(run("query", folder, "--event-id", one, "-f", "json").stdout)
+            ["events"]] == [one]
+
+
 def test_query_table_fits_and_says_how_many(folder, workload):
     failures = workload.filter(pl.col("status") == "FAILURE").height
     out = run("query", folder, "-s", "failure").stdout
@@ -236,6 +254,9 @@ BAD_INPUT = [
     (["query", "{folder}", "--since", "yesterday"], "expected a relative time"),
     (["query", "{folder}", "--until", "2025-02-30"], "expected a relative time"),
     (["query", "{folder}", "--limit", "-1"], "--limit"),
+    (["query", "{folder}", "--meta", "source"], "--meta: expected KEY=VALUE"),
+    (["query", "{folder}", "--meta", "a b=1"], "metadata keys must be identifiers"),
+    (["query", "{folder}", "--min-ms", "fast"], "--min-ms"),
     (["query", "{folder}", "-f", "xml"], "'xml' is not one of"),
     (["query", "{folder}", "-f", "parquet"], "--format parquet needs --output"),
     (["query", "{folder}", "--output", "x.csv"], "--output needs --format"),
