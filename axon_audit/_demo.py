@@ -25,10 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ._compliance import compliance_report
 from ._errors import AuditValueError
 from ._integrations import audit_context
 from ._logger import AuditLogger
+from ._integrity import verify
 from ._memory import MemoryConfig, MemorySystem
+from ._monitor import SecurityMonitor
 from ._source import open_source
 from .workload import generate_events, iter_log_calls
 
@@ -47,7 +50,6 @@ class DemoResult:
     folder: Path
     steps: dict[str, float] = field(default_factory=dict)
     duckdb_command: str = ""
-    skipped: list[str] = field(default_factory=list)
 
     @property
     def total_events(self) -> int:
@@ -166,7 +168,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _report_step(compliance_report: Any, source: Any, month: str) -> list[Any]:
+def _report_step(source: Any, month: str) -> list[Any]:
     report = compliance_report(source, month)
     d = report.to_dict()
     summary = _timed_table(f"Compliance report {d['period']}", ["figure", "value"])
@@ -183,8 +185,8 @@ def _report_step(compliance_report: Any, source: Any, month: str) -> list[Any]:
     return [summary, users]
 
 
-def _alerts_step(monitor_cls: Any, source: Any) -> list[Any]:
-    alerts = monitor_cls().evaluate(source)
+def _alerts_step(source: Any) -> list[Any]:
+    alerts = SecurityMonitor().evaluate(source)
     table = _timed_table(f"Security alerts: {len(alerts):,}", ["rule", "alerts"])
     for rule, n in sorted(alerts.by_rule().items(), key=lambda kv: -kv[1]):
         table.add_row(rule, _fmt(n))
@@ -195,7 +197,7 @@ def _alerts_step(monitor_cls: Any, source: Any) -> list[Any]:
     return [table, worst] if len(alerts) else [table]
 
 
-def _verify_step(verify: Any, out: Path) -> list[Any]:
+def _verify_step(out: Path) -> list[Any]:
     outcome = verify(out)
     table = _timed_table("Integrity check", ["figure", "value"])
     table.add_row("result", "[green]intact[/green]" if outcome.ok else "[red]PROBLEMS[/red]")
@@ -276,7 +278,8 @@ def run_demo(
 
         asyncio.run(main())
         steps["log (concurrent agents)"] = time.perf_counter() - started
-    del df, slices
+    slices.clear()  # the workload frames are not needed any more
+    del df
 
     t = time.perf_counter()
     audit.close()  # the last partial rotation, and wait for every write
@@ -346,20 +349,12 @@ def run_demo(
     console.print(optable)
 
     # ---------------------------------------------------------------- compliance, security, integrity
-    # Each of these pieces may be missing from an older package: the step then says so.
-    import axon_audit
-
     month = datetime.now().strftime("%Y-%m")
-    for step, name, show in (("compliance report", "compliance_report", lambda fn: _report_step(fn, source, month)),
-                             ("security alerts", "SecurityMonitor", lambda cls: _alerts_step(cls, source)),
-                             ("integrity check", "verify", lambda fn: _verify_step(fn, out))):
-        piece = getattr(axon_audit, name, None)
-        if piece is None:
-            result.skipped.append(step)
-            console.print(f"[yellow]{step}: skipped[/yellow] (`axon_audit.{name}` is not in this version yet)")
-            continue
+    for step, show in (("compliance report", lambda: _report_step(source, month)),
+                       ("security alerts", lambda: _alerts_step(source)),
+                       ("integrity check", lambda: _verify_step(out))):
         t = time.perf_counter()
-        tables = show(piece)
+        tables = show()
         steps[step] = time.perf_counter() - t
         tables[0].title = f"{tables[0].title} ({_ms(steps[step])})"
         for table in tables:
