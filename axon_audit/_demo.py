@@ -357,6 +357,7 @@ def run_demo(
         tables = show()
         steps[step] = time.perf_counter() - t
         tables[0].title = f"{tables[0].title} ({_ms(steps[step])})"
+        tables[0].min_width = len(tables[0].title)  # keep the title on one line
         for table in tables:
             console.print(table)
 
