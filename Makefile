@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -24,6 +24,13 @@ DEMO_ARGS ?=
 
 demo: $(STAMP)
 	@$(VENV)/bin/axon-audit demo $(DEMO_ARGS)
+
+# Benchmarks against the baselines (see benchmarks/ and the README's performance section).
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick --out benchmarks/results/quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

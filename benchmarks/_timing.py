@@ -1,0 +1,44 @@
+"""Repeated timing: warm-up, then runs until enough runs or the time budget is spent."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How hard to measure one figure."""
+
+    warmup: int = 1
+    min_runs: int = 3
+    max_runs: int = 7
+    budget_s: float = 3.0  # stop adding runs (past min_runs) once this much time went into them
+
+
+def measure(fn: Callable[[], Any], plan: Plan, setup: Callable[[], Any] | None = None,
+            per: int = 1, scale: float = 1.0) -> dict[str, Any]:
+    """Time `fn()` (after an untimed `setup()` each run); return median/min/max
+    of (seconds * scale / per), the number of runs, and the last result."""
+    result = None
+    for _ in range(plan.warmup):
+        if setup is not None:
+            setup()
+        result = fn()
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < plan.max_runs and (len(times) < plan.min_runs or spent < plan.budget_s):
+        if setup is not None:
+            setup()
+        gc.collect()
+        t0 = time.perf_counter()
+        result = fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+    vals = [t * scale / per for t in times]
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": len(vals),
+            "result": result}
