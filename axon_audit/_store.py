@@ -17,6 +17,7 @@ from typing import Any, Callable
 import polars as pl
 
 CHUNK_ROWS = 131_072
+MAX_PIECES = 16  # Arrow chunks per store chunk before they are merged into one
 
 _derive_lock = threading.Lock()
 _sealer: ThreadPoolExecutor | None = None
@@ -124,7 +125,10 @@ class HotStore:
         if chunks and chunks[-1].height + df.height <= CHUNK_ROWS:
             last = chunks[-1]
             new = Chunk.of(df)
-            merged = pl.concat([last.df, df], rechunk=True)
+            # Appending Arrow chunks is zero-copy; copying the whole chunk on every flush
+            # cost O(CHUNK_ROWS) per flush (measured: ~15% of the logging path). Copy only
+            # when many small pieces (reads flush whatever is buffered) have gathered.
+            merged = pl.concat([last.df, df], rechunk=last.df.n_chunks() >= MAX_PIECES)
             chunks[-1] = Chunk(merged, min(last.min_us, new.min_us), max(last.max_us, new.max_us))
             return
         for start in range(0, df.height, CHUNK_ROWS):
