@@ -111,32 +111,41 @@ def _id_expr(ts: pl.Expr, seq: pl.Expr, node: pl.Expr) -> pl.Expr:
 
 
 def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
-    """Turn buffered rows into one hot frame (all columnar work, no per-row Python)."""
+    """Turn buffered rows into one hot frame (all columnar work, no per-row Python).
+
+    Scalar columns go straight from the transposed tuples into polars Series
+    (about half the cost of `pa.array` + `pl.from_arrow`, measured); only the
+    list column takes the Arrow route, where polars' own conversion is slow.
+    """
     if not rows:
         return EMPTY_FRAME.clear()
     cols = list(zip(*rows))
-    table = pa.table(
-        {
-            "ts": pa.array(cols[R_TS], pa.int64()),
-            "seq": pa.array(cols[R_SEQ], pa.int64()),
-            "node": pa.array(cols[R_NODE], pa.string()),
-            "operation": pa.array(cols[R_OP], pa.string()),
-            "user_id": pa.array(cols[R_USER], pa.string()),
-            "session_id": pa.array(cols[R_SESSION], pa.string()),
-            "entry_ids": pa.array(cols[R_ENTRIES], pa.list_(pa.string())),
-            "metadata": pa.array(cols[R_META], pa.string()),
-            "status": pa.array(cols[R_STATUS], pa.string()),
-            "error_message": pa.array(cols[R_ERROR], pa.string()),
-            "duration_ms": pa.array(cols[R_DURATION], pa.float64()),
-        }
+    nodes = cols[R_NODE]
+    # One process logs with one node: a literal instead of n equal strings.
+    uniform = nodes.count(nodes[0]) == len(nodes)
+    node = pl.lit(nodes[0], dtype=pl.String) if uniform else pl.col("node")
+    frame = pl.DataFrame(
+        [
+            pl.Series("ts", cols[R_TS], dtype=pl.Int64),
+            pl.Series("seq", cols[R_SEQ], dtype=pl.Int64),
+            pl.Series("operation", cols[R_OP], dtype=pl.String),  # str-valued enums
+            pl.Series("user_id", cols[R_USER], dtype=pl.String),
+            pl.Series("session_id", cols[R_SESSION], dtype=pl.String),
+            pl.Series("entry_ids", pa.array(cols[R_ENTRIES], pa.list_(pa.string()))),
+            pl.Series("metadata", cols[R_META], dtype=pl.String),
+            pl.Series("status", cols[R_STATUS], dtype=pl.String),
+            pl.Series("error_message", cols[R_ERROR], dtype=pl.String),
+            pl.Series("duration_ms", cols[R_DURATION], dtype=pl.Float64),
+        ]
+        + ([] if uniform else [pl.Series("node", nodes, dtype=pl.String)])
     )
-    return pl.from_arrow(table).select(  # type: ignore[union-attr]
-        _id_expr(pl.col("ts"), pl.col("seq"), pl.col("node")).alias("event_id"),
-        pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("timestamp"),
+    return frame.select(
+        _id_expr(pl.col("ts"), pl.col("seq"), node).alias("event_id"),
+        pl.col("ts").cast(TIMESTAMP_DTYPE).alias("timestamp"),
         pl.col("operation").cast(OPERATION_DTYPE),
         pl.col("user_id").cast(pl.Categorical),
         "session_id",
-        "entry_ids",
+        pl.col("entry_ids").cast(pl.List(pl.String)),
         "metadata",
         pl.col("status").cast(STATUS_DTYPE),
         "error_message",
