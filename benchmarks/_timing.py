@@ -22,8 +22,10 @@ class Plan:
 def measure(fn: Callable[[], Any], plan: Plan, setup: Callable[[], Any] | None = None,
             per: int = 1, scale: float = 1.0) -> dict[str, Any]:
     """Time `fn()` (after an untimed `setup()` each run); return median/min/max
-    of (seconds * scale / per), the number of runs, and the last result."""
+    of (seconds * scale / per), the number of runs, the last result, and the
+    seconds spent in all (warm-up and setups included)."""
     result = None
+    t_all = time.perf_counter()
     for _ in range(plan.warmup):
         if setup is not None:
             setup()
@@ -41,4 +43,4 @@ def measure(fn: Callable[[], Any], plan: Plan, setup: Callable[[], Any] | None =
         spent += dt
     vals = [t * scale / per for t in times]
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": len(vals),
-            "result": result}
+            "result": result, "spent_s": time.perf_counter() - t_all}

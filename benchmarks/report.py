@@ -103,7 +103,7 @@ def markdown(results: dict[str, Any]) -> str:
         "(the machine is shared: absolute figures are noisy, ratios within one run are what count).",
         "",
         "Cells: median <sub>min–max</sub> over the runs after a warm-up; ratio = baseline / axon_audit "
-        "(above 1: axon_audit is faster or smaller). Per-event logging is measured over up to 50 K calls "
+        "(above 1: axon_audit is faster or smaller). Per-event logging is measured over up to 20 K calls per run "
         "into a store already holding the size's events.",
         "",
         "## Budget (DESIGN.md)",
