@@ -43,4 +43,5 @@ def measure(fn: Callable[[], Any], plan: Plan, setup: Callable[[], Any] | None =
         spent += dt
     vals = [t * scale / per for t in times]
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": len(vals),
-            "result": result, "spent_s": time.perf_counter() - t_all}
+            "result": result, "spent_s": time.perf_counter() - t_all,
+            "run_s": statistics.median(times), "planned_runs": plan.min_runs + plan.warmup}

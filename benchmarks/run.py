@@ -89,7 +89,7 @@ def run(sizes: tuple[int, ...], backends: list[str], quick: bool, case_limit: fl
                 # calls) stay; the part that grew with the event count scales linearly.
                 factor = size / prev["size"]
                 scaled = min(prev.get("scaled_s", prev["wall_s"]), prev["wall_s"])
-                proj_s = prev["wall_s"] - scaled + scaled * factor
+                proj_s = prev["wall_s"] + scaled * factor
                 proj_gib = prev.get("peak_rss", 0) * factor / 2**30
                 if proj_s > case_limit or proj_gib > memory_limit_gib:
                     stopped = (f"not run at {size:,}: projected {proj_s:,.0f} s (limit {case_limit:.0f} s) and "
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", help="comma-separated event counts (default: 10K,100K,1M,10M; quick: 1K,10K)")
     ap.add_argument("--backends", help=f"comma-separated, of: {', '.join(backend_classes())}")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results)")
-    ap.add_argument("--case-limit", type=float, default=240.0, help="seconds one case may be projected to take")
+    ap.add_argument("--case-limit", type=float, default=420.0, help="seconds one case may be projected to take")
     ap.add_argument("--memory-limit", type=float, default=10.0, help="GiB one case may be projected to use")
     args = ap.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
