@@ -220,7 +220,7 @@ def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path, int, int]]) -
             table = _table_of(df.slice(start, n))
             atomic_write(
                 path,
-                lambda fh, t=table: pq.write_table(t, fh, compression=PARQUET_COMPRESSION, compression_level=6),
+                lambda fh, t=table: pq.write_table(t, fh, **PARQUET_OPTIONS),
             )
             written.append(path)
     except OSError as exc:
