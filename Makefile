@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 # Benchmarks against the baselines (see benchmarks/ and the README's performance section).
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick --out benchmarks/results/quick

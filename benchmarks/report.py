@@ -98,7 +98,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`{results['command']}` on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
-        f"Started {results['started']}, {results.get('total_s', 0):.0f} s in all; load average "
+        f"Started {results['started']}, {results.get('total_s', 0) / 60:.1f} min in all"
+        + (f" (limits per case: {results['limits']['case_s']:.0f} s, {results['limits']['memory_gib']:.0f} GiB)"
+           if "limits" in results else "")
+        + "; load average "
         f"{m['load_avg_start'][0]:.1f} at the start and {m['load_avg_end'][0]:.1f} at the end "
         "(the machine is shared: absolute figures are noisy, ratios within one run are what count).",
         "",
@@ -159,17 +162,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
     cols = 4
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    colors = {name: f"C{i}" for i, name in enumerate(results["backends"])}  # one color per backend throughout
     for ax, key in zip(axes.flat, keys):
         label, unit = FIGURES[key]
         for name, b in results["backends"].items():
-            pts = sorted((s, c["figures"][key]) for (n, s), c in idx.items() if n == name and key in c["figures"])
-            if not pts:
+            pts = sorted((s, c["figures"][key]) for (n, s), c in idx.items()
+                         if n == name and key in c["figures"] and c["figures"][key]["median"] > 0)
+            if not pts:  # (an RSS delta can be <= 0 for a store kept on disk: nothing to plot)
                 continue
             xs = [s for s, _ in pts]
             ys = [max(f["median"], 1e-6) for _, f in pts]
             lo = [max(f["min"], 1e-6) if f.get("min") is not None else y for (_, f), y in zip(pts, ys)]
             hi = [f["max"] if f.get("max") is not None else y for (_, f), y in zip(pts, ys)]
-            line, = ax.plot(xs, ys, marker="o", lw=2.2 if name == OURS else 1.2, label=b["label"])
+            line, = ax.plot(xs, ys, marker="o", lw=2.2 if name == OURS else 1.2, label=b["label"], color=colors[name])
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -180,7 +185,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.25)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[n], marker="o", lw=2.2 if n == OURS else 1.2) for n in results["backends"]]
+    labels = [b["label"] for b in results["backends"].values()]
     fig.legend(handles, labels, loc="lower right", fontsize=9)
     fig.suptitle(f"axon_audit vs baselines (median, band = min–max; {results['started']})", fontsize=11)
     fig.tight_layout()

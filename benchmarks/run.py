@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", help="comma-separated event counts (default: 10K,100K,1M,10M; quick: 1K,10K)")
     ap.add_argument("--backends", help=f"comma-separated, of: {', '.join(backend_classes())}")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results)")
-    ap.add_argument("--case-limit", type=float, default=720.0, help="seconds one case may be projected to take")
+    ap.add_argument("--case-limit", type=float, default=300.0, help="seconds one case may be projected to take")
     ap.add_argument("--memory-limit", type=float, default=14.0, help="GiB one case may be projected to use")
     args = ap.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(sizes, names, args.quick, args.case_limit, args.memory_limit,
                   log=lambda m: print(m, flush=True))
     results["total_s"] = round(time.perf_counter() - t0, 1)
+    results["limits"] = {"case_s": args.case_limit, "memory_gib": args.memory_limit}
     from .report import write_outputs
 
     paths = write_outputs(results, out)
