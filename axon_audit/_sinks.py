@@ -231,11 +231,10 @@ def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path, int, int]]) -
 
 
 def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
-    """Write `df` under `root/date=YYYY-MM-DD/part-….parquet`, by UTC event date."""
-    root = Path(root)
-    written: list[Path] = []
-    if df.height == 0:
-        return written
+    """Write `df` under `root/date=YYYY-MM-DD/part-….parquet`, by UTC event date
+    (rows in time order; all or nothing)."""
+    df = df.sort("timestamp", maintain_order=True)
+    return write_parquet_planned(df, plan_parquet(df, Path(root)))
     dated = df.with_columns(pl.col("timestamp").dt.date().alias("__date"))
     try:
         for (day,), part in dated.sort("timestamp", maintain_order=True).group_by("__date", maintain_order=True):

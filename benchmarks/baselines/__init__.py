@@ -114,6 +114,23 @@ def backend_classes() -> dict[str, type[Backend]]:
     return {c.name: c for c in (Ours, SeedLogger, SqliteLogger, JsonLinesLogger, DuckDBLogger)}
 
 
+def user_stats_from(user_id: str, s: dict[str, Any]) -> dict[str, Any]:
+    """`get_user_statistics`' shape from a backend's statistics of one user's events."""
+    return {
+        "user_id": user_id,
+        "total_operations": s["total_events"],
+        "first_activity": s["first_event"],
+        "last_activity": s["last_event"],
+        "most_common_operation": most_common(s["by_operation"]),
+        "by_operation": s["by_operation"],
+        "by_status": s["by_status"],
+        "success_rate": s["success_rate"],
+        "failure_count": s["failure_count"],
+        "avg_duration_ms": s["avg_duration_ms"],
+        "unique_sessions": s["unique_sessions"],
+    }
+
+
 def most_common(counts: dict[str, int]) -> str | None:
     """The most frequent key; ties go to the first in `OPERATIONS` order."""
     if not any(counts.values()):

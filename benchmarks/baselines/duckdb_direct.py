@@ -22,7 +22,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from . import OPERATIONS, STATUSES, Backend, most_common
+from . import OPERATIONS, STATUSES, Backend, user_stats_from
 
 FLUSH_ROWS = 16_384
 _COLS = "event_id, timestamp, operation, user_id, session_id, entry_ids, metadata, status, error_message, duration_ms"
@@ -140,19 +140,7 @@ class DuckDBLogger(Backend):
 
     def user_statistics(self, user_id: str) -> dict[str, Any]:
         s = self._stats("WHERE user_id = ?", [user_id])
-        return {
-            "user_id": user_id,
-            "total_operations": s["total_events"],
-            "first_activity": s["first_event"],
-            "last_activity": s["last_event"],
-            "most_common_operation": most_common(s["by_operation"]),
-            "by_operation": s["by_operation"],
-            "by_status": s["by_status"],
-            "success_rate": s["success_rate"],
-            "failure_count": s["failure_count"],
-            "avg_duration_ms": s["avg_duration_ms"],
-            "unique_sessions": s["unique_sessions"],
-        }
+        return user_stats_from(user_id, s)
 
     def export_json(self, path: Path) -> int:
         # DuckDB writes the event array (ARRAY true); the document's head and tail wrap it.

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import polars as pl
 
-from . import OPERATIONS, STATUSES, Backend, most_common, quantile
+from . import OPERATIONS, STATUSES, Backend, user_stats_from, quantile
 
 
 def _iso(us: int) -> str:
@@ -126,19 +126,7 @@ class JsonLinesLogger(Backend):
 
     def user_statistics(self, user_id: str) -> dict[str, Any]:
         s = self._stats(e for e in self._scan() if e["user_id"] == user_id)
-        return {
-            "user_id": user_id,
-            "total_operations": s["total_events"],
-            "first_activity": s["first_event"],
-            "last_activity": s["last_event"],
-            "most_common_operation": most_common(s["by_operation"]),
-            "by_operation": s["by_operation"],
-            "by_status": s["by_status"],
-            "success_rate": s["success_rate"],
-            "failure_count": s["failure_count"],
-            "avg_duration_ms": s["avg_duration_ms"],
-            "unique_sessions": s["unique_sessions"],
-        }
+        return user_stats_from(user_id, s)
 
     def export_json(self, path: Path) -> int:
         events = list(self._scan())

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from . import OPERATIONS, STATUSES, Backend, most_common, quantile
+from . import OPERATIONS, STATUSES, Backend, user_stats_from, quantile
 
 
 class OperationType(str, Enum):
@@ -141,19 +141,7 @@ class SeedLogger(Backend):
     def user_statistics(self, user_id: str) -> dict[str, Any]:
         events = [e for e in self.events if e.user_id == user_id]
         s = self._stats(events)
-        return {
-            "user_id": user_id,
-            "total_operations": s["total_events"],
-            "first_activity": s["first_event"],
-            "last_activity": s["last_event"],
-            "most_common_operation": most_common(s["by_operation"]),
-            "by_operation": s["by_operation"],
-            "by_status": s["by_status"],
-            "success_rate": s["success_rate"],
-            "failure_count": s["failure_count"],
-            "avg_duration_ms": s["avg_duration_ms"],
-            "unique_sessions": s["unique_sessions"],
-        }
+        return user_stats_from(user_id, s)
 
     def export_json(self, path: Path) -> int:
         events = self.events
