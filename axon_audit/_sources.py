@@ -16,22 +16,11 @@ import polars as pl
 
 from ._errors import AuditTypeError
 from ._models import from_us, to_us
-from ._schema import OPERATION_DTYPE, STATUS_DTYPE
+from ._schema import FRAME_SCHEMA
 
 __all__ = ["period_filter", "scan_sources", "sources_of", "time_bounds"]
 
-_NORMAL = {
-    "event_id": pl.String,
-    "timestamp": pl.Datetime("us", "UTC"),
-    "operation": OPERATION_DTYPE,
-    "user_id": pl.Categorical(),
-    "session_id": pl.String,
-    "entry_ids": pl.List(pl.String),
-    "metadata": pl.String,
-    "status": STATUS_DTYPE,
-    "error_message": pl.String,
-    "duration_ms": pl.Float64,
-}
+_NORMAL = dict(FRAME_SCHEMA)  # the hot frame's types: Enums, user_id Categorical
 
 
 def sources_of(source: Any, argument: str = "source") -> list[Any]:
