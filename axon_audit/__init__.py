@@ -18,6 +18,7 @@ from ._integrations import AuditLogHandler, audit_context, audit_note, audited, 
 from ._integrity import VerifyResult, verify
 from ._compliance import ComplianceReport, compliance_report, month_period
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
+from ._lake import scan_lake
 from ._logger import AuditLogger
 from ._memory import MemoryConfig, MemoryEntry, MemorySystem
 from ._models import AuditEvent, EventStatus, OperationType
@@ -68,6 +69,7 @@ __all__ = [
     "audited",
     "current_audit_context",
     "open_archive",
+    "scan_lake",
     "verify",
 ]
 

@@ -26,6 +26,7 @@ import polars as pl
 
 from . import _integrity, _wal
 from ._errors import AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
+from ._fs import Location, StorageOptions, resolve
 from ._models import (
     IDS,
     format_us,
@@ -43,7 +44,7 @@ from ._models import (
 from ._archive import ExportFolder
 from ._pii import PIIRedactor, as_redactor
 from ._query import Filters
-from ._reader import Reader, Snapshot, _as_path
+from ._reader import Reader, Snapshot, _as_path, _as_target
 from ._schema import EMPTY_FRAME, events_to_frame, normalize_batch, rows_to_frame
 from ._sinks import (
     atomic_write,
@@ -150,13 +151,12 @@ class AuditLogger(Reader):
         backlog_policy: str = "block",
         fail_closed: bool = False,
         redact_pii: bool | PIIRedactor | None = None,
+        storage_options: StorageOptions | None = None,
     ) -> None:
         if isinstance(max_events, bool) or not isinstance(max_events, int):
             raise AuditTypeError(f"max_events must be an int, got {type(max_events).__name__}")
         if max_events < 1:
             raise AuditValueError(f"max_events must be >= 1, got {max_events}")
-        if auto_export_path is not None and not isinstance(auto_export_path, (str, Path)):
-            raise AuditTypeError(f"auto_export_path must be a path or None, got {type(auto_export_path).__name__}")
         if isinstance(flush_size, bool) or not isinstance(flush_size, int) or flush_size < 1:
             raise AuditValueError(f"flush_size must be an int >= 1, got {flush_size!r}")
         if wal_path is not None and not isinstance(wal_path, (str, Path)):
@@ -176,7 +176,13 @@ class AuditLogger(Reader):
             raise AuditTypeError(f"fail_closed must be a bool, got {type(fail_closed).__name__}")
         self._hmac_key = _integrity._key_bytes(hmac_key)
         self._max_events = max_events
-        self._export_path = Path(auto_export_path) if auto_export_path is not None else None
+        self._storage_options = storage_options
+        self._export_path = _export_root(auto_export_path, storage_options)
+        if isinstance(self._export_path, Location) and (wal_path is not None or hmac_key is not None):
+            # The WAL's recovery and the manifest commit need a folder lock, which
+            # object storage has no equivalent of (yet).
+            raise AuditValueError("wal_path and hmac_key need a local auto_export_path, not object storage "
+                                  f"({self._export_path.uri})")
         self._rotation = bool(enable_rotation)
         self._flush_size = flush_size
         self._redact = as_redactor(redact_pii)  # None when off: one attribute test in log()
@@ -463,6 +469,19 @@ class AuditLogger(Reader):
         except RuntimeError:  # interpreter shutdown: the pool is gone, write here
             self._write_export(job)
 
+    def _write_export_to_object_store(self, job: _Export, root: Location) -> list[Location]:
+        """The export to object storage: the JSON document and the Parquet parts, each
+        one upload under a unique name. No folder lock and no manifest there (the
+        chain needs both); all or nothing: on failure what went up is deleted."""
+        df = job.df.sort("timestamp", maintain_order=True)
+        objects = event_objects(df)
+        json_path = write_json_export(df, unique_json_path(root, job.at), replace=False, objects=objects)
+        try:
+            return [json_path, *write_parquet_planned(df, plan_parquet(df, root / "parquet"))]
+        except BaseException:
+            json_path.unlink(missing_ok=True)
+            raise
+
     def _write_export(self, job: _Export) -> None:
         """Write one snapshot: chain its events, write JSON + Parquet atomically, then
         commit them to the manifest (the commit point), then release its WAL epochs.
@@ -477,37 +496,40 @@ class AuditLogger(Reader):
             if any(j.failed for j in earlier):  # keep export order = logging order
                 job.failed = True
                 return
-        written: list[Path] = []
+        written: list = []
         job_file: Path | None = None
         planned: list[str] = []
         try:
-            with _integrity.folder_lock(root):
-                manifest = _integrity.load_manifest(root)
-                start = _integrity.chain_end(manifest, "json")
-                df = job.df.sort("timestamp", maintain_order=True)
-                objects = event_objects(df)
-                df = df.with_columns(_integrity.chain_column(objects, start))
-                json_path = unique_json_path(root, job.at)
-                plan = plan_parquet(df, root / "parquet")
-                planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
-                if job.wal_last is not None and self._wal_path is not None:
-                    # Recovery reads this to tell a committed export from one cut off halfway.
-                    job_file = self._wal_path / f"job-{job.wal_last:08d}.json"
-                    body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last,
-                                         "files": planned})
-                    atomic_write(job_file, lambda fh: fh.write(body))
-                json_path = write_json_export(df, json_path, replace=False, objects=objects)
-                written.append(json_path)
-                written += write_parquet_planned(df, plan)
-                entries = [_integrity.file_entry(root, json_path, "json", df, start)]
-                for path, a, n in plan:
-                    prev = start if a == 0 else df["chain"][a - 1]
-                    entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
-                try:
-                    _integrity.append_entries(root, manifest, entries, self._hmac_key, format_us(now_us()))
-                except BaseException:
-                    if not _committed(root, planned):
-                        raise
+            if isinstance(root, Location):
+                written = self._write_export_to_object_store(job, root)
+            else:
+                with _integrity.folder_lock(root):
+                    manifest = _integrity.load_manifest(root)
+                    start = _integrity.chain_end(manifest, "json")
+                    df = job.df.sort("timestamp", maintain_order=True)
+                    objects = event_objects(df)
+                    df = df.with_columns(_integrity.chain_column(objects, start))
+                    json_path = unique_json_path(root, job.at)
+                    plan = plan_parquet(df, root / "parquet")
+                    planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+                    if job.wal_last is not None and self._wal_path is not None:
+                        # Recovery reads this to tell a committed export from one cut off halfway.
+                        job_file = self._wal_path / f"job-{job.wal_last:08d}.json"
+                        body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last,
+                                             "files": planned})
+                        atomic_write(job_file, lambda fh: fh.write(body))
+                    json_path = write_json_export(df, json_path, replace=False, objects=objects)
+                    written.append(json_path)
+                    written += write_parquet_planned(df, plan)
+                    entries = [_integrity.file_entry(root, json_path, "json", df, start)]
+                    for path, a, n in plan:
+                        prev = start if a == 0 else df["chain"][a - 1]
+                        entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
+                    try:
+                        _integrity.append_entries(root, manifest, entries, self._hmac_key, format_us(now_us()))
+                    except BaseException:
+                        if not _committed(root, planned):
+                            raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the events in memory
             for path in written:
                 path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
@@ -888,8 +910,10 @@ class AuditLogger(Reader):
         return self._max_events
 
     @property
-    def auto_export_path(self) -> Path | None:
-        return self._export_path
+    def auto_export_path(self) -> Path | str | None:
+        """The export folder: a `Path`, or the URI of an object-store prefix."""
+        p = self._export_path
+        return p.uri if isinstance(p, Location) else p
 
     async def clear(self) -> None:
         """Empty memory; `total_events_logged` is kept."""
@@ -916,7 +940,7 @@ class AuditLogger(Reader):
             >>> audit.export_events(events, pathlib.Path(tempfile.mkdtemp()) / "user_123_audit.json")
             1
         """
-        path = _as_path(path)
+        path = _as_target(path, self._storage_options)
         df = events_to_frame(events) if not isinstance(events, pl.DataFrame) else events
         write_json_export(df, path)
         return df.height
@@ -928,8 +952,20 @@ class AuditLogger(Reader):
         return logger_card(self)
 
     def __repr__(self) -> str:
-        return (f"AuditLogger(max_events={self._max_events}, auto_export_path={self._export_path!r}, "
+        return (f"AuditLogger(max_events={self._max_events}, auto_export_path={self.auto_export_path!r}, "
                 f"enable_rotation={self._rotation}, events_in_memory={self.event_count})")
+
+
+def _export_root(path: Any, storage_options: StorageOptions | None) -> Path | Location | None:
+    """A local folder stays a `Path` (as given); a URI becomes a `Location`."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, Path)):
+        raise AuditTypeError(f"auto_export_path must be a path, a URI or None, got {type(path).__name__}")
+    if not (isinstance(path, str) and "://" in path):
+        return Path(path)
+    loc = resolve(path, storage_options=storage_options, argument="auto_export_path")
+    return loc.local_path() if loc.is_local else loc
 
 
 def _committed(root: Path, planned: list[str]) -> bool:

@@ -391,7 +391,7 @@ class Reader:
             >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
             1
         """
-        path = _as_path(path)
+        path = _as_target(path, getattr(self, "_storage_options", None))
         _check_flag(include_archived)
         snap, f = self._snapshot(include_archived), Filters.of(filters)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
@@ -416,4 +416,15 @@ def _as_path(path: Any) -> Path:
     if not isinstance(path, (str, Path)):
         raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
     return Path(path)
+
+
+def _as_target(path: Any, storage_options: Any = None) -> Any:
+    """Where an export goes: a local path stays a `Path`; a URI (`file://`,
+    `s3://`) becomes a `Location` (with the logger's `storage_options`)."""
+    if isinstance(path, str) and "://" in path:
+        from ._fs import resolve
+
+        loc = resolve(path, storage_options=storage_options)
+        return loc.local_path() if loc.is_local else loc
+    return _as_path(path)
 

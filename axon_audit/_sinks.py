@@ -1,8 +1,10 @@
 """Writers: the seed's JSON export format and date-partitioned Parquet, both atomic.
 
-Every file is written under a temporary name in its final folder, flushed,
+Every local file is written under a temporary name in its final folder, flushed,
 fsynced and then renamed (or hard-linked, where an existing file must not be
-replaced), so a reader sees a whole file or none.
+replaced), so a reader sees a whole file or none. On object storage (a
+`Location` from `_fs`) a file is one upload of the whole object under a unique
+final name instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ._errors import ExportError
+from ._fs import Location, put_all
 from ._models import format_us, now_us
 from ._schema import to_arrow
 
@@ -157,10 +160,25 @@ def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | Non
     fh.write(f'], "total_events": {n}, "exported_at": "{exported}"}}\n'.encode())
 
 
-def write_json_export(df: pl.DataFrame, path: Path, *, replace: bool = True,
-                      objects: pl.Series | None = None) -> Path:
-    """Write `df` as one export document at `path` (atomically)."""
+def _unique_object(loc: Location) -> Location:
+    """An object name no other writer picks: pyarrow exposes no create-if-absent
+    upload, so a rotation on object storage never relies on a name being free."""
+    stem, dot, suffix = loc.name.rpartition(".")
+    return loc.sibling(f"{stem}_{secrets.token_hex(6)}{dot}{suffix}" if dot else f"{loc.name}_{secrets.token_hex(6)}")
+
+
+def write_json_export(df: pl.DataFrame, path: Path | Location, *, replace: bool = True,
+                      objects: pl.Series | None = None) -> Path | Location:
+    """Write `df` as one export document at `path` (atomically). On object storage
+    one upload of the whole document; `replace=False` there gives the name a
+    random suffix (no overwrite across writers)."""
     try:
+        if isinstance(path, Location) and not path.is_local:
+            target = path if replace else _unique_object(path)
+            target.put(lambda fh: write_json_stream(fh, df, objects=objects))
+            return target
+        if isinstance(path, Location):
+            path = path.local_path()
         return atomic_write(Path(path), lambda fh: write_json_stream(fh, df, objects=objects), replace=replace)
     except OSError as exc:
         raise ExportError(exc.errno, f"cannot write JSON export {path}: {exc.strerror or exc}") from exc
@@ -171,9 +189,12 @@ def rotation_json_name(at: datetime | None = None) -> str:
     return at.strftime("audit_%Y_%m_%d_%H%M%S.json")
 
 
-def unique_json_path(root: Path, at: datetime | None = None) -> Path:
+def unique_json_path(root: Path | Location, at: datetime | None = None) -> Path | Location:
     """The rotation file's name, with ``_1``, ``_2``, … if taken (the caller holds
-    the folder lock, so the name stays free until it writes)."""
+    the folder lock, so the name stays free until it writes). On object storage
+    (no lock): the name with a random suffix."""
+    if isinstance(root, Location):
+        return _unique_object(root / rotation_json_name(at))
     path = Path(root) / rotation_json_name(at)
     candidate, n = path, 0
     while candidate.exists():
@@ -191,7 +212,7 @@ def part_name() -> str:
     return f"part-{stamp}-{now_us() % 1_000_000:06d}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
 
 
-def plan_parquet(df: pl.DataFrame, root: Path) -> list[tuple[Path, int, int]]:
+def plan_parquet(df: pl.DataFrame, root: Path | Location) -> list[tuple[Path | Location, int, int]]:
     """For `df` sorted by timestamp: (path, offset, length) of each UTC-date slice."""
     if df.height == 0:
         return []
@@ -201,7 +222,8 @@ def plan_parquet(df: pl.DataFrame, root: Path) -> list[tuple[Path, int, int]]:
         .group_by("d", maintain_order=True)
         .agg(pl.col("i").min().alias("start"), pl.len().alias("n"))
     )
-    return [(Path(root) / f"date={d.isoformat()}" / part_name(), int(a), int(n))
+    base = root if isinstance(root, Location) else Path(root)
+    return [(base / f"date={d.isoformat()}" / part_name(), int(a), int(n))
             for d, a, n in runs.iter_rows()]
 
 
@@ -212,8 +234,19 @@ def _table_of(part: pl.DataFrame):  # type: ignore[no-untyped-def]
     return table
 
 
-def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path, int, int]]) -> list[Path]:
-    """Write the slices of `plan` (from `plan_parquet`); all or nothing."""
+def _parquet_writer(table):  # type: ignore[no-untyped-def]
+    return lambda fh: pq.write_table(table, fh, compression=PARQUET_COMPRESSION, compression_level=6)
+
+
+def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path | Location, int, int]]) -> list:
+    """Write the slices of `plan` (from `plan_parquet`); all or nothing. On object
+    storage the parts are uploaded side by side."""
+    if plan and isinstance(plan[0][0], Location):
+        try:
+            put_all([(path, _parquet_writer(_table_of(df.slice(start, n)))) for path, start, n in plan])
+        except OSError as exc:
+            raise ExportError(exc.errno, f"cannot write Parquet under {plan[0][0].uri}: {exc.strerror or exc}") from exc
+        return [path for path, _, _ in plan]
     written: list[Path] = []
     try:
         for path, start, n in plan:

@@ -1,0 +1,281 @@
+"""Exports to object storage, against a real S3-compatible server on 127.0.0.1
+(moto's server mode, see conftest.py): rotation, many writer processes at once,
+whole-file reads, date-partition pruning counted in fetched objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from axon_audit import AuditLogger, AuditTypeError, AuditValueError, ExportError, scan_lake
+from axon_audit._fs import resolve
+from axon_audit._lake import lake_dataset, lake_files
+from axon_audit._query import Filters
+from axon_audit.workload import generate_events
+
+UTC = timezone.utc
+JSON_KEY = re.compile(r"audit_\d{4}_\d\d_\d\d_\d{6}_[0-9a-f]{12}\.json")
+PART_KEY = re.compile(r"parquet/date=(\d{4}-\d\d-\d\d)/part-[^/]+\.parquet")
+
+
+def s3fs(server) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(endpoint_override=server.endpoint)
+
+
+def keys(server, bucket: str, prefix: str) -> list[str]:
+    infos = s3fs(server).get_file_info(pafs.FileSelector(f"{bucket}/{prefix}", recursive=True))
+    return sorted(i.path[len(bucket) + len(prefix) + 2:] for i in infos if i.type == pafs.FileType.File)
+
+
+def read_lake_directly(server, bucket: str, prefix: str) -> pl.DataFrame:
+    """Every Parquet object under the prefix, read with plain pyarrow (not our reader)."""
+    fs = s3fs(server)
+    frames = [pl.from_arrow(pq.read_table(f"{bucket}/{prefix}/{k}", filesystem=fs))
+              for k in keys(server, bucket, prefix) if k.endswith(".parquet")]
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+
+
+def read_json_exports(server, bucket: str, prefix: str) -> list[dict]:
+    fs = s3fs(server)
+    docs = []
+    for k in keys(server, bucket, prefix):
+        if k.endswith(".json"):
+            with fs.open_input_stream(f"{bucket}/{prefix}/{k}") as fh:
+                docs.append(json.loads(fh.read()))
+    return docs
+
+
+@pytest.fixture
+def no_endpoint_env(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+
+
+def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, no_endpoint_env):
+    uri = f"s3://{s3_bucket}/audit"
+    batch = generate_events(3_500, seed=11, days=3, start=datetime(2025, 3, 30, tzinfo=UTC))
+    audit = AuditLogger(max_events=1_000, auto_export_path=uri,
+                        storage_options={"endpoint_url": s3_server.endpoint})
+    assert audit.auto_export_path == uri
+    audit.log_batch(batch)  # reaches max_events: one rotation of the whole batch
+    singles = [audit.log("recall", user_id=f"user_{i % 5}", duration_ms=float(i)) for i in range(1_200)]
+    audit.close()  # a second rotation (at 1000) and the rest at close
+
+    stats = audit.get_stats()
+    assert stats["rotations"] == 2
+    assert stats["exported_events"] == 3_500 + 1_200 and stats["pending_export_events"] == 0
+
+    names = keys(s3_server, s3_bucket, "audit")
+    jsons = [k for k in names if k.endswith(".json")]
+    parts = [k for k in names if k.startswith("parquet/")]
+    assert len(jsons) == 3  # one document per export: two rotations + close
+    assert all(JSON_KEY.fullmatch(k) for k in jsons), jsons
+    assert all(PART_KEY.fullmatch(k) for k in parts), parts
+    assert len(names) == len(jsons) + len(parts)  # nothing else: no temporary objects
+
+    lake = read_lake_directly(s3_server, s3_bucket, "audit")
+    expected_ids = set(batch["event_id"]) if "event_id" in batch.columns else None
+    assert lake.height == 4_700 and lake["event_id"].n_unique() == 4_700
+    if expected_ids is not None:
+        assert expected_ids <= set(lake["event_id"])
+    assert {e.event_id for e in singles} <= set(lake["event_id"])
+    # Each object sits in the partition of its events' UTC date.
+    for k in parts:
+        day = PART_KEY.fullmatch(k).group(1)
+        t = pq.read_table(f"{s3_bucket}/audit/{k}", filesystem=s3fs(s3_server), columns=["timestamp"])
+        dates = {d.isoformat() for d in pl.from_arrow(t)["timestamp"].dt.date().unique()}
+        assert dates == {day}
+    # The batch's content round-trips through S3 column by column.
+    got = lake.filter(pl.col("user_id").cast(pl.String).is_in(batch["user_id"].unique().to_list())
+                      & pl.col("timestamp").is_in(batch["timestamp"].to_list()))
+    cols = ["timestamp", "operation", "user_id", "session_id", "status", "duration_ms", "error_message"]
+    assert_same_rows(got.select(cols), batch.select(cols))
+
+    docs = read_json_exports(s3_server, s3_bucket, "audit")
+    assert sum(d["total_events"] for d in docs) == 4_700
+    assert {e["event_id"] for d in docs for e in d["events"]} == set(lake["event_id"])
+
+
+def assert_same_rows(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())  # noqa: E731
+    assert norm(a).equals(norm(b))
+
+
+def test_aws_endpoint_url_environment_variable_is_honoured(s3_server, s3_bucket, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    with AuditLogger(auto_export_path=f"s3://{s3_bucket}/env") as audit:
+        audit.log("store", user_id="u1", entry_ids=["e1"])
+    assert scan_lake(f"s3://{s3_bucket}/env").collect()["user_id"].to_list() == ["u1"]
+
+
+def test_export_to_file_on_s3_uri(s3_server, s3_bucket, no_endpoint_env):
+    opts = {"endpoint_url": s3_server.endpoint}
+    audit = AuditLogger(storage_options=opts)
+    audit.log("store", user_id="user_123")
+    audit.log("forget", user_id="user_456")
+    assert audit.export_to_file(f"s3://{s3_bucket}/trails/user_123.json", user_id="user_123") == 1
+    (doc,) = read_json_exports(s3_server, s3_bucket, "trails")
+    assert [e["user_id"] for e in doc["events"]] == ["user_123"] and doc["total_events"] == 1
+
+
+def test_failed_upload_keeps_events_and_a_retry_writes_each_once(s3_server, no_endpoint_env):
+    bucket = "not-yet-created-" + os.urandom(3).hex()
+    audit = AuditLogger(max_events=100, auto_export_path=f"s3://{bucket}/audit",
+                        storage_options={"endpoint_url": s3_server.endpoint})
+    ids = [audit.log("store", user_id=f"u{i}").event_id for i in range(250)]
+    with pytest.raises(ExportError, match="250 events could not be exported"):
+        audit.close()
+    assert audit.get_stats()["pending_export_events"] == 250  # nothing lost
+    pafs.S3FileSystem(endpoint_override=s3_server.endpoint, allow_bucket_creation=True).create_dir(bucket)
+    audit.close()
+    lake = read_lake_directly(s3_server, bucket, "audit")
+    assert sorted(lake["event_id"]) == sorted(ids)
+    assert sum(d["total_events"] for d in read_json_exports(s3_server, bucket, "audit")) == 250
+
+
+def test_bad_locations_are_refused_with_the_argument_named():
+    with pytest.raises(AuditValueError, match="auto_export_path: unsupported URI scheme 'gs'"):
+        AuditLogger(auto_export_path="gs://bucket/x")
+    with pytest.raises(AuditValueError, match="storage_options: unknown key 'endpoint'"):
+        AuditLogger(auto_export_path="s3://bucket/x", storage_options={"endpoint": "http://127.0.0.1:1"})
+    with pytest.raises(AuditValueError, match="names no bucket"):
+        AuditLogger(auto_export_path="s3:///x")
+    with pytest.raises(AuditValueError, match="endpoint_url must look like"):
+        AuditLogger(auto_export_path="s3://b/x", storage_options={"endpoint_url": "ftp://127.0.0.1:1"})
+    with pytest.raises(AuditTypeError, match="auto_export_path must be"):
+        AuditLogger(auto_export_path=42)  # type: ignore[arg-type]
+
+
+def test_file_uri_is_a_local_folder(tmp_path):
+    with AuditLogger(auto_export_path=tmp_path.as_uri()) as audit:
+        audit.log("store", user_id="u1")
+    assert audit.auto_export_path == tmp_path
+    assert len(list(tmp_path.glob("parquet/date=*/*.parquet"))) == 1
+    assert scan_lake(tmp_path.as_uri()).collect()["user_id"].to_list() == ["u1"]
+
+
+# --------------------------------------------------------------------------- many writers
+
+WRITER = textwrap.dedent("""
+    import json, sys, time
+    from axon_audit import AuditLogger
+    w, n, go = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    audit = AuditLogger(max_events=400, auto_export_path=sys.argv[4])  # endpoint: AWS_ENDPOINT_URL
+    while time.time() < go:  # start together: rotations of the three writers overlap
+        time.sleep(0.005)
+    ids = [audit.log("store" if i % 3 else "recall", user_id=f"w{w}-u{i % 7}", metadata={"seq": i},
+                     status="failure" if i % 11 == 0 else "success").event_id for i in range(n)]
+    audit.close()
+    json.dump(ids, sys.stdout)
+""")
+
+
+@pytest.mark.slow
+def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path):
+    uri = f"s3://{s3_bucket}/shared"
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    env.pop("AWS_ENDPOINT_URL_S3", None)
+    n = 3_000
+    go = time.time() + 3.0  # after the three interpreters have imported axon_audit
+    logs = [open(tmp_path / f"writer{w}.{s}", "w+") for w in range(3) for s in ("out", "err")]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w), str(n), str(go), uri],
+                              stdout=logs[2 * w], stderr=logs[2 * w + 1], env=env, text=True)
+             for w in range(3)]
+    # Read while they write: every listing is a set of whole, readable objects.
+    loc = resolve(uri, storage_options={"endpoint_url": s3_server.endpoint})
+    reads = []
+    while any(p.poll() is None for p in procs):
+        reads.append(sum(pq.read_metadata(f.path, filesystem=loc.fs).num_rows for f in lake_files(loc)))
+        time.sleep(0.2)
+    for p in procs:
+        p.wait(timeout=120)
+    for fh in logs:
+        fh.seek(0)
+    outs = [(logs[2 * w].read(), logs[2 * w + 1].read()) for w in range(3)]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    ids = [json.loads(out) for out, _ in outs]
+    logged = {i for w in ids for i in w}
+    assert len(logged) == 3 * n  # event ids unique across processes
+
+    names = keys(s3_server, s3_bucket, "shared")
+    assert all(JSON_KEY.fullmatch(k) or PART_KEY.fullmatch(k) for k in names), names
+    assert len([k for k in names if k.endswith(".json")]) >= 3 * (n // 400)
+
+    lf = scan_lake(loc)
+    lake = lf.collect()
+    assert lake.height == 3 * n and set(lake["event_id"]) == logged  # each event exactly once
+    counts = lf.group_by("user_id").agg(pl.len()).collect()
+    assert dict(zip(counts["user_id"].cast(pl.String), counts["len"])) == {
+        f"w{w}-u{u}": len(range(u, n, 7)) for w in range(3) for u in range(7)}
+    docs = read_json_exports(s3_server, s3_bucket, "shared")
+    assert sorted(e["event_id"] for d in docs for e in d["events"]) == sorted(logged)
+    assert reads == sorted(reads) and (not reads or reads[-1] <= 3 * n)  # grows by whole files only
+
+
+# --------------------------------------------------------------------------- pruning and pushdown
+
+
+@pytest.fixture
+def month_lake(s3_server, s3_bucket, no_endpoint_env):
+    """30 days of events in the lake, one object per day."""
+    df = generate_events(30_000, seed=5, days=30, start=datetime(2025, 1, 1, tzinfo=UTC))
+    uri = f"s3://{s3_bucket}/lake"
+    opts = {"endpoint_url": s3_server.endpoint}
+    with AuditLogger(max_events=100_000, auto_export_path=uri, storage_options=opts) as audit:
+        audit.log_batch(df)
+    return uri, opts, df
+
+
+def test_one_day_query_fetches_only_that_days_objects(s3_server, s3_bucket, month_lake):
+    uri, opts, df = month_lake
+    all_parts = [k for k in keys(s3_server, s3_bucket, "lake") if k.startswith("parquet/")]
+    assert len(all_parts) == 30
+    day = datetime(2025, 1, 17, tzinfo=UTC)
+    start, end = day, day + timedelta(days=1) - timedelta(microseconds=1)
+
+    s3_server.reset()
+    got = scan_lake(uri, storage_options=opts, start_time=start, end_time=end, operation="store").collect()
+    fetched = set(s3_server.object_gets(s3_bucket))
+    expected = df.filter(pl.col("timestamp").is_between(start, end), pl.col("operation") == "STORE")
+    assert got.height == expected.height > 0
+    assert sorted(got["timestamp"]) == sorted(expected["timestamp"])
+    day_parts = {f"lake/{k}" for k in all_parts if "date=2025-01-17/" in k}
+    assert fetched == day_parts  # one object of thirty, and nothing else read
+
+    # The same day through DuckDB over the pruned pyarrow dataset.
+    s3_server.reset()
+    dataset = lake_dataset(uri, Filters.build(start_time=start, end_time=end), storage_options=opts)
+    n = duckdb.sql("SELECT count(*) FROM dataset WHERE status = 'FAILURE'").fetchall()[0][0]
+    assert n == df.filter(pl.col("timestamp").is_between(start, end), pl.col("status") == "FAILURE").height
+    assert set(s3_server.object_gets(s3_bucket)) == day_parts
+
+
+def test_projection_reads_a_fraction_of_the_object(s3_server, s3_bucket, no_endpoint_env):
+    day = datetime(2025, 1, 9, tzinfo=UTC)
+    df = generate_events(60_000, seed=9, days=1, start=day)
+    uri, opts = f"s3://{s3_bucket}/big", {"endpoint_url": s3_server.endpoint}
+    with AuditLogger(max_events=200_000, auto_export_path=uri, storage_options=opts) as audit:
+        audit.log_batch(df)
+    (part,) = lake_files(uri, storage_options=opts)
+    s3_server.reset()
+    ops = scan_lake(uri, storage_options=opts).select("operation").collect()
+    assert ops["operation"].value_counts().sort("operation").equals(
+        df["operation"].cast(ops.schema["operation"]).value_counts().sort("operation"))
+    ranges = [r for m, p, q, r in s3_server.requests if m == "GET" and p == f"/{part.path}"]
+    assert ranges and all(r.startswith("bytes=") for r in ranges)  # ranged reads, never the whole object
+    fetched = sum(int(b) - int(a) + 1 for r in ranges for a, b in [r[6:].split("-")])
+    assert fetched < part.size / 4, (fetched, part.size)
