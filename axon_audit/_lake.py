@@ -53,14 +53,15 @@ def lake_files(
 
     Example:
         >>> import tempfile
+        >>> from datetime import datetime, timezone
         >>> from axon_audit import AuditLogger
         >>> from axon_audit._lake import lake_files
         >>> from axon_audit.workload import generate_events
         >>> folder = tempfile.mkdtemp()
         >>> with AuditLogger(auto_export_path=folder) as audit:
-        ...     _ = audit.log_batch(generate_events(100, days=3))
-        >>> len(lake_files(folder))
-        3
+        ...     _ = audit.log_batch(generate_events(100, days=3, start=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+        >>> [f.path.rsplit("/", 2)[1] for f in lake_files(folder)]
+        ['date=2025-01-01', 'date=2025-01-02', 'date=2025-01-03']
     """
     loc = resolve(path, storage_options=storage_options)
     lo, hi = _day_bounds(f)

@@ -19,11 +19,15 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from axon_audit import AuditLogger, AuditTypeError, AuditValueError, ExportError, scan_lake
+from axon_audit import (AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, ExportError,
+                        OperationType, scan_lake)
 from axon_audit._fs import resolve
 from axon_audit._lake import lake_dataset, lake_files
 from axon_audit._query import Filters
+from axon_audit._schema import frame_to_events
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -112,6 +116,41 @@ def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, n
 def assert_same_rows(a: pl.DataFrame, b: pl.DataFrame) -> None:
     norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())  # noqa: E731
     assert norm(a).equals(norm(b))
+
+
+texts = st.text(max_size=12).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | texts, lambda c: st.lists(c, max_size=3) | st.dictionaries(texts, c, max_size=3), max_leaves=6)
+event_args = st.fixed_dictionaries({
+    "operation": st.sampled_from(list(OperationType)),
+    "user_id": st.none() | texts,
+    "session_id": st.none() | texts,
+    "entry_ids": st.lists(texts, max_size=3),
+    "metadata": st.dictionaries(texts, json_values, max_size=3),
+    "status": st.sampled_from(list(EventStatus)),
+    "error_message": st.none() | texts,
+    "duration_ms": st.none() | st.floats(min_value=0, allow_infinity=False),
+})
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(event_args, min_size=1, max_size=8), max_events=st.integers(1, 5))
+def test_any_events_round_trip_through_s3(s3_server, calls, max_events):
+    bucket = s3_server.new_bucket()
+    opts = {"endpoint_url": s3_server.endpoint}
+    with AuditLogger(max_events=max_events, auto_export_path=f"s3://{bucket}/rt", storage_options=opts) as audit:
+        logged = [audit.log(**c) for c in calls]
+    back = frame_to_events(scan_lake(f"s3://{bucket}/rt", storage_options=opts).collect().sort("event_id"))
+    assert back == sorted(logged, key=lambda e: e.event_id)
+    from_json = [AuditEvent.from_dict(e) for d in read_json_exports(s3_server, bucket, "rt") for e in d["events"]]
+    assert sorted(from_json, key=lambda e: e.event_id) == back
+
+
+def test_empty_or_missing_lake_reads_as_no_events(s3_server, s3_bucket):
+    opts = {"endpoint_url": s3_server.endpoint}
+    assert scan_lake(f"s3://{s3_bucket}/nothing-here", storage_options=opts).collect().height == 0
+    assert lake_files(f"s3://{s3_bucket}/nothing-here", storage_options=opts) == []
 
 
 def test_aws_endpoint_url_environment_variable_is_honoured(s3_server, s3_bucket, monkeypatch):
