@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -29,6 +29,9 @@ S3_ENV = {
 class S3Server:
     endpoint: str
     requests: list[tuple[str, str, str, str]] = field(default_factory=list)  # method, path, query, range
+    # deny(method, path) -> True answers 403 AccessDenied, as a bucket policy
+    # denying a prefix would: a real failure on the wire, the client untouched.
+    deny: Callable[[str, str], bool] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, environ: dict) -> None:
@@ -71,6 +74,12 @@ def s3_server() -> Iterator[S3Server]:
     def counting(environ, start_response):  # type: ignore[no-untyped-def]
         assert server is not None
         server.record(environ)
+        if server.deny is not None and server.deny(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")):
+            body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                    b"<Message>Access Denied</Message></Error>")
+            start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                              ("Content-Length", str(len(body)))])
+            return [body]
         return app(environ, start_response)
 
     httpd = make_server("127.0.0.1", 0, counting, threaded=True, request_handler=MotoRequestHandler)

@@ -185,6 +185,29 @@ def test_failed_upload_keeps_events_and_a_retry_writes_each_once(s3_server, no_e
     assert sum(d["total_events"] for d in read_json_exports(s3_server, bucket, "audit")) == 250
 
 
+def test_an_upload_denied_midway_leaves_no_object_and_the_retry_writes_each_event_once(s3_server, s3_bucket):
+    opts = {"endpoint_url": s3_server.endpoint}
+    df = generate_events(900, seed=4, days=3, start=datetime(2025, 5, 1, tzinfo=UTC))
+    audit = AuditLogger(max_events=10_000, auto_export_path=f"s3://{s3_bucket}/deny", storage_options=opts)
+    audit.log_batch(df)
+    # The JSON document and the first day's Parquet go up; the second day's is refused.
+    s3_server.deny = lambda method, path: method in ("PUT", "POST") and "/date=2025-05-02/" in path
+    s3_server.reset()
+    try:
+        with pytest.raises(ExportError, match="900 events could not be exported"):
+            audit.close()
+        deleted = sorted(p.split("/deny/")[1] for m, p, q, r in s3_server.requests if m == "DELETE")
+        assert len(deleted) == 2 and deleted[0].startswith("audit_") and "date=2025-05-01/" in deleted[1]
+        assert keys(s3_server, s3_bucket, "deny") == []  # what had gone up was taken back
+        assert audit.get_stats()["pending_export_events"] == 900
+    finally:
+        s3_server.deny = None
+    audit.close()
+    lake = scan_lake(f"s3://{s3_bucket}/deny", storage_options=opts).collect()
+    assert lake.height == 900 and lake["event_id"].n_unique() == 900
+    assert len(read_json_exports(s3_server, s3_bucket, "deny")) == 1
+
+
 def test_bad_locations_are_refused_with_the_argument_named():
     with pytest.raises(AuditValueError, match="auto_export_path: unsupported URI scheme 'gs'"):
         AuditLogger(auto_export_path="gs://bucket/x")
