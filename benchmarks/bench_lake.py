@@ -1,0 +1,100 @@
+"""Object-storage lake: rotation into S3 and a one-day query over a year of data.
+
+Runs against moto's S3 server on 127.0.0.1 (started here, in a thread, with a
+request counter), so the figures are those of a local S3-compatible server:
+they show the requests and bytes a query costs, not a real S3's latency.
+
+    .venv/bin/python benchmarks/bench_lake.py [events_per_day]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_EC2_METADATA_DISABLED="true")
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+import polars as pl  # noqa: E402
+import pyarrow.fs as pafs  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from axon_audit import AuditLogger, scan_lake  # noqa: E402
+from axon_audit.workload import generate_events  # noqa: E402
+
+UTC = timezone.utc
+requests: list[tuple[str, str, str]] = []
+
+
+def serve() -> str:
+    app = DomainDispatcherApplication(create_backend_app)
+
+    def counting(environ, start_response):  # type: ignore[no-untyped-def]
+        requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE", "")))
+        return app(environ, start_response)
+
+    httpd = make_server("127.0.0.1", 0, counting, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def fetched() -> tuple[int, int, int]:
+    """(requests, objects read, bytes read) since the last clear."""
+    gets = [(p, r) for m, p, r in requests if m == "GET" and p.count("/") > 1]
+    nbytes = 0
+    for _, r in gets:
+        a, _, b = r.removeprefix("bytes=").partition("-")
+        if a and b:
+            nbytes += int(b) - int(a) + 1
+        elif b:  # a suffix range: the last b bytes
+            nbytes += int(b)
+    return len(requests), len({p for p, _ in gets}), nbytes
+
+
+def main() -> None:
+    per_day = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000
+    endpoint = serve()
+    pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True).create_dir("bench-lake")
+    opts = {"endpoint_url": endpoint}
+    df = generate_events(per_day * 365, seed=1, days=365, start=datetime(2025, 1, 1, tzinfo=UTC))
+    print(f"{df.height:,} events over 365 days ({per_day:,}/day)")
+
+    for name, target in (("local folder", tempfile.mkdtemp()), ("moto S3", "s3://bench-lake/year")):
+        t = time.perf_counter()
+        with AuditLogger(max_events=df.height + 1, auto_export_path=target,
+                         storage_options=opts if target.startswith("s3") else None) as audit:
+            audit.log_batch(df)
+        dt = time.perf_counter() - t
+        print(f"rotation (JSON + 365 Parquet partitions) to {name}: {dt:.2f} s, {df.height / dt / 1e6:.2f} M events/s")
+
+    day = datetime(2025, 7, 14, tzinfo=UTC)
+    q = dict(start_time=day, end_time=day + timedelta(days=1) - timedelta(microseconds=1), operation="recall")
+    for label, lf in (
+        ("one day, scan_lake (pruned + pushdown)", lambda: scan_lake("s3://bench-lake/year", storage_options=opts, **q)),
+        ("one day, baseline: polars scan_parquet of the glob, same filters", lambda: pl.scan_parquet(
+            "s3://bench-lake/year/parquet/**/*.parquet", hive_partitioning=True,
+            storage_options={"aws_endpoint_url": endpoint, "aws_allow_http": "true", "aws_region": "us-east-1"},
+        ).filter(pl.col("timestamp").is_between(q["start_time"], q["end_time"]),
+                 pl.col("operation").cast(pl.String) == "RECALL")),
+        ("whole year, scan_lake", lambda: scan_lake("s3://bench-lake/year", storage_options=opts)),
+    ):
+        best = float("inf")
+        for _ in range(3):
+            requests.clear()
+            t = time.perf_counter()
+            n = lf().select(pl.len()).collect().item()
+            best = min(best, time.perf_counter() - t)
+        reqs, objects, nbytes = fetched()
+        print(f"{label}: {n:,} events, best of 3 {best * 1000:.0f} ms, {reqs} requests, "
+              f"{objects} objects read, {nbytes / 1e6:.2f} MB fetched")
+
+
+if __name__ == "__main__":
+    main()
