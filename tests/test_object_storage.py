@@ -341,3 +341,21 @@ def test_projection_reads_a_fraction_of_the_object(s3_server, s3_bucket, no_endp
     assert ranges and all(r.startswith("bytes=") for r in ranges)  # ranged reads, never the whole object
     fetched = sum(int(b) - int(a) + 1 for r in ranges for a, b in [r[6:].split("-")])
     assert fetched < part.size / 4, (fetched, part.size)
+
+
+def test_a_process_exiting_without_close_still_exports_to_s3(s3_server, s3_bucket):
+    # pyarrow finalizes its S3 client at exit; the logger's own exit hook must run first.
+    script = textwrap.dedent("""
+        import sys
+        from axon_audit import AuditLogger
+        audit = AuditLogger(max_events=400, auto_export_path=sys.argv[1])
+        for i in range(1_000):
+            audit.log("store", user_id=f"u{i % 7}")
+    """)
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    done = subprocess.run([sys.executable, "-c", script, f"s3://{s3_bucket}/atexit"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "failed" not in done.stderr
+    lake = scan_lake(f"s3://{s3_bucket}/atexit", storage_options={"endpoint_url": s3_server.endpoint}).collect()
+    assert lake.height == 1_000 and lake["event_id"].n_unique() == 1_000
