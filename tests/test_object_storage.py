@@ -153,6 +153,16 @@ def test_empty_or_missing_lake_reads_as_no_events(s3_server, s3_bucket):
     assert lake_files(f"s3://{s3_bucket}/nothing-here", storage_options=opts) == []
 
 
+def test_polars_style_storage_options_serve_both_readers(s3_server, s3_bucket, no_endpoint_env):
+    opts = {"aws_endpoint_url": s3_server.endpoint, "aws_allow_http": "true", "aws_region": "us-east-1",
+            "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    with AuditLogger(auto_export_path=f"s3://{s3_bucket}/pl", storage_options=opts) as audit:
+        audit.log("store", user_id="u1")
+    ours = scan_lake(f"s3://{s3_bucket}/pl", storage_options=opts).collect()
+    theirs = pl.scan_parquet(f"s3://{s3_bucket}/pl/parquet/**/*.parquet", storage_options=opts).collect()
+    assert ours["event_id"].to_list() == theirs["event_id"].to_list() and ours.height == 1
+
+
 def test_aws_endpoint_url_environment_variable_is_honoured(s3_server, s3_bucket, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     with AuditLogger(auto_export_path=f"s3://{s3_bucket}/env") as audit:
