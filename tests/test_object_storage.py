@@ -255,9 +255,15 @@ WRITER = textwrap.dedent("""
 """)
 
 
+LOCAL_JSON_KEY = re.compile(r"audit_\d{4}_\d\d_\d\d_\d{6}(_\d+)?\.json")
+
+
 @pytest.mark.slow
-def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path):
-    uri = f"s3://{s3_bucket}/shared"
+@pytest.mark.parametrize("where", ["s3", "file"])
+def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, where):
+    """No coordination between the writers: unique names, nothing overwritten,
+    every event exactly once; a reader during the writes sees whole files only."""
+    uri = f"s3://{s3_bucket}/shared" if where == "s3" else (tmp_path / "shared").as_uri()
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
     env.pop("AWS_ENDPOINT_URL_S3", None)
     n = 3_000
@@ -266,8 +272,8 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(w), str(n), str(go), uri],
                               stdout=logs[2 * w], stderr=logs[2 * w + 1], env=env, text=True)
              for w in range(3)]
-    # Read while they write: every listing is a set of whole, readable objects.
-    loc = resolve(uri, storage_options={"endpoint_url": s3_server.endpoint})
+    # Read while they write: every listing is a set of whole, readable files.
+    loc = resolve(uri, storage_options={"endpoint_url": s3_server.endpoint} if where == "s3" else None)
     reads = []
     while any(p.poll() is None for p in procs):
         reads.append(sum(pq.read_metadata(f.path, filesystem=loc.fs).num_rows for f in lake_files(loc)))
@@ -283,9 +289,12 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path):
     logged = {i for w in ids for i in w}
     assert len(logged) == 3 * n  # event ids unique across processes
 
-    names = keys(s3_server, s3_bucket, "shared")
-    assert all(JSON_KEY.fullmatch(k) or PART_KEY.fullmatch(k) for k in names), names
-    assert len([k for k in names if k.endswith(".json")]) >= 3 * (n // 400)
+    root = loc.path.rstrip("/") + "/"
+    names = [f.path[len(root):] for f in loc.files()]
+    json_key = JSON_KEY if where == "s3" else LOCAL_JSON_KEY
+    assert all(json_key.fullmatch(k) or PART_KEY.fullmatch(k) for k in names), names
+    jsons = [k for k in names if k.endswith(".json")]
+    assert len(jsons) >= 3 * (n // 400)
 
     lf = scan_lake(loc)
     lake = lf.collect()
@@ -293,7 +302,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path):
     counts = lf.group_by("user_id").agg(pl.len()).collect()
     assert dict(zip(counts["user_id"].cast(pl.String), counts["len"])) == {
         f"w{w}-u{u}": len(range(u, n, 7)) for w in range(3) for u in range(7)}
-    docs = read_json_exports(s3_server, s3_bucket, "shared")
+    docs = [json.loads((loc / k).read_bytes()) for k in jsons]
     assert sorted(e["event_id"] for d in docs for e in d["events"]) == sorted(logged)
     assert reads == sorted(reads) and (not reads or reads[-1] <= 3 * n)  # grows by whole files only
 
