@@ -1,8 +1,10 @@
 """Object-storage lake: rotation into S3 and a one-day query over a year of data.
 
-Runs against moto's S3 server on 127.0.0.1 (started here, in a thread, with a
-request counter), so the figures are those of a local S3-compatible server:
-they show the requests and bytes a query costs, not a real S3's latency.
+Runs against moto's S3 server on 127.0.0.1, so the figures are those of a local
+S3-compatible server: they show the requests and bytes a query costs, not a real
+S3's latency. Queries go to a server in a thread of this process (it counts the
+requests); rotation timings go to a `moto_server` process (no GIL shared with
+the writer), with uploads one by one and side by side.
 
     .venv/bin/python benchmarks/bench_lake.py [events_per_day]
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +31,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server  # noqa: E402
 
 from axon_audit import AuditLogger, scan_lake  # noqa: E402
+from axon_audit import _fs  # noqa: E402
 from axon_audit.workload import generate_events  # noqa: E402
 
 UTC = timezone.utc
@@ -66,13 +71,39 @@ def main() -> None:
     df = generate_events(per_day * 365, seed=1, days=365, start=datetime(2025, 1, 1, tzinfo=UTC))
     print(f"{df.height:,} events over 365 days ({per_day:,}/day)")
 
-    for name, target in (("local folder", tempfile.mkdtemp()), ("moto S3", "s3://bench-lake/year")):
-        t = time.perf_counter()
-        with AuditLogger(max_events=df.height + 1, auto_export_path=target,
-                         storage_options=opts if target.startswith("s3") else None) as audit:
-            audit.log_batch(df)
-        dt = time.perf_counter() - t
-        print(f"rotation (JSON + 365 Parquet partitions) to {name}: {dt:.2f} s, {df.height / dt / 1e6:.2f} M events/s")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        out_opts = {"endpoint_url": f"http://127.0.0.1:{port}"}
+        for _ in range(100):
+            try:
+                pafs.S3FileSystem(endpoint_override=out_opts["endpoint_url"], allow_bucket_creation=True).create_dir(
+                    "rotation")
+                break
+            except OSError:
+                time.sleep(0.1)
+        for name, target, opt, workers in (
+            ("local folder", tempfile.mkdtemp(), None, 1),
+            ("moto_server, uploads one by one", "s3://rotation/seq", out_opts, 1),
+            (f"moto_server, {_fs.UPLOAD_WORKERS} uploads side by side", "s3://rotation/par", out_opts,
+             _fs.UPLOAD_WORKERS),
+        ):
+            saved, _fs.UPLOAD_WORKERS = _fs.UPLOAD_WORKERS, workers
+            t = time.perf_counter()
+            with AuditLogger(max_events=df.height + 1, auto_export_path=target, storage_options=opt) as audit:
+                audit.log_batch(df)
+            dt = time.perf_counter() - t
+            _fs.UPLOAD_WORKERS = saved
+            print(f"rotation (JSON + 365 Parquet partitions) to {name}: {dt:.2f} s, "
+                  f"{df.height / dt / 1e6:.3f} M events/s")
+    finally:
+        server.terminate()
+        server.wait()
+    with AuditLogger(max_events=df.height + 1, auto_export_path="s3://bench-lake/year", storage_options=opts) as audit:
+        audit.log_batch(df)  # the lake the queries below read (in-process server: requests counted)
 
     day = datetime(2025, 7, 14, tzinfo=UTC)
     q = dict(start_time=day, end_time=day + timedelta(days=1) - timedelta(microseconds=1), operation="recall")

@@ -206,8 +206,10 @@ def test_an_upload_denied_midway_leaves_no_object_and_the_retry_writes_each_even
     try:
         with pytest.raises(ExportError, match="900 events could not be exported"):
             audit.close()
+        # Uploaded side by side: the JSON document and whichever other days went up are taken back.
         deleted = sorted(p.split("/deny/")[1] for m, p, q, r in s3_server.requests if m == "DELETE")
-        assert len(deleted) == 2 and deleted[0].startswith("audit_") and "date=2025-05-01/" in deleted[1]
+        assert deleted[0].startswith("audit_") and len(deleted) >= 2
+        assert all("date=2025-05-02/" not in k for k in deleted[1:])
         assert keys(s3_server, s3_bucket, "deny") == []  # what had gone up was taken back
         assert audit.get_stats()["pending_export_events"] == 900
     finally:
