@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError
+from ._fs import Location, StorageOptions, resolve
 from ._query import Filters
 from ._reader import Reader, Snapshot
 from ._schema import COLUMNS, normalize_batch
@@ -39,7 +41,12 @@ _checked: dict[tuple[str, int, int], str | None] = {}  # file key -> error text 
 _json_chunks: dict[tuple[str, int, int], list[Chunk]] = {}
 
 
-def _key(path: Path) -> tuple[str, int, int]:
+def _key(path: Path | Location) -> tuple[str, int, int]:
+    if isinstance(path, Location):  # object storage: one HEAD request
+        info = path.info()
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(path.uri)
+        return (path.uri, info.size or 0, info.mtime_ns or 0)
     st = path.stat()
     return (str(path), st.st_size, st.st_mtime_ns)
 
@@ -50,9 +57,9 @@ def _is_text(t: pa.DataType) -> bool:
     return any(check(t) for check in _STRINGISH)
 
 
-def _parquet_problem(path: Path) -> str | None:
+def _parquet_problem(path: Path | Location) -> str | None:
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(path.path, filesystem=path.fs) if isinstance(path, Location) else pq.read_schema(path)
     except Exception as exc:  # noqa: BLE001 - any failure to read the footer means corrupt
         return f"not a readable Parquet file ({exc})"
     missing = [c for c in COLUMNS if c not in schema.names]
@@ -73,7 +80,7 @@ def _parquet_problem(path: Path) -> str | None:
     return None
 
 
-def _load_json(path: Path) -> list[Chunk]:
+def _load_json(path: Path | Location) -> list[Chunk]:
     try:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -101,14 +108,19 @@ def _load_json(path: Path) -> list[Chunk]:
 _NOT_EXPORTS = frozenset({"manifest.json"})
 
 
-def _json_files(folder: Path) -> list[Path]:
+def _json_files(folder: Path | Location) -> list[Path] | list[Location]:
+    if isinstance(folder, Location):
+        root = folder.path.rstrip("/") + "/"
+        names = [i.path[len(root):] for i in folder.files(recursive=False)]
+        return [folder / n for n in names if n.endswith(".json") and n not in _NOT_EXPORTS]
     return sorted(f for f in folder.glob("*.json") if not f.name.startswith(".") and f.name not in _NOT_EXPORTS)
 
 
 @dataclass(frozen=True)
 class _Part:
-    path: Path
+    path: Path | Location
     day: date | None
+    key: tuple[str, int, int] | None = None  # object storage: (uri, size, mtime) from the listing
 
 
 class ExportFolder:
@@ -121,14 +133,20 @@ class ExportFolder:
         'parquet'
     """
 
-    def __init__(self, path: str | Path, source: str = "auto", on_error: str = "raise") -> None:
-        if not isinstance(path, (str, Path)):
-            raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+    def __init__(self, path: str | Path | Location, source: str = "auto", on_error: str = "raise",
+                 storage_options: StorageOptions | None = None) -> None:
+        if not isinstance(path, (str, Path, Location)):
+            raise AuditTypeError(f"path must be a str, Path or URI, got {type(path).__name__}")
         if source not in ("auto", "parquet", "json"):
             raise AuditValueError(f"source must be 'auto', 'parquet' or 'json', got {source!r}")
         if on_error not in ("raise", "skip"):
             raise AuditValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.path = Path(path)
+        if isinstance(path, Location) or (isinstance(path, str) and "://" in path):
+            loc = resolve(path, storage_options=storage_options)
+            # A local URI is a plain folder; object storage keeps its Location.
+            self.path: Path | Location = loc.local_path() if loc.is_local else loc
+        else:
+            self.path = Path(path)
         self.on_error = on_error
         if source == "auto":
             source = self._guess()
@@ -136,6 +154,13 @@ class ExportFolder:
 
     def _guess(self) -> str:
         p = self.path
+        if isinstance(p, Location):
+            if p.is_file():
+                return "json" if p.name.lower().endswith(".json") else "parquet"
+            names = [i.path for i in p.files()]
+            if any(n.endswith(".parquet") for n in names) or not any(n.endswith(".json") for n in names):
+                return "parquet"
+            return "json"
         if p.is_file():
             return "json" if p.suffix.lower() == ".json" else "parquet"
         if (p / "parquet").is_dir() or any(p.glob("date=*")) or any(p.glob("*.parquet")):
@@ -156,8 +181,28 @@ class ExportFolder:
         p = self.path
         return p / "parquet" if (p / "parquet").is_dir() else p
 
+    def _remote_parts(self, p: Location) -> list[_Part]:
+        """One listing of the prefix (no request per file): the parts with their keys."""
+        if p.is_file():
+            info = p.info()
+            return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
+        root = self._parquet_root()
+        base = root.path.rstrip("/") + "/"
+        parts = []
+        for info in root.files():
+            rel = info.path[len(base):]
+            if not rel.endswith(".parquet"):
+                continue
+            m = _DATE_DIR.match(rel.split("/", 1)[0]) if "/" in rel else None
+            loc = root / rel
+            parts.append(_Part(loc, date.fromisoformat(m.group(1)) if m else None,
+                               (loc.uri, info.size or 0, info.mtime_ns or 0)))
+        return parts
+
     def _parts(self) -> list[_Part]:
         p = self.path
+        if isinstance(p, Location):
+            return self._remote_parts(p)
         if p.is_file():
             return [_Part(p, None)]
         root = self._parquet_root()
@@ -195,7 +240,7 @@ class ExportFolder:
             if part.day is not None and ((lo and part.day < lo) or (hi and part.day > hi)):
                 continue
             try:
-                key = _key(part.path)
+                key = part.key or _key(part.path)
             except FileNotFoundError:
                 continue  # removed since listed (e.g. retention): not part of this snapshot
             with _cache_lock:
@@ -217,7 +262,10 @@ class ExportFolder:
         Returns whether one was found."""
         for path in files:
             try:
-                pq.read_table(path, page_checksum_verification=True)
+                if isinstance(path, Location):
+                    pq.read_table(path.path, filesystem=path.fs, page_checksum_verification=True)
+                else:
+                    pq.read_table(path, page_checksum_verification=True)
             except Exception as exc:  # noqa: BLE001 - any failure to decode means corrupt
                 try:
                     key = _key(path)
@@ -287,21 +335,24 @@ class AuditArchive(Reader):
         *,
         source: Literal["auto", "parquet", "json"] = "auto",
         on_error: Literal["raise", "skip"] = "raise",
+        storage_options: StorageOptions | None = None,
     ) -> None:
-        self._folder = ExportFolder(path, source, on_error)
+        self._folder = ExportFolder(path, source, on_error, storage_options)
         if not self._folder.path.exists():
             raise AuditValueError(f"path {str(path)!r} does not exist")
 
     @property
-    def path(self) -> Path:
-        return self._folder.path
+    def path(self) -> Path | str:
+        """The folder: a `Path`, or the URI of an object-store prefix."""
+        p = self._folder.path
+        return p.uri if isinstance(p, Location) else p
 
     @property
     def source(self) -> str:
         """"parquet" or "json": which files are read."""
         return self._folder.source
 
-    def files(self, **filters: Any) -> list[Path]:
+    def files(self, **filters: Any) -> list[Path] | list[str]:
         """The files a query with these filters reads (Parquet: after partition pruning).
 
         Example:
@@ -313,8 +364,10 @@ class AuditArchive(Reader):
         f = Filters.of(filters)
         if self._folder.source == "json":
             p = self._folder.path
-            return [p] if p.is_file() else _json_files(p)
-        return self._folder.parquet_files(f)
+            files = [p] if p.is_file() else _json_files(p)
+        else:
+            files = self._folder.parquet_files(f)
+        return [x.uri if isinstance(x, Location) else x for x in files]  # object storage: URIs
 
     def _snapshot(self, include_archived: bool = True) -> Snapshot:
         return self._folder.snapshot()
@@ -328,6 +381,7 @@ def open_archive(
     *,
     source: Literal["auto", "parquet", "json"] = "auto",
     on_error: Literal["raise", "skip"] = "raise",
+    storage_options: StorageOptions | None = None,
 ) -> AuditArchive:
     """`AuditArchive(path, ...)`.
 
@@ -337,4 +391,4 @@ def open_archive(
         >>> open_archive(tempfile.mkdtemp()).get_statistics()["total_events"]
         0
     """
-    return AuditArchive(path, source=source, on_error=on_error)
+    return AuditArchive(path, source=source, on_error=on_error, storage_options=storage_options)

@@ -39,7 +39,21 @@ _CAST = dict(FRAME_SCHEMA)
 _T = TypeVar("_T")
 
 
-def _scan_files(files: list[Path]) -> pl.LazyFrame:
+def files_dataset(files: list) -> "pads.Dataset":
+    """Object-storage files (`Location`s on one filesystem) as one pyarrow dataset:
+    polars and DuckDB read it through pyarrow's filesystem (no httpfs needed)."""
+    import pyarrow.dataset as pads
+
+    from ._schema import ARROW_SCHEMA
+
+    return pads.dataset([f.path for f in files], schema=ARROW_SCHEMA, format="parquet", filesystem=files[0].fs)
+
+
+def _scan_files(files: list) -> pl.LazyFrame:
+    from ._fs import Location
+
+    if files and isinstance(files[0], Location):
+        return pl.scan_pyarrow_dataset(files_dataset(files)).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
     return pl.scan_parquet(files, hive_partitioning=False).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
 
 

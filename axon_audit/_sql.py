@@ -65,8 +65,14 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
     try:
         con.register("__live", _arrow_of(snap.live))
         con.register("__old", _arrow_of(snap.old))
-        files = [str(p) for p in snap.files(None)]
-        if files:
+        from ._fs import Location
+        from ._reader import files_dataset
+
+        listed_files = snap.files(None)
+        files = [str(p) for p in listed_files]
+        if listed_files and isinstance(listed_files[0], Location):
+            con.register("__files", files_dataset(listed_files))  # object storage: through pyarrow's filesystem
+        elif files:
             # A view cannot take parameters: the paths (ours, listed from disk) are quoted literals.
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             con.execute(f"CREATE TEMP VIEW __files AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false)")

@@ -239,6 +239,9 @@ def test_file_uri_is_a_local_folder(tmp_path):
     assert audit.auto_export_path == tmp_path
     assert len(list(tmp_path.glob("parquet/date=*/*.parquet"))) == 1
     assert scan_lake(tmp_path.as_uri()).collect()["user_id"].to_list() == ["u1"]
+    from axon_audit import AuditArchive
+
+    assert AuditArchive(tmp_path.as_uri()).query_events()[0].user_id == "u1"
 
 
 # --------------------------------------------------------------------------- many writers
@@ -298,9 +301,15 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     jsons = [k for k in names if k.endswith(".json")]
     assert len(jsons) >= 3 * (n // 400)
 
+    from axon_audit import AuditArchive
+
+    archive = AuditArchive(uri, storage_options={"endpoint_url": s3_server.endpoint} if where == "s3" else None)
+    counted = archive.sql("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM archived")
+    assert (counted["n"][0], counted["ids"][0]) == (3 * n, 3 * n)  # each event exactly once
+    assert archive.get_statistics()["by_operation"]["RECALL"] == 3 * len(range(0, n, 3))
     lf = scan_lake(loc)
     lake = lf.collect()
-    assert lake.height == 3 * n and set(lake["event_id"]) == logged  # each event exactly once
+    assert lake.height == 3 * n and set(lake["event_id"]) == logged
     counts = lf.group_by("user_id").agg(pl.len()).collect()
     assert dict(zip(counts["user_id"].cast(pl.String), counts["len"])) == {
         f"w{w}-u{u}": len(range(u, n, 7)) for w in range(3) for u in range(7)}
@@ -380,3 +389,38 @@ def test_a_process_exiting_without_close_still_exports_to_s3(s3_server, s3_bucke
     assert "failed" not in done.stderr
     lake = scan_lake(f"s3://{s3_bucket}/atexit", storage_options={"endpoint_url": s3_server.endpoint}).collect()
     assert lake.height == 1_000 and lake["event_id"].n_unique() == 1_000
+# --------------------------------------------------------------------------- the archive on object storage
+
+
+def test_archive_over_s3_counts_prunes_and_runs_sql(s3_server, s3_bucket, month_lake):
+    from axon_audit import AuditArchive
+
+    uri, opts, df = month_lake
+    archive = AuditArchive(uri, storage_options=opts)
+    assert archive.source == "parquet"
+    assert archive.get_statistics()["total_events"] == df.height
+    assert archive.sql("SELECT count(*) AS n FROM archived")["n"][0] == df.height
+    day = datetime(2025, 1, 17, tzinfo=UTC)
+    start, end = day, day + timedelta(days=1) - timedelta(microseconds=1)
+    s3_server.reset()
+    got = archive.query_events(start_time=start, end_time=end, status="failure")
+    expected = df.filter(pl.col("timestamp").is_between(start, end), pl.col("status") == "FAILURE")
+    assert sorted(e.timestamp for e in got) == sorted(expected["timestamp"].to_list())
+    assert {k.split("/parquet/")[1].split("/")[0] for k in s3_server.object_gets(s3_bucket)} == {"date=2025-01-17"}
+    assert [f.split("/parquet/")[1].split("/")[0] for f in archive.files(start_time=start, end_time=end)] == [
+        "date=2025-01-17"]
+
+
+def test_archive_of_json_exports_on_s3_and_the_loggers_archived_reads(s3_server, s3_bucket, no_endpoint_env):
+    from axon_audit import AuditArchive
+
+    opts = {"endpoint_url": s3_server.endpoint}
+    uri = f"s3://{s3_bucket}/mixed"
+    audit = AuditLogger(max_events=50, auto_export_path=uri, storage_options=opts)
+    ids = [audit.log("store", user_id=f"u{i % 3}").event_id for i in range(120)]
+    audit.flush()
+    assert len(audit.query_events(include_archived=True)) == 120  # memory + the objects on S3
+    audit.close()
+    by_json = AuditArchive(uri, source="json", storage_options=opts)
+    assert sorted(e.event_id for e in by_json.query_events()) == sorted(ids)
+    assert by_json.get_user_statistics("u1")["total_operations"] == 40
