@@ -475,7 +475,8 @@ class AuditLogger(Reader):
         chain needs both); all or nothing: on failure what went up is deleted."""
         df = job.df.sort("timestamp", maintain_order=True)
         objects = event_objects(df)
-        json_path = write_json_export(df, unique_json_path(root, job.at), replace=False, objects=objects)
+        # unique_json_path already gave the name a random suffix: put it as named.
+        json_path = write_json_export(df, unique_json_path(root, job.at), replace=True, objects=objects)
         try:
             return [json_path, *write_parquet_planned(df, plan_parquet(df, root / "parquet"))]
         except BaseException:
