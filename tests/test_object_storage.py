@@ -431,3 +431,18 @@ def test_archive_of_json_exports_on_s3_and_the_loggers_archived_reads(s3_server,
     by_json = AuditArchive(uri, source="json", storage_options=opts)
     assert sorted(e.event_id for e in by_json.query_events()) == sorted(ids)
     assert by_json.get_user_statistics("u1")["total_operations"] == 40
+
+
+def test_cli_reads_an_s3_lake(s3_server, s3_bucket, no_endpoint_env):
+    """The console script's PATH takes an s3:// URI (endpoint from AWS_ENDPOINT_URL)."""
+    opts = {"endpoint_url": s3_server.endpoint}
+    uri = f"s3://{s3_bucket}/cli"
+    with AuditLogger(auto_export_path=uri, storage_options=opts) as audit:
+        for i in range(30):
+            audit.log("store" if i % 3 else "recall", user_id=f"u{i % 2}")
+    script = Path(sys.executable).with_name("axon-audit")
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    done = subprocess.run([str(script), "sql", uri, "SELECT operation, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+                           "--format", "csv"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["operation,n", "RECALL,10", "STORE,20"]
