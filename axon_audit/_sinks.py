@@ -235,7 +235,7 @@ def _table_of(part: pl.DataFrame):  # type: ignore[no-untyped-def]
 
 
 def _parquet_writer(table):  # type: ignore[no-untyped-def]
-    return lambda fh: pq.write_table(table, fh, compression=PARQUET_COMPRESSION, compression_level=6)
+    return lambda fh: pq.write_table(table, fh, **PARQUET_OPTIONS)  # the same encoding as local files
 
 
 def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path | Location, int, int]]) -> list:
