@@ -12,65 +12,81 @@ Example:
     1
 """
 
-from ._archive import AuditArchive, open_archive
-from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
-from ._integrations import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
-from ._integrity import VerifyResult, verify
-from ._compliance import ComplianceReport, compliance_report, month_period
-from ._errors import ArchiveError, AuditError, AuditTypeError, AuditValueError, ExportError
-from ._lake import scan_lake
+# Logging and the event model
 from ._logger import AuditLogger
-from ._memory import MemoryConfig, MemoryEntry, MemorySystem
 from ._models import AuditEvent, EventStatus, OperationType
+from ._schema import ARROW_SCHEMA, COLUMNS
+
+# Reading exports: archives and the object-storage lake
+from ._archive import AuditArchive, open_archive
+from ._lake import scan_lake
+
+# Integrity
+from ._integrity import VerifyResult, verify
+
+# Compliance: reports, monitoring, data-subject tools, retention, PII
+from ._compliance import ComplianceReport, compliance_report, month_period
+from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from ._gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
 from ._retention import RetentionResult, apply_retention
 from ._pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
-from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
-from ._schema import ARROW_SCHEMA, COLUMNS
+
+# Integrations: the memory system, auditing decorators, the logging bridge
+from ._memory import MemoryConfig, MemoryEntry, MemorySystem
+from ._integrations import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
+
+# Errors
+from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
 
 __all__ = [
+    # logging and the event model
+    "AuditLogger",
+    "AuditEvent",
+    "EventStatus",
+    "OperationType",
     "ARROW_SCHEMA",
     "COLUMNS",
-    "DEFAULT_DETECTORS",
-    "RetentionResult",
-    "apply_retention",
+    # reading exports
+    "AuditArchive",
+    "open_archive",
+    "scan_lake",
+    # integrity
+    "VerifyResult",
+    "verify",
+    # compliance
+    "ComplianceReport",
+    "compliance_report",
+    "month_period",
+    "Alert",
+    "Alerts",
+    "MonitorThresholds",
+    "SecurityMonitor",
     "ErasureResult",
     "SubjectAccessReport",
     "erase_subject",
     "subject_access_report",
+    "RetentionResult",
+    "apply_retention",
+    "DEFAULT_DETECTORS",
     "Detector",
     "PIIRedactor",
     "luhn_valid",
-    "Alert",
-    "Alerts",
-    "ComplianceReport",
-    "MonitorThresholds",
-    "SecurityMonitor",
-    "compliance_report",
-    "month_period",
-    "ArchiveError",
-    "AuditArchive",
-    "AuditError",
-    "AuditEvent",
-    "AuditLogHandler",
-    "AuditLogger",
-    "AuditTypeError",
-    "AuditUnavailableError",
-    "AuditValueError",
-    "EventStatus",
-    "ExportError",
+    # integrations
     "MemoryConfig",
     "MemoryEntry",
     "MemorySystem",
-    "OperationType",
-    "VerifyResult",
+    "AuditLogHandler",
     "audit_context",
     "audit_note",
     "audited",
     "current_audit_context",
-    "open_archive",
-    "scan_lake",
-    "verify",
+    # errors
+    "AuditError",
+    "AuditValueError",
+    "AuditTypeError",
+    "AuditUnavailableError",
+    "ExportError",
+    "ArchiveError",
 ]
 
 __version__ = "0.1.0"

@@ -26,7 +26,8 @@ from . import _integrity
 from ._models import format_us, now_us, parse_timestamp
 from ._schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
 from ._sinks import (
-    PARQUET_COMPRESSION,
+    _parquet_writer,
+    _table_of,
     atomic_write,
     rotation_json_name,
     write_json_export,
@@ -263,8 +264,7 @@ def _rewrite_parquet(path: Path, fn: _Rewriter) -> bool:
     new = fn(df)
     if new.equals(df):
         return False
-    atomic_write(path, lambda fh: pq.write_table(to_arrow(new), fh, compression=PARQUET_COMPRESSION,
-                                                 compression_level=6))
+    atomic_write(path, _parquet_writer(to_arrow(new)))  # the rotation's encoding
     return True
 
 
@@ -424,7 +424,7 @@ def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any
     (its chain, and so every later file's chain of the same kind, changes too),
     re-link the manifest entries over the new files, and append an ``erasure``
     entry that records the erasure and the replaced files' previous SHA-256."""
-    from ._sinks import _table_of, event_objects
+    from ._sinks import event_objects
 
     written: list[Path] = []
     with _integrity.folder_lock(root):
@@ -467,8 +467,7 @@ def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any
             if kind == "json":
                 atomic_write(path, lambda fh: write_json_stream(fh, new, exported, objects))
             else:
-                atomic_write(path, lambda fh: pq.write_table(_table_of(new), fh, compression=PARQUET_COMPRESSION,
-                                                             compression_level=6))
+                atomic_write(path, _parquet_writer(_table_of(new)))  # the rotation's encoding
             replaced[e["file"]] = e["sha256"]
             keep = {k: e[k] for k in ("index", "written_at") if k in e}
             entries[i] = {**_integrity.file_entry(root, path, kind, new, start), **keep}

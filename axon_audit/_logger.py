@@ -44,7 +44,7 @@ from ._models import (
 from ._archive import ExportFolder
 from ._pii import PIIRedactor, as_redactor
 from ._query import Filters
-from ._reader import Reader, Snapshot, _as_path, _as_target
+from ._reader import Reader, Snapshot, _as_target
 from ._schema import EMPTY_FRAME, events_to_frame, normalize_batch, rows_to_frame
 from ._sinks import (
     atomic_write,

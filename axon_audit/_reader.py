@@ -31,6 +31,8 @@ from ._sinks import write_json_export
 from ._store import CHUNK_ROWS, Chunk
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
     from ._archive import ExportFolder, _Part
 
 __all__ = ["Snapshot", "Reader"]
@@ -39,7 +41,7 @@ _CAST = dict(FRAME_SCHEMA)
 _T = TypeVar("_T")
 
 
-def files_dataset(files: list) -> "pads.Dataset":
+def files_dataset(files: list) -> pads.Dataset:
     """Object-storage files (`Location`s on one filesystem) as one pyarrow dataset:
     polars and DuckDB read it through pyarrow's filesystem (no httpfs needed)."""
     import pyarrow.dataset as pads

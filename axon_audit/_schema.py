@@ -21,7 +21,6 @@ import pyarrow as pa
 
 from ._errors import AuditTypeError, AuditValueError
 from ._models import (
-    IDS,
     OPERATIONS,
     R_DURATION,
     R_ENTRIES,

@@ -251,10 +251,7 @@ def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path | Location, in
     try:
         for path, start, n in plan:
             table = _table_of(df.slice(start, n))
-            atomic_write(
-                path,
-                lambda fh, t=table: pq.write_table(t, fh, **PARQUET_OPTIONS),
-            )
+            atomic_write(path, _parquet_writer(table))
             written.append(path)
     except OSError as exc:
         for done in written:
@@ -268,19 +265,3 @@ def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
     (rows in time order; all or nothing)."""
     df = df.sort("timestamp", maintain_order=True)
     return write_parquet_planned(df, plan_parquet(df, Path(root)))
-    dated = df.with_columns(pl.col("timestamp").dt.date().alias("__date"))
-    try:
-        for (day,), part in dated.sort("timestamp", maintain_order=True).group_by("__date", maintain_order=True):
-            table = _table_of(part.drop("__date"))
-            path = root / f"date={day.isoformat()}" / part_name()
-            atomic_write(
-                path,
-                lambda fh, t=table: pq.write_table(t, fh, **PARQUET_OPTIONS),
-            )
-            written.append(path)
-    except OSError as exc:
-        # All or nothing: a retry must not find half of this export already there.
-        for done in written:
-            done.unlink(missing_ok=True)
-        raise ExportError(exc.errno, f"cannot write Parquet under {root}: {exc.strerror or exc}") from exc
-    return written

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
