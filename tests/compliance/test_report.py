@@ -14,11 +14,11 @@ from axon_audit import (
     AuditLogger,
     AuditTypeError,
     AuditValueError,
-    OperationType,
     compliance_report,
     month_period,
 )
 from axon_audit.workload import generate_events
+from tests import seed_report
 
 UTC = timezone.utc
 
@@ -99,67 +99,18 @@ def test_empty_period_and_bad_arguments(small_logger):
         month_period(2026, 13)
 
 
-# The seed document's example, verbatim but for the logger it reads.
-audit_logger: AuditLogger
-
-
-async def generate_compliance_report(month: int, year: int):
-    start_time = datetime(year, month, 1)
-    end_time = datetime(year, month + 1, 1)
-
-    # All events in month
-    events = audit_logger.query_events(
-        start_time=start_time,
-        end_time=end_time
-    )
-
-    # Group by user
-    users = {}
-    for event in events:
-        user_id = event.user_id or "anonymous"
-        if user_id not in users:
-            users[user_id] = []
-        users[user_id].append(event)
-
-    # Generate report
-    report = {
-        "period": f"{year}-{month:02d}",
-        "total_events": len(events),
-        "users": len(users),
-        "operations": {},
-        "user_activity": {}
-    }
-
-    # Count operations
-    for event in events:
-        op = event.operation.value
-        report["operations"][op] = report["operations"].get(op, 0) + 1
-
-    # User activity
-    for user_id, user_events in users.items():
-        report["user_activity"][user_id] = {
-            "total": len(user_events),
-            "stores": sum(1 for e in user_events if e.operation == OperationType.STORE),
-            "recalls": sum(1 for e in user_events if e.operation == OperationType.RECALL),
-            "deletions": sum(1 for e in user_events if e.operation == OperationType.FORGET)
-        }
-
-    return report
-
-
 def test_seed_example_agrees_and_ours_works_in_december():
-    global audit_logger
-    audit_logger = AuditLogger(enable_rotation=False)
+    seed_report.audit_logger = audit_logger = AuditLogger(enable_rotation=False)
     df = generate_events(20_000, seed=11, start=datetime(2026, 10, 20, tzinfo=UTC), days=60)
     # Some anonymous events too.
     df = df.with_columns(pl.when(pl.int_range(pl.len()) % 97 == 0).then(None).otherwise("user_id").alias("user_id"))
     audit_logger.log_batch(df)
-    seed = asyncio.run(generate_compliance_report(11, 2026))
+    seed = asyncio.run(seed_report.generate_compliance_report(11, 2026))
     ours = compliance_report(audit_logger, datetime(2026, 11, 1), datetime(2026, 12, 1)).to_dict()
     assert seed["total_events"] > 5000
     assert {k: ours[k] for k in seed} == seed
     with pytest.raises(ValueError):  # the seed's version: month 13
-        asyncio.run(generate_compliance_report(12, 2026))
+        asyncio.run(seed_report.generate_compliance_report(12, 2026))
     dec = compliance_report(audit_logger, "2026-12")
     expected = df.filter(pl.col("timestamp").dt.month() == 12).height
     assert dec.total_events == expected > 0
