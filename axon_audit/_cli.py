@@ -1,7 +1,8 @@
 """The `axon-audit` command line (click): query, sql, stats, report, alerts, verify,
-export, tail and demo over an export folder.
+export, tail and demo over an export folder (a local path or an `s3://` URI).
 
-Every command reads the folder through `_source.open_source`. Bad input (a
+Every command reads the folder through `_source.open_source`; `--endpoint-url`
+and `--storage-option KEY=VALUE` configure object storage. Bad input (a
 missing folder, malformed SQL, an unknown operation, a bad time) prints one
 line, ``axon-audit: error: …``, to stderr and exits 2; nothing prints a traceback
 (set AXON_AUDIT_DEBUG=1 to see one).
@@ -9,6 +10,7 @@ line, ``axon-audit: error: …``, to stderr and exits 2; nothing prints a traceb
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -21,10 +23,11 @@ import click
 import polars as pl
 
 from ._errors import AuditError, AuditValueError
+from ._fs import _S3_OPTIONS
 from ._models import OPERATIONS, STATUSES
-from ._source import newest, open_source
+from ._source import newest, open_source, parquet_listing
 
-__all__ = ["main", "cli", "parse_time"]
+__all__ = ["main", "cli", "parse_time", "parse_storage_options"]
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -131,6 +134,67 @@ def _filters(**given: Any) -> dict[str, Any]:
     return out
 
 
+# storage_options that are switches: "true"/"false" on the command line.
+_BOOL_OPTIONS = frozenset({"anonymous", "allow_bucket_creation", "allow_http", "aws_allow_http"})
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_storage_options(pairs: Sequence[str], endpoint_url: str | None = None) -> dict[str, Any] | None:
+    """`--storage-option KEY=VALUE` pairs (and `--endpoint-url`) as the
+    `storage_options` of `resolve` / `open_archive`; None when none was given.
+
+    Example:
+        >>> from axon_audit._cli import parse_storage_options
+        >>> parse_storage_options(["region=eu-west-1", "anonymous=true"], "http://127.0.0.1:9000")
+        {'region': 'eu-west-1', 'anonymous': True, 'endpoint_url': 'http://127.0.0.1:9000'}
+        >>> parse_storage_options(["region"])
+        Traceback (most recent call last):
+        ...
+        axon_audit._cli.BadInput: --storage-option: expected KEY=VALUE, got 'region'
+    """
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # pyarrow's name -> the option that set it (aliases set the same one)
+    items = [("--storage-option", item) for item in pairs]
+    if endpoint_url is not None:
+        items.append(("--endpoint-url", f"endpoint_url={endpoint_url}"))
+    for option, item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            raise BadInput(f"{option}: expected KEY=VALUE, got {item!r}")
+        if key not in _S3_OPTIONS:
+            raise BadInput(f"{option}: unknown key {key!r}; expected one of {', '.join(sorted(_S3_OPTIONS))}")
+        name = _S3_OPTIONS[key] or key
+        if name in given:
+            raise BadInput(f"{option}: {key} is already set (by {given[name]})")
+        given[name] = f"--storage-option {key}" if option == "--storage-option" else option
+        if key in _BOOL_OPTIONS:
+            if value.strip().lower() not in _BOOLS:
+                raise BadInput(f"{option}: {key} takes true or false, got {value!r}")
+            out[key] = _BOOLS[value.strip().lower()]
+        else:
+            out[key] = value
+    return out or None
+
+
+def _storage_options(fn: Callable) -> Callable:
+    """`--endpoint-url` and `--storage-option/-O KEY=VALUE`, handed to the command as
+    one `storage_options` keyword (None when neither is given)."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, endpoint_url: str | None, storage_option: tuple[str, ...], **kwargs: Any) -> Any:
+        return fn(*args, storage_options=parse_storage_options(storage_option, endpoint_url), **kwargs)
+
+    command = click.option(
+        "--storage-option", "-O", "storage_option", multiple=True, metavar="KEY=VALUE",
+        help="Object storage setting (repeat): region, access_key, secret_key, session_token, anonymous, "
+             "endpoint_url, or the aws_… spellings. A local PATH ignores it.")(command)
+    return click.option(
+        "--endpoint-url", "endpoint_url", metavar="URL",
+        help="S3-compatible endpoint for an s3:// PATH, e.g. http://127.0.0.1:9000 "
+             "(default: $AWS_ENDPOINT_URL).")(command)
+
+
 def _console(err: bool = False) -> Any:
     from rich.console import Console
 
@@ -216,8 +280,8 @@ def _write_events(df: pl.DataFrame, fmt: str, output: str | None) -> None:
     raise BadInput(f"--format must be one of table, json, csv, parquet; got {fmt!r}")
 
 
-def _open(path: str) -> Any:
-    return open_source(path)
+def _open(path: str, storage_options: dict[str, Any] | None = None) -> Any:
+    return open_source(path, storage_options=storage_options)
 
 
 # --------------------------------------------------------------------------- commands
@@ -238,7 +302,9 @@ def cli() -> None:
 @click.option("--format", "-f", "fmt", type=_choice(["table", "json", "csv", "parquet"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead.")
-def query(path: str, limit: int | None, fmt: str, output: str | None, **given: Any) -> None:
+@_storage_options
+def query(path: str, limit: int | None, fmt: str, output: str | None,
+          storage_options: dict[str, Any] | None, **given: Any) -> None:
     """Events matching the filters, newest first.
 
     \b
@@ -249,7 +315,7 @@ def query(path: str, limit: int | None, fmt: str, output: str | None, **given: A
     fmt = fmt.lower()
     if fmt == "table" and output is not None:
         raise BadInput("--output needs --format json, csv or parquet (a table is for the terminal)")
-    source = _open(path)
+    source = _open(path, storage_options)
     filters = _filters(**given)
     if fmt == "table" and limit is None:
         limit = 50
@@ -267,7 +333,8 @@ def query(path: str, limit: int | None, fmt: str, output: str | None, **given: A
 @click.argument("query_text", metavar="QUERY")
 @click.option("--format", "-f", "fmt", type=_choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
-def sql(path: str, query_text: str, fmt: str) -> None:
+@_storage_options
+def sql(path: str, query_text: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
     """DuckDB SQL over the view `events` (every event in the folder).
 
     \b
@@ -276,7 +343,7 @@ def sql(path: str, query_text: str, fmt: str) -> None:
     """
     import duckdb
 
-    source = _open(path)
+    source = _open(path, storage_options)
     try:
         df = source.sql(query_text)
     except (duckdb.Error, AuditValueError) as exc:  # the archive wraps DuckDB's errors
@@ -298,7 +365,8 @@ def sql(path: str, query_text: str, fmt: str) -> None:
 @click.argument("path")
 @click.option("--user", "-u", "user_id", help="One user's statistics instead.")
 @click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
-def stats(path: str, user_id: str | None, fmt: str) -> None:
+@_storage_options
+def stats(path: str, user_id: str | None, fmt: str, storage_options: dict[str, Any] | None) -> None:
     """The statistics of every event in the folder (or of one user).
 
     \b
@@ -306,7 +374,7 @@ def stats(path: str, user_id: str | None, fmt: str) -> None:
       axon-audit stats audit_demo
       axon-audit stats audit_demo --user user_00000 -f json
     """
-    source = _open(path)
+    source = _open(path, storage_options)
     result = source.get_user_statistics(user_id) if user_id else source.get_statistics()
     if fmt.lower() == "json":
         _print_json(result)
@@ -337,7 +405,8 @@ def _print_json(value: Any) -> None:
 @click.argument("path")
 @click.option("--month", required=True, help="The month to report, as YYYY-MM (UTC).")
 @click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
-def report(path: str, month: str, fmt: str) -> None:
+@_storage_options
+def report(path: str, month: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
     """The monthly compliance report of the folder's events.
 
     \b
@@ -349,7 +418,7 @@ def report(path: str, month: str, fmt: str) -> None:
         raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
     from ._compliance import compliance_report
 
-    result = compliance_report(_open(path), month.strip())
+    result = compliance_report(_open(path, storage_options), month.strip())
     if fmt.lower() == "json":
         _print_json(result.to_dict())
         return
@@ -364,7 +433,9 @@ def report(path: str, month: str, fmt: str) -> None:
 @click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC).")
 @click.option("--until", "end_time", type=TIME, help="End: as --since.")
 @click.option("--format", "-f", "fmt", type=_choice(["table", "json"]), default="table", show_default=True)
-def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fmt: str) -> None:
+@_storage_options
+def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fmt: str,
+           storage_options: dict[str, Any] | None) -> None:
     """Security alerts (excessive deletions, failure bursts, unusual exports, …), most severe first.
 
     \b
@@ -374,7 +445,7 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fm
     from ._monitor import SecurityMonitor
 
     monitor = SecurityMonitor()
-    found = monitor.evaluate(_open(path), start_time, end_time)
+    found = monitor.evaluate(_open(path, storage_options), start_time, end_time)
     if fmt.lower() == "json":
         _print_json([a.to_dict() for a in found])
         return
@@ -411,7 +482,8 @@ def verify(path: str, key: str | None) -> None:
 @_filter_options
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
               help="The file to write: .json (the seed's export format), .parquet or .csv.")
-def export(path: str, target: str, **given: Any) -> None:
+@_storage_options
+def export(path: str, target: str, storage_options: dict[str, Any] | None, **given: Any) -> None:
     """Write the matching events (oldest first) to one file.
 
     \b
@@ -422,7 +494,7 @@ def export(path: str, target: str, **given: Any) -> None:
     fmt = {".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
     if fmt is None:
         raise BadInput(f"--to: expected a file ending in .json, .parquet or .csv, got {target!r}")
-    source = _open(path)
+    source = _open(path, storage_options)
     err = _console(err=True)
     started = time.perf_counter()
     with err.status(f"exporting to {target} …"):
@@ -439,22 +511,25 @@ def export(path: str, target: str, **given: Any) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between looks for new files.")
 @click.option("--no-follow", is_flag=True, help="Print the newest events and stop.")
-def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) -> None:
-    """Print the newest events, then follow new export files as they land (Ctrl-C stops).
+@_storage_options
+def tail(path: str, lines: int, interval: float, no_follow: bool, storage_options: dict[str, Any] | None,
+         **given: Any) -> None:
+    """Print the newest events, then follow new export files as they land (Ctrl-C stops);
+    a local folder or an s3:// lake alike.
 
     \b
     Example:
       axon-audit tail audit_demo -s failure
+      axon-audit tail s3://audit-lake/prod --endpoint-url http://127.0.0.1:9000
     """
     from ._query import Filters
 
-    source = _open(path)
+    source = _open(path, storage_options)
     filters = _filters(**given)
     expr = Filters.build(**filters).expr()
-    # New files are found by listing the folder: the reader may cache what it saw.
-    def listing() -> list[Path]:
-        return sorted((Path(path) / "parquet").glob("**/*.parquet"))
-
+    # New files are found by listing the folder (the reader may cache what it saw):
+    # each rotation writes new, unique names, so a name not seen yet holds new events.
+    fs, listing = parquet_listing(path, storage_options=storage_options)
     seen = set(listing())
     if lines:
         _print_lines(newest(source, limit=lines, **filters).reverse())
@@ -474,7 +549,8 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, **given: Any) 
         frames = []
         for p in fresh:
             seen.add(p)
-            df = pl.from_arrow(pq.read_table(p)).select(COLUMNS).cast(dict(FRAME_SCHEMA))  # type: ignore[arg-type]
+            table = pq.read_table(p, filesystem=fs)
+            df = pl.from_arrow(table).select(COLUMNS).cast(dict(FRAME_SCHEMA))  # type: ignore[arg-type]
             frames.append(df if expr is None else df.filter(expr))
         _print_lines(pl.concat(frames).sort("timestamp", "event_id"))
 
