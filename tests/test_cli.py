@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -57,6 +57,18 @@ def test_help_for_every_command():
         assert command in top
         out = run(command, "--help").stdout
         assert out.startswith(f"Usage: axon-audit {command}")
+        if command in ("query", "sql", "stats", "report", "alerts", "export", "tail"):  # they read PATH
+            assert "--endpoint-url URL" in out and "-O, --storage-option KEY=VALUE" in out, out
+
+
+def test_storage_options_with_a_local_path_are_ignored(folder):
+    """Like `storage_options` in the API (and AWS_ENDPOINT_URL): S3 settings do not
+    change a local folder's reading, so one script can pass them for any PATH."""
+    plain = run("query", folder, "-u", "user_00001", "-f", "json").stdout
+    given = run("query", folder, "-u", "user_00001", "-f", "json", "--endpoint-url", "http://127.0.0.1:9",
+                "-O", "region=nowhere", "-O", "anonymous=true").stdout
+    assert orjson.loads(given)["total_events"] > 0
+    assert orjson.loads(given)["events"] == orjson.loads(plain)["events"]
 
 
 def test_query_json_matches_the_filters(folder, workload):
@@ -165,30 +177,84 @@ def test_tail_no_follow(folder, workload):
     assert lines[-1].startswith(newest)
 
 
-def test_tail_follows_new_files(folder, tmp_path):
-    live = tmp_path / "live"
-    shutil.copytree(folder, live)
-    proc = subprocess.Popen([_script(), "tail", str(live), "-n", "0", "--interval", "0.1", "-u", "tail_user"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# One line of `tail`: time, operation, status, user, session, entries (then ms, error).
+TAIL_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z)  (\S+) +(\S+) +(\S+)  (\S+)  entries=(\d+)(?:  .*)?")
+DAY = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+
+def _batch(start: datetime, n: int, offset: int) -> pl.DataFrame:
+    """`n` events one second apart from `start`, users u0..u2 in turn, some failures."""
+    return pl.DataFrame({
+        "timestamp": [start + timedelta(seconds=i, milliseconds=offset + i) for i in range(n)],
+        "operation": [("STORE", "RECALL", "FORGET", "COMPACT")[(offset + i) % 4] for i in range(n)],
+        "user_id": [f"u{(offset + i) % 3}" for i in range(n)],
+        "session_id": [f"s{offset + i}" for i in range(n)],
+        "status": ["FAILURE" if (offset + i) % 5 == 0 else "SUCCESS" for i in range(n)],
+        "error_message": ["denied" if (offset + i) % 5 == 0 else None for i in range(n)],
+        "entry_ids": [[f"e{j}" for j in range((offset + i) % 3)] for i in range(n)],
+    })
+
+
+def _fields(df: pl.DataFrame) -> list[tuple]:
+    """What `tail` must print for these events, oldest first, as TAIL_LINE's groups."""
+    return [(f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}Z", op, status, user, session, str(len(entries)))
+            for t, op, status, user, session, entries in df.sort("timestamp").select(
+                "timestamp", "operation", "status", "user_id", "session_id", "entry_ids").iter_rows()]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_tail_follows_new_rotations(tmp_path, request, monkeypatch, where):
+    """`tail` prints the newest matching events, then those of each rotation that lands
+    later, exactly once: a local folder and an s3:// lake (endpoint on the command line)."""
+    if where == "s3":
+        server = request.getfixturevalue("s3_server")
+        target = f"s3://{request.getfixturevalue('s3_bucket')}/tail"
+        opts = {"endpoint_url": server.endpoint}
+        extra = ["--endpoint-url", server.endpoint]
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the subprocess inherits the environment
+        monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    else:
+        target, opts, extra = str(tmp_path / "live"), None, []
+
+    def rotate(df: pl.DataFrame) -> None:
+        with AuditLogger(auto_export_path=target, storage_options=opts) as audit:
+            audit.log_batch(df)
+
+    mine = pl.col("user_id").is_in(["u0", "u1"])
+    first = _batch(DAY, 12, 0)
+    rotate(first)
+    proc = subprocess.Popen([_script(), "tail", target, "-n", "3", "--interval", "0.1", "-u", "u0", "-u", "u1",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        # It says when it has taken stock of the files already there.
-        assert proc.stderr.readline().startswith(f"axon-audit: following {live}")
-        with AuditLogger(auto_export_path=live) as audit:
-            audit.log("store", user_id="tail_user", entry_ids=["e1"])
-            audit.log("recall", user_id="someone_else")
-            audit.log("forget", user_id="tail_user", status="failure", error_message="denied")
+    errors: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+
+    def wait_for(test) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + 30
-        while len(lines) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while not test() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+
+    expected = _fields(first.filter(mine).sort("timestamp").tail(3))  # -n 3
+    try:
+        # It says when it has taken stock of the files already there; rotations land after that.
+        wait_for(lambda: any(e.startswith(f"axon-audit: following {target}") for e in errors))
+        assert any(e.startswith(f"axon-audit: following {target}") for e in errors), (errors, lines)
+        # Across midnight (two date partitions, so two new files at once), then one more day.
+        for batch in (_batch(DAY + timedelta(hours=23, minutes=59, seconds=57), 6, 100),
+                      _batch(DAY + timedelta(days=2), 4, 200)):
+            rotate(batch)
+            expected += _fields(batch.filter(mine))
+            wait_for(lambda: len(lines) >= len(expected))
+        time.sleep(0.5)  # five more looks: nothing is printed twice
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(timeout=10)
-    assert len(lines) == 2, lines
-    assert "STORE" in lines[0] and "tail_user" in lines[0]
-    assert "FORGET" in lines[1] and "error='denied'" in lines[1]
+    got = [TAIL_LINE.fullmatch(line.rstrip("\n")) for line in lines]
+    assert all(got), lines
+    assert [m.groups() for m in got] == expected, (lines, errors)
+    failures = [line for line in lines if " FAILURE " in line]
+    assert failures and all(line.rstrip("\n").endswith("error='denied'") for line in failures)
 
 
 def test_report(folder, workload):
@@ -256,6 +322,15 @@ BAD_INPUT = [
     (["demo", "--events", "0"], "--events"),
     (["frobnicate"], "No such command 'frobnicate'"),
     (["query", "{folder}", "--bogus"], "No such option"),
+    (["query", "{folder}", "-O", "endpoint_url"], r"--storage-option: expected KEY=VALUE, got 'endpoint_url'"),
+    (["sql", "s3://lake/x", "SELECT 1", "--storage-option", "colour=blue"],
+     r"--storage-option: unknown key 'colour'; expected one of .*endpoint_url"),
+    (["stats", "s3://lake/x", "-O", "anonymous=maybe"], r"--storage-option: anonymous takes true or false"),
+    (["tail", "s3://lake/x", "-O", "region=a", "-O", "aws_region=b"],
+     r"--storage-option: aws_region is already set \(by --storage-option region\)"),
+    (["export", "s3://lake/x", "--to", "x.json", "--endpoint-url", "http://127.0.0.1:9", "-O", "endpoint_url=x"],
+     r"--endpoint-url: endpoint_url is already set"),
+    (["alerts", "s3://lake/x", "--endpoint-url", "ftp://127.0.0.1:9"], r"endpoint_url must look like http\(s\)://"),
 ]
 
 

@@ -446,3 +446,31 @@ def test_cli_reads_an_s3_lake(s3_server, s3_bucket, no_endpoint_env):
                            "--format", "csv"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["operation,n", "RECALL,10", "STORE,20"]
+
+
+def _lake_for_cli(s3_server, bucket: str, prefix: str) -> tuple[str, list]:
+    uri = f"s3://{bucket}/{prefix}"
+    with AuditLogger(auto_export_path=uri, storage_options={"endpoint_url": s3_server.endpoint}) as audit:
+        events = [audit.log(("store", "recall", "forget")[i % 3], user_id=f"u{i % 4}") for i in range(40)]
+    return uri, events
+
+
+@pytest.mark.parametrize("how", [
+    ["--endpoint-url", "{endpoint}"],
+    ["-O", "endpoint_url={endpoint}"],
+    # polars' spellings, as a user copies them from a polars storage_options dict
+    ["--storage-option", "aws_endpoint_url={endpoint}", "-O", "aws_allow_http=true", "-O", "aws_region=us-east-1"],
+], ids=["--endpoint-url", "-O endpoint_url", "aws_ spellings"])
+def test_cli_storage_options_name_the_endpoint(s3_server, s3_bucket, no_endpoint_env, how):
+    """With AWS_ENDPOINT_URL unset, the endpoint given on the command line is the one used."""
+    assert "AWS_ENDPOINT_URL" not in os.environ  # the subprocess inherits this environment
+    uri, events = _lake_for_cli(s3_server, s3_bucket, "opts")
+    script = Path(sys.executable).with_name("axon-audit")
+    args = [a.format(endpoint=s3_server.endpoint) for a in how]
+    done = subprocess.run([str(script), "query", uri, "-u", "u1", "-o", "recall", "-f", "json", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    expected = [e for e in events if e.user_id == "u1" and e.operation == OperationType.RECALL]
+    assert doc["total_events"] == len(expected) > 0
+    assert [e["event_id"] for e in doc["events"]] == [e.event_id for e in reversed(expected)]  # newest first
