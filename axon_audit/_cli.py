@@ -457,18 +457,21 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fm
 @cli.command()
 @click.argument("path")
 @click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help="HMAC key of the manifest (or $AXON_AUDIT_HMAC_KEY).")
-def verify(path: str, key: str | None) -> None:
-    """Check the folder's integrity: manifest, file hashes, per-event hash chain.
-    Exits 0 when intact, 1 when a problem is found (each printed on its own line).
+@_storage_options
+def verify(path: str, key: str | None, storage_options: dict[str, Any] | None) -> None:
+    """Check the folder's (or s3:// lake's) integrity: every manifest, file hashes,
+    per-event hash chain. Exits 0 when intact, 1 when a problem is found (each
+    printed on its own line).
 
     \b
     Example:
       axon-audit verify audit_demo
+      axon-audit verify s3://audit-lake/prod --key "$KEY"
     """
     from ._integrity import verify as check
 
-    _open(path)  # the same clear error as the other commands for a missing folder
-    outcome = check(path, key=key)
+    _open(path, storage_options)  # the same clear error as the other commands for a missing folder
+    outcome = check(path, key=key, storage_options=storage_options)
     for problem in outcome.problems:
         sys.stdout.write(f"PROBLEM {problem}\n")
     sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "

@@ -14,8 +14,8 @@ metadata). The endpoint of an S3-compatible store comes from
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 
 from ._errors import AuditTypeError, AuditValueError
 
-__all__ = ["Location", "resolve", "put_all", "StorageOptions"]
+__all__ = ["Location", "resolve", "put_all", "StorageOptions", "local_folder"]
 
 StorageOptions = Mapping[str, Any]
 
@@ -169,40 +169,69 @@ class Location:
         with self.fs.open_input_stream(self.path) as fh:
             return fh.read()
 
-    def put(self, write: Callable[[IO[bytes]], None]) -> None:
-        """Publish this object whole: `write` fills a local spool first, so a failure
-        while encoding uploads nothing; then one upload of the complete object.
-        (For object storage; local files go through `_sinks.atomic_write`.)"""
+    def put(self, write: Callable[[IO[bytes]], None]) -> tuple[str, int]:
+        """Publish this object whole and return its (SHA-256 hex, size): `write` fills
+        a local spool first, so a failure while encoding uploads nothing; then one
+        upload of the complete object, hashed on its way out (the integrity
+        manifest needs the digest, and reading the object back would double the
+        traffic). For object storage; local files go through `_sinks.atomic_write`."""
+        digest = hashlib.sha256()
+        size = 0
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             write(spool)
             spool.seek(0)
             # No parent folders to make on object storage; the upload is the publish.
             with self.fs.open_output_stream(self.path) as out:
-                shutil.copyfileobj(spool, out, length=8 * 1024 * 1024)
+                while block := spool.read(8 * 1024 * 1024):
+                    digest.update(block)
+                    size += len(block)
+                    out.write(block)
+        return digest.hexdigest(), size
 
     def __str__(self) -> str:
         return self.uri
 
 
-def put_all(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> None:
-    """Publish several objects side by side, all or none: if one upload fails, the
-    ones that went up are deleted again and the first error is raised."""
-    if len(objects) <= 1:
+def _discard(loc: Location) -> None:
+    try:
+        loc.unlink(missing_ok=True)
+    except OSError:  # the first error is the one to report
+        pass
+
+
+def _put_each(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    try:
         for loc, write in objects:
-            loc.put(write)
-        return
+            out.append(loc.put(write))
+    except BaseException:
+        for loc, _ in objects[: len(out)]:
+            _discard(loc)
+        raise
+    return out
+
+
+def put_all(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> list[tuple[str, int]]:
+    """Publish several objects side by side, all or none, and return each one's
+    (SHA-256 hex, size) in order: if one upload fails, the ones that went up are
+    deleted again and the first error is raised."""
+    if len(objects) <= 1:
+        return _put_each(objects)
     with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(objects)),
                             thread_name_prefix="axon-audit-upload") as pool:
-        futures = [(loc, pool.submit(loc.put, write)) for loc, write in objects]
+        try:
+            futures = [(loc, pool.submit(loc.put, write)) for loc, write in objects]
+        except RuntimeError:  # at interpreter exit (atexit export) no new threads start: one by one
+            futures = []
+    if not futures:
+        return _put_each(objects)
     errors = [f.exception() for _, f in futures if f.exception() is not None]
     if errors:
         for loc, f in futures:
             if f.exception() is None:
-                try:
-                    loc.unlink(missing_ok=True)
-                except OSError:  # the first error is the one to report
-                    pass
+                _discard(loc)
         raise errors[0]
+    return [f.result() for _, f in futures]
 
 
 def resolve(
@@ -264,3 +293,24 @@ def resolve(
     raise AuditValueError(
         f"{argument}: unsupported URI scheme {scheme!r} in {path!r}; expected a local path, file:// or s3://"
     )
+
+
+def local_folder(path: str | os.PathLike[str], *, argument: str, task: str) -> Path:
+    """`path` (a folder or ``file://`` URI) as a local `Path`, for work that only
+    local folders support yet; an object-store URI is refused, naming the `task`.
+
+    Example:
+        >>> from axon_audit._fs import local_folder
+        >>> local_folder("file:///srv/audit", argument="path", task="apply_retention").as_posix()
+        '/srv/audit'
+        >>> local_folder("s3://lake/audit", argument="path", task="apply_retention")
+        Traceback (most recent call last):
+        ...
+        axon_audit._errors.AuditValueError: path: apply_retention works on local export folders, not object storage ('s3://lake/audit')
+    """
+    if isinstance(path, str) and "://" in path:
+        scheme = urlsplit(path).scheme.lower()
+        if scheme != "file":
+            raise AuditValueError(f"{argument}: {task} works on local export folders, not object storage ({path!r})")
+        return Path(unquote(urlsplit(path).path))
+    return Path(path)

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from ._errors import ArchiveError, AuditTypeError, AuditValueError
+from ._fs import local_folder
 from ._html import card, table
 from . import _integrity
 from ._models import format_us, now_us, parse_timestamp
@@ -230,11 +231,11 @@ def _folders(items: list[Any]) -> list[Path]:
     for s in items:
         path = None
         if isinstance(s, (str, Path)):
-            path = Path(s)
+            path = local_folder(s, argument="source", task="erase_subject")
         elif getattr(s, "auto_export_path", None) is not None:
-            path = Path(s.auto_export_path)
-        elif isinstance(getattr(s, "path", None), (str, Path)):
-            path = Path(s.path)
+            path = local_folder(s.auto_export_path, argument="source", task="erase_subject")
+        elif isinstance(getattr(s, "path", None), (str, Path)):  # an archive (of a URI: its uri)
+            path = local_folder(s.path, argument="source", task="erase_subject")
         if path is not None:
             if path.is_file():  # an archive of one JSON export
                 path = path.parent

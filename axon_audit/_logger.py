@@ -50,6 +50,7 @@ from ._sinks import (
     atomic_write,
     event_objects,
     plan_parquet,
+    put_export,
     unique_json_path,
     write_json_export,
     write_parquet_planned,
@@ -98,6 +99,10 @@ class _Export:
     wal_first: int | None = None
     wal_last: int | None = None
     done: bool = False
+    # Object storage: the JSON object and Parquet plan of the first attempt. A retry
+    # reuses the names, so objects of an attempt whose commit is in doubt are overwritten,
+    # never left beside a second copy.
+    remote: tuple[Location, list] | None = None
 
 
 class AuditLogger(Reader):
@@ -110,11 +115,13 @@ class AuditLogger(Reader):
             as dropped.
         enable_rotation: False keeps every event in memory.
         flush_size: buffered rows sealed into one columnar chunk at a time.
-        wal_path: folder of the write-ahead log (needs `auto_export_path`); a new
-            logger on it recovers every acknowledged event exactly once.
+        wal_path: local folder of the write-ahead log (needs `auto_export_path`,
+            which may be an ``s3://`` URI); a new logger on it recovers every
+            acknowledged event exactly once.
         wal_sync: "always" (fsynced before `log_event` returns; callers share
             fsyncs) or "interval" (fsynced every `wal_interval` seconds).
-        hmac_key: signs the head of the export folder's manifest (see `verify`).
+        hmac_key: signs the head of the export folder's manifest (on object
+            storage: of this logger's own manifest; see `verify`).
         max_backlog: events awaiting export (failed or slow writes) before
             `backlog_policy` applies: "block" (wait, retrying) or "raise"
             (`AuditUnavailableError`). None: unbounded.
@@ -178,11 +185,7 @@ class AuditLogger(Reader):
         self._max_events = max_events
         self._storage_options = storage_options
         self._export_path = _export_root(auto_export_path, storage_options)
-        if isinstance(self._export_path, Location) and (wal_path is not None or hmac_key is not None):
-            # The WAL's recovery and the manifest commit need a folder lock, which
-            # object storage has no equivalent of (yet).
-            raise AuditValueError("wal_path and hmac_key need a local auto_export_path, not object storage "
-                                  f"({self._export_path.uri})")
+        self._manifest: _integrity.WriterManifest | None = None  # object storage: this logger's own manifest
         self._rotation = bool(enable_rotation)
         self._flush_size = flush_size
         self._redact = as_redactor(redact_pii)  # None when off: one attribute test in log()
@@ -469,19 +472,17 @@ class AuditLogger(Reader):
         except RuntimeError:  # interpreter shutdown: the pool is gone, write here
             self._write_export(job)
 
-    def _write_export_to_object_store(self, job: _Export, root: Location) -> list[Location]:
-        """The export to object storage: the JSON document and the Parquet parts, each
-        one upload under a unique name. No folder lock and no manifest there (the
-        chain needs both); all or nothing: on failure what went up is deleted."""
-        df = job.df.sort("timestamp", maintain_order=True)
-        objects = event_objects(df)
-        # unique_json_path already gave the name a random suffix: put it as named.
-        json_path = write_json_export(df, unique_json_path(root, job.at), replace=True, objects=objects)
-        try:
-            return [json_path, *write_parquet_planned(df, plan_parquet(df, root / "parquet"))]
-        except BaseException:
-            json_path.unlink(missing_ok=True)
-            raise
+    def _wal_job_file(self, job: _Export, planned: list[str], manifest: str | None = None) -> Path | None:
+        """Before an export writes anything: record its files (and, on object storage,
+        the manifest that commits them) in the WAL folder, so recovery can tell a
+        committed export from one cut off halfway."""
+        if job.wal_last is None or self._wal_path is None:
+            return None
+        job_file = self._wal_path / f"job-{job.wal_last:08d}.json"
+        body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last, "files": planned,
+                             **({"manifest": manifest} if manifest else {})})
+        atomic_write(job_file, lambda fh: fh.write(body))
+        return job_file
 
     def _write_export(self, job: _Export) -> None:
         """Write one snapshot: chain its events, write JSON + Parquet atomically, then
@@ -499,26 +500,49 @@ class AuditLogger(Reader):
                 return
         written: list = []
         job_file: Path | None = None
-        planned: list[str] = []
         try:
+            df = job.df.sort("timestamp", maintain_order=True)
+            objects = event_objects(df)
             if isinstance(root, Location):
-                written = self._write_export_to_object_store(job, root)
+                # No lock on object storage: this logger's own manifest, written only by this thread.
+                if self._manifest is None:
+                    self._manifest = _integrity.WriterManifest(root, self._hmac_key)
+                manifest = self._manifest
+                start = manifest.chain_end("json")
+                df = df.with_columns(_integrity.chain_column(objects, start))
+                if job.remote is None:
+                    job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))  # type: ignore
+                json_path, plan = job.remote
+                names = [_relative_name(root, p) for p in [json_path, *(p for p, _, _ in plan)]]
+                job_file = self._wal_job_file(job, names, manifest.name)
+                # Listed before the upload: a failure midway may leave some of them up.
+                written = [json_path, *(p for p, _, _ in plan)]
+                digests = put_export(df, json_path, plan, objects)
+                entries = [_integrity.object_entry(names[0], "json", df, start, digests[0])]
+                for name, (_, a, n), digest in zip(names[1:], plan, digests[1:]):
+                    prev = start if a == 0 else df["chain"][a - 1]
+                    entries.append(_integrity.object_entry(name, "parquet", df.slice(a, n), prev, digest))
+                try:
+                    manifest.commit(entries, format_us(now_us()))
+                except BaseException:
+                    try:
+                        landed = manifest.landed()
+                    except OSError:
+                        # Cannot tell whether the commit took effect: keep the objects and the WAL's
+                        # job record (recovery decides from the manifest); the retry reuses the names.
+                        written, job_file = [], None
+                        raise
+                    if not landed:
+                        raise
             else:
                 with _integrity.folder_lock(root):
-                    manifest = _integrity.load_manifest(root)
-                    start = _integrity.chain_end(manifest, "json")
-                    df = job.df.sort("timestamp", maintain_order=True)
-                    objects = event_objects(df)
+                    local = _integrity.load_manifest(root)
+                    start = _integrity.chain_end(local, "json")
                     df = df.with_columns(_integrity.chain_column(objects, start))
                     json_path = unique_json_path(root, job.at)
                     plan = plan_parquet(df, root / "parquet")
                     planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
-                    if job.wal_last is not None and self._wal_path is not None:
-                        # Recovery reads this to tell a committed export from one cut off halfway.
-                        job_file = self._wal_path / f"job-{job.wal_last:08d}.json"
-                        body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last,
-                                             "files": planned})
-                        atomic_write(job_file, lambda fh: fh.write(body))
+                    job_file = self._wal_job_file(job, planned)
                     json_path = write_json_export(df, json_path, replace=False, objects=objects)
                     written.append(json_path)
                     written += write_parquet_planned(df, plan)
@@ -527,13 +551,16 @@ class AuditLogger(Reader):
                         prev = start if a == 0 else df["chain"][a - 1]
                         entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
                     try:
-                        _integrity.append_entries(root, manifest, entries, self._hmac_key, format_us(now_us()))
+                        _integrity.append_entries(root, local, entries, self._hmac_key, format_us(now_us()))
                     except BaseException:
                         if not _committed(root, planned):
                             raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the events in memory
             for path in written:
-                path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
+                try:
+                    path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
+                except OSError:  # the store refuses even that: verify will name the stray file
+                    pass
             if job_file is not None:
                 job_file.unlink(missing_ok=True)
             with self._lock:
@@ -641,6 +668,25 @@ class AuditLogger(Reader):
                 if int(jf.stem[4:]) <= upto:
                     jf.unlink(missing_ok=True)
 
+    def _recover_object_store_jobs(self, root: Location, wdir: Path) -> set[int]:
+        """The WAL epochs of exports that their writer manifest committed; the objects
+        of exports cut off before that are deleted (their events are replayed)."""
+        skip: set[int] = set()
+        manifests: dict[str, set[str]] = {}
+        for jf in sorted(wdir.glob("job-*.json")):
+            job = orjson.loads(jf.read_bytes())
+            name = job.get("manifest")
+            if name is not None and name not in manifests:
+                manifests[name] = _integrity.listed_files(root, name)
+            listed = manifests.get(name, set()) if name else set()
+            if job["files"] and all(f in listed for f in job["files"]):
+                skip.update(range(job["first_epoch"], job["last_epoch"] + 1))
+                continue
+            for f in job["files"]:
+                (root / f).unlink(missing_ok=True)
+            jf.unlink()
+        return skip
+
     def _open_wal(self, sync: str, interval: float) -> None:
         """Recover what a previous logger left in the WAL folder, then start the log.
 
@@ -652,7 +698,8 @@ class AuditLogger(Reader):
         assert root is not None and wdir is not None
         try:
             wdir.mkdir(parents=True, exist_ok=True)
-            root.mkdir(parents=True, exist_ok=True)
+            if isinstance(root, Path):
+                root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ExportError(exc.errno, f"cannot open the write-ahead log {wdir} or the export folder {root} "
                               f"it recovers into: {exc.strerror or exc}") from exc
@@ -660,20 +707,26 @@ class AuditLogger(Reader):
         if owner is None:
             raise AuditValueError(f"wal_path {wdir} is in use by another logger; give each logger (and each "
                                   "process) its own wal_path")
-        with _integrity.folder_lock(root):
-            _integrity.remove_stale_temps(root)
-            listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
-            skip: set[int] = set()
-            for jf in sorted(wdir.glob("job-*.json")):
-                job = orjson.loads(jf.read_bytes())
-                if job["files"] and all(f in listed for f in job["files"]):
-                    skip.update(range(job["first_epoch"], job["last_epoch"] + 1))
-                else:
-                    for f in job["files"]:
-                        if f not in listed:
-                            (root / f).unlink(missing_ok=True)
-                    jf.unlink()
+        if isinstance(root, Location):
+            # Each job names the writer manifest that commits it; only this WAL's logger wrote
+            # those files and that manifest, so no lock is needed to undo what it left halfway.
+            skip = self._recover_object_store_jobs(root, wdir)
             rec = _wal.recover(wdir, skip)
+        else:
+            with _integrity.folder_lock(root):
+                _integrity.remove_stale_temps(root)
+                listed = {e.get("file") for e in _integrity.load_manifest(root).get("entries", [])}
+                skip = set()
+                for jf in sorted(wdir.glob("job-*.json")):
+                    job = orjson.loads(jf.read_bytes())
+                    if job["files"] and all(f in listed for f in job["files"]):
+                        skip.update(range(job["first_epoch"], job["last_epoch"] + 1))
+                    else:
+                        for f in job["files"]:
+                            if f not in listed:
+                                (root / f).unlink(missing_ok=True)
+                        jf.unlink()
+                rec = _wal.recover(wdir, skip)
         existing = _wal.existing_epochs(wdir)
         for epoch in skip:
             _wal.segment_path(wdir, epoch).unlink(missing_ok=True)
@@ -967,6 +1020,11 @@ def _export_root(path: Any, storage_options: StorageOptions | None) -> Path | Lo
         return Path(path)
     loc = resolve(path, storage_options=storage_options, argument="auto_export_path")
     return loc.local_path() if loc.is_local else loc
+
+
+def _relative_name(root: Location, loc: Location) -> str:
+    """`loc`'s name under the export root, as the manifest lists it."""
+    return loc.path[len(root.path.rstrip("/")) + 1:]
 
 
 def _committed(root: Path, planned: list[str]) -> bool:

@@ -18,6 +18,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from ._errors import ArchiveError, AuditTypeError, AuditValueError
+from ._fs import local_folder
 from ._html import card
 from . import _integrity
 from ._models import format_us, now_us, parse_timestamp, to_us
@@ -89,7 +90,7 @@ def apply_retention(
     """
     if not isinstance(path, (str, Path)):
         raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
-    root = Path(path)
+    root = local_folder(path, argument="path", task="apply_retention")
     if not root.is_dir():
         raise AuditValueError(f"path: export folder {root} does not exist")
     if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or not keep_days >= 0:

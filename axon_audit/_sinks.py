@@ -260,6 +260,21 @@ def write_parquet_planned(df: pl.DataFrame, plan: list[tuple[Path | Location, in
     return written
 
 
+def put_export(df: pl.DataFrame, json_path: Location, plan: list[tuple[Path | Location, int, int]],
+               objects: pl.Series | None = None) -> list[tuple[str, int]]:
+    """Upload one export to object storage: the JSON document at `json_path` and the
+    Parquet parts of `plan`, side by side, all or nothing. Returns each object's
+    (SHA-256 hex, size), the JSON document's first."""
+    uploads: list[tuple[Location, Callable[[IO[bytes]], None]]] = [
+        (json_path, lambda fh: write_json_stream(fh, df, objects=objects))]
+    uploads += [(path, _parquet_writer(_table_of(df.slice(a, n)))) for path, a, n in plan]  # type: ignore[misc]
+    try:
+        return put_all(uploads)
+    except OSError as exc:
+        raise ExportError(exc.errno, f"cannot upload the export under {json_path.uri.rpartition('/')[0]}: "
+                                     f"{exc.strerror or exc}") from exc
+
+
 def write_parquet_partitions(df: pl.DataFrame, root: Path) -> list[Path]:
     """Write `df` under `root/date=YYYY-MM-DD/part-….parquet`, by UTC event date
     (rows in time order; all or nothing)."""

@@ -1,4 +1,6 @@
-"""Object-storage lake: rotation into S3 and a one-day query over a year of data.
+"""Object-storage lake: rotation into S3, a one-day query over a year of data, and
+the integrity manifest's cost there (a commit as a writer's manifest grows, and
+`verify` of the year).
 
 Runs against moto's S3 server on 127.0.0.1, so the figures are those of a local
 S3-compatible server: they show the requests and bytes a query costs, not a real
@@ -30,8 +32,8 @@ import pyarrow.fs as pafs  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from axon_audit import AuditLogger, scan_lake  # noqa: E402
-from axon_audit import _fs  # noqa: E402
+from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402
+from axon_audit import _fs, _integrity  # noqa: E402
 from axon_audit.workload import generate_events  # noqa: E402
 
 UTC = timezone.utc
@@ -99,6 +101,8 @@ def main() -> None:
             _fs.UPLOAD_WORKERS = saved
             print(f"rotation (JSON + 365 Parquet partitions) to {name}: {dt:.2f} s, "
                   f"{df.height / dt / 1e6:.3f} M events/s")
+        commit_costs(out_opts)
+        verify_cost("s3://rotation/par", out_opts)
     finally:
         server.terminate()
         server.wait()
@@ -125,6 +129,46 @@ def main() -> None:
         reqs, objects, nbytes = fetched()
         print(f"{label}: {n:,} events, best of 3 {best * 1000:.0f} ms, {reqs} requests, "
               f"{objects} objects read, {nbytes / 1e6:.2f} MB fetched")
+
+
+def verify_cost(uri: str, opts: dict) -> None:
+    """`verify` of the year's lake against a plain download of the same objects."""
+    root = _fs.resolve(uri, storage_options=opts)
+    t = time.perf_counter()
+    nbytes = 0
+    for info in root.files():
+        with root.fs.open_input_stream(info.path) as fh:
+            nbytes += len(fh.read())
+    plain = time.perf_counter() - t
+    t = time.perf_counter()
+    result = verify(uri, storage_options=opts)
+    dt = time.perf_counter() - t
+    assert result.ok, result.problems
+    print(f"verify of the year ({result.files_checked} objects, {nbytes / 1e6:.0f} MB, "
+          f"{result.events_checked:,} event chains): {dt:.1f} s; a plain download of the same objects one "
+          f"by one: {plain:.1f} s (ratio {dt / plain:.2f})")
+
+
+def commit_costs(opts: dict) -> None:
+    """One writer manifest's commit (one PUT of the whole document) as it grows to a
+    full segment: two entries a commit, as a one-day rotation adds (JSON + Parquet)."""
+    root = _fs.resolve("s3://rotation/manifest-cost", storage_options=opts)
+    m = _integrity.WriterManifest(root, key=b"bench")
+    entry = {"file": "parquet/date=2025-01-01/part-x.parquet", "kind": "parquet", "sha256": "0" * 64, "bytes": 1,
+             "rows": 1, "first_event_id": "evt_" + "0" * 30, "last_event_id": "evt_" + "0" * 30,
+             "first_time": "2025-01-01T00:00:00.000000Z", "last_time": "2025-01-01T00:00:00.000000Z",
+             "chain_start": "0" * 64, "chain_end": "0" * 64}
+    times: list[tuple[int, float, int]] = []
+    for _ in range(_integrity.SEGMENT_ENTRIES // 2 + 1):
+        n = len(m.doc["entries"])
+        t = time.perf_counter()
+        m.commit([dict(entry, kind="json"), entry], "2025-01-01T00:00:00.000000Z")
+        times.append((n, time.perf_counter() - t, len(_integrity.manifest_bytes(m.doc))))
+    for at in (0, _integrity.SEGMENT_ENTRIES // 2, _integrity.SEGMENT_ENTRIES - 2, _integrity.SEGMENT_ENTRIES):
+        near = sorted(dt for n, dt, _ in times if abs(n - at) <= 8)
+        size = max(b for n, _, b in times if abs(n - at) <= 8)
+        print(f"manifest commit with ~{at} entries before it (to moto_server): median "
+              f"{near[len(near) // 2] * 1000:.1f} ms, document {size / 1024:.0f} KB")
 
 
 if __name__ == "__main__":

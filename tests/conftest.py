@@ -32,6 +32,9 @@ class S3Server:
     # deny(method, path) -> True answers 403 AccessDenied, as a bucket policy
     # denying a prefix would: a real failure on the wire, the client untouched.
     deny: Callable[[str, str], bool] | None = None
+    # lose_reply(method, path, query) -> True lets the server apply the request but
+    # answers 500, as when a reply is lost on the way back: the client cannot tell it landed.
+    lose_reply: Callable[[str, str, str], bool] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, environ: dict) -> None:
@@ -79,6 +82,15 @@ def s3_server() -> Iterator[S3Server]:
                     b"<Message>Access Denied</Message></Error>")
             start_response("403 Forbidden", [("Content-Type", "application/xml"),
                                               ("Content-Length", str(len(body)))])
+            return [body]
+        if server.lose_reply is not None and server.lose_reply(
+                environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):
+            for _ in app(environ, lambda *args: (lambda data: None)):  # applied; its reply is dropped
+                pass
+            body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+                    b"<Message>We encountered an internal error. Please try again.</Message></Error>")
+            start_response("500 Internal Server Error", [("Content-Type", "application/xml"),
+                                                         ("Content-Length", str(len(body)))])
             return [body]
         return app(environ, start_response)
 

@@ -57,7 +57,7 @@ def test_help_for_every_command():
         assert command in top
         out = run(command, "--help").stdout
         assert out.startswith(f"Usage: axon-audit {command}")
-        if command in ("query", "sql", "stats", "report", "alerts", "export", "tail"):  # they read PATH
+        if command in ("query", "sql", "stats", "report", "alerts", "verify", "export", "tail"):  # they read PATH
             assert "--endpoint-url URL" in out and "-O, --storage-option KEY=VALUE" in out, out
 
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import (AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, ExportError,
-                        OperationType, scan_lake)
+                        OperationType, scan_lake, verify)
 from axon_audit._fs import resolve
 from axon_audit._lake import lake_dataset, lake_files
 from axon_audit._query import Filters
@@ -56,7 +56,7 @@ def read_json_exports(server, bucket: str, prefix: str) -> list[dict]:
     fs = s3fs(server)
     docs = []
     for k in keys(server, bucket, prefix):
-        if k.endswith(".json"):
+        if k.endswith(".json") and not k.startswith("manifests/"):
             with fs.open_input_stream(f"{bucket}/{prefix}/{k}") as fh:
                 docs.append(json.loads(fh.read()))
     return docs
@@ -83,12 +83,21 @@ def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, n
     assert stats["exported_events"] == 3_500 + 1_200 and stats["pending_export_events"] == 0
 
     names = keys(s3_server, s3_bucket, "audit")
-    jsons = [k for k in names if k.endswith(".json")]
+    jsons = [k for k in names if k.startswith("audit_")]
     parts = [k for k in names if k.startswith("parquet/")]
+    manifests = [k for k in names if k.startswith("manifests/")]
     assert len(jsons) == 3  # one document per export: two rotations + close
     assert all(JSON_KEY.fullmatch(k) for k in jsons), jsons
     assert all(PART_KEY.fullmatch(k) for k in parts), parts
-    assert len(names) == len(jsons) + len(parts)  # nothing else: no temporary objects
+    assert len(manifests) == 1  # this writer's own integrity manifest
+    assert len(names) == len(jsons) + len(parts) + 1  # nothing else: no temporary objects
+    # The manifest lists exactly the objects, and every event's chain checks out.
+    listed = [e["file"] for e in json.loads(s3fs(s3_server).open_input_stream(
+        f"{s3_bucket}/audit/{manifests[0]}").read())["entries"]]
+    assert sorted(listed) == sorted(jsons + parts)
+    result = verify(uri, storage_options={"endpoint_url": s3_server.endpoint})
+    assert result.ok, result.problems
+    assert (result.files_checked, result.events_checked) == (len(names) - 1, 2 * 4_700)
 
     lake = read_lake_directly(s3_server, s3_bucket, "audit")
     expected_ids = set(batch["event_id"]) if "event_id" in batch.columns else None
@@ -229,8 +238,6 @@ def test_bad_locations_are_refused_with_the_argument_named():
         AuditLogger(auto_export_path="s3:///x")
     with pytest.raises(AuditValueError, match="endpoint_url must look like"):
         AuditLogger(auto_export_path="s3://b/x", storage_options={"endpoint_url": "ftp://127.0.0.1:1"})
-    with pytest.raises(AuditValueError, match="wal_path and hmac_key need a local auto_export_path"):
-        AuditLogger(auto_export_path="s3://b/x", hmac_key="secret")
     with pytest.raises(AuditTypeError, match="auto_export_path must be"):
         AuditLogger(auto_export_path=42)  # type: ignore[arg-type]
 
@@ -297,12 +304,15 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     assert len(logged) == 3 * n  # event ids unique across processes
 
     root = loc.path.rstrip("/") + "/"
-    names = [f.path[len(root):] for f in loc.files() if f.path[len(root):] != "manifest.json"]
-    if where == "file":  # a local folder keeps the integrity manifest: three writers, one chain
-        from axon_audit import verify
-
-        result = verify(loc.local_path())
-        assert result.ok and result.events_checked == 2 * 3 * n, result.problems  # JSON + Parquet
+    every = [f.path[len(root):] for f in loc.files()]
+    manifests = [k for k in every if k == "manifest.json" or k.startswith("manifests/")]
+    names = [k for k in every if k not in manifests]
+    # The integrity manifest: a local folder keeps one (three writers, one chain, under a lock);
+    # on object storage each writer keeps its own (no coordination), and verify checks them all.
+    assert len(manifests) == (1 if where == "file" else 3), manifests
+    result = verify(uri, storage_options={"endpoint_url": s3_server.endpoint} if where == "s3" else None)
+    assert result.ok and result.events_checked == 2 * 3 * n, result.problems  # JSON + Parquet
+    assert result.files_checked == len(names)
     json_key = JSON_KEY if where == "s3" else LOCAL_JSON_KEY
     assert all(json_key.fullmatch(k) or PART_KEY.fullmatch(k) for k in names), names
     jsons = [k for k in names if k.endswith(".json")]

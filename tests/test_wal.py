@@ -23,11 +23,13 @@ CHILD = Path(__file__).with_name("wal_child.py")
 
 
 def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
-              max_events: int = 500, syncs_before_kill: int = 0) -> list[str]:
-    """Run the child until it dies by SIGKILL; return the acknowledged ids."""
-    env = dict(os.environ, PYTHONPATH=str(Path(axon_audit.__file__).parent.parent))
+              max_events: int = 500, syncs_before_kill: int = 0, export: str | None = None,
+              env: dict[str, str] | None = None) -> list[str]:
+    """Run the child until it dies by SIGKILL; return the acknowledged ids. It exports
+    to `export` (default: the folder tmp/exp) with its log in tmp/wal."""
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(Path(axon_audit.__file__).parent.parent))
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(tmp / "exp"), str(tmp / "wal"), sync, crash_at, str(max_events)],
+        [sys.executable, str(CHILD), export or str(tmp / "exp"), str(tmp / "wal"), sync, crash_at, str(max_events)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     assert proc.stdout is not None

@@ -5,6 +5,9 @@ chosen point of a rotation:
 
     python wal_child.py EXPORT_DIR WAL_DIR SYNC CRASH_AT [MAX_EVENTS] [THREADS]
 
+EXPORT_DIR may be an s3:// URI (the endpoint from AWS_ENDPOINT_URL); there the
+commit is the writer manifest's upload (`WriterManifest.commit`).
+
 CRASH_AT: ``stream`` (the parent kills), ``before_commit`` (after an export's
 files are written, before the manifest commit), ``before_release`` (after the
 commit, before the WAL epochs are deleted).
@@ -34,6 +37,15 @@ def main() -> None:
             return real(*args, **kwargs)
 
         _integrity.append_entries = append_entries
+        real_commit = _integrity.WriterManifest.commit
+
+        def commit(self, *args, **kwargs):  # the same on object storage: objects up, manifest not
+            calls[0] += 1
+            if calls[0] == 2:
+                die()
+            return real_commit(self, *args, **kwargs)
+
+        _integrity.WriterManifest.commit = commit
     elif crash_at == "before_release":
         real_release = _wal.WriteAheadLog.release
         calls2 = [0]
