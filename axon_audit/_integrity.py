@@ -289,6 +289,11 @@ class WriterManifest:
                 return entry["chain_end"]
         return start
 
+    @property
+    def commit_name(self) -> str:
+        """The manifest the next `commit` uploads (a new segment when this one is full)."""
+        return segment_name(self.writer, self.segment + (len(self.doc["entries"]) >= SEGMENT_ENTRIES))
+
     def commit(self, new: list[dict[str, Any]], written_at: str) -> None:
         """Upload the manifest with `new` linked on: the commit point of an export.
         When this upload raises, `landed` tells whether it took effect anyway."""

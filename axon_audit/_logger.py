@@ -105,6 +105,14 @@ class _Export:
     remote: tuple[Location, list] | None = None
 
 
+@dataclass(eq=False)
+class _Attempt:
+    """What one try of an export has written so far (undone if it fails)."""
+
+    written: list = field(default_factory=list)
+    job_file: Path | None = None
+
+
 class AuditLogger(Reader):
     """Columnar audit logger: log events fast, query and export them.
 
@@ -484,6 +492,64 @@ class AuditLogger(Reader):
         atomic_write(job_file, lambda fh: fh.write(body))
         return job_file
 
+    def _export_to_folder(self, job: _Export, root: Path, df: pl.DataFrame, attempt: _Attempt) -> None:
+        """Chain, write and commit one export in a local folder, under its lock (the
+        folder's one manifest chain is shared by every writer of the folder)."""
+        objects = event_objects(df)
+        with _integrity.folder_lock(root):
+            manifest = _integrity.load_manifest(root)
+            start = _integrity.chain_end(manifest, "json")
+            df = df.with_columns(_integrity.chain_column(objects, start))
+            json_path = unique_json_path(root, job.at)
+            plan = plan_parquet(df, root / "parquet")
+            planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+            attempt.job_file = self._wal_job_file(job, planned)
+            json_path = write_json_export(df, json_path, replace=False, objects=objects)
+            attempt.written.append(json_path)
+            attempt.written += write_parquet_planned(df, plan)
+            entries = [_integrity.file_entry(root, json_path, "json", df, start)]
+            for path, a, n in plan:
+                prev = start if a == 0 else df["chain"][a - 1]
+                entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
+            try:
+                _integrity.append_entries(root, manifest, entries, self._hmac_key, format_us(now_us()))
+            except BaseException:
+                if not _committed(root, planned):
+                    raise
+
+    def _export_to_object_store(self, job: _Export, root: Location, df: pl.DataFrame, attempt: _Attempt) -> None:
+        """Chain, upload and commit one export on object storage. No lock there: this
+        logger's own manifest, written only by its export thread."""
+        if self._manifest is None:
+            self._manifest = _integrity.WriterManifest(root, self._hmac_key)
+        manifest = self._manifest
+        objects = event_objects(df)
+        start = manifest.chain_end("json")
+        df = df.with_columns(_integrity.chain_column(objects, start))
+        if job.remote is None:
+            job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))  # type: ignore
+        json_path, plan = job.remote
+        names = [_relative_name(root, p) for p in [json_path, *(p for p, _, _ in plan)]]
+        attempt.job_file = self._wal_job_file(job, names, manifest.commit_name)
+        attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
+        digests = put_export(df, json_path, plan, objects)
+        entries = [_integrity.object_entry(names[0], "json", df, start, digests[0])]
+        for name, (_, a, n), digest in zip(names[1:], plan, digests[1:]):
+            prev = start if a == 0 else df["chain"][a - 1]
+            entries.append(_integrity.object_entry(name, "parquet", df.slice(a, n), prev, digest))
+        try:
+            manifest.commit(entries, format_us(now_us()))
+        except BaseException:
+            try:
+                landed = manifest.landed()
+            except OSError:
+                # Cannot tell whether the commit took effect: keep the objects and the WAL's
+                # job record (recovery decides from the manifest); the retry reuses the names.
+                attempt.written, attempt.job_file = [], None
+                raise
+            if not landed:
+                raise
+
     def _write_export(self, job: _Export) -> None:
         """Write one snapshot: chain its events, write JSON + Parquet atomically, then
         commit them to the manifest (the commit point), then release its WAL epochs.
@@ -498,71 +564,21 @@ class AuditLogger(Reader):
             if any(j.failed for j in earlier):  # keep export order = logging order
                 job.failed = True
                 return
-        written: list = []
-        job_file: Path | None = None
+        attempt = _Attempt()
         try:
             df = job.df.sort("timestamp", maintain_order=True)
-            objects = event_objects(df)
             if isinstance(root, Location):
-                # No lock on object storage: this logger's own manifest, written only by this thread.
-                if self._manifest is None:
-                    self._manifest = _integrity.WriterManifest(root, self._hmac_key)
-                manifest = self._manifest
-                start = manifest.chain_end("json")
-                df = df.with_columns(_integrity.chain_column(objects, start))
-                if job.remote is None:
-                    job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))  # type: ignore
-                json_path, plan = job.remote
-                names = [_relative_name(root, p) for p in [json_path, *(p for p, _, _ in plan)]]
-                job_file = self._wal_job_file(job, names, manifest.name)
-                # Listed before the upload: a failure midway may leave some of them up.
-                written = [json_path, *(p for p, _, _ in plan)]
-                digests = put_export(df, json_path, plan, objects)
-                entries = [_integrity.object_entry(names[0], "json", df, start, digests[0])]
-                for name, (_, a, n), digest in zip(names[1:], plan, digests[1:]):
-                    prev = start if a == 0 else df["chain"][a - 1]
-                    entries.append(_integrity.object_entry(name, "parquet", df.slice(a, n), prev, digest))
-                try:
-                    manifest.commit(entries, format_us(now_us()))
-                except BaseException:
-                    try:
-                        landed = manifest.landed()
-                    except OSError:
-                        # Cannot tell whether the commit took effect: keep the objects and the WAL's
-                        # job record (recovery decides from the manifest); the retry reuses the names.
-                        written, job_file = [], None
-                        raise
-                    if not landed:
-                        raise
+                self._export_to_object_store(job, root, df, attempt)
             else:
-                with _integrity.folder_lock(root):
-                    local = _integrity.load_manifest(root)
-                    start = _integrity.chain_end(local, "json")
-                    df = df.with_columns(_integrity.chain_column(objects, start))
-                    json_path = unique_json_path(root, job.at)
-                    plan = plan_parquet(df, root / "parquet")
-                    planned = [p.relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
-                    job_file = self._wal_job_file(job, planned)
-                    json_path = write_json_export(df, json_path, replace=False, objects=objects)
-                    written.append(json_path)
-                    written += write_parquet_planned(df, plan)
-                    entries = [_integrity.file_entry(root, json_path, "json", df, start)]
-                    for path, a, n in plan:
-                        prev = start if a == 0 else df["chain"][a - 1]
-                        entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
-                    try:
-                        _integrity.append_entries(root, local, entries, self._hmac_key, format_us(now_us()))
-                    except BaseException:
-                        if not _committed(root, planned):
-                            raise
+                self._export_to_folder(job, root, df, attempt)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the events in memory
-            for path in written:
+            for path in attempt.written:
                 try:
                     path.unlink(missing_ok=True)  # all or nothing, so a retry writes no duplicate
                 except OSError:  # the store refuses even that: verify will name the stray file
                     pass
-            if job_file is not None:
-                job_file.unlink(missing_ok=True)
+            if attempt.job_file is not None:
+                attempt.job_file.unlink(missing_ok=True)
             with self._lock:
                 job.failed = True
                 self._export_failures += 1
@@ -572,7 +588,7 @@ class AuditLogger(Reader):
                       job.df.height, root, exc)
             return
         with self._lock:
-            job.files = written
+            job.files = attempt.written
             job.done = True
             self._pending.remove(job)
             self._pending_events -= job.df.height

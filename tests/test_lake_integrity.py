@@ -384,3 +384,20 @@ def test_cli_verify_checks_an_s3_lake(lake: Lake, monkeypatch) -> None:
     assert bad.returncode == 1
     assert f"PROBLEM {gone}: missing (deleted or renamed)\n" in bad.stdout
     assert bad.stdout.splitlines()[-1].startswith(f"NOT INTACT: {files - 1:,} files, ")
+
+
+def test_the_wal_records_the_manifest_a_commit_goes_to_across_a_rollover(s3_server, s3_bucket, monkeypatch):
+    """Recovery reads the manifest named in the WAL's job record, so that name must be
+    the one the commit uploads, also when the commit starts a new segment."""
+    monkeypatch.setattr(_integrity, "SEGMENT_ENTRIES", 3)
+    lake = Lake(s3_server, s3_bucket, "names")
+    m = _integrity.WriterManifest(axon_audit._fs.resolve(lake.uri, storage_options=lake.opts), key=None)
+    entry = {"file": "f", "kind": "json", "chain_start": _integrity.GENESIS, "chain_end": _integrity.GENESIS}
+    seen = []
+    for i in range(7):
+        expected = m.commit_name
+        m.commit([dict(entry, file=f"f{i}")], "2025-01-01T00:00:00.000000Z")
+        assert m.name == expected and expected.endswith(".json")
+        seen.append(expected)
+        assert f"f{i}" in _integrity.listed_files(m.root, expected)
+    assert len(set(seen)) == 3  # entries 0-2, 3-5, 6: three segments
