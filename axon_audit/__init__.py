@@ -22,7 +22,7 @@ from ._archive import AuditArchive, open_archive
 from ._lake import scan_lake
 
 # Integrity
-from ._integrity import VerifyResult, verify
+from ._verify import VerifyResult, verify
 
 # Compliance: reports, monitoring, data-subject tools, retention, PII
 from ._compliance import ComplianceReport, compliance_report, month_period

@@ -468,7 +468,7 @@ def verify(path: str, key: str | None, storage_options: dict[str, Any] | None) -
       axon-audit verify audit_demo
       axon-audit verify s3://audit-lake/prod --key "$KEY"
     """
-    from ._integrity import verify as check
+    from ._verify import verify as check
 
     _open(path, storage_options)  # the same clear error as the other commands for a missing folder
     outcome = check(path, key=key, storage_options=storage_options)

@@ -29,7 +29,7 @@ from ._compliance import compliance_report
 from ._errors import AuditValueError
 from ._integrations import audit_context
 from ._logger import AuditLogger
-from ._integrity import verify
+from ._verify import verify
 from ._memory import MemoryConfig, MemorySystem
 from ._monitor import SecurityMonitor
 from ._source import open_source

@@ -169,6 +169,18 @@ class Location:
         with self.fs.open_input_stream(self.path) as fh:
             return fh.read()
 
+    def read_if_exists(self) -> bytes | None:
+        """The object's bytes, or None if it does not exist. Any other failure (the
+        store unreachable, access denied) raises: absence is never guessed."""
+        try:
+            return self.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if not self.exists():  # some stores report a missing key as a plain I/O error
+                return None
+            raise
+
     def put(self, write: Callable[[IO[bytes]], None]) -> tuple[str, int]:
         """Publish this object whole and return its (SHA-256 hex, size): `write` fills
         a local spool first, so a failure while encoding uploads nothing; then one

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import axon_audit
-from axon_audit import AuditLogger, _integrity
+from axon_audit import AuditLogger, _integrity, _verify
 
 KEY = "k3y"
 
@@ -234,7 +234,7 @@ def test_exported_files_carry_the_chain_as_an_extra_key_and_column(folder: Path)
     ev = doc["events"][0]
     assert list(ev)[:10] == list(axon_audit.COLUMNS) and list(ev)[10:] == ["chain"]
     expected = hashlib.sha256(bytes(32) + json_files(folder)[0].read_bytes().split(b"\n")[1]
-                              .rstrip(b",")[: -_integrity._CHAIN_SUFFIX_LEN] + b"}").hexdigest()
+                              .rstrip(b",")[: -_verify._CHAIN_SUFFIX_LEN] + b"}").hexdigest()
     assert ev["chain"] == expected
     table = pq.read_table(parquet_files(folder)[0])
     assert table.column_names == [*axon_audit.COLUMNS, "chain"]
