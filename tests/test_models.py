@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -135,3 +136,38 @@ def test_dict_round_trip_is_exact(op, status, user, session, entries, metadata, 
     assert back == e
     assert back.to_dict() == e.to_dict()
     assert back.timestamp == ts and back.metadata == metadata
+
+
+@settings(max_examples=100, deadline=None)
+@given(times=st.lists(st.integers(-(10**15), 10**16 - 1), min_size=1, max_size=40))
+def test_generated_ids_sort_by_time_before_and_after_1970(times):
+    """Ids made by log_batch (vectorized) and by AuditEvent (one at a time) share
+    one encoding, and sorting them as text sorts their events by time."""
+    from axon_audit import AuditLogger
+    from axon_audit._schema import _id_expr
+
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    audit = AuditLogger(max_events=10**6)
+    audit.log_batch([{"operation": "store", "timestamp": epoch + timedelta(microseconds=us)} for us in times])
+    df = audit.scan().select("event_id", "timestamp").collect().sort("event_id")
+    assert df["timestamp"].is_sorted()
+    assert sorted(df["timestamp"].dt.epoch("us").to_list()) == sorted(times)
+    one_by_one = [make_event_id(us, i, "abcdef") for i, us in enumerate(times)]
+    vectorized = pl.select(_id_expr(pl.Series(times, dtype=pl.Int64), pl.int_range(0, len(times)),
+                                    pl.lit("abcdef"))).to_series().to_list()
+    assert one_by_one == vectorized
+    assert all(len(i) == len(one_by_one[0]) for i in one_by_one)
+
+
+def test_times_ids_cannot_sort_are_refused_unless_the_row_brings_its_id():
+    from axon_audit import AuditLogger
+
+    audit = AuditLogger()
+    old = datetime(1900, 1, 1, tzinfo=timezone.utc)
+    with pytest.raises(AuditValueError, match=r"events: row 1: timestamp 1900-01-01 .* outside the range"):
+        audit.log_batch([{"operation": "store"}, {"operation": "store", "timestamp": old}])
+    assert audit.event_count == 0  # a refused batch logs nothing
+    audit.log_batch([{"operation": "store", "timestamp": old, "event_id": "legacy-1"}])
+    assert audit.get_event("legacy-1").timestamp == old
+    with pytest.raises(AuditValueError, match="timestamp: .* outside the range event ids can sort"):
+        AuditEvent("store", timestamp=old)
