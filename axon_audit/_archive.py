@@ -110,8 +110,7 @@ _NOT_EXPORTS = frozenset({"manifest.json"})
 
 def _json_files(folder: Path | Location) -> list[Path] | list[Location]:
     if isinstance(folder, Location):
-        root = folder.path.rstrip("/") + "/"
-        names = [i.path[len(root):] for i in folder.files(recursive=False)]
+        names = [folder.relative(i.path) for i in folder.files(recursive=False)]
         return [folder / n for n in names if n.endswith(".json") and n not in _NOT_EXPORTS]
     return sorted(f for f in folder.glob("*.json") if not f.name.startswith(".") and f.name not in _NOT_EXPORTS)
 
@@ -187,10 +186,9 @@ class ExportFolder:
             info = p.info()
             return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
         root = self._parquet_root()
-        base = root.path.rstrip("/") + "/"
         parts = []
         for info in root.files():
-            rel = info.path[len(base):]
+            rel = root.relative(info.path)
             if not rel.endswith(".parquet"):
                 continue
             m = _DATE_DIR.match(rel.split("/", 1)[0]) if "/" in rel else None

@@ -130,6 +130,18 @@ class Location:
         # An S3 "folder" exists once an object lies under it (or a marker was made).
         return self.info().type == pafs.FileType.Directory
 
+    def relative(self, path: str) -> str:
+        """`path` (inside this location's filesystem) as a name under this folder.
+
+        Example:
+            >>> from axon_audit._fs import resolve
+            >>> root = resolve("/srv/audit")
+            >>> root.relative("/srv/audit/parquet/date=2025-01-15/part-1.parquet")
+            'parquet/date=2025-01-15/part-1.parquet'
+        """
+        base = self.path.rstrip("/") + "/"
+        return path[len(base):] if path.startswith(base) else path
+
     def files(self, *, recursive: bool = True) -> list[pafs.FileInfo]:
         """The files under this folder, sorted by path; hidden names (a local write
         in progress) and anything under a hidden folder are left out."""
@@ -137,12 +149,11 @@ class Location:
             infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True, recursive=recursive))
         except FileNotFoundError:
             return []
-        root = self.path.rstrip("/") + "/"
         out = []
         for info in infos:
             if info.type != pafs.FileType.File:
                 continue
-            rel = info.path[len(root):] if info.path.startswith(root) else info.path
+            rel = self.relative(info.path)
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
             out.append(info)
@@ -320,9 +331,9 @@ def local_folder(path: str | os.PathLike[str], *, argument: str, task: str) -> P
         ...
         axon_audit._errors.AuditValueError: path: apply_retention works on local export folders, not object storage ('s3://lake/audit')
     """
-    if isinstance(path, str) and "://" in path:
-        scheme = urlsplit(path).scheme.lower()
-        if scheme != "file":
-            raise AuditValueError(f"{argument}: {task} works on local export folders, not object storage ({path!r})")
-        return Path(unquote(urlsplit(path).path))
-    return Path(path)
+    if not (isinstance(path, str) and "://" in path):
+        return Path(path)  # as given (relative stays relative, like the logger's own path)
+    loc = resolve(path, argument=argument)
+    if not loc.is_local:
+        raise AuditValueError(f"{argument}: {task} works on local export folders, not object storage ({path!r})")
+    return loc.local_path()

@@ -529,7 +529,7 @@ class AuditLogger(Reader):
         if job.remote is None:
             job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))  # type: ignore
         json_path, plan = job.remote
-        names = [_relative_name(root, p) for p in [json_path, *(p for p, _, _ in plan)]]
+        names = [root.relative(p.path) for p in [json_path, *(p for p, _, _ in plan)]]
         attempt.job_file = self._wal_job_file(job, names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
         digests = put_export(df, json_path, plan, objects)
@@ -1036,11 +1036,6 @@ def _export_root(path: Any, storage_options: StorageOptions | None) -> Path | Lo
         return Path(path)
     loc = resolve(path, storage_options=storage_options, argument="auto_export_path")
     return loc.local_path() if loc.is_local else loc
-
-
-def _relative_name(root: Location, loc: Location) -> str:
-    """`loc`'s name under the export root, as the manifest lists it."""
-    return loc.path[len(root.path.rstrip("/")) + 1:]
 
 
 def _committed(root: Path, planned: list[str]) -> bool:

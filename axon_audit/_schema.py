@@ -331,7 +331,7 @@ def normalize_batch(data: Any) -> pl.DataFrame:
     gen_ids = pl.select(
         _id_expr(ts.dt.epoch("us"), pl.int_range(0, n, eager=True), pl.lit(node))
     ).to_series()
-    needs_id = df["event_id"].is_null() if "event_id" in df.columns else pl.Series([True] * n)
+    needs_id = df["event_id"].is_null() if "event_id" in df.columns else pl.repeat(True, n, eager=True)
     us = ts.dt.epoch("us")
     outside = needs_id & ((us < ID_MIN_US) | (us > ID_MAX_US))
     if outside.any():

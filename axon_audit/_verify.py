@@ -129,11 +129,6 @@ def _check_parquet(data: bytes, entry: dict[str, Any], problems: list[str]) -> i
     return df.height
 
 
-def _relative(root: Location, info_path: str) -> str:
-    base = root.path.rstrip("/") + "/"
-    return info_path[len(base):] if info_path.startswith(base) else info_path
-
-
 def _export_files(root: Location, listing: list[str]) -> set[str]:
     """The export files among `listing` (names relative to the root)."""
     return {n for n in listing if ("/" not in n and n.startswith("audit_") and n.endswith(".json"))
@@ -270,7 +265,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None,
     if not root.is_dir():
         problems.append(f"{root}: not a folder" if root.is_local else f"{root}: no objects under this prefix")
         return result
-    listing = [_relative(root, i.path) for i in root.files()]
+    listing = [root.relative(i.path) for i in root.files()]
     names = ([MANIFEST_NAME] if MANIFEST_NAME in listing else []) + sorted(
         n for n in listing if n.startswith(MANIFESTS_DIR + "/") and n.endswith(".json") and n.count("/") == 1)
     if not names:
