@@ -13,30 +13,30 @@ Example:
 """
 
 # Logging and the event model
-from ._logger import AuditLogger
-from ._models import AuditEvent, EventStatus, OperationType
-from ._schema import ARROW_SCHEMA, COLUMNS
+from axon_audit.write.logger import AuditLogger
+from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS
 
 # Reading exports: archives and the object-storage lake
-from ._archive import AuditArchive, open_archive
-from ._lake import scan_lake
+from axon_audit.read.archive import AuditArchive, open_archive
+from axon_audit.read.lake import scan_lake
 
 # Integrity
-from ._verify import VerifyResult, verify
+from axon_audit.integrity.verify import VerifyResult, verify
 
 # Compliance: reports, monitoring, data-subject tools, retention, PII
-from ._compliance import ComplianceReport, compliance_report, month_period
-from ._monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
-from ._gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
-from ._retention import RetentionResult, apply_retention
-from ._pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
+from axon_audit.compliance.report import ComplianceReport, compliance_report, month_period
+from axon_audit.compliance.monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
+from axon_audit.compliance.gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
+from axon_audit.compliance.retention import RetentionResult, apply_retention
+from axon_audit.compliance.pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
 
 # Integrations: the memory system, auditing decorators, the logging bridge
-from ._memory import MemoryConfig, MemoryEntry, MemorySystem
-from ._integrations import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
+from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
+from axon_audit.integrations.hooks import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
 
 # Errors
-from ._errors import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
+from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
 
 __all__ = [
     # logging and the event model

@@ -2,6 +2,6 @@
 
 import sys
 
-from ._cli import main
+from axon_audit.app.cli import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ from datetime import timedelta
 import polars as pl
 
 from axon_audit import AuditLogger
-from axon_audit._store import wait_sealed
+from axon_audit.store.hot import wait_sealed
 from axon_audit.workload import generate_events
 
 

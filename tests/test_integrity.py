@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import axon_audit
-from axon_audit import AuditLogger, _integrity, _verify
+from axon_audit import AuditLogger
+from axon_audit.integrity import manifest as _integrity
+from axon_audit.integrity import verify as _verify
 
 KEY = "k3y"
 

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import axon_audit
-from axon_audit import AuditLogger, _integrity, verify
+from axon_audit import AuditLogger, verify
+from axon_audit.integrity import manifest as _integrity
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -342,7 +343,7 @@ def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, 
     recovered.close()
     ids = lake.exported_ids()
     assert len(ids) == len(set(ids)) and set(acks) <= set(ids)
-    assert axon_audit._wal.existing_epochs(tmp_path / "wal") == []
+    assert axon_audit.write.wal.existing_epochs(tmp_path / "wal") == []
     assert verify(lake.uri, key="k", storage_options=lake.opts).ok
 
 
@@ -391,7 +392,7 @@ def test_the_wal_records_the_manifest_a_commit_goes_to_across_a_rollover(s3_serv
     the one the commit uploads, also when the commit starts a new segment."""
     monkeypatch.setattr(_integrity, "SEGMENT_ENTRIES", 3)
     lake = Lake(s3_server, s3_bucket, "names")
-    m = _integrity.WriterManifest(axon_audit._fs.resolve(lake.uri, storage_options=lake.opts), key=None)
+    m = _integrity.WriterManifest(axon_audit.io.location.resolve(lake.uri, storage_options=lake.opts), key=None)
     entry = {"file": "f", "kind": "json", "chain_start": _integrity.GENESIS, "chain_end": _integrity.GENESIS}
     seen = []
     for i in range(7):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditEvent, AuditTypeError, AuditValueError, EventStatus, OperationType
-from axon_audit._models import format_us, make_event_id, parse_timestamp, to_us
+from axon_audit.model.event import format_us, make_event_id, parse_timestamp, to_us
 
 EXPORT_KEYS = ["event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata",
                "status", "error_message", "duration_ms"]
@@ -144,7 +144,7 @@ def test_generated_ids_sort_by_time_before_and_after_1970(times):
     """Ids made by log_batch (vectorized) and by AuditEvent (one at a time) share
     one encoding, and sorting them as text sorts their events by time."""
     from axon_audit import AuditLogger
-    from axon_audit._schema import _id_expr
+    from axon_audit.model.schema import _id_expr
 
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     audit = AuditLogger(max_events=10**6)

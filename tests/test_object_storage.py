@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 from axon_audit import (AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, ExportError,
                         OperationType, scan_lake, verify)
-from axon_audit._fs import resolve
-from axon_audit._lake import lake_dataset, lake_files
-from axon_audit._query import Filters
-from axon_audit._schema import frame_to_events
+from axon_audit.io.location import resolve
+from axon_audit.read.lake import lake_dataset, lake_files
+from axon_audit.query.filters import Filters
+from axon_audit.model.schema import frame_to_events
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc

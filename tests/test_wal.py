@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 
 import axon_audit
-from axon_audit import AuditLogger, AuditValueError, _wal
+from axon_audit import AuditLogger, AuditValueError
+from axon_audit.write import wal as _wal
 
 CHILD = Path(__file__).with_name("wal_child.py")
 

@@ -18,7 +18,9 @@ import signal
 import sys
 import threading
 
-from axon_audit import AuditLogger, _integrity, _wal
+from axon_audit import AuditLogger
+from axon_audit.integrity import manifest as _integrity
+from axon_audit.write import wal as _wal
 
 
 def main() -> None:

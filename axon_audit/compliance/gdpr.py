@@ -1,0 +1,527 @@
+"""Data subject tools (GDPR): subject access reports and erasure.
+
+`subject_access_report` gathers every event about a user from any number of
+sources: the user's own events and other users' accesses to the entries the
+user stored. `erase_subject` pseudonymizes (or removes) the user's identifiers in
+a logger's memory and rewrites the affected files of export folders, then
+records the erasure itself as an audit event.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+
+from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
+from axon_audit.io.location import local_folder
+from axon_audit.display.html import card, table
+from axon_audit.integrity import manifest as _integrity
+from axon_audit.model.event import format_us, now_us, parse_timestamp
+from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
+from axon_audit.io.sinks import (
+    _parquet_writer,
+    _table_of,
+    atomic_write,
+    rotation_json_name,
+    write_json_export,
+    write_json_stream,
+    write_parquet_partitions,
+)
+from axon_audit.read.sources import scan_sources
+
+__all__ = ["ErasureResult", "SubjectAccessReport", "erase_subject", "subject_access_report"]
+
+_STORES = ["STORE", "BULK_STORE", "IMPORT"]
+_WORD = "A-Za-z0-9_"
+
+
+def _check_user(user_id: Any) -> str:
+    if not isinstance(user_id, str):
+        raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
+    if not user_id.strip():
+        raise AuditValueError("user_id must not be empty")
+    return user_id
+
+
+# --------------------------------------------------------------------------- access
+
+
+@dataclass
+class SubjectAccessReport:
+    """Every event about one user: `events` (their own), `accessed_by_others` (other
+    users' events touching entries the user stored first), `entries` and `summary`.
+
+    `export(path)` writes both event sections, oldest first, in the JSON export format.
+
+    Example:
+        >>> import json, pathlib, tempfile
+        >>> from axon_audit import AuditLogger, subject_access_report
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", entry_ids=["n1"])
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "ann.json"
+        >>> subject_access_report(audit, "ann").export(path)
+        1
+        >>> json.loads(path.read_text())["events"][0]["user_id"]
+        'ann'
+    """
+
+    user_id: str
+    frames: dict[str, pl.DataFrame] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+            return df.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
+
+        return {"user_id": self.user_id, **rows(self.frames["summary"])[0],
+                "events": rows(self.frames["events"]), "accessed_by_others": rows(self.frames["accessed_by_others"]),
+                "entries": self.frames["entries"]["entry_id"].to_list()}
+
+    def export(self, path: str | Path) -> int:
+        """Write the user's events and the accesses by others to `path` (export format);
+        returns how many events were written."""
+        if not isinstance(path, (str, Path)):
+            raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+        df = pl.concat([self.frames["events"], self.frames["accessed_by_others"]]).sort("timestamp", "event_id")
+        write_json_export(df, Path(path))
+        return df.height
+
+    def _repr_html_(self) -> str:
+        s = self.frames["summary"].row(0, named=True)
+        return card(f"Subject access report: {self.user_id}", s,
+                    {k: table(v) for k, v in self.frames.items() if k != "summary"})
+
+    def __repr__(self) -> str:
+        s = self.frames["summary"].row(0, named=True)
+        return (f"SubjectAccessReport(user_id={self.user_id!r}, events={s['events']}, "
+                f"accessed_by_others={s['accessed_by_others']})")
+
+
+def subject_access_report(source: Any, user_id: str) -> SubjectAccessReport:
+    """Every event about `user_id` in `source` (a logger, an archive, or a list of them;
+    a logger's archived exports are included where it can read them).
+
+    Example:
+        >>> from axon_audit import AuditLogger, subject_access_report
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", entry_ids=["note_1"])
+        >>> _ = audit.log("recall", user_id="bob", entry_ids=["note_1"])
+        >>> _ = audit.log("recall", user_id="bob", entry_ids=["note_2"])
+        >>> r = subject_access_report(audit, "ann")
+        >>> r.to_dict()["events"][0]["operation"], r.frames["accessed_by_others"]["user_id"].to_list()
+        ('STORE', ['bob'])
+    """
+    user_id = _check_user(user_id)
+    own = scan_sources(source, user_id=user_id).sort("timestamp", "event_id").collect()
+    stored = (own.filter(pl.col("operation").is_in(_STORES)).select(pl.col("entry_ids").alias("entry_id"))
+              .explode("entry_id").drop_nulls().unique())
+    # The user's entries: those they stored first (an entry others stored before is not theirs).
+    entries = (scan_sources(source, operation=_STORES, entry_ids=stored["entry_id"].to_list())
+               .filter(pl.col("status") != "FAILURE")
+               .select("timestamp", "event_id", "user_id", pl.col("entry_ids").alias("entry_id"))
+               .explode("entry_id").join(stored.lazy(), on="entry_id")
+               .sort("timestamp", "event_id").group_by("entry_id").agg(pl.col("user_id").first().alias("owner"))
+               .filter(pl.col("owner") == user_id).select("entry_id").sort("entry_id").collect()
+               if stored.height else stored)
+    if entries.height:
+        others = (scan_sources(source, entry_ids=entries["entry_id"].to_list())
+                  .filter(pl.col("user_id").is_null() | (pl.col("user_id") != user_id))
+                  .sort("timestamp", "event_id").collect())
+    else:
+        others = own.clear()
+    summary = pl.DataFrame({
+        "events": [own.height],
+        "accessed_by_others": [others.height],
+        "entries_stored": [entries.height],
+        "sessions": [own["session_id"].drop_nulls().n_unique()],
+        "first_event": [own["timestamp"].min()],
+        "last_event": [own["timestamp"].max()],
+        "other_users": [others["user_id"].drop_nulls().n_unique()],
+    }, schema_overrides={"first_event": pl.Datetime("us", "UTC"), "last_event": pl.Datetime("us", "UTC")})
+    return SubjectAccessReport(user_id, {"summary": summary, "events": own, "accessed_by_others": others,
+                                         "entries": entries})
+
+
+# --------------------------------------------------------------------------- erasure
+
+
+@dataclass
+class ErasureResult:
+    """What `erase_subject` did. `pseudonym` is None when identifiers were removed.
+
+    Example:
+        >>> from axon_audit import AuditLogger, erase_subject
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann")
+        >>> r = erase_subject(audit, "ann", mode="remove")
+        >>> r.pseudonym, r.events, r.files_rewritten
+        (None, 1, [])
+    """
+
+    mode: str
+    pseudonym: str | None
+    events: int  # events of the subject found (and rewritten)
+    memory_events_rewritten: int
+    files_rewritten: list[Path]
+    audit_event_id: str
+
+    def _repr_html_(self) -> str:
+        items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
+        files = "<br>".join(str(p) for p in self.files_rewritten) or "none"
+        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": files})
+
+
+def _rust_escape(text: str) -> str:
+    """A literal for polars' (Rust) regex: every character but [A-Za-z0-9_] as a hex escape
+    (a backslash before some punctuation means something there, e.g. ``\\<``)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else f"\\x{{{ord(c):X}}}" for c in text)
+
+
+class _Rewriter:
+    """The column rewrite of one erasure: exact ids replaced, token occurrences in text too."""
+
+    def __init__(self, user_id: str, sessions: list[str], mode: str, pseudonym: str | None) -> None:
+        self.user_id = user_id
+        self.sessions = sessions
+        self.mode = mode
+        self.pseudonym = pseudonym
+        self.session_map = {s: (f"{pseudonym}_s{i}" if pseudonym else None) for i, s in enumerate(sessions)}
+        # Every identifier as it appears in text, and JSON-escaped (metadata is JSON text).
+        swaps = {user_id: pseudonym or "[erased]"}
+        swaps.update({s: self.session_map[s] or "[erased]" for s in sessions})
+        swaps.update({orjson.dumps(t).decode()[1:-1]: r for t, r in list(swaps.items())})
+        # Longest first: a session id that contains the user id is replaced whole.
+        self.patterns = [(f"(^|[^{_WORD}]){_rust_escape(t)}([^{_WORD}]|$)", swaps[t])
+                         for t in sorted(swaps, key=len, reverse=True)]
+        self.needles = [t.encode() for t in swaps] + [
+            json.dumps(t, ensure_ascii=True)[1:-1].encode() for t in (user_id, *sessions)]
+
+    def _text(self, expr: pl.Expr) -> pl.Expr:
+        for pattern, value in self.patterns:
+            # Twice: adjacent occurrences share the separator the first pass consumed.
+            for _ in range(2):
+                expr = expr.str.replace_all(pattern, f"${{1}}{value.replace('$', '$$')}${{2}}")
+        return expr
+
+    def __call__(self, df: pl.DataFrame) -> pl.DataFrame:
+        user = pl.col("user_id").cast(pl.String)
+        session = pl.col("session_id").cast(pl.String)
+        new_user = pl.when(user == self.user_id).then(pl.lit(self.pseudonym, pl.String)).otherwise(user)
+        new_session = pl.when(session.is_in(self.sessions)).then(
+            session.replace_strict(self.session_map, default=None, return_dtype=pl.String)).otherwise(session)
+        out = df.with_columns(
+            self._text(new_user).cast(df.schema["user_id"]).alias("user_id"),
+            self._text(new_session).cast(df.schema["session_id"]).alias("session_id"),
+            self._text(pl.col("metadata")),
+            self._text(pl.col("error_message")),
+            pl.col("entry_ids").list.eval(self._text(pl.element())),
+        )
+        return out
+
+
+def _folders(items: list[Any]) -> list[Path]:
+    out: list[Path] = []
+    for s in items:
+        path = None
+        if isinstance(s, (str, Path)):
+            path = local_folder(s, argument="source", task="erase_subject")
+        elif getattr(s, "auto_export_path", None) is not None:
+            path = local_folder(s.auto_export_path, argument="source", task="erase_subject")
+        elif isinstance(getattr(s, "path", None), (str, Path)):  # an archive (of a URI: its uri)
+            path = local_folder(s.path, argument="source", task="erase_subject")
+        if path is not None:
+            if path.is_file():  # an archive of one JSON export
+                path = path.parent
+            if path.name == "parquet" and not any(path.glob("parquet")):  # an archive of the parquet/ folder
+                path = path.parent
+            if path not in out:
+                out.append(path)
+    return out
+
+
+def _files(folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The Parquet files and the JSON documents of export folders."""
+    return ([p for f in folders for p in sorted(f.glob("parquet/date=*/*.parquet"))],
+            [p for f in folders for p in sorted(f.glob("*.json"))])
+
+
+def _check_columns(path: Path, names: Iterable[str]) -> None:
+    extra = sorted(set(names) - set(COLUMNS))
+    if extra:
+        raise ArchiveError(f"{path}: erasure cannot rewrite a file with columns it does not know: {extra}")
+
+
+def _rewrite_parquet(path: Path, fn: _Rewriter) -> bool:
+    table = pq.read_table(path)
+    _check_columns(path, table.column_names)  # never drop a column silently
+    df = from_arrow(table)
+    new = fn(df)
+    if new.equals(df):
+        return False
+    atomic_write(path, _parquet_writer(to_arrow(new)))  # the rotation's encoding
+    return True
+
+
+def _rewrite_json(path: Path, fn: _Rewriter) -> bool:
+    raw = path.read_bytes()
+    if not any(n in raw for n in fn.needles):  # plain text: a byte search tells
+        return False
+    try:
+        doc = orjson.loads(raw)
+        events = doc["events"]
+        exported = parse_timestamp(doc.get("exported_at") or datetime.now(timezone.utc), "exported_at")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
+        raise ArchiveError(f"{path}: not an export document ({exc})") from None
+    _check_columns(path, {k for e in events for k in e})
+    df = normalize_batch(events) if events else None
+    if df is None:
+        return False
+    new = fn(df)
+    atomic_write(path, lambda fh: write_json_stream(fh, new, exported))
+    return True
+
+
+def erase_subject(
+    source: Any,
+    user_id: str,
+    *,
+    mode: str = "pseudonymize",
+    requested_by: str | None = None,
+    hmac_key: str | bytes | None = None,
+) -> ErasureResult:
+    """Erase `user_id` from `source`: a logger (its memory and its export folder), an
+    archive, an export folder path, or a list of them.
+
+    The user's id, their session ids, and whole-token occurrences of either in
+    metadata, error messages and entry ids are replaced by one random pseudonym
+    per erasure (``mode="pseudonymize"``; no mapping is kept) or removed
+    (``mode="remove"``: ids become null, text says ``[erased]``). Affected Parquet
+    and JSON files are rewritten atomically. In a folder sealed by an integrity
+    manifest, every file from the first changed one on is re-chained, the
+    manifest entries are re-linked over the new files, and an ``erasure`` entry
+    (with the replaced files' previous SHA-256) is appended and signed with
+    `hmac_key` (default: the logger's), so `verify` passes and lists the erasure.
+    A logger with a write-ahead log exports its (erased) memory so the log is
+    released. Every file is checked first: an erasure that cannot complete
+    changes nothing. The erasure is then recorded as a FORGET event (metadata
+    ``gdpr_erasure``) in the first logger given, or else as a new export in the
+    first folder.
+
+    Example:
+        >>> from axon_audit import AuditLogger, erase_subject
+        >>> audit = AuditLogger()
+        >>> _ = audit.log("store", user_id="ann", session_id="s-ann", metadata={"by": "ann"})
+        >>> result = erase_subject(audit, "ann", requested_by="dpo")
+        >>> audit.query_events(user_id="ann")
+        []
+        >>> e = audit.query_events(operation="store")[0]
+        >>> e.user_id == result.pseudonym, e.metadata["by"] == result.pseudonym
+        (True, True)
+        >>> audit.query_events(user_id="dpo")[0].metadata["gdpr_erasure"]
+        True
+    """
+    user_id = _check_user(user_id)
+    if mode not in ("pseudonymize", "remove"):
+        raise AuditValueError(f"mode must be 'pseudonymize' or 'remove', got {mode!r}")
+    items = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not items:
+        raise AuditTypeError("source must be a logger, an archive, a folder or a list of them, got an empty list")
+    loggers = [s for s in items if callable(getattr(s, "_rewrite_memory", None))]
+    folders = _folders(items)
+    for f in folders:
+        if not f.is_dir():
+            raise AuditValueError(f"source: export folder {f} does not exist")
+    scannable = [s for s in items if callable(getattr(s, "scan", None))]
+    for s in items:
+        if s not in scannable and not isinstance(s, (str, Path)):
+            raise AuditTypeError(f"source: cannot erase from {type(s).__name__}")
+
+    # Check every file before changing anything: an erasure that would stop halfway is refused whole.
+    for lg in loggers:
+        lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
+    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}
+    for p in _files(folders)[0]:
+        _check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if _folder_of(p) in sealed else set()))
+    if hmac_key is None and loggers:
+        hmac_key = getattr(loggers[0], "_hmac_key", None)
+    key = _integrity._key_bytes(hmac_key)
+    for f in sealed:  # a keyed manifest is re-signed only with its key
+        if "hmac" in _integrity.load_manifest(f) and key is None:
+            raise AuditValueError(f"hmac_key: {f} has a signed manifest; erasure must re-sign it, give the key")
+
+    # The subject's sessions, from every source that can be scanned (live and archived).
+    own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
+           if scannable else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String}))
+    for f in folders:  # folders given as paths are read straight from their files
+        own = pl.concat([own, _folder_events(f, user_id)])
+    own = own.unique("event_id")
+    sessions = sorted(own["session_id"].drop_nulls().unique().to_list())
+    pseudonym = f"erased_{secrets.token_hex(8)}" if mode == "pseudonymize" else None
+    fn = _Rewriter(user_id, sessions, mode, pseudonym)
+
+    in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
+    for lg in loggers:
+        if getattr(lg, "_wal", None) is not None and lg.auto_export_path is not None:
+            lg.close()  # the write-ahead log still holds the original rows: export (erased) memory to release it
+    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}  # the export above may seal one
+    plain = [f for f in folders if f not in sealed]
+    parquet, documents = _files(plain)  # again: a rotation may have written since the check
+    written = [p for p in parquet if _rewrite_parquet(p, fn)]
+    written += [p for p in documents if _rewrite_json(p, fn)]
+    summary = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
+               "sessions": len(sessions)}
+    for f in folders:
+        if f in sealed:
+            written += _reseal(f, fn, key, summary)
+
+    record = {**summary, "files_rewritten": len(written)}
+    if loggers:
+        event_id = loggers[0].log("FORGET", user_id=requested_by, metadata=record).event_id
+        loggers[0].flush()
+    elif folders:
+        df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
+        if folders[0] in sealed:
+            _append_sealed_export(folders[0], df, key)
+        else:
+            write_json_export(df, folders[0] / rotation_json_name().replace(".json", "_erasure.json"),
+                              replace=False)
+            write_parquet_partitions(df, folders[0] / "parquet")
+        event_id = df["event_id"][0]
+    else:
+        raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
+    return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
+
+
+def _folder_of(path: Path) -> Path:
+    """The export folder of a Parquet file (…/parquet/date=…/part.parquet)."""
+    return path.parent.parent.parent
+
+
+def _load_plain(path: Path, kind: str) -> tuple[pl.DataFrame, int | None]:
+    """A sealed export file's events (without their chain) in file order, and the
+    JSON document's `exported_at`."""
+    if kind == "parquet":
+        table = pq.read_table(path)
+        if "chain" in table.column_names:
+            table = table.drop_columns(["chain"])
+        _check_columns(path, table.column_names)
+        return from_arrow(table), None
+    doc = orjson.loads(path.read_bytes())
+    events = [{k: v for k, v in e.items() if k != "chain"} for e in doc["events"]]
+    _check_columns(path, {k for e in events for k in e})
+    exported = parse_timestamp(doc["exported_at"], "exported_at") if doc.get("exported_at") else None
+    return (normalize_batch(events) if events else EMPTY_FRAME.clear()), exported
+
+
+def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any]) -> list[Path]:
+    """Erase in a sealed folder: rewrite every file from the first one that changes
+    (its chain, and so every later file's chain of the same kind, changes too),
+    re-link the manifest entries over the new files, and append an ``erasure``
+    entry that records the erasure and the replaced files' previous SHA-256."""
+    from axon_audit.io.sinks import event_objects
+
+    written: list[Path] = []
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        entries = [dict(e) for e in manifest.get("entries", [])]
+        ends: dict[str, str] = {}
+        moved: set[str] = set()  # streams whose chain changed: every later file is re-chained
+        replaced: dict[str, str] = {}
+        retired = {f for e in entries if e.get("kind") == "retention" for f in e.get("removed", [])}
+        plans: list[tuple[int, Path, str, pl.DataFrame, pl.Series, int | None, str]] = []
+        for i, e in enumerate(entries):
+            kind = e.get("kind")
+            if kind not in ("json", "parquet"):
+                continue
+            if e["file"] in retired:  # deleted by retention: nothing left to erase in it
+                if kind in moved:
+                    raise ArchiveError(f"{root}: {e['file']} was deleted by retention after a file that holds the "
+                                       "subject; its chain cannot be re-sealed")
+                ends[kind] = e["chain_end"]
+                continue
+            path = root / e["file"]
+            start = ends.get(kind, _integrity.GENESIS)
+            df, exported = _load_plain(path, kind)
+            new = fn(df)
+            if kind not in moved and new.equals(df):
+                ends[kind] = e["chain_end"]
+                continue
+            moved.add(kind)
+            objects = event_objects(new)
+            new = new.with_columns(_integrity.chain_column(objects, start))
+            plans.append((i, path, kind, new, objects, exported, start))
+            ends[kind] = new["chain"][-1] if new.height else start
+        if ends.get("json") != ends.get("parquet") and {"json", "parquet"} <= {e.get("kind") for e in entries}:
+            # Both kinds carry one chain; retention can leave them holding different events, and then
+            # re-chaining them would give two ends and break the next rotation's link. Nothing was written.
+            raise ArchiveError(f"{root}: after retention the JSON and Parquet exports hold different events; "
+                               "the erasure cannot re-seal both chains consistently, so nothing was changed")
+        for i, path, kind, new, objects, exported, start in plans:
+            e = entries[i]
+            if kind == "json":
+                atomic_write(path, lambda fh: write_json_stream(fh, new, exported, objects))
+            else:
+                atomic_write(path, _parquet_writer(_table_of(new)))  # the rotation's encoding
+            replaced[e["file"]] = e["sha256"]
+            keep = {k: e[k] for k in ("index", "written_at") if k in e}
+            entries[i] = {**_integrity.file_entry(root, path, kind, new, start), **keep}
+            written.append(path)
+        if not replaced:
+            return written
+        prev = _integrity.GENESIS
+        for i, e in enumerate(entries):  # re-link: each entry's hash covers its new content
+            e.update(index=i, prev=prev)
+            e["hash"] = prev = _integrity.entry_hash(e)
+        erasure = {"kind": "erasure", "file": None, **summary, "replaced": replaced}
+        _integrity.append_entries(root, {"entries": entries}, [erasure], key, format_us(now_us()))
+    return written
+
+
+def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None) -> None:
+    """Write `df` as one more export of a sealed folder (JSON + Parquet, chained, listed)."""
+    from axon_audit.io.sinks import event_objects, plan_parquet, unique_json_path, write_parquet_planned
+
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        start = _integrity.chain_end(manifest, "json")
+        df = df.sort("timestamp", maintain_order=True)
+        objects = event_objects(df)
+        df = df.with_columns(_integrity.chain_column(objects, start))
+        json_path = write_json_export(df, unique_json_path(root), replace=False, objects=objects)
+        plan = plan_parquet(df, root / "parquet")
+        parts = write_parquet_planned(df, plan)
+        entries = [_integrity.file_entry(root, json_path, "json", df, start)]
+        for path, (_, a, n) in zip(parts, plan):
+            prev = start if a == 0 else df["chain"][a - 1]
+            entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
+        _integrity.append_entries(root, manifest, entries, key, format_us(now_us()))
+
+
+def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:
+    """The subject's (event_id, session_id) pairs in an export folder's files."""
+    frames = []
+    parts = sorted(folder.glob("parquet/date=*/*.parquet"))
+    if parts:
+        frames.append(pl.scan_parquet(parts).filter(pl.col("user_id").cast(pl.String) == user_id)
+                      .select("event_id", pl.col("session_id").cast(pl.String)).collect())
+    needle = orjson.dumps(user_id)
+    for p in sorted(folder.glob("*.json")):
+        raw = p.read_bytes()
+        if needle not in raw:
+            continue
+        try:
+            events = orjson.loads(raw)["events"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ArchiveError(f"{p}: not an export document ({exc})") from None
+        frames.append(pl.DataFrame([(e.get("event_id"), e.get("session_id")) for e in events
+                                    if e.get("user_id") == user_id],
+                                   schema={"event_id": pl.String, "session_id": pl.String}, orient="row"))
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String})
+

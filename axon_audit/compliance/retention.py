@@ -1,0 +1,154 @@
+"""Retention: delete whole date partitions and JSON exports older than a limit,
+recorded in the folder's integrity manifest where there is one.
+
+Only whole units go: a `date=YYYY-MM-DD` partition whose day ended before the
+cutoff, and an `audit_*.json` export whose name (its export time) and newest
+event are both before the cutoff. A dry run lists what would go.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+
+from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
+from axon_audit.io.location import local_folder
+from axon_audit.display.html import card
+from axon_audit.integrity import manifest as _integrity
+from axon_audit.model.event import format_us, now_us, parse_timestamp, to_us
+
+__all__ = ["RetentionResult", "apply_retention"]
+
+_PARTITION = re.compile(r"date=(\d{4})-(\d{2})-(\d{2})\Z")
+_JSON = re.compile(r"audit_(\d{4})_(\d{2})_(\d{2})_(\d{2})(\d{2})(\d{2}).*\.json\Z")
+
+
+@dataclass
+class RetentionResult:
+    """What `apply_retention` removed (or, in a dry run, would remove).
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import apply_retention
+        >>> r = apply_retention(tempfile.mkdtemp(), keep_days=30, dry_run=True)
+        >>> r.partitions, r.json_files, r.events
+        ([], [], 0)
+    """
+
+    cutoff: datetime
+    dry_run: bool
+    partitions: list[Path] = field(default_factory=list)
+    json_files: list[Path] = field(default_factory=list)
+    events: int = 0  # events in the removed partitions (from the Parquet footers)
+    bytes: int = 0
+    manifest: str = "no integrity manifest found"
+
+    def _repr_html_(self) -> str:
+        items = {"cutoff": self.cutoff.isoformat(), "dry run": self.dry_run, "partitions": len(self.partitions),
+                 "JSON files": len(self.json_files), "events": self.events, "bytes": self.bytes,
+                 "manifest": self.manifest}
+        listing = "<br>".join(str(p) for p in [*self.partitions, *self.json_files]) or "nothing"
+        return card("Retention" + (" (dry run)" if self.dry_run else ""), items, {"files": listing})
+
+
+def _newest_event_us(path: Path) -> int | None:
+    try:
+        events = orjson.loads(path.read_bytes())["events"]
+        return max((parse_timestamp(e["timestamp"]) for e in events), default=None)
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
+        raise ArchiveError(f"{path}: not an export document ({exc}); retention leaves the folder untouched") from None
+
+
+def apply_retention(
+    path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False,
+    hmac_key: str | bytes | None = None,
+) -> RetentionResult:
+    """Delete partitions and JSON exports under `path` whose events are all older than
+    `keep_days` days before `now` (default: the current time). Nothing is removed
+    with ``dry_run=True``; the result lists what would be. In a folder sealed by
+    an integrity manifest, a ``retention`` entry listing the deleted files is
+    appended first (signed with `hmac_key`), so `verify` passes and lists it.
+
+    Example:
+        >>> import tempfile
+        >>> from datetime import datetime, timezone
+        >>> from axon_audit import AuditLogger, apply_retention
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     audit.log_batch([{"operation": "store", "timestamp": datetime(2026, 1, d, tzinfo=timezone.utc)}
+        ...                      for d in (1, 2, 3)])
+        3
+        >>> r = apply_retention(folder, 30, now=datetime(2026, 2, 2, 12, tzinfo=timezone.utc), dry_run=True)
+        >>> [p.name for p in r.partitions], r.events
+        (['date=2026-01-01', 'date=2026-01-02'], 2)
+    """
+    if not isinstance(path, (str, Path)):
+        raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+    root = local_folder(path, argument="path", task="apply_retention")
+    if not root.is_dir():
+        raise AuditValueError(f"path: export folder {root} does not exist")
+    if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or not keep_days >= 0:
+        raise AuditValueError(f"keep_days must be a number of days >= 0, got {keep_days!r}")
+    now = now or datetime.now(timezone.utc)
+    if not isinstance(now, datetime):
+        raise AuditTypeError(f"now must be a datetime, got {type(now).__name__}")
+    cutoff_us = to_us(now, "now") - int(keep_days * 86_400_000_000)
+    cutoff = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=cutoff_us)
+    result = RetentionResult(cutoff, bool(dry_run))
+
+    day_us = 86_400_000_000
+    epoch = date(1970, 1, 1)
+    for part in sorted((root / "parquet").glob("date=*")):
+        m = _PARTITION.match(part.name)
+        if not (part.is_dir() and m):
+            continue
+        day = date(int(m[1]), int(m[2]), int(m[3]))
+        if ((day - epoch).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
+            files = [f for f in part.rglob("*") if f.is_file()]
+            result.partitions.append(part)
+            result.bytes += sum(f.stat().st_size for f in files)
+            result.events += sum(pq.read_metadata(f).num_rows for f in files if f.suffix == ".parquet")
+    for js in sorted(root.glob("audit_*.json")):
+        m = _JSON.match(js.name)
+        if not m:
+            continue
+        exported = datetime(*(int(g) for g in m.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
+        if to_us(exported) < cutoff_us:
+            newest = _newest_event_us(js)
+            if newest is None or newest < cutoff_us:  # an export may hold events stamped after its name
+                result.json_files.append(js)
+                result.bytes += js.stat().st_size
+    if dry_run or not (result.partitions or result.json_files):
+        return result
+    if not (root / _integrity.MANIFEST_NAME).exists():
+        _delete(result)
+        return result
+    key = _integrity._key_bytes(hmac_key)
+    with _integrity.folder_lock(root):
+        manifest = _integrity.load_manifest(root)
+        if "hmac" in manifest and key is None:
+            raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        gone = [p.relative_to(root).as_posix() for p in result.json_files]
+        gone += [f.relative_to(root).as_posix() for part in result.partitions for f in sorted(part.rglob("*"))
+                 if f.is_file()]
+        listed = {e.get("file") for e in manifest.get("entries", [])}
+        # The entries of deleted files stay (history, and the chain runs through them); this entry says they went.
+        entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,
+                 "removed": [g for g in gone if g in listed], "events": result.events}
+        _integrity.append_entries(root, manifest, [entry], key, format_us(now_us()))
+        _delete(result)
+    result.manifest = "recorded in the integrity manifest"
+    return result
+
+
+def _delete(result: RetentionResult) -> None:
+    for js in result.json_files:
+        js.unlink()
+    for part in result.partitions:
+        shutil.rmtree(part)

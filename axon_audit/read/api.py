@@ -1,0 +1,242 @@
+"""The read API shared by the logger and archives (`Reader`).
+
+`Reader` turns a `Snapshot` (taken by the subclass's `_snapshot`) and the
+caller's filters into answers: events newest first, LazyFrames, Arrow,
+statistics, SQL and exports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from axon_audit.exceptions import AuditTypeError
+from axon_audit.io.location import resolve
+from axon_audit.io.sinks import write_json_export
+from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+from axon_audit.model.schema import frame_to_events
+from axon_audit.query.filters import Filters
+from axon_audit.read.snapshot import Snapshot
+from axon_audit.read.sql import run_sql
+from axon_audit.store.statistics import snapshot_statistics, user_statistics
+
+__all__ = ["Reader"]
+
+
+class Reader:
+    """The read API over a `Snapshot` (implemented by `_snapshot`)."""
+
+    def _snapshot(self, include_archived: bool) -> Snapshot:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def query_events(
+        self,
+        user_id: str | Iterable[str] | None = None,
+        session_id: str | Iterable[str] | None = None,
+        operation: OperationType | str | Iterable[OperationType | str] | None = None,
+        status: EventStatus | str | Iterable[EventStatus | str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        entry_ids: Iterable[str] | None = None,
+        limit: int | None = None,
+        *,
+        include_archived: bool = False,
+        **more: Any,
+    ) -> list[AuditEvent]:
+        """Events matching every given filter, newest first.
+
+        `operation`, `status`, `user_id` and `session_id` take one value or several;
+        `entry_ids` matches events touching any of them; the time bounds are
+        inclusive (a naive datetime is local time); `start_time` after `end_time`
+        matches nothing. More filters: `event_id`, `metadata={"key": value}`
+        (str/int/bool value), `error_contains`, `min_duration_ms`, `max_duration_ms`.
+        `include_archived=True` also searches the rotated events (each event once).
+
+        Example:
+            >>> from axon_audit import AuditLogger, OperationType
+            >>> audit = AuditLogger()
+            >>> for op in ("store", "store", "recall"):
+            ...     _ = audit.log(op, user_id="user_123", entry_ids=["entry_1"], metadata={"source": "api"})
+            >>> len(audit.query_events(user_id="user_123", operation=OperationType.STORE))
+            2
+            >>> len(audit.query_events(entry_ids=["entry_1", "entry_9"], limit=1))
+            1
+            >>> len(audit.query_events(metadata={"source": "api"}, operation=["store", "recall"]))
+            3
+        """
+        f = Filters.of(dict(user_id=user_id, session_id=session_id, operation=operation, status=status,
+                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
+        _check_flag(include_archived)
+        snap = self._snapshot(include_archived)
+        return frame_to_events(snap.guard(f, lambda: snap.select(f)))
+
+    async def get_events(self, **filters: Any) -> list[AuditEvent]:
+        """`query_events` for async code (runs in a worker thread)."""
+        return await asyncio.to_thread(self.query_events, **filters)
+
+    def get_event(self, event_id: str, *, include_archived: bool = False) -> AuditEvent | None:
+        """The event with this id, or None; answered from the chunk indexes (and,
+        for archived events, from the Parquet row groups whose id range holds it).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> e = audit.log("forget", user_id="u1", entry_ids=["e1"])
+            >>> audit.get_event(e.event_id) == e, audit.get_event("evt_nope")
+            (True, None)
+        """
+        if not isinstance(event_id, str):
+            raise AuditTypeError(f"event_id must be a str, got {type(event_id).__name__}")
+        _check_flag(include_archived)
+        snap, f = self._snapshot(include_archived), Filters.build(event_id=event_id, limit=1)
+        found = snap.guard(f, lambda: snap.select(f))
+        return frame_to_events(found)[0] if found.height else None
+
+    def scan(self, *, include_archived: bool = False, **filters: Any) -> pl.LazyFrame:
+        """The events matching `filters` (as `query_events`, without `limit`) as a
+        polars LazyFrame over the in-memory chunks (and the Parquet files), in
+        logging order.
+
+        Example:
+            >>> import polars as pl
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
+            >>> audit.scan(operation="store").select(pl.len()).collect().item()
+            1
+        """
+        _check_flag(include_archived)
+        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False))
+
+    def to_arrow(self, *, include_archived: bool = False, **filters: Any) -> pa.Table:
+        """The events matching `filters` as a pyarrow Table in the canonical schema
+        (`ARROW_SCHEMA`), in logging order.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1")
+            >>> audit.to_arrow(user_id="u1").num_rows
+            1
+        """
+        _check_flag(include_archived)
+        snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
+        return snap.guard(f, lambda: snap.arrow(f))
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
+        the Parquet files and rotations still being written) and `all_events`
+        (both, each event once). Pass values as `params` (`?` or `$name`), never
+        in the query text. Thread-safe. `sql_arrow` returns Arrow instead.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1", duration_ms=5.0)
+            >>> audit.sql("SELECT user_id, sum(duration_ms) AS ms FROM events WHERE operation = ? GROUP BY 1",
+            ...           ["STORE"]).rows()
+            [('u1', 5.0)]
+        """
+
+        return pl.from_arrow(run_sql(self._snapshot(True), query, params))  # type: ignore[return-value]
+
+    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """`sql`, returning a pyarrow Table.
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> AuditLogger().sql_arrow("SELECT count(*) AS n FROM all_events").to_pylist()
+            [{'n': 0}]
+        """
+
+        return run_sql(self._snapshot(True), query, params)
+
+    def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
+        """Statistics over the events in memory (and the rotated ones with
+        `include_archived=True`).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", duration_ms=10.0); _ = audit.log("recall", status="failure", duration_ms=30.0)
+            >>> s = audit.get_statistics()
+            >>> s["total_events"], s["success_rate"], s["avg_duration_ms"]
+            (2, 0.5, 20.0)
+        """
+
+        _check_flag(include_archived)
+        snap = self._snapshot(include_archived)
+        return snap.guard(Filters(), lambda: snapshot_statistics(snap))
+
+    def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> dict[str, Any]:
+        """One user's activity over the events in memory (and the rotated ones with
+        `include_archived=True`).
+
+        Example:
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="u1"); _ = audit.log("store", user_id="u1")
+            >>> audit.get_user_statistics("u1")["most_common_operation"]
+            'STORE'
+        """
+
+        if not isinstance(user_id, str):
+            raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
+        _check_flag(include_archived)
+        # One pass picks the user's rows; the statistics then read only those.
+        snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
+        rows = snap.guard(f, lambda: snap.lazy(f).collect())
+        return user_statistics(rows.lazy(), user_id)
+
+    def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
+        """Write the events matching `filters` (as `query_events`) to `path` in the
+        export format, oldest first; return how many were written.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="user_123")
+            >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
+            1
+        """
+        path = _as_target(path, getattr(self, "_storage_options", None))
+        _check_flag(include_archived)
+        snap, f = self._snapshot(include_archived), Filters.of(filters)
+        df = snap.guard(f, lambda: snap.select(f)).reverse()
+        write_json_export(df, path)
+        return df.height
+
+    async def export_to_json(
+        self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None,
+        *, include_archived: bool = False,
+    ) -> int:
+        """The older API's export (runs in a worker thread)."""
+        return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time,
+                                       include_archived=include_archived)
+
+
+def _check_flag(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise AuditTypeError(f"include_archived must be a bool, got {type(value).__name__}")
+
+
+def _as_path(path: Any) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
+    return Path(path)
+
+
+def _as_target(path: Any, storage_options: Any = None) -> Any:
+    """Where an export goes: a local path stays a `Path`; a URI (`file://`,
+    `s3://`) becomes a `Location` (with the logger's `storage_options`)."""
+    if isinstance(path, str) and "://" in path:
+        loc = resolve(path, storage_options=storage_options)
+        return loc.local_path() if loc.is_local else loc
+    return _as_path(path)
+

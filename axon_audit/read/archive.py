@@ -1,0 +1,393 @@
+"""Export folders as a read-only source: discovery, validation, pruning, `AuditArchive`.
+
+An export folder holds `parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions
+by UTC event date) and `audit_*.json` export documents holding the same events.
+Parquet is read when present; a folder of JSON exports (or one JSON file) is
+read otherwise. Every file is checked once (by path, size and mtime) before it
+is used: a corrupt or foreign file raises `ArchiveError` naming it, or, with
+`on_error="skip"`, is left out with a warning, never silently half-read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
+from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.query.filters import Filters
+from axon_audit.read.api import Reader
+from axon_audit.read.snapshot import Snapshot
+from axon_audit.model.schema import COLUMNS, normalize_batch
+from axon_audit.store.hot import CHUNK_ROWS, Chunk
+
+__all__ = ["AuditArchive", "open_archive", "ExportFolder"]
+
+_DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})\Z")
+_STRINGISH = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+
+_cache_lock = threading.Lock()
+_checked: dict[tuple[str, int, int], str | None] = {}  # file key -> error text (None: fine)
+_json_chunks: dict[tuple[str, int, int], list[Chunk]] = {}
+
+
+def _key(path: Path | Location) -> tuple[str, int, int]:
+    if isinstance(path, Location):  # object storage: one HEAD request
+        info = path.info()
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(path.uri)
+        return (path.uri, info.size or 0, info.mtime_ns or 0)
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return any(check(t) for check in _STRINGISH)
+
+
+def _parquet_problem(path: Path | Location) -> str | None:
+    try:
+        schema = pq.read_schema(path.path, filesystem=path.fs) if isinstance(path, Location) else pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the footer means corrupt
+        return f"not a readable Parquet file ({exc})"
+    missing = [c for c in COLUMNS if c not in schema.names]
+    if missing:
+        return f"not an axon_audit events file: missing columns {missing}"
+    t = {name: schema.field(name).type for name in COLUMNS}
+    wrong = [c for c in ("event_id", "operation", "user_id", "session_id", "metadata", "status", "error_message")
+             if not _is_text(t[c])]
+    if not pa.types.is_timestamp(t["timestamp"]):
+        wrong.append("timestamp")
+    if not pa.types.is_floating(t["duration_ms"]):
+        wrong.append("duration_ms")
+    et = t["entry_ids"]
+    if not ((pa.types.is_list(et) or pa.types.is_large_list(et)) and _is_text(et.value_type)):
+        wrong.append("entry_ids")
+    if wrong:
+        return f"not an axon_audit events file: wrong types for columns {wrong}"
+    return None
+
+
+def _load_json(path: Path | Location) -> list[Chunk]:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ArchiveError(f"{path}: not a readable JSON export ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise ArchiveError(f"{path}: not an axon_audit JSON export (no 'events' list)")
+    events = doc["events"]
+    if not all(isinstance(e, dict) for e in events):
+        raise ArchiveError(f"{path}: not an axon_audit JSON export ('events' holds non-objects)")
+    if "total_events" in doc and doc["total_events"] != len(events):
+        raise ArchiveError(f"{path}: says total_events={doc['total_events']} but holds {len(events)} events")
+    # Extra keys may follow the export format's keys: keep only those.
+    rows = [{c: e.get(c) for c in COLUMNS} for e in events]
+    missing = [i for i, e in enumerate(events) if "event_id" not in e or "timestamp" not in e]
+    if missing:
+        raise ArchiveError(f"{path}: events[{missing[0]}] has no event_id or timestamp")
+    try:
+        df = normalize_batch(rows)
+    except AuditError as exc:
+        raise ArchiveError(f"{path}: {exc}") from None
+    return [Chunk.of(df.slice(s, CHUNK_ROWS).rechunk()) for s in range(0, df.height, CHUNK_ROWS)]
+
+
+# JSON files of an export folder that are not export documents (the integrity manifest).
+_NOT_EXPORTS = frozenset({"manifest.json"})
+
+
+def _json_files(folder: Path | Location) -> list[Path] | list[Location]:
+    if isinstance(folder, Location):
+        names = [folder.relative(i.path) for i in folder.files(recursive=False)]
+        return [folder / n for n in names if n.endswith(".json") and n not in _NOT_EXPORTS]
+    return sorted(f for f in folder.glob("*.json") if not f.name.startswith(".") and f.name not in _NOT_EXPORTS)
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: Path | Location
+    day: date | None
+    key: tuple[str, int, int] | None = None  # object storage: (uri, size, mtime) from the listing
+
+
+class ExportFolder:
+    """The files of one export folder (or one export file), checked and pruned.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from axon_audit.read.archive import ExportFolder
+        >>> ExportFolder(pathlib.Path(tempfile.mkdtemp())).source
+        'parquet'
+    """
+
+    def __init__(self, path: str | Path | Location, source: str = "auto", on_error: str = "raise",
+                 storage_options: StorageOptions | None = None) -> None:
+        if not isinstance(path, (str, Path, Location)):
+            raise AuditTypeError(f"path must be a str, Path or URI, got {type(path).__name__}")
+        if source not in ("auto", "parquet", "json"):
+            raise AuditValueError(f"source must be 'auto', 'parquet' or 'json', got {source!r}")
+        if on_error not in ("raise", "skip"):
+            raise AuditValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if isinstance(path, Location) or (isinstance(path, str) and "://" in path):
+            loc = resolve(path, storage_options=storage_options)
+            # A local URI is a plain folder; object storage keeps its Location.
+            self.path: Path | Location = loc.local_path() if loc.is_local else loc
+        else:
+            self.path = Path(path)
+        self.on_error = on_error
+        if source == "auto":
+            source = self._guess()
+        self.source = source
+
+    def _guess(self) -> str:
+        p = self.path
+        if isinstance(p, Location):
+            if p.is_file():
+                return "json" if p.name.lower().endswith(".json") else "parquet"
+            names = [i.path for i in p.files()]
+            if any(n.endswith(".parquet") for n in names) or not any(n.endswith(".json") for n in names):
+                return "parquet"
+            return "json"
+        if p.is_file():
+            return "json" if p.suffix.lower() == ".json" else "parquet"
+        if (p / "parquet").is_dir() or any(p.glob("date=*")) or any(p.glob("*.parquet")):
+            return "parquet"
+        if any(p.glob("*.json")):
+            return "json"
+        return "parquet"
+
+    def _problem(self, path: Path, message: str) -> None:
+        if self.on_error == "skip":
+            warnings.warn(f"axon_audit: skipped {path}: {message}", stacklevel=4)
+            return
+        raise ArchiveError(f"{path}: {message}")
+
+    # ------------------------------------------------------------------ Parquet
+
+    def _parquet_root(self) -> Path:
+        p = self.path
+        return p / "parquet" if (p / "parquet").is_dir() else p
+
+    def _remote_parts(self, p: Location) -> list[_Part]:
+        """One listing of the prefix (no request per file): the parts with their keys."""
+        if p.is_file():
+            info = p.info()
+            return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
+        root = self._parquet_root()
+        parts = []
+        for info in root.files():
+            rel = root.relative(info.path)
+            if not rel.endswith(".parquet"):
+                continue
+            m = _DATE_DIR.match(rel.split("/", 1)[0]) if "/" in rel else None
+            loc = root / rel
+            parts.append(_Part(loc, date.fromisoformat(m.group(1)) if m else None,
+                               (loc.uri, info.size or 0, info.mtime_ns or 0)))
+        return parts
+
+    def _parts(self) -> list[_Part]:
+        p = self.path
+        if isinstance(p, Location):
+            return self._remote_parts(p)
+        if p.is_file():
+            return [_Part(p, None)]
+        root = self._parquet_root()
+        if not root.is_dir():
+            return []
+        parts: list[_Part] = []
+        with os.scandir(root) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # a write in progress (atomic writes use hidden temporary names)
+            if entry.is_dir():
+                m = _DATE_DIR.match(entry.name)
+                day = date.fromisoformat(m.group(1)) if m else None
+                for f in sorted(Path(entry.path).rglob("*.parquet")):
+                    if not any(part.startswith(".") for part in f.relative_to(root).parts):
+                        parts.append(_Part(f, day))
+            elif entry.name.endswith(".parquet"):
+                parts.append(_Part(Path(entry.path), None))
+        return parts
+
+    def parts(self) -> list[_Part]:
+        """Every Parquet file now in the folder (unchecked), with its partition day."""
+        return self._parts() if self.source == "parquet" else []
+
+    def parquet_files(self, f: Filters | None = None, parts: list[_Part] | None = None) -> list[Path]:
+        """The checked Parquet files (of `parts`, default: all now) a query with
+        filters `f` has to read: files in `date=` partitions outside the filters'
+        days are not even opened."""
+        if self.source != "parquet":
+            return []
+        lo, hi = f.dates() if f is not None else (None, None)
+        out = []
+        for part in self._parts() if parts is None else parts:
+            if part.day is not None and ((lo and part.day < lo) or (hi and part.day > hi)):
+                continue
+            try:
+                key = part.key or _key(part.path)
+            except FileNotFoundError:
+                continue  # removed since listed (e.g. retention): not part of this snapshot
+            with _cache_lock:
+                known = key in _checked
+                problem = _checked.get(key)
+            if not known:
+                problem = _parquet_problem(part.path)
+                with _cache_lock:
+                    _checked[key] = problem
+            if problem is not None:
+                self._problem(part.path, problem)
+                continue
+            out.append(part.path)
+        return out
+
+    def check_readable(self, files: list[Path]) -> bool:
+        """After a read over `files` failed: read each in full, and record the
+        first that cannot be read (later reads raise naming it, or skip it).
+        Returns whether one was found."""
+        for path in files:
+            try:
+                if isinstance(path, Location):
+                    pq.read_table(path.path, filesystem=path.fs, page_checksum_verification=True)
+                else:
+                    pq.read_table(path, page_checksum_verification=True)
+            except Exception as exc:  # noqa: BLE001 - any failure to decode means corrupt
+                try:
+                    key = _key(path)
+                except FileNotFoundError:
+                    return True  # removed meanwhile: the next listing will not have it
+                with _cache_lock:
+                    _checked[key] = f"corrupt Parquet data ({type(exc).__name__}: {exc})"
+                return True
+        return False
+
+    # ------------------------------------------------------------------ JSON
+
+    def json_chunks(self) -> list[Chunk]:
+        """The events of the JSON export files, as chunks (loaded once per file version)."""
+        if self.source != "json":
+            return []
+        p = self.path
+        files = [p] if p.is_file() else _json_files(p)
+        chunks: list[Chunk] = []
+        for f in files:
+            try:
+                key = _key(f)
+            except FileNotFoundError:
+                continue
+            with _cache_lock:
+                got = _json_chunks.get(key)
+            if got is None:
+                try:
+                    got = _load_json(f)
+                except ArchiveError as exc:
+                    self._problem(f, str(exc).removeprefix(f"{f}: "))
+                    continue
+                with _cache_lock:
+                    _json_chunks[key] = got
+            chunks.extend(got)
+        return chunks
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(old=self.json_chunks(), folder=self, events_are_archived=True)
+
+
+class AuditArchive(Reader):
+    """A read-only view of an export folder written by any logger, in any process:
+    the same queries, statistics, SQL and exports as `AuditLogger`.
+
+    `path` is an `auto_export_path` folder, its `parquet/` folder, a folder of JSON
+    exports, or one JSON export file. `source` forces "parquet" or "json" (default:
+    Parquet when there is any). `on_error="skip"` leaves corrupt or foreign files
+    out with a warning instead of raising `ArchiveError`.
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import AuditLogger, AuditArchive
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     _ = audit.log("store", user_id="user_123", entry_ids=["entry_1"])
+        >>> archive = AuditArchive(folder)
+        >>> [e.user_id for e in archive.query_events(operation="STORE")]
+        ['user_123']
+        >>> archive.sql("SELECT count(*) AS n FROM archived")["n"][0]
+        1
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        source: Literal["auto", "parquet", "json"] = "auto",
+        on_error: Literal["raise", "skip"] = "raise",
+        storage_options: StorageOptions | None = None,
+    ) -> None:
+        self._folder = ExportFolder(path, source, on_error, storage_options)
+        if not self._folder.path.exists():
+            raise AuditValueError(f"path {str(path)!r} does not exist")
+
+    @property
+    def path(self) -> Path | str:
+        """The folder: a `Path`, or the URI of an object-store prefix."""
+        p = self._folder.path
+        return p.uri if isinstance(p, Location) else p
+
+    @property
+    def source(self) -> str:
+        """"parquet" or "json": which files are read."""
+        return self._folder.source
+
+    def files(self, **filters: Any) -> list[Path] | list[str]:
+        """The files a query with these filters reads (Parquet: after partition pruning).
+
+        Example:
+            >>> import tempfile
+            >>> from axon_audit import AuditArchive
+            >>> AuditArchive(tempfile.mkdtemp()).files()
+            []
+        """
+        f = Filters.of(filters)
+        if self._folder.source == "json":
+            p = self._folder.path
+            files = [p] if p.is_file() else _json_files(p)
+        else:
+            files = self._folder.parquet_files(f)
+        return [x.uri if isinstance(x, Location) else x for x in files]  # object storage: URIs
+
+    def _snapshot(self, include_archived: bool = True) -> Snapshot:
+        return self._folder.snapshot()
+
+    def __repr__(self) -> str:
+        return f"AuditArchive({str(self.path)!r}, source={self.source!r})"
+
+
+def open_archive(
+    path: str | Path,
+    *,
+    source: Literal["auto", "parquet", "json"] = "auto",
+    on_error: Literal["raise", "skip"] = "raise",
+    storage_options: StorageOptions | None = None,
+) -> AuditArchive:
+    """`AuditArchive(path, ...)`.
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import open_archive
+        >>> open_archive(tempfile.mkdtemp()).get_statistics()["total_events"]
+        0
+    """
+    return AuditArchive(path, source=source, on_error=on_error, storage_options=storage_options)

@@ -1,0 +1,139 @@
+"""The Parquet lake on any filesystem: listing, date-partition pruning, filter pushdown.
+
+A lake is what rotation writes under an export folder:
+`parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions by UTC event date),
+in a local folder or under an `s3://` prefix, from any number of writers.
+A query lists the partition folders once, opens only the files of the days its
+time bounds allow, and hands the remaining filters to pyarrow's dataset scanner
+so row groups are skipped by their statistics and only the columns asked for
+are fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.query.filters import Filters
+from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, EMPTY_FRAME, FRAME_SCHEMA
+
+__all__ = ["scan_lake", "lake_files", "lake_dataset"]
+
+_DAY = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+
+def _root(loc: Location) -> Location:
+    sub = loc / "parquet"
+    return sub if sub.is_dir() else loc
+
+
+def _day_bounds(f: Filters | None) -> tuple[date | None, date | None]:
+    if f is None:
+        return None, None
+
+    def day(us: int | None) -> date | None:
+        return None if us is None else datetime.fromtimestamp(us / 1e6, timezone.utc).date()
+
+    return day(f.start_us), day(f.end_us)
+
+
+def lake_files(
+    path: str | Location, f: Filters | None = None, *, storage_options: StorageOptions | None = None
+) -> list[pafs.FileInfo]:
+    """The Parquet files of the lake at `path` that a query with filters `f` must
+    read: whole `date=` partitions outside the time bounds are left out unopened.
+
+    Example:
+        >>> import tempfile
+        >>> from datetime import datetime, timezone
+        >>> from axon_audit import AuditLogger
+        >>> from axon_audit.read.lake import lake_files
+        >>> from axon_audit.workload import generate_events
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     _ = audit.log_batch(generate_events(100, days=3, start=datetime(2025, 1, 1, tzinfo=timezone.utc)))
+        >>> [f.path.rsplit("/", 2)[1] for f in lake_files(folder)]
+        ['date=2025-01-01', 'date=2025-01-02', 'date=2025-01-03']
+    """
+    loc = resolve(path, storage_options=storage_options)
+    lo, hi = _day_bounds(f)
+    out = []
+    for info in _root(loc).files():
+        if not info.path.endswith(".parquet"):
+            continue
+        m = _DAY.search(info.path)
+        if m and (lo or hi):
+            day = date.fromisoformat(m.group(1))
+            if (lo and day < lo) or (hi and day > hi):
+                continue
+        out.append(info)
+    return out
+
+
+def _arrow_filter(f: Filters) -> pc.Expression | None:
+    """The part of `f` that pyarrow can push into the scan (row-group statistics,
+    dictionary pages); `Filters.expr()` still runs after it, exactly."""
+    parts: list[pc.Expression] = []
+    ts = pa.timestamp("us", tz="UTC")
+    if f.start_us is not None:
+        parts.append(pads.field("timestamp") >= pa.scalar(f.start_us, ts))
+    if f.end_us is not None:
+        parts.append(pads.field("timestamp") <= pa.scalar(f.end_us, ts))
+    for col, values in (("user_id", f.user_ids), ("session_id", f.session_ids),
+                        ("operation", f.operations), ("status", f.statuses)):
+        if values is not None:
+            parts.append(pads.field(col).isin([getattr(v, "value", v) for v in values]))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out & p
+    return out
+
+
+def lake_dataset(
+    path: str | Location, f: Filters | None = None, *, storage_options: StorageOptions | None = None
+) -> pads.Dataset:
+    """A pyarrow dataset over the files `lake_files` keeps, filtered by what pyarrow
+    can push down. DuckDB reads it directly (`duckdb.sql("... FROM ds")`)."""
+    loc = resolve(path, storage_options=storage_options)
+    files = [i.path for i in lake_files(loc, f)]
+    dataset = pads.dataset(files, schema=ARROW_SCHEMA, format="parquet", filesystem=loc.fs)
+    expr = _arrow_filter(f) if f is not None else None
+    return dataset.filter(expr) if expr is not None else dataset
+
+
+def scan_lake(
+    path: str | Location, *, storage_options: StorageOptions | None = None, **filters: Any
+) -> pl.LazyFrame:
+    """The lake's events matching `filters` (the `query_events` arguments, without
+    `limit`) as a polars LazyFrame, from a local folder, `file://` or `s3://` URI.
+
+    Only the days inside `start_time`/`end_time` are listed and opened; the other
+    filters are pushed into the Parquet scan, and only the selected columns are read.
+
+    Example:
+        >>> import tempfile
+        >>> import polars as pl
+        >>> from axon_audit import AuditLogger, scan_lake
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
+        >>> scan_lake(folder, user_id="u1").select(pl.len()).collect().item()
+        1
+    """
+    f = Filters.build(**filters)
+    if f.is_empty:
+        return EMPTY_FRAME.lazy()
+    dataset = lake_dataset(path, f, storage_options=storage_options)
+    lf = pl.scan_pyarrow_dataset(dataset).select(COLUMNS).cast(dict(FRAME_SCHEMA))  # type: ignore[arg-type]
+    expr = f.expr()
+    return lf.filter(expr) if expr is not None else lf

@@ -1,0 +1,1 @@
+"""Writing: the logger facade (`logger`) and its write-ahead log (`wal`)."""

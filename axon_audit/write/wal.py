@@ -1,0 +1,473 @@
+"""The write-ahead log: accepted events on disk before (or soon after) `log_event` returns.
+
+Layout: a folder of segment files ``wal-<epoch>.log``. An *epoch* is the stretch
+of events between two rotations: a rotation cuts the log (under the same lock
+that appends, so a cut splits the event stream exactly where the rotated
+snapshot ends) and the next events go to the next epoch's file. Once a rotated
+snapshot is exported and committed to the export folder's manifest, its epochs'
+files are deleted (`release`).
+
+Record format (append-friendly; a crash can tear only the tail)::
+
+    b"AW" | kind (1 byte) | payload length (u32 LE) | CRC-32 of payload (u32 LE) | payload
+
+kind ``R``: an orjson list of buffer rows (`_models` row layout); kind ``F``: an
+Arrow IPC stream of a hot frame (from `log_batch`). Recovery reads whole
+records; a torn or corrupt region is skipped up to the next valid record and
+its size is reported (and the torn tail is cut off the file).
+
+One writer thread writes and fsyncs. Group commit: whatever was queued while the
+previous write+fsync ran goes out in the next single write+fsync, so concurrent
+callers under ``sync="always"`` share one fsync. ``sync="interval"`` fsyncs at
+most every `interval` seconds (default 5 ms) and does not wait: a crash may lose
+the events of the last interval (and never more than `MAX_LAG` events: a logger
+waits when the writer falls that far behind).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+
+from axon_audit.model.event import EventStatus, OperationType
+
+__all__ = ["WriteAheadLog", "Recovery", "SYNC_POLICIES"]
+
+log = logging.getLogger("axon_audit")
+
+SYNC_POLICIES = ("always", "interval")
+DEFAULT_INTERVAL = 0.005
+MAX_LAG = 50_000  # "interval": a logger waits when this many events are not yet fsynced
+MAGIC = b"AW"
+_HEADER = struct.Struct("<2scII")
+_SEGMENT = re.compile(r"^wal-(\d{8})\.log$")
+_RETRY_PAUSE = (0.05, 2.0)  # first and longest pause between retries of a failed write
+_REPORT_EVERY = 60.0  # seconds between error reports while writes keep failing
+
+
+class _Roll:
+    """Queue marker: the epoch before it ends here."""
+
+    __slots__ = ("epoch",)
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class _WriteFailed(Exception):
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
+
+
+class _Frame:
+    __slots__ = ("df",)
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.df = df
+
+
+def segment_path(folder: Path, epoch: int) -> Path:
+    return folder / f"wal-{epoch:08d}.log"
+
+
+def encode_record(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
+
+
+def _encode_frame(df: pl.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, df.to_arrow().schema) as writer:
+        writer.write_table(df.to_arrow())
+    return sink.getvalue()
+
+
+_OPS = {m.value: m for m in OperationType}
+_STATUSES = {m.value: m for m in EventStatus}
+
+
+def _decode_rows(payload: bytes) -> list[tuple]:
+    # Recovery only: per-row Python restores the exact tuples `log()` made.
+    rows = orjson.loads(payload)
+    return [
+        (r[0], r[1], r[2], _OPS[r[3]], r[4], r[5], tuple(r[6]), r[7], _STATUSES[r[8]], r[9], r[10])
+        for r in rows
+    ]
+
+
+def _decode_frame(payload: bytes) -> pl.DataFrame:
+    with pa.ipc.open_stream(payload) as reader:
+        df = pl.from_arrow(reader.read_all())
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
+@dataclass
+class Recovery:
+    """What a WAL folder held: per epoch, the rows and frames in log order."""
+
+    records: list[tuple[int, str, Any]] = field(default_factory=list)  # (epoch, "R"|"F", rows|frame)
+    epochs: list[int] = field(default_factory=list)
+    dropped_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(len(p) if k == "R" else p.height for _, k, p in self.records)
+
+
+def scan_segment(data: bytes) -> tuple[list[tuple[str, bytes]], list[tuple[int, int]], int]:
+    """Whole records of one segment; the (offset, length) of skipped regions; the
+    end of the last whole record."""
+    out: list[tuple[str, bytes]] = []
+    skipped: list[tuple[int, int]] = []
+    pos, n, good_end = 0, len(data), 0
+    hs = _HEADER.size
+    while pos < n:
+        ok = False
+        if pos + hs <= n:
+            magic, kind, length, crc = _HEADER.unpack_from(data, pos)
+            end = pos + hs + length
+            if magic == MAGIC and kind in (b"R", b"F") and end <= n and zlib.crc32(data[pos + hs:end]) == crc:
+                out.append((kind.decode(), data[pos + hs:end]))
+                pos = good_end = end
+                ok = True
+        if not ok:
+            nxt = data.find(MAGIC, pos + 1)
+            while nxt != -1:  # resynchronize on the next header whose CRC checks
+                if nxt + hs <= n:
+                    magic, kind, length, crc = _HEADER.unpack_from(data, nxt)
+                    end = nxt + hs + length
+                    if kind in (b"R", b"F") and end <= n and zlib.crc32(data[nxt + hs:end]) == crc:
+                        break
+                nxt = data.find(MAGIC, nxt + 1)
+            stop = n if nxt == -1 else nxt
+            skipped.append((pos, stop - pos))
+            pos = stop
+    return out, skipped, good_end
+
+
+def claim(folder: Path) -> int | None:
+    """Lock `folder` for one writer: an fd holding an exclusive flock, or None if
+    another logger (in this or another process) holds it."""
+    import fcntl
+
+    fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def existing_epochs(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SEGMENT.match(p.name)))
+
+
+def recover(folder: Path, skip_epochs: set[int] | frozenset[int] = frozenset()) -> Recovery:
+    """Read every segment (except `skip_epochs`), oldest first. A torn tail is cut
+    off its file so later appends and recoveries start from a whole record."""
+    rec = Recovery()
+    for epoch in existing_epochs(folder):
+        if epoch in skip_epochs:
+            continue
+        path = segment_path(folder, epoch)
+        data = path.read_bytes()
+        records, skipped, good_end = scan_segment(data)
+        rec.epochs.append(epoch)
+        for kind, payload in records:
+            rec.records.append((epoch, kind, _decode_rows(payload) if kind == "R" else _decode_frame(payload)))
+        for off, length in skipped:
+            rec.dropped_bytes += length
+            where = "torn tail" if off + length == len(data) else "corrupt region"
+            rec.problems.append(f"{path.name}: {where} of {length} bytes at offset {off} dropped")
+        if skipped and skipped[-1][0] + skipped[-1][1] == len(data):
+            with open(path, "r+b") as fh:  # cut the torn tail so the next append starts clean
+                fh.truncate(good_end)
+                os.fsync(fh.fileno())
+    return rec
+
+
+class WriteAheadLog:
+    """The writer side. Appends happen under `lock` (the logger also appends its
+    buffer row under it, so a cut is consistent with the buffer)."""
+
+    def __init__(self, folder: Path, sync: str = "always", interval: float = DEFAULT_INTERVAL,
+                 first_epoch: int = 1, owner: int | None = None) -> None:
+        self._owner = owner  # the fd holding the folder's lock (see `claim`)
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.always = sync == "always"
+        self.interval = interval
+        self.lock = threading.Lock()
+        self._cv = threading.Condition(self.lock)
+        self._queue: list[Any] = []
+        self.appended = 0       # items (rows, frames) appended so far: an item's sequence number
+        self.durable = 0        # items written and fsynced (or released)
+        self.failed_upto = 0    # items whose last write attempt failed (waiters give up on them)
+        self.epoch = first_epoch  # epoch receiving new appends
+        self.released_upto = first_epoch - 1
+        self.write_failures = 0
+        self.failing = False  # the last write failed: waiters do not wait for the retry
+        self._async_waiters: list[tuple[int, Any, Any]] = []
+        self.fsyncs = 0
+        self.last_error: BaseException | None = None
+        self._closed = False
+        self._fh: Any = None
+        self._fh_epoch = -1
+        self._w_epoch = first_epoch  # the epoch the writer thread's next item belongs to
+        self._thread = threading.Thread(target=self._run, name="axon-audit-wal", daemon=True)
+        self._thread.start()
+
+    # -- appending (caller holds self.lock)
+    def append_locked(self, row: tuple) -> int:
+        self._queue.append(row)
+        self.appended += 1
+        if self.always or len(self._queue) == 1:
+            self._cv.notify()
+        return self.appended
+
+    def append_frame_locked(self, df: pl.DataFrame) -> int:
+        self._queue.append(_Frame(df))
+        self.appended += 1
+        self._cv.notify()
+        return self.appended
+
+    def cut_locked(self) -> int:
+        """End the current epoch; return its number."""
+        closed = self.epoch
+        self._queue.append(_Roll(closed))
+        self.epoch += 1
+        self._cv.notify()
+        return closed
+
+    # -- waiting
+    def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
+        """True once item `seq` is fsynced; False if its write failed (or timeout)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self.durable < seq:
+                if self.failed_upto >= seq or self.failing or self._closed:
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cv.wait(left)
+            return True
+
+    async def wait_durable_async(self, seq: int) -> bool:
+        """`wait_durable` for a coroutine: the event loop runs on while the fsync is done."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self.durable >= seq:
+                return True
+            if self.failing or self._closed:
+                return False
+            self._async_waiters.append((seq, loop, fut))
+            self._cv.notify()
+        return await fut
+
+    def _wake_async_locked(self) -> None:
+        """Resolve the coroutines whose item is durable (True) or failed (False)."""
+        keep = []
+        for seq, loop, fut in self._async_waiters:
+            if self.durable >= seq:
+                result = True
+            elif self.failed_upto >= seq or self.failing or self._closed:
+                result = False
+            else:
+                keep.append((seq, loop, fut))
+                continue
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, result)
+            except RuntimeError:  # that loop is closed
+                pass
+        self._async_waiters = keep
+
+    def sync(self) -> bool:
+        """Wait until everything appended so far is durable."""
+        with self.lock:
+            seq = self.appended
+            self._cv.notify()
+        return self.wait_durable(seq)
+
+    # -- releasing
+    def release(self, upto_epoch: int) -> None:
+        """Delete the files of epochs <= `upto_epoch` (their events are exported)."""
+        with self.lock:
+            if upto_epoch <= self.released_upto:
+                return
+            self.released_upto = upto_epoch
+        for epoch in existing_epochs(self.folder):
+            if epoch <= upto_epoch:
+                segment_path(self.folder, epoch).unlink(missing_ok=True)
+        _fsync_dir(self.folder)
+
+    # -- the writer thread
+    def _run(self) -> None:
+        pause = _RETRY_PAUSE[0]
+        reported = 0.0
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+            if self.always:
+                time.sleep(0)  # let callers woken by the last fsync append first: fewer, fuller fsyncs
+            with self._cv:
+                if not self._queue and self._closed:
+                    return
+                items, self._queue = self._queue, []
+                upto = self.appended
+                released = self.released_upto
+            done = 0
+            try:
+                done = self._write(items, released)
+            except _WriteFailed as failed:
+                done = failed.done
+                with self._cv:
+                    left = items[done:]
+                    self._queue[:0] = left  # keep what is not on disk, in order
+                    self.durable = upto - sum(1 for it in left if type(it) is not _Roll)
+                    self.failed_upto = upto
+                    self.failing = True
+                    self.write_failures += 1
+                    self.last_error = failed.__cause__
+                    self._wake_async_locked()
+                    self._cv.notify_all()
+                if time.monotonic() - reported > _REPORT_EVERY:  # report, but do not flood the log
+                    reported = time.monotonic()
+                    log.error("axon_audit: write-ahead log write failed (%d so far; events kept in memory, "
+                              "retried): %s", self.write_failures, failed.__cause__)
+                self._close_fh()
+                with self._cv:
+                    if self._closed:  # closing: stop retrying (the events are in memory, not durable)
+                        return
+                    self._cv.wait(pause)  # close() wakes it
+                pause = min(pause * 2, _RETRY_PAUSE[1])
+                continue
+            with self._cv:
+                self.durable = upto
+                self.fsyncs += 1
+                if self.failing:
+                    self.failing = False
+                    log.warning("axon_audit: write-ahead log writes succeed again")
+                if self._async_waiters:
+                    self._wake_async_locked()
+                self._cv.notify_all()
+            pause = _RETRY_PAUSE[0]
+            if not self.always and self.interval > 0:
+                time.sleep(self.interval)  # group the next interval's events into one fsync
+
+    def _write(self, items: list[Any], released: int) -> int:
+        """Write `items` (rows, frames, roll markers) with one fsync per epoch touched;
+        returns len(items). On failure raises `_WriteFailed` with how many items
+        are on disk, so a retry writes none of them twice."""
+        rows: list[tuple] = []
+        chunks: list[bytes] = []
+        done = 0
+
+        def seal_rows() -> None:
+            if rows:
+                chunks.append(encode_record(b"R", orjson.dumps(rows)))
+                rows.clear()
+
+        def flush_to(epoch: int, upto: int) -> None:
+            nonlocal done
+            seal_rows()
+            if chunks and epoch > released:  # a released epoch's events are exported: skip them
+                try:
+                    fh = self._open(epoch)
+                    fh.write(b"".join(chunks))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except BaseException as exc:
+                    raise _WriteFailed(done) from exc
+            chunks.clear()
+            done = upto
+
+        for i, item in enumerate(items):
+            if type(item) is tuple:
+                rows.append(item)
+            elif type(item) is _Frame:
+                seal_rows()
+                chunks.append(encode_record(b"F", _encode_frame(item.df)))
+            else:  # _Roll: the items so far end its epoch
+                flush_to(self._w_epoch, i + 1)
+                self._close_fh()
+                self._w_epoch = item.epoch + 1
+        flush_to(self._w_epoch, len(items))
+        return len(items)
+
+    def _open(self, epoch: int) -> Any:
+        if self._fh is None or self._fh_epoch != epoch:
+            self._close_fh()
+            path = segment_path(self.folder, epoch)
+            new = not path.exists()
+            self._fh = open(path, "ab")
+            self._fh_epoch = epoch
+            if new:
+                _fsync_dir(self.folder)
+        return self._fh
+
+    def _close_fh(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
+
+    def close(self, timeout: float = 10.0) -> None:
+        if not self.failing:
+            self.sync_quietly(timeout)
+        with self._cv:
+            self._closed = True
+            self._wake_async_locked()
+            self._cv.notify_all()
+        self._thread.join(timeout)
+        self._close_fh()
+        if self._owner is not None:
+            os.close(self._owner)  # releases the folder for the next logger
+            self._owner = None
+
+    def sync_quietly(self, timeout: float) -> None:
+        with self.lock:
+            seq = self.appended
+        self.wait_durable(seq, timeout)
+
+
+def _resolve(fut: Any, result: bool) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
