@@ -76,7 +76,7 @@ def main() -> None:
     audit = AuditLogger(max_events=big)
     for _ in range(n):
         audit.log("store", **ARGS)
-    df = pl.concat(audit._frames())
+    df = audit.scan().collect()
     objects = event_objects(df)
     t0 = time.perf_counter()
     _integrity.chain_column(objects, _integrity.GENESIS)

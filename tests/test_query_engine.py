@@ -376,7 +376,7 @@ def test_a_rotation_being_written_is_counted_once(tmp_path):
     audit.log_batch(_with_ids(generate_events(200, seed=1, start=START, days=1.0)))  # rotation 1
     audit.flush()
     gate = threading.Event()
-    audit._writer.submit(gate.wait)  # the writer thread now waits on the gate
+    audit._exporter.submit_call(gate.wait)  # the writer thread now waits on the gate
     audit.log_batch(_with_ids(generate_events(200, seed=2, start=START, days=1.0), node="bbbbbb"))  # rotation 2
     _ = audit.log("recall", user_id="live")
     try:
@@ -390,7 +390,7 @@ def test_a_rotation_being_written_is_counted_once(tmp_path):
 
         assert counts() == (401,) * 4
         # The rotation's first file lands while the rest is still being written.
-        job = audit._pending[0]
+        job = audit._exporter.pending[0]
         early = write_parquet_partitions(job.df.head(50), tmp_path / "parquet")
         assert counts() == (401,) * 4
         for p in early:

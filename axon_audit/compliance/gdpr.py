@@ -24,6 +24,7 @@ from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.io.location import local_folder
 from axon_audit.display.html import card, table
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.write.targets import FolderTarget
 from axon_audit.model.event import format_us, now_us, parse_timestamp
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
 from axon_audit.io.sinks import (
@@ -485,23 +486,9 @@ def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any
 
 
 def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None) -> None:
-    """Write `df` as one more export of a sealed folder (JSON + Parquet, chained, listed)."""
-    from axon_audit.io.sinks import event_objects, plan_parquet, unique_json_path, write_parquet_planned
-
-    with _integrity.folder_lock(root):
-        manifest = _integrity.load_manifest(root)
-        start = _integrity.chain_end(manifest, "json")
-        df = df.sort("timestamp", maintain_order=True)
-        objects = event_objects(df)
-        df = df.with_columns(_integrity.chain_column(objects, start))
-        json_path = write_json_export(df, unique_json_path(root), replace=False, objects=objects)
-        plan = plan_parquet(df, root / "parquet")
-        parts = write_parquet_planned(df, plan)
-        entries = [_integrity.file_entry(root, json_path, "json", df, start)]
-        for path, (_, a, n) in zip(parts, plan):
-            prev = start if a == 0 else df["chain"][a - 1]
-            entries.append(_integrity.file_entry(root, path, "parquet", df.slice(a, n), prev))
-        _integrity.append_entries(root, manifest, entries, key, format_us(now_us()))
+    """Write `df` as one more export of a sealed folder (JSON + Parquet, chained, listed):
+    the rotation's own commit protocol, through the folder's export target."""
+    FolderTarget(root, key).append(df)
 
 
 def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:

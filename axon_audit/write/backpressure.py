@@ -1,0 +1,88 @@
+"""Backpressure: when the logger must not accept an event, and what it does then.
+
+Two reasons refuse an event: the caller chose `fail_closed=True` and exports or
+the write-ahead log are failing, or the export backlog reached `max_backlog`.
+Then `backlog_policy="raise"` (and fail-closed) raise `AuditUnavailableError`;
+"block" waits, retrying the exports, until there is room. The logging path
+tests one flag (`refusing`), kept current by the logger after every change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from axon_audit.exceptions import AuditUnavailableError
+from axon_audit.io.location import Location
+from axon_audit.write.durability import WalLane
+from axon_audit.write.exporter import Exporter
+
+__all__ = ["BACKLOG_POLICIES", "Backpressure"]
+
+BACKLOG_POLICIES = ("block", "raise")
+_BLOCK_PAUSE = (0.01, 1.0)  # first and longest pause between export retries while blocked
+
+
+class Backpressure:
+    """The refusal rule of one logger and its counters."""
+
+    def __init__(self, max_backlog: int | None, policy: str, fail_closed: bool, *,
+                 root: Path | Location | None = None, lane: WalLane | None = None) -> None:
+        self.max_backlog = max_backlog
+        self.policy = policy
+        self.fail_closed = fail_closed
+        self.root = root
+        self.lane = lane
+        self.exporter: Exporter | None = None  # set once the exporter exists (it reports here)
+        self.refusing = False  # checked by log() before it accepts an event
+        self.refused = 0
+        self.blocked_waits = 0
+
+    def counters(self) -> dict[str, object]:
+        return {"refused_events": self.refused, "blocked_waits": self.blocked_waits,
+                "max_backlog": self.max_backlog, "backlog_policy": self.policy, "fail_closed": self.fail_closed}
+
+    def reason_locked(self) -> str | None:
+        """Why log() must not accept a new event now (None: it may)."""
+        exporter, lane, root = self.exporter, self.lane, self.root
+        pending = exporter.pending_events if exporter is not None else 0
+        last_error = exporter.last_error if exporter is not None else None
+        if self.fail_closed:
+            if exporter is not None and exporter.failing:
+                return (f"fail_closed: exports to {root} are failing "
+                        f"({pending} events wait in memory): {last_error}")
+            wal = lane.wal if lane is not None else None
+            if wal is not None and wal.failed_upto > wal.durable:
+                return f"fail_closed: the write-ahead log {lane.path if lane else ''} cannot be written: {wal.last_error}"
+        if self.max_backlog is not None and pending >= self.max_backlog:
+            return (f"backlog full: {pending} events wait for export to {root} "
+                    f"(max_backlog={self.max_backlog}); last error: {last_error}")
+        return None
+
+    def update_locked(self) -> None:
+        """Renew `refusing` after the backlog or a failure changed (under the logger's lock)."""
+        self.refusing = self.reason_locked() is not None
+
+    def gate(self, lock: threading.RLock, flush: Callable[[], None]) -> None:
+        """Before accepting an event while refusing: raise (fail-closed or
+        backlog_policy="raise") or block, retrying the exports, until there is room.
+        `flush` retries the exports and waits for them."""
+        pause = _BLOCK_PAUSE[0]
+        while True:
+            with lock:
+                why = self.reason_locked()
+                if why is None:
+                    self.refusing = False
+                    return
+                if self.fail_closed or self.policy == "raise":
+                    self.refused += 1
+                    raise AuditUnavailableError(f"event refused: {why}")
+                self.blocked_waits += 1
+            flush()
+            with lock:
+                if self.reason_locked() is None:
+                    continue
+            time.sleep(pause)
+            pause = min(pause * 2, _BLOCK_PAUSE[1])

@@ -1,0 +1,118 @@
+"""The logger's settings, checked once: every bad argument named with what was expected.
+
+Example:
+    >>> from axon_audit.write.config import LoggerConfig
+    >>> LoggerConfig.check(max_events=0)
+    Traceback (most recent call last):
+    ...
+    axon_audit.exceptions.AuditValueError: max_events must be >= 1, got 0
+    >>> LoggerConfig.check(auto_export_path="file:///srv/audit").export_root.as_posix()
+    '/srv/audit'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.integrity.manifest import _key_bytes
+from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.write import wal as _wal
+from axon_audit.write.backpressure import BACKLOG_POLICIES
+
+__all__ = ["DEFAULT_FLUSH_SIZE", "LoggerConfig"]
+
+DEFAULT_FLUSH_SIZE = 16_384
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class LoggerConfig:
+    """`AuditLogger`'s arguments, validated (see `AuditLogger` for each one)."""
+
+    max_events: int
+    export_root: Path | Location | None
+    rotation: bool
+    flush_size: int
+    wal_path: Path | None
+    wal_sync: str
+    wal_interval: float
+    hmac_key: bytes | None
+    max_backlog: int | None
+    backlog_policy: str
+    fail_closed: bool
+    storage_options: StorageOptions | None
+
+    @classmethod
+    def check(
+        cls,
+        max_events: Any = 10000,
+        auto_export_path: Any = None,
+        enable_rotation: Any = True,
+        *,
+        flush_size: Any = DEFAULT_FLUSH_SIZE,
+        wal_path: Any = None,
+        wal_sync: Any = "always",
+        wal_interval: Any = _wal.DEFAULT_INTERVAL,
+        hmac_key: Any = None,
+        max_backlog: Any = None,
+        backlog_policy: Any = "block",
+        fail_closed: Any = False,
+        storage_options: Any = None,
+    ) -> LoggerConfig:
+        if not _is_int(max_events):
+            raise AuditTypeError(f"max_events must be an int, got {type(max_events).__name__}")
+        if max_events < 1:
+            raise AuditValueError(f"max_events must be >= 1, got {max_events}")
+        if not _is_int(flush_size) or flush_size < 1:
+            raise AuditValueError(f"flush_size must be an int >= 1, got {flush_size!r}")
+        if wal_path is not None and not isinstance(wal_path, (str, Path)):
+            raise AuditTypeError(f"wal_path must be a path or None, got {type(wal_path).__name__}")
+        if wal_path is not None and auto_export_path is None:
+            raise AuditValueError("wal_path needs auto_export_path: the log is truncated once its events are exported")
+        if wal_sync not in _wal.SYNC_POLICIES:
+            raise AuditValueError(f"wal_sync must be one of {_wal.SYNC_POLICIES}, got {wal_sync!r}")
+        if isinstance(wal_interval, bool) or not isinstance(wal_interval, (int, float)) or not 0 <= wal_interval <= 10:
+            raise AuditValueError(f"wal_interval must be a number of seconds in [0, 10], got {wal_interval!r}")
+        if max_backlog is not None and (not _is_int(max_backlog) or max_backlog < 1):
+            raise AuditValueError(f"max_backlog must be an int >= 1 or None, got {max_backlog!r}")
+        if backlog_policy not in BACKLOG_POLICIES:
+            raise AuditValueError(f"backlog_policy must be one of {BACKLOG_POLICIES}, got {backlog_policy!r}")
+        if not isinstance(fail_closed, bool):
+            raise AuditTypeError(f"fail_closed must be a bool, got {type(fail_closed).__name__}")
+        return cls(
+            max_events=max_events,
+            export_root=export_root(auto_export_path, storage_options),
+            rotation=bool(enable_rotation),
+            flush_size=flush_size,
+            wal_path=Path(wal_path) if wal_path is not None else None,
+            wal_sync=wal_sync,
+            wal_interval=float(wal_interval),
+            hmac_key=_key_bytes(hmac_key),
+            max_backlog=max_backlog,
+            backlog_policy=backlog_policy,
+            fail_closed=fail_closed,
+            storage_options=storage_options,
+        )
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the slower, guarded append (WAL, backlog bound, fail-closed) runs."""
+        return self.wal_path is not None or self.max_backlog is not None or self.fail_closed
+
+
+def export_root(path: Any, storage_options: StorageOptions | None) -> Path | Location | None:
+    """A local folder stays a `Path` (as given); a URI becomes a `Location`."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, Path)):
+        raise AuditTypeError(f"auto_export_path must be a path, a URI or None, got {type(path).__name__}")
+    if not (isinstance(path, str) and "://" in path):
+        return Path(path)
+    loc = resolve(path, storage_options=storage_options, argument="auto_export_path")
+    return loc.local_path() if loc.is_local else loc

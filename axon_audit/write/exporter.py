@@ -1,0 +1,121 @@
+"""The exporter: rotated snapshots written in order by one writer thread.
+
+Jobs are exported in logging order (a job never lands before an earlier one
+that failed), all or nothing: a failed try is undone and its events stay in
+memory, queryable, until a later rotation or `flush()` retries it. The logger
+learns of each commit or failure through one callback; the exporter never
+calls back into the logger otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, RecordFn
+
+__all__ = ["NO_EXPORT_COUNTERS", "Exporter"]
+
+#: The counters of a logger without an export folder.
+NO_EXPORT_COUNTERS: dict[str, Any] = {"exported_events": 0, "pending_export_events": 0, "export_failures": 0,
+                                      "last_export_error": None}
+
+log = logging.getLogger("axon_audit")
+
+
+class Exporter:
+    """Writes `ExportJob`s through an `ExportTarget`, one at a time, in order.
+
+    `lock` is the logger's lock (the pending list is part of what a read
+    snapshots); `on_done(job, error)` runs under it after each commit
+    (`error` None) or failure; `record(job)` gives the write-ahead log's
+    job-record function for a job (None without a WAL).
+    """
+
+    def __init__(self, target: ExportTarget, lock: threading.RLock,
+                 on_done: Callable[[ExportJob, BaseException | None], None],
+                 record: Callable[[ExportJob], RecordFn | None]) -> None:
+        self.target = target
+        self._lock = lock
+        self._on_done = on_done
+        self._record = record
+        self.pending: list[ExportJob] = []  # oldest first, until committed
+        self.pending_events = 0
+        self.exported_events = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._futures: list[Future[None]] = []
+        self._writer: ThreadPoolExecutor | None = None
+
+    def counters(self) -> dict[str, Any]:
+        return {"exported_events": self.exported_events, "pending_export_events": self.pending_events,
+                "export_failures": self.failures, "last_export_error": self.last_error}
+
+    @property
+    def failing(self) -> bool:
+        return any(j.failed for j in self.pending)
+
+    def add_locked(self, job: ExportJob) -> None:
+        """Queue a new job (the caller holds the lock) and start writing it."""
+        self.pending.append(job)
+        self.pending_events += job.df.height
+        self.submit_locked(job)
+
+    def retry_failed_locked(self) -> None:
+        for job in self.pending:
+            if job.failed:
+                self.submit_locked(job)
+
+    def submit_locked(self, job: ExportJob) -> None:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-export")
+        job.failed = False
+        self._futures = [f for f in self._futures if not f.done()]
+        try:
+            self._futures.append(self._writer.submit(self._write, job))
+        except RuntimeError:  # interpreter shutdown: the pool is gone, write here
+            self._write(job)
+
+    def in_flight_locked(self) -> list[Future[None]]:
+        """The writes started so far and not finished."""
+        return [f for f in self._futures if not f.done()]
+
+    def submit_call(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run `fn` on the writer thread, after the writes queued so far (tests hold it with this)."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-export")
+            return self._writer.submit(fn)
+
+    def _write(self, job: ExportJob) -> None:
+        """Write one snapshot and commit it, then report; on failure undo and report."""
+        with self._lock:
+            if job not in self.pending:
+                return
+            earlier = self.pending[: self.pending.index(job)]
+            if any(j.failed for j in earlier):  # keep export order = logging order
+                job.failed = True
+                return
+        attempt = Attempt()
+        try:
+            df = job.df.sort("timestamp", maintain_order=True)
+            self.target.export(job, df, attempt, self._record(job))
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the events in memory
+            attempt.undo()
+            with self._lock:
+                job.failed = True
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._on_done(job, exc)
+            log.error("axon_audit: export of %d events to %s failed, kept in memory for retry: %s",
+                      job.df.height, getattr(self.target, "root", "?"), exc)
+            return
+        with self._lock:
+            job.files = attempt.written
+            job.done = True
+            self.pending.remove(job)
+            self.pending_events -= job.df.height
+            self.exported_events += job.df.height
+            self._on_done(job, None)

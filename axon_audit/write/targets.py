@@ -1,0 +1,261 @@
+"""Export targets: the commit protocol of one export, written once per storage kind.
+
+An export is one rotated snapshot written as a JSON export document plus one
+Parquet part per UTC day, chained and then committed to an integrity manifest.
+The manifest write is the commit point: before it, the export's files are
+unlisted and are undone on failure; after it, they are evidence.
+
+- `FolderTarget`: a local folder, shared by any number of writers (threads or
+  processes) through the folder lock and its one ``manifest.json`` chain.
+- `ObjectStoreTarget`: an object-store prefix, where writers never coordinate:
+  each logger commits to its own writer manifest (see `integrity.manifest`).
+
+Every writer of export evidence goes through a target: the logger's exporter,
+GDPR's sealed rewrite (`append`), and write-ahead-log recovery, which asks the
+target what a commit left listed (`committed_files`) and removes the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import polars as pl
+
+from axon_audit.integrity import manifest as _integrity
+from axon_audit.io.location import Location
+from axon_audit.io.sinks import (
+    event_objects,
+    plan_parquet,
+    put_export,
+    unique_json_path,
+    write_json_export,
+    write_parquet_planned,
+)
+from axon_audit.model.event import format_us, now_us
+
+__all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
+
+#: Called with an export's planned file names (and, on object storage, the manifest
+#: that will commit them) before anything is written; returns the job record it made.
+RecordFn = Callable[[list[str], "str | None"], "Path | None"]
+
+
+@dataclass(eq=False)
+class ExportJob:
+    """A rotated snapshot on its way to disk; queryable as archived until written.
+
+    `wal_first`..`wal_last`: the write-ahead log epochs holding exactly these
+    events (None without a WAL); they are deleted once the export is committed.
+    """
+
+    df: pl.DataFrame
+    at: datetime
+    failed: bool = False
+    files: list[Any] = field(default_factory=list)
+    wal_first: int | None = None
+    wal_last: int | None = None
+    done: bool = False
+    # Object storage: the JSON object and Parquet plan of the first attempt. A retry
+    # reuses the names, so objects of an attempt whose commit is in doubt are overwritten,
+    # never left beside a second copy.
+    remote: tuple[Any, list[Any]] | None = None
+
+
+@dataclass(eq=False)
+class Attempt:
+    """What one try of an export has written so far (undone if it fails)."""
+
+    written: list[Any] = field(default_factory=list)
+    job_file: Path | None = None
+
+    def undo(self) -> None:
+        """Remove what this try wrote, so a retry writes no duplicate."""
+        for path in self.written:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # the store refuses even that: verify will name the stray file
+                pass
+        if self.job_file is not None:
+            self.job_file.unlink(missing_ok=True)
+
+
+def _parquet_entries(names: list[str], plan: list[Any], df: pl.DataFrame, start: str,
+                     entry: Callable[[str, pl.DataFrame, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One manifest entry per Parquet part: each part's chain starts where the
+    previous event's ends."""
+    out = []
+    for name, (_, a, n) in zip(names, plan, strict=True):
+        prev = start if a == 0 else df["chain"][a - 1]
+        out.append(entry(name, df.slice(a, n), prev))
+    return out
+
+
+class ExportTarget(Protocol):
+    """Where a logger's exports are written and committed."""
+
+    def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
+        """Chain, write and commit `df` (the job's events in time order); raises on
+        failure, having listed in `attempt` what must be undone."""
+
+    def recovering(self) -> contextlib.AbstractContextManager[None]:
+        """Held while recovery undoes exports that a crash cut off."""
+
+    def committed_files(self, record: dict[str, Any]) -> set[str]:
+        """The files the commit point of a WAL job `record` lists (raises when the
+        store cannot tell, so recovery never deletes committed files by guess)."""
+
+    def remove(self, name: str) -> None:
+        """Delete the export file `name` (relative to the root), if it is there."""
+
+
+class FolderTarget:
+    """A local export folder under its lock, with one manifest chain for every writer.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import polars as pl
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> from axon_audit.write.targets import FolderTarget
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> files = FolderTarget(root, key=None).append(normalize_batch([{"operation": "STORE"}]))
+        >>> sorted(p.suffix for p in files), (root / "manifest.json").exists()
+        (['.json', '.parquet'], True)
+    """
+
+    def __init__(self, root: Path, key: bytes | None) -> None:
+        self.root = root
+        self.key = key
+        self._listed: set[str] | None = None  # recovery: the manifest's files, read once
+
+    def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
+        root = self.root
+        objects = event_objects(df)
+        with _integrity.folder_lock(root):
+            manifest = _integrity.load_manifest(root)
+            start = _integrity.chain_end(manifest, "json")
+            df = df.with_columns(_integrity.chain_column(objects, start))
+            json_path = unique_json_path(root, job.at)
+            plan = plan_parquet(df, root / "parquet")
+            planned = [Path(p).relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+            if record is not None:
+                attempt.job_file = record(planned, None)
+            json_path = write_json_export(df, json_path, replace=False, objects=objects)
+            attempt.written.append(json_path)
+            attempt.written += write_parquet_planned(df, plan)
+            entries = [_integrity.file_entry(root, Path(json_path), "json", df, start)]
+            entries += _parquet_entries([p for p, _, _ in plan], plan, df, start,
+                                        lambda p, part, prev: _integrity.file_entry(root, p, "parquet", part, prev))
+            try:
+                _integrity.append_entries(root, manifest, entries, self.key, format_us(now_us()))
+            except BaseException:
+                if not self._committed(planned):  # the commit landed although its last step raised
+                    raise
+
+    def append(self, df: pl.DataFrame) -> list[Path]:
+        """Write `df` as one more sealed export of the folder (all or nothing) and
+        return its files: the same protocol as a rotation, outside any logger."""
+        attempt = Attempt()
+        try:
+            self.export(ExportJob(df, datetime.now(timezone.utc)), df.sort("timestamp", maintain_order=True),
+                        attempt, None)
+        except BaseException:
+            attempt.undo()
+            raise
+        return attempt.written
+
+    def _committed(self, planned: list[str]) -> bool:
+        try:
+            listed = {e.get("file") for e in _integrity.load_manifest(self.root).get("entries", [])}
+        except Exception:  # noqa: BLE001 - unreadable: not committed
+            return False
+        return bool(planned) and all(f in listed for f in planned)
+
+    @contextlib.contextmanager
+    def recovering(self) -> Iterator[None]:
+        # Other writers of the folder may be exporting: undo only under the lock.
+        with _integrity.folder_lock(self.root):
+            _integrity.remove_stale_temps(self.root)
+            self._listed = None
+            try:
+                yield
+            finally:
+                self._listed = None
+
+    def committed_files(self, record: dict[str, Any]) -> set[str]:
+        if self._listed is None:
+            self._listed = {e.get("file") for e in _integrity.load_manifest(self.root).get("entries", [])}
+        return self._listed
+
+    def remove(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+
+class ObjectStoreTarget:
+    """An object-store prefix: no lock there, so this logger commits to its own
+    writer manifest, written only by its one export thread."""
+
+    def __init__(self, root: Location, key: bytes | None) -> None:
+        self.root = root
+        self.key = key
+        self.manifest: _integrity.WriterManifest | None = None  # made at the first export
+        self._listed: dict[str, set[str]] = {}
+
+    def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
+        root = self.root
+        if self.manifest is None:
+            self.manifest = _integrity.WriterManifest(root, self.key)
+        manifest = self.manifest
+        objects = event_objects(df)
+        start = manifest.chain_end("json")
+        df = df.with_columns(_integrity.chain_column(objects, start))
+        if job.remote is None:
+            job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))
+        json_path, plan = job.remote
+        names = [root.relative(p.path) for p in [json_path, *(p for p, _, _ in plan)]]
+        if record is not None:
+            attempt.job_file = record(names, manifest.commit_name)
+        attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
+        digests = put_export(df, json_path, plan, objects)
+        entries = [_integrity.object_entry(names[0], "json", df, start, digests[0])]
+        by_name = dict(zip(names[1:], digests[1:], strict=True))
+        entries += _parquet_entries(names[1:], plan, df, start,
+                                    lambda n, part, prev: _integrity.object_entry(n, "parquet", part, prev,
+                                                                                  by_name[n]))
+        try:
+            manifest.commit(entries, format_us(now_us()))
+        except BaseException:
+            try:
+                landed = manifest.landed()
+            except OSError:
+                # Cannot tell whether the commit took effect: keep the objects and the WAL's
+                # job record (recovery decides from the manifest); the retry reuses the names.
+                attempt.written, attempt.job_file = [], None
+                raise
+            if not landed:
+                raise
+
+    def recovering(self) -> contextlib.AbstractContextManager[None]:
+        # Each job names the writer manifest that commits it; only this WAL's logger wrote
+        # those files and that manifest, so no lock is needed to undo what it left halfway.
+        self._listed = {}
+        return contextlib.nullcontext()
+
+    def committed_files(self, record: dict[str, Any]) -> set[str]:
+        name = record.get("manifest")
+        if not name:
+            return set()
+        if name not in self._listed:
+            self._listed[name] = _integrity.listed_files(self.root, name)
+        return self._listed[name]
+
+    def remove(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+
+def target_for(root: Path | Location, key: bytes | None) -> FolderTarget | ObjectStoreTarget:
+    """The target of an export root: a local folder or an object-store prefix."""
+    return ObjectStoreTarget(root, key) if isinstance(root, Location) else FolderTarget(root, key)
