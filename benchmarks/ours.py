@@ -62,13 +62,13 @@ class Ours(Backend):
         from axon_audit.io.sinks import write_parquet_partitions
 
         self.audit.flush()
-        frame = pl.concat([c.df for c in self.audit._store.chunks], rechunk=False)  # as rotation does
+        frame = pl.concat([c.df for c in self.audit._hot.store.chunks], rechunk=False)  # as rotation does
         write_parquet_partitions(frame, folder)
         return frame.height
 
     def memory_bytes(self) -> int | None:
         self.audit.flush()
-        return sum(c.df.estimated_size() for c in self.audit._store.chunks)
+        return sum(c.df.estimated_size() for c in self.audit._hot.store.chunks)
 
     def close(self) -> None:
         self.audit = AuditLogger(max_events=NO_ROTATION)

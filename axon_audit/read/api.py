@@ -8,18 +8,19 @@ statistics, SQL and exports.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.io.location import resolve
+from axon_audit.io.location import StorageOptions, resolve
 from axon_audit.io.sinks import write_json_export
 from axon_audit.model.event import AuditEvent, EventStatus, OperationType
-from axon_audit.model.schema import frame_to_events
+from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import run_sql
@@ -30,6 +31,8 @@ __all__ = ["Reader"]
 
 class Reader:
     """The read API over a `Snapshot` (implemented by `_snapshot`)."""
+
+    _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
 
     def _snapshot(self, include_archived: bool) -> Snapshot:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -171,7 +174,13 @@ class Reader:
 
         _check_flag(include_archived)
         snap = self._snapshot(include_archived)
-        return snap.guard(Filters(), lambda: snapshot_statistics(snap))
+        stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
+        stats.update(self._counters())
+        return stats
+
+    def _counters(self) -> dict[str, Any]:
+        """The source's own counters, added to `get_statistics` (a logger's: memory, exports, WAL)."""
+        return {}
 
     def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> dict[str, Any]:
         """One user's activity over the events in memory (and the rotated ones with
@@ -205,11 +214,28 @@ class Reader:
             >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
             1
         """
-        path = _as_target(path, getattr(self, "_storage_options", None))
+        target = _as_target(path, self._storage_options)
         _check_flag(include_archived)
         snap, f = self._snapshot(include_archived), Filters.of(filters)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
-        write_json_export(df, path)
+        write_json_export(df, target)
+        return df.height
+
+    def export_events(self, events: Iterable[AuditEvent] | pl.DataFrame, path: str | Path) -> int:
+        """Write the given events (in their order) to `path` in the export format.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="user_123")
+            >>> events = audit.query_events(user_id="user_123")
+            >>> audit.export_events(events, pathlib.Path(tempfile.mkdtemp()) / "user_123_audit.json")
+            1
+        """
+        target = _as_target(path, self._storage_options)
+        df = events if isinstance(events, pl.DataFrame) else events_to_frame(events)
+        write_json_export(df, target)
         return df.height
 
     async def export_to_json(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from axon_audit.exceptions import AuditUnavailableError
 from axon_audit.io.location import Location
@@ -54,8 +54,8 @@ class Backpressure:
                 return (f"fail_closed: exports to {root} are failing "
                         f"({pending} events wait in memory): {last_error}")
             wal = lane.wal if lane is not None else None
-            if wal is not None and wal.failed_upto > wal.durable:
-                return f"fail_closed: the write-ahead log {lane.path if lane else ''} cannot be written: {wal.last_error}"
+            if lane is not None and wal is not None and wal.failed_upto > wal.durable:
+                return f"fail_closed: the write-ahead log {lane.path} cannot be written: {wal.last_error}"
         if self.max_backlog is not None and pending >= self.max_backlog:
             return (f"backlog full: {pending} events wait for export to {root} "
                     f"(max_backlog={self.max_backlog}); last error: {last_error}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
@@ -29,7 +30,7 @@ from axon_audit.write.targets import ExportJob
 __all__ = ["HotBuffer", "Rows"]
 
 
-class Rows(list):  # type: ignore[type-arg]  # row tuples of mixed types
+class Rows(list[tuple[Any, ...]]):
     """The append buffer: a plain list that also carries the length at which the
     next flush or rotation check is due."""
 

@@ -18,9 +18,10 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 
 import orjson
 
@@ -165,7 +166,10 @@ class WalLane:
             job_file = self.path / f"job-{job.wal_last:08d}.json"
             body = orjson.dumps({"first_epoch": job.wal_first, "last_epoch": job.wal_last, "files": planned,
                                  **({"manifest": manifest} if manifest else {})})
-            atomic_write(job_file, lambda fh: fh.write(body))
+            def put(fh: IO[bytes]) -> None:
+                fh.write(body)
+
+            atomic_write(job_file, put)
             return job_file
 
         return record

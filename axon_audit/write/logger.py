@@ -22,19 +22,17 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from concurrent.futures import wait
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
-import polars as pl
 
 from axon_audit.compliance.pii import PIIRedactor, as_redactor
 from axon_audit.display.html import logger_card
 from axon_audit.exceptions import ExportError
 from axon_audit.io.location import Location, StorageOptions
-from axon_audit.io.sinks import write_json_export
 from axon_audit.model.event import (
     IDS,
     AuditEvent,
@@ -47,8 +45,8 @@ from axon_audit.model.event import (
     coerce_status,
     encode_metadata,
 )
-from axon_audit.model.schema import events_to_frame, normalize_batch
-from axon_audit.read.api import Reader, _as_target
+from axon_audit.model.schema import normalize_batch
+from axon_audit.read.api import Reader
 from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.write import wal as _wal
@@ -119,7 +117,6 @@ class AuditLogger(Reader):
         1
     """
 
-
     def __init__(
         self,
         max_events: int = 10000,
@@ -149,34 +146,22 @@ class AuditLogger(Reader):
         lane = self._lane = WalLane(cfg.wal_path) if cfg.wal_path is not None else None
         bp = self._bp = Backpressure(cfg.max_backlog, cfg.backlog_policy, cfg.fail_closed, root=cfg.export_root,
                                      lane=lane)
-        self._exporter: Exporter | None = None
-        folder = None
-        if cfg.export_root is not None:
-            def export_done(job: ExportJob, error: BaseException | None) -> None:
-                # Components only (no reference back to the logger: a logger holds its WAL folder
-                # until it is collected, and a cycle would delay that).
-                if error is None and job.wal_last is not None and lane is not None:
-                    lane.release_locked()
-                bp.update_locked()
-
-            self._exporter = bp.exporter = Exporter(target_for(cfg.export_root, cfg.hmac_key), self._lock,
-                                                    export_done, lane.record_for if lane is not None else _no_record)
-            folder = ExportFolder(cfg.export_root, source="parquet")
+        self._exporter = bp.exporter = _exporter(cfg, self._lock, lane, bp)
+        folder = ExportFolder(cfg.export_root, source="parquet") if cfg.export_root is not None else None
         self._hot = hot = HotBuffer(cfg.max_events, cfg.rotation, cfg.flush_size, lane, self._exporter,
                                     self._lock, folder)
         hot.on_rotated = bp.update_locked
         self._buf = hot.rows  # the hot path appends here directly
-        self._store = hot.store
         # One attribute test on the logging path decides whether the slower, guarded
         # append (WAL, backlog bound, fail-closed) runs.
         self._guarded = cfg.guarded
         self._wal: _wal.WriteAheadLog | None = None
         self._wal_always = False
         self._tl = _PerThread()
-        if self._lane is not None and self._exporter is not None and cfg.export_root is not None:
-            hot.sealed_total += self._lane.open(cfg.export_root, self._exporter.target, hot.store,
-                                                cfg.wal_sync, cfg.wal_interval, self)
-            self._wal = self._lane.wal
+        if lane is not None and self._exporter is not None and cfg.export_root is not None:
+            hot.sealed_total += lane.open(cfg.export_root, self._exporter.target, hot.store, cfg.wal_sync,
+                                          cfg.wal_interval, self)
+            self._wal = lane.wal
             self._wal_always = cfg.wal_sync == "always"
             with self._lock:
                 hot.rotate_if_full_locked()
@@ -217,7 +202,7 @@ class AuditLogger(Reader):
         if session_id is not None and (type(session_id) is not str or not session_id.isascii()):
             session_id = check_text(session_id, "session_id")
         if entry_ids is None:
-            entries: tuple = ()
+            entries: tuple[str, ...] = ()
         elif type(entry_ids) is list or type(entry_ids) is tuple:
             entries = tuple(entry_ids)
             for e in entries:
@@ -228,17 +213,18 @@ class AuditLogger(Reader):
             entries = coerce_entry_ids(entry_ids)
         if self._redact is not None and metadata is not None:
             metadata = self._redact(metadata)  # opt-in PII redaction (ids are never touched)
+        meta: str | None
         if metadata is None:
             meta = None
         elif type(metadata) is dict and metadata:
             # encode_metadata's fast path inlined (the call alone cost ~100 ns); anything
             # unusual goes through it again for the error that names the argument.
             try:
-                meta = _dumps(metadata, None, _DUMPS_OPTS).decode()
-            except Exception:  # noqa: BLE001 - re-raised as AuditValueError below
+                text = _dumps(metadata, None, _DUMPS_OPTS).decode()
+            except Exception:  # noqa: BLE001 - re-raised as AuditValueError by encode_metadata
                 meta = encode_metadata(metadata)
-            if "null" in meta or "NaN" in meta:  # orjson writes NaN/inf as null: check them
-                meta = encode_metadata(metadata)
+            else:  # orjson writes NaN/inf as null: encode_metadata checks them
+                meta = encode_metadata(metadata) if "null" in text or "NaN" in text else text
         else:
             meta = encode_metadata(metadata)
         if error_message is not None and (type(error_message) is not str or not error_message.isascii()):
@@ -255,7 +241,7 @@ class AuditLogger(Reader):
             buf.append(row)
         if len(buf) >= buf.next_check:  # the buffer carries its own threshold: no extra lookup
             self._hot.maintain()
-        event = _new(AuditEvent)  # AuditEvent._from_row inlined: one call less per event
+        event: AuditEvent = _new(AuditEvent)  # AuditEvent._from_row inlined: one call less per event
         event._row = row
         event._id = None
         return event
@@ -440,22 +426,6 @@ class AuditLogger(Reader):
 
     # ------------------------------------------------------------------ statistics
 
-    def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
-        """Statistics over the events in memory (and the rotated ones with
-        `include_archived=True`), plus the logger's counters.
-
-        Example:
-            >>> from axon_audit import AuditLogger
-            >>> audit = AuditLogger()
-            >>> _ = audit.log("store", duration_ms=10.0); _ = audit.log("recall", status="failure", duration_ms=30.0)
-            >>> s = audit.get_statistics()
-            >>> s["total_events"], s["success_rate"], s["avg_duration_ms"]
-            (2, 0.5, 20.0)
-        """
-        stats = super().get_statistics(include_archived=include_archived)
-        stats.update(self._counters())
-        return stats
-
     def _counters(self) -> dict[str, Any]:
         ex, lane, root = self._exporter, self._lane, self._export_path
         with self._lock:
@@ -503,23 +473,6 @@ class AuditLogger(Reader):
 
     # ------------------------------------------------------------------ exports
 
-    def export_events(self, events: Iterable[AuditEvent], path: str | Path) -> int:
-        """Write the given events (in their order) to `path` in the export format.
-
-        Example:
-            >>> import tempfile, pathlib
-            >>> from axon_audit import AuditLogger
-            >>> audit = AuditLogger()
-            >>> _ = audit.log("store", user_id="user_123")
-            >>> events = audit.query_events(user_id="user_123")
-            >>> audit.export_events(events, pathlib.Path(tempfile.mkdtemp()) / "user_123_audit.json")
-            1
-        """
-        path = _as_target(path, self._storage_options)
-        df = events_to_frame(events) if not isinstance(events, pl.DataFrame) else events
-        write_json_export(df, path)
-        return df.height
-
     def _repr_html_(self) -> str:
         """A summary card for Jupyter."""
         return logger_card(self)
@@ -527,6 +480,22 @@ class AuditLogger(Reader):
     def __repr__(self) -> str:
         return (f"AuditLogger(max_events={self._hot.max_events}, auto_export_path={self.auto_export_path!r}, "
                 f"enable_rotation={self._hot.rotation}, events_in_memory={self.event_count})")
+
+
+def _exporter(cfg: LoggerConfig, lock: threading.RLock, lane: WalLane | None, bp: Backpressure) -> Exporter | None:
+    """The exporter of a logger with an export folder. Its reports reach components
+    only, never the logger: a logger holds its WAL folder until it is collected, and
+    a reference cycle would delay that."""
+    if cfg.export_root is None:
+        return None
+
+    def export_done(job: ExportJob, error: BaseException | None) -> None:
+        if error is None and job.wal_last is not None and lane is not None:
+            lane.release_locked()
+        bp.update_locked()
+
+    return Exporter(target_for(cfg.export_root, cfg.hmac_key), lock, export_done,
+                    lane.record_for if lane is not None else _no_record)
 
 
 def _no_record(job: ExportJob) -> None:

@@ -18,10 +18,11 @@ target what a commit left listed (`committed_files`) and removes the rest.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol, cast
 
 import polars as pl
 
@@ -83,8 +84,8 @@ class Attempt:
             self.job_file.unlink(missing_ok=True)
 
 
-def _parquet_entries(names: list[str], plan: list[Any], df: pl.DataFrame, start: str,
-                     entry: Callable[[str, pl.DataFrame, str], dict[str, Any]]) -> list[dict[str, Any]]:
+def _parquet_entries(names: list[Any], plan: list[Any], df: pl.DataFrame, start: str,
+                     entry: Callable[[Any, pl.DataFrame, str], dict[str, Any]]) -> list[dict[str, Any]]:
     """One manifest entry per Parquet part: each part's chain starts where the
     previous event's ends."""
     out = []
@@ -138,15 +139,16 @@ class FolderTarget:
             manifest = _integrity.load_manifest(root)
             start = _integrity.chain_end(manifest, "json")
             df = df.with_columns(_integrity.chain_column(objects, start))
-            json_path = unique_json_path(root, job.at)
+            # A local root names (and writes) local files only.
+            json_path = cast(Path, unique_json_path(root, job.at))
             plan = plan_parquet(df, root / "parquet")
-            planned = [Path(p).relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+            planned = [cast(Path, p).relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
             if record is not None:
                 attempt.job_file = record(planned, None)
-            json_path = write_json_export(df, json_path, replace=False, objects=objects)
+            json_path = cast(Path, write_json_export(df, json_path, replace=False, objects=objects))
             attempt.written.append(json_path)
             attempt.written += write_parquet_planned(df, plan)
-            entries = [_integrity.file_entry(root, Path(json_path), "json", df, start)]
+            entries = [_integrity.file_entry(root, json_path, "json", df, start)]
             entries += _parquet_entries([p for p, _, _ in plan], plan, df, start,
                                         lambda p, part, prev: _integrity.file_entry(root, p, "parquet", part, prev))
             try:
@@ -215,7 +217,8 @@ class ObjectStoreTarget:
         if job.remote is None:
             job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))
         json_path, plan = job.remote
-        names = [root.relative(p.path) for p in [json_path, *(p for p, _, _ in plan)]]
+        assert isinstance(json_path, Location)
+        names = [root.relative(cast(Location, p).path) for p in [json_path, *(p for p, _, _ in plan)]]
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway

@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from axon_audit.model.event import EventStatus, OperationType
 
-__all__ = ["WriteAheadLog", "Recovery", "SYNC_POLICIES"]
+__all__ = ["SYNC_POLICIES", "Recovery", "WriteAheadLog"]
 
 log = logging.getLogger("axon_audit")
 
