@@ -14,7 +14,8 @@ Example:
 
 # Logging and the event model
 from axon_audit.write.logger import AuditLogger
-from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
+from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS
 
 # Reading exports: archives and the object-storage lake

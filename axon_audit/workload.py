@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from axon_audit.model.event import OPERATIONS
+from axon_audit.model.enums import OPERATIONS
 
 __all__ = ["OPERATION_MIX", "generate_events", "iter_log_calls"]
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditEvent, AuditTypeError, AuditValueError, EventStatus, OperationType
-from axon_audit.model.event import format_us, make_event_id, parse_timestamp, to_us
+from axon_audit.model.ids import make_event_id
+from axon_audit.model.timestamps import format_us, parse_timestamp, to_us
 
 EXPORT_KEYS = ["event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata",
                "status", "error_message", "duration_ms"]

@@ -17,7 +17,7 @@ import orjson
 import polars as pl
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.model.event import encode_metadata
+from axon_audit.model.coerce import encode_metadata
 
 __all__ = ["DEFAULT_DETECTORS", "Detector", "PIIRedactor", "luhn_valid"]
 

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from axon_audit.exceptions import AuditError, AuditTypeError, AuditValueError
-from axon_audit.model.event import EventStatus, OperationType, coerce_operation, coerce_status, encode_metadata
+from axon_audit.model.coerce import coerce_operation, coerce_status, encode_metadata
+from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["AuditLogHandler", "audit_context", "audit_note", "audited", "current_audit_context"]
 

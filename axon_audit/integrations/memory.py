@@ -19,7 +19,7 @@ import orjson
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrations.hooks import audit_note, audited
-from axon_audit.model.event import EventStatus, OperationType
+from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["MemoryConfig", "MemoryEntry", "MemorySystem"]
 

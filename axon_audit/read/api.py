@@ -18,7 +18,8 @@ import pyarrow as pa
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.io.location import resolve
 from axon_audit.io.sinks import write_json_export
-from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot

@@ -22,7 +22,8 @@ import numpy as np
 import polars as pl
 
 from axon_audit.store.index import key_hashes
-from axon_audit.model.event import OPERATIONS, STATUSES, from_us
+from axon_audit.model.enums import OPERATIONS, STATUSES
+from axon_audit.model.timestamps import from_us
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
 _F64 = np.empty(0, np.float64)
