@@ -295,7 +295,7 @@ def run_demo(
     # ---------------------------------------------------------------- files
     json_files = sorted(out.glob("audit_*.json"))
     source = open_source(out)
-    parquet_files = [p for p in source.files() if p.suffix == ".parquet"]
+    parquet_files = [Path(p) for p in source.files() if Path(p).suffix == ".parquet"]  # a local folder's files
     files = _timed_table("Export folder", ["files", "count", "size", "bytes/event"])
     total = counters["total_events_logged"]
     for name, group in (("JSON (seed export format)", json_files), ("Parquet (zstd, by date)", parquet_files)):
@@ -385,7 +385,9 @@ def run_demo(
     sql, command = duckdb_one_liner(out, _python_for_display())
     result.duckdb_command = command
     t = time.perf_counter()
-    answer = duckdb.sql(sql).pl()
+    relation = duckdb.sql(sql)
+    assert relation is not None  # a SELECT gives a relation (None is for statements without a result)
+    answer = relation.pl()
     elapsed = time.perf_counter() - t
     dtable = _timed_table(f"Plain DuckDB over the exported Parquet ({_ms(elapsed)})",
                           ["operation", "events", "failure %", "median ms"])

@@ -303,6 +303,7 @@ def audited(
                    note: _Note, started: float, exc: BaseException | None) -> None:
             duration = (time.perf_counter() - started) * 1000.0
             meta.update(note.metadata)
+            error: str | None
             if exc is not None:
                 status = EventStatus.FAILURE
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

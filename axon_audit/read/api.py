@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.io.location import resolve
+from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.io.sinks import write_json_export
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
@@ -206,11 +206,11 @@ class Reader:
             >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
             1
         """
-        path = _as_target(path, getattr(self, "_storage_options", None))
+        target = _as_target(path, getattr(self, "_storage_options", None))
         _check_flag(include_archived)
         snap, f = self._snapshot(include_archived), Filters.of(filters)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
-        write_json_export(df, path)
+        write_json_export(df, target)
         return df.height
 
     async def export_to_json(
@@ -233,7 +233,7 @@ def _as_path(path: Any) -> Path:
     return Path(path)
 
 
-def _as_target(path: Any, storage_options: Any = None) -> Any:
+def _as_target(path: Any, storage_options: StorageOptions | None = None) -> Path | Location:
     """Where an export goes: a local path stays a `Path`; a URI (`file://`,
     `s3://`) becomes a `Location` (with the logger's `storage_options`)."""
     if isinstance(path, str) and "://" in path:
