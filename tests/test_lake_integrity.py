@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 import orjson
 import pyarrow as pa

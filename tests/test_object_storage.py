@@ -22,12 +22,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axon_audit import (AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, ExportError,
-                        OperationType, scan_lake, verify)
+from axon_audit import (
+    AuditEvent,
+    AuditLogger,
+    AuditTypeError,
+    AuditValueError,
+    EventStatus,
+    ExportError,
+    OperationType,
+    scan_lake,
+    verify,
+)
 from axon_audit.io.location import resolve
-from axon_audit.read.lake import lake_dataset, lake_files
-from axon_audit.query.filters import Filters
 from axon_audit.model.schema import frame_to_events
+from axon_audit.query.filters import Filters
+from axon_audit.read.lake import lake_dataset, lake_files
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -123,7 +132,7 @@ def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, n
 
 
 def assert_same_rows(a: pl.DataFrame, b: pl.DataFrame) -> None:
-    norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())  # noqa: E731
+    norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())
     assert norm(a).equals(norm(b))
 
 

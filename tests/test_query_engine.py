@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import ArchiveError, AuditArchive, AuditLogger, AuditTypeError, AuditValueError, open_archive
-from axon_audit.query.filters import Filters
 from axon_audit.io.sinks import write_parquet_partitions
+from axon_audit.query.filters import Filters
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -92,7 +92,7 @@ def _us(dt: datetime) -> int:
 
 @st.composite
 def filters(draw, rows: list[dict]):
-    pick = lambda col: st.sampled_from(sorted({r[col] for r in rows if r[col] is not None}))  # noqa: E731
+    pick = lambda col: st.sampled_from(sorted({r[col] for r in rows if r[col] is not None}))
     kw: dict = {}
     if draw(st.booleans()):
         kw["user_id"] = draw(st.one_of(pick("user_id"), st.lists(pick("user_id"), min_size=1, max_size=3)))
@@ -180,7 +180,7 @@ def test_json_exports_answer_like_the_parquet(world, data):
     js = AuditArchive(folder, source="json")
     assert js.source == "json"
     assert sorted(_ids(js.query_events(**kw))) == sorted(_ids(parquet.query_events(**kw)))
-    by_id = lambda events: sorted(events, key=lambda e: e.event_id)  # noqa: E731
+    by_id = lambda events: sorted(events, key=lambda e: e.event_id)
     assert by_id(js.query_events(**kw)) == by_id(parquet.query_events(**kw))  # every field, metadata included
 
 

@@ -15,27 +15,28 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.hooks import audit_context
-from axon_audit.write.logger import AuditLogger
-from axon_audit.integrity.verify import verify
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
-from axon_audit.compliance.monitor import SecurityMonitor
+from axon_audit.integrity.verify import verify
 from axon_audit.read.sources import open_source
 from axon_audit.workload import generate_events, iter_log_calls
+from axon_audit.write.logger import AuditLogger
 
-__all__ = ["DemoResult", "run_demo", "duckdb_one_liner"]
+__all__ = ["DemoResult", "duckdb_one_liner", "run_demo"]
 
 MARKER = ".axon_audit_demo"  # written into the output folder: lets a rerun replace its own output only
 YIELD_EVERY = 1_000  # events an agent logs before handing the loop to the others

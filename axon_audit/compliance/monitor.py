@@ -9,17 +9,18 @@ carrying the event ids behind it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
-from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.display.html import card, table
+from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
 
-__all__ = ["Alert", "Alerts", "MonitorThresholds", "SecurityMonitor", "RULES"]
+__all__ = ["RULES", "Alert", "Alerts", "MonitorThresholds", "SecurityMonitor"]
 
 log = logging.getLogger("axon_audit.security")
 

@@ -16,8 +16,9 @@ import functools
 import inspect
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from axon_audit.exceptions import AuditError, AuditTypeError, AuditValueError
 from axon_audit.model.coerce import coerce_operation, coerce_status, encode_metadata
@@ -32,7 +33,7 @@ _log = logging.getLogger("axon_audit")
 _USER: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_user_id", default=None)
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_session_id", default=None)
 # The note of the audited call running now (None outside one): see `audit_note`.
-_NOTE: contextvars.ContextVar["_Note | None"] = contextvars.ContextVar("axon_audit_note", default=None)
+_NOTE: contextvars.ContextVar[_Note | None] = contextvars.ContextVar("axon_audit_note", default=None)
 
 # Argument names the wrapper reads itself instead of summarizing.
 _CONTEXT_ARGS = ("user_id", "session_id")
@@ -89,7 +90,7 @@ def current_audit_context() -> tuple[str | None, str | None]:
 class _Note:
     """What the running call adds to its own audit event."""
 
-    __slots__ = ("entry_ids", "metadata", "status", "error_message")
+    __slots__ = ("entry_ids", "error_message", "metadata", "status")
 
     def __init__(self) -> None:
         self.entry_ids: list[str] = []
@@ -323,7 +324,7 @@ def audited(
                 started = time.perf_counter()
                 try:
                     result = await fn(*args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
+                except BaseException as exc:  # logged, then re-raised unchanged
                     _reset(tokens)
                     _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                     raise
@@ -342,7 +343,7 @@ def audited(
             started = time.perf_counter()
             try:
                 result = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
+            except BaseException as exc:  # logged, then re-raised unchanged
                 _reset(tokens)
                 _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                 raise

@@ -35,9 +35,9 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -49,7 +49,7 @@ from axon_audit.exceptions import AuditTypeError
 from axon_audit.io.location import Location
 from axon_audit.io.sinks import atomic_write
 
-__all__ = ["WriterManifest", "chain_column", "build_manifest", "append_entries", "folder_lock"]
+__all__ = ["WriterManifest", "append_entries", "build_manifest", "chain_column", "folder_lock"]
 
 GENESIS = "0" * 64
 MANIFEST_NAME = "manifest.json"

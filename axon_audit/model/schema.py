@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import gc
 import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 import polars as pl

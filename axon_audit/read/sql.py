@@ -10,7 +10,8 @@ bound parameters only.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -18,11 +19,11 @@ import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.io.location import Location
-from axon_audit.read.snapshot import Snapshot, files_dataset
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME
+from axon_audit.read.snapshot import Snapshot, files_dataset
 from axon_audit.store.hot import Chunk
 
-__all__ = ["run_sql", "VIEWS"]
+__all__ = ["VIEWS", "run_sql"]
 
 #: The views every `sql()` query can read.
 VIEWS = ("events", "archived", "all_events")

@@ -11,8 +11,9 @@ into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
@@ -36,7 +37,7 @@ def wait_sealed() -> None:
     wait(pending)
 
 
-def _seal_in_background(chunk: "Chunk") -> None:
+def _seal_in_background(chunk: Chunk) -> None:
     """Build a full chunk's lookup index off the logging
     path (one background thread; polars and numpy do the work outside the GIL)."""
     global _sealer
@@ -62,7 +63,7 @@ class Chunk:
     """One sealed frame, its time bounds ([min_us, max_us], UTC microseconds) and
     what readers derived from it."""
 
-    __slots__ = ("df", "min_us", "max_us", "_derived", "__weakref__")
+    __slots__ = ("__weakref__", "_derived", "df", "max_us", "min_us")
 
     def __init__(self, df: pl.DataFrame, min_us: int, max_us: int) -> None:
         self.df = df
@@ -71,7 +72,7 @@ class Chunk:
         self._derived: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, df: pl.DataFrame) -> "Chunk":
+    def of(cls, df: pl.DataFrame) -> Chunk:
         ts = df["timestamp"].dt.epoch("us")
         return cls(df, int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
 

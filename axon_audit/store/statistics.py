@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from axon_audit.store.index import key_hashes
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.timestamps import from_us
+from axon_audit.store.index import key_hashes
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
 _F64 = np.empty(0, np.float64)
@@ -92,7 +92,7 @@ def _hashes(s: pl.Series) -> np.ndarray:
 class Agg:
     """What statistics need of a set of events, mergeable."""
 
-    __slots__ = ("counts", "durations", "dsum", "users", "sessions", "first", "last")
+    __slots__ = ("counts", "dsum", "durations", "first", "last", "sessions", "users")
 
     def __init__(self, counts: np.ndarray, durations: np.ndarray, dsum: float, users: np.ndarray,
                  sessions: np.ndarray, first: int | None, last: int | None) -> None:
@@ -105,11 +105,11 @@ class Agg:
         self.last = last
 
     @classmethod
-    def empty(cls) -> "Agg":
+    def empty(cls) -> Agg:
         return cls(np.zeros(_NOP * _NST, np.int64), _F64, 0.0, _U64, _U64, None, None)
 
     @classmethod
-    def of(cls, df: pl.DataFrame) -> "Agg":
+    def of(cls, df: pl.DataFrame) -> Agg:
         if df.height == 0:
             return cls.empty()
         code = df["operation"].to_physical().to_numpy().astype(np.int64) * _NST + df["status"].to_physical().to_numpy()
@@ -120,7 +120,7 @@ class Agg:
         return cls(counts, d, float(d.sum()), _hashes(df["user_id"]), _hashes(df["session_id"]),
                    int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
 
-    def merge(self, other: "Agg") -> "Agg":
+    def merge(self, other: Agg) -> Agg:
         firsts = [t for t in (self.first, other.first) if t is not None]
         lasts = [t for t in (self.last, other.last) if t is not None]
         return Agg(
