@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import (
+    AuditArchive,
     AuditEvent,
     AuditLogger,
     AuditTypeError,
@@ -257,8 +258,6 @@ def test_file_uri_is_a_local_folder(tmp_path):
     assert audit.auto_export_path == tmp_path
     assert len(list(tmp_path.glob("parquet/date=*/*.parquet"))) == 1
     assert scan_lake(tmp_path.as_uri()).collect()["user_id"].to_list() == ["u1"]
-    from axon_audit import AuditArchive
-
     assert AuditArchive(tmp_path.as_uri()).query_events()[0].user_id == "u1"
 
 
@@ -326,8 +325,6 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     assert all(json_key.fullmatch(k) or PART_KEY.fullmatch(k) for k in names), names
     jsons = [k for k in names if k.endswith(".json")]
     assert len(jsons) >= 3 * (n // 400)
-
-    from axon_audit import AuditArchive
 
     archive = AuditArchive(uri, storage_options={"endpoint_url": s3_server.endpoint} if where == "s3" else None)
     counted = archive.sql("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM archived")
@@ -419,8 +416,6 @@ def test_a_process_exiting_without_close_still_exports_to_s3(s3_server, s3_bucke
 
 
 def test_archive_over_s3_counts_prunes_and_runs_sql(s3_server, s3_bucket, month_lake):
-    from axon_audit import AuditArchive
-
     uri, opts, df = month_lake
     archive = AuditArchive(uri, storage_options=opts)
     assert archive.source == "parquet"
@@ -438,8 +433,6 @@ def test_archive_over_s3_counts_prunes_and_runs_sql(s3_server, s3_bucket, month_
 
 
 def test_archive_of_json_exports_on_s3_and_the_loggers_archived_reads(s3_server, s3_bucket, no_endpoint_env):
-    from axon_audit import AuditArchive
-
     opts = {"endpoint_url": s3_server.endpoint}
     uri = f"s3://{s3_bucket}/mixed"
     audit = AuditLogger(max_events=50, auto_export_path=uri, storage_options=opts)

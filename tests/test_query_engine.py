@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from axon_audit import ArchiveError, AuditArchive, AuditLogger, AuditTypeError, AuditValueError, open_archive
 from axon_audit.io.sinks import write_parquet_partitions
 from axon_audit.query.filters import Filters
+from axon_audit.store.hot import CHUNK_ROWS, wait_sealed
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -447,8 +448,6 @@ def test_concurrent_queries_while_logging_and_rotating(tmp_path):
 
 
 def test_lookups_through_the_index_of_full_chunks():
-    from axon_audit.store.hot import CHUNK_ROWS, wait_sealed
-
     audit = AuditLogger(max_events=10**6, enable_rotation=False)
     df = _with_ids(generate_events(CHUNK_ROWS + 5000, seed=11, start=START, days=2.0))
     audit.log_batch(df)

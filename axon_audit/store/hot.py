@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from axon_audit.store.index import ChunkIndex
+
 CHUNK_ROWS = 131_072
 MAX_PIECES = 16  # Arrow chunks per store chunk before they are merged into one
 
@@ -95,8 +97,6 @@ class Chunk:
 
     @property
     def index(self) -> Any:
-        from axon_audit.store.index import ChunkIndex
-
         return self.derived("index", ChunkIndex)
 
     @property
@@ -107,8 +107,8 @@ class Chunk:
 
     def seal(self) -> None:
         """Derive now what readers of a full chunk need: its lookup index."""
-        self.index
-        self.ids_timed
+        self.derived("index", ChunkIndex)
+        self.derived("ids_timed", _ids_timed)
 
 
 class HotStore:

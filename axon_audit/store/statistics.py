@@ -23,6 +23,7 @@ import polars as pl
 
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.timestamps import from_us
+from axon_audit.query.filters import Filters
 from axon_audit.store.index import key_hashes
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
@@ -62,8 +63,6 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
 
 def snapshot_statistics(snap: Any) -> dict[str, Any]:
     """`statistics` over every event of a `_reader.Snapshot`."""
-    from axon_audit.query.filters import Filters
-
     if snap.stats_cache is not None and snap.folder is None and not snap.old:
         return snap.stats_cache.statistics(snap.live)
     return statistics(snap.lazy(Filters()))
