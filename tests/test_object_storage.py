@@ -305,7 +305,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     for fh in logs:
         fh.seek(0)
     outs = [(logs[2 * w].read(), logs[2 * w + 1].read()) for w in range(3)]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     ids = [json.loads(out) for out, _ in outs]
     logged = {i for w in ids for i in w}
@@ -334,7 +334,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     lake = lf.collect()
     assert lake.height == 3 * n and set(lake["event_id"]) == logged
     counts = lf.group_by("user_id").agg(pl.len()).collect()
-    assert dict(zip(counts["user_id"].cast(pl.String), counts["len"])) == {
+    assert dict(zip(counts["user_id"].cast(pl.String), counts["len"], strict=True)) == {
         f"w{w}-u{u}": len(range(u, n, 7)) for w in range(3) for u in range(7)}
     docs = [json.loads((loc / k).read_bytes()) for k in jsons]
     assert sorted(e["event_id"] for d in docs for e in d["events"]) == sorted(logged)

@@ -255,7 +255,7 @@ def audited(
         def bind(args: tuple, kwargs: dict) -> dict[str, Any]:
             if simple and len(args) <= len(positional) and names.issuperset(kwargs):
                 arguments = dict(defaults)
-                arguments.update(zip(positional, args))
+                arguments.update(zip(positional, args, strict=False))
                 if not kwargs.keys() & positional[:len(args)]:
                     arguments.update(kwargs)
                     if required.issubset(arguments):

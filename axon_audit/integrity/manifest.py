@@ -32,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import time
@@ -86,7 +87,7 @@ def chain_digests(texts: pl.Series, start_hex: str) -> list[bytes]:
     h = bytes.fromhex(start_hex)
     out: list[bytes] = []
     push = out.append
-    for a, b in zip(offs, offs[1:]):
+    for a, b in itertools.pairwise(offs):
         h = sha(h + data[a:b]).digest()
         push(h)
     return out

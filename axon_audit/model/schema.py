@@ -121,7 +121,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
@@ -177,6 +177,7 @@ def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
         statuses,
         df["error_message"].to_list(),
         df["duration_ms"].to_list(),
+        strict=True,
     )
     ids = df["event_id"].to_list()
     # The objects made here hold no cycles; the cyclic GC's passes over the

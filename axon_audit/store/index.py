@@ -37,7 +37,7 @@ class _Sorted:
     def find(self, q: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(self.hashes, q, "left")
         hi = np.searchsorted(self.hashes, q, "right")
-        hits = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist()) if b > a]
+        hits = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
         if not hits:
             return np.empty(0, np.uint32)
         return np.unique(np.concatenate(hits))

@@ -190,7 +190,7 @@ class StatsCache:
     def _prefix(self, chunks: list[Any]) -> Agg:
         with self._lock:
             k = len(self._chunks)
-            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks)):
+            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks, strict=False)):
                 self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
             if len(chunks) > k:
                 merged = self._agg
@@ -225,8 +225,8 @@ class StatsCache:
 def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
     t = t or Agg.empty()
     counts = (m.counts + t.counts).reshape(_NOP, _NST)
-    by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist()))
-    by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist()))
+    by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist(), strict=True))
+    by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist(), strict=True))
     total = int(counts.sum())
     arrays = [a for a in (m.durations, t.durations) if len(a)]
     n = sum(len(a) for a in arrays)
