@@ -12,33 +12,31 @@ Example:
     1
 """
 
-# Logging and the event model
-from axon_audit.write.logger import AuditLogger
-from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+# One sorted block; `__all__` below groups the names by concern.
+from axon_audit.compliance.gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
+from axon_audit.compliance.monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
+from axon_audit.compliance.pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
+from axon_audit.compliance.report import ComplianceReport, compliance_report, month_period
+from axon_audit.compliance.retention import RetentionResult, apply_retention
+from axon_audit.exceptions import (
+    ArchiveError,
+    AuditError,
+    AuditTypeError,
+    AuditUnavailableError,
+    AuditValueError,
+    ExportError,
+)
+from axon_audit.integrations.hooks import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
+from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
+from axon_audit.integrity.verify import VerifyResult, verify
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS
-
-# Reading exports: archives and the object-storage lake
 from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.lake import scan_lake
+from axon_audit.write.logger import AuditLogger
 
-# Integrity
-from axon_audit.integrity.verify import VerifyResult, verify
-
-# Compliance: reports, monitoring, data-subject tools, retention, PII
-from axon_audit.compliance.report import ComplianceReport, compliance_report, month_period
-from axon_audit.compliance.monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
-from axon_audit.compliance.gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
-from axon_audit.compliance.retention import RetentionResult, apply_retention
-from axon_audit.compliance.pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
-
-# Integrations: the memory system, auditing decorators, the logging bridge
-from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
-from axon_audit.integrations.hooks import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
-
-# Errors
-from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditUnavailableError, AuditValueError, ExportError
-
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     # logging and the event model
     "AuditLogger",
     "AuditEvent",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditError", "AuditValueError", "AuditTypeError", "ExportError", "ArchiveError", "AuditUnavailableError"]
+__all__ = ["ArchiveError", "AuditError", "AuditTypeError", "AuditUnavailableError", "AuditValueError", "ExportError"]
 
 
 class AuditError(Exception):

@@ -13,14 +13,15 @@ event. 1 M events take a fraction of a second, 10 M a few seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from axon_audit.model.event import OPERATIONS
+from axon_audit.model.enums import OPERATIONS
 
 __all__ = ["OPERATION_MIX", "generate_events", "iter_log_calls"]
 
@@ -170,7 +171,7 @@ def generate_events(
         + rng.integers(0, len(_TAGS), n)
 
     # Name tables: one string per distinct value, gathered by code.
-    user_names = pl.select(("user_" + pl.int_range(0, n_users).cast(pl.String).str.zfill(5))).to_series()
+    user_names = pl.select("user_" + pl.int_range(0, n_users).cast(pl.String).str.zfill(5)).to_series()
     session_names = pl.select(
         "session_" + (pl.int_range(0, n_users * _SESSIONS_PER_USER) // _SESSIONS_PER_USER * 1000
                       + pl.int_range(0, n_users * _SESSIONS_PER_USER) % _SESSIONS_PER_USER).cast(pl.String)

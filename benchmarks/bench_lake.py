@@ -33,8 +33,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server  # noqa: E402
 
 from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402
-from axon_audit.io import location as _fs
 from axon_audit.integrity import manifest as _integrity  # noqa: E402
+from axon_audit.io import location as _fs
 from axon_audit.workload import generate_events  # noqa: E402
 
 UTC = timezone.utc

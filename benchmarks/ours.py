@@ -11,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit import AuditLogger
+from axon_audit.io.sinks import write_parquet_partitions
 
 from .baselines import Backend
 
@@ -59,8 +60,6 @@ class Ours(Backend):
     def write_parquet(self, folder: Path) -> int | None:
         # The rotation's Parquet writer on everything in memory (rotation itself also
         # writes the JSON export, measured by export_json).
-        from axon_audit.io.sinks import write_parquet_partitions
-
         self.audit.flush()
         frame = pl.concat([c.df for c in self.audit._hot.store.chunks], rechunk=False)  # as rotation does
         write_parquet_partitions(frame, folder)

@@ -139,7 +139,7 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             base = ours["figures"].get(key) if ours else None
             cells = [label, unit]
-            for n, f in zip(present, figs):
+            for n, f in zip(present, figs, strict=True):
                 cells.append(_cell(f))
                 if n != OURS:
                     ok = f is not None and base is not None and base["median"] > 0 and f["median"] is not None
@@ -163,7 +163,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
     colors = {name: f"C{i}" for i, name in enumerate(results["backends"])}  # one color per backend throughout
-    for ax, key in zip(axes.flat, keys):
+    for ax, key in zip(axes.flat, keys, strict=False):
         label, unit = FIGURES[key]
         for name, b in results["backends"].items():
             pts = sorted((s, c["figures"][key]) for (n, s), c in idx.items()
@@ -172,8 +172,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 continue
             xs = [s for s, _ in pts]
             ys = [max(f["median"], 1e-6) for _, f in pts]
-            lo = [max(f["min"], 1e-6) if f.get("min") is not None else y for (_, f), y in zip(pts, ys)]
-            hi = [f["max"] if f.get("max") is not None else y for (_, f), y in zip(pts, ys)]
+            lo = [max(f["min"], 1e-6) if f.get("min") is not None else y for (_, f), y in zip(pts, ys, strict=True)]
+            hi = [f["max"] if f.get("max") is not None else y for (_, f), y in zip(pts, ys, strict=True)]
             line, = ax.plot(xs, ys, marker="o", lw=2.2 if name == OURS else 1.2, label=b["label"], color=colors[name])
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
         ax.set_xscale("log")

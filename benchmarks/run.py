@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import backend_classes
+from .report import write_outputs
 
 FULL_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 QUICK_SIZES = (1_000, 10_000)
@@ -139,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
                   log=lambda m: print(m, flush=True))
     results["total_s"] = round(time.perf_counter() - t0, 1)
     results["limits"] = {"case_s": args.case_limit, "memory_gib": args.memory_limit}
-    from .report import write_outputs
-
     paths = write_outputs(results, out)
     print(f"done in {results['total_s']:.0f} s: " + ", ".join(str(p) for p in paths))
     return 1 if any("error" in c for c in results["cases"]) else 0

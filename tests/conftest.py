@@ -12,8 +12,8 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import pytest
 

@@ -130,7 +130,7 @@ def parquet_rows(root: Path) -> list[dict]:
     con = duckdb.connect()
     rel = con.sql(f"select * from read_parquet('{root}/parquet/**/*.parquet', hive_partitioning=true) order by event_id")
     cols = rel.columns
-    return [dict(zip(cols, r)) for r in rel.fetchall()]
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
 
 
 def test_rotation_with_export_writes_json_and_parquet_with_the_same_events(tmp_path):

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditLogger
-from axon_audit.store.statistics import StatsCache, statistics
-from axon_audit.store.hot import Chunk
-from axon_audit.workload import generate_events
 from axon_audit.model.schema import normalize_batch
+from axon_audit.store.hot import Chunk
+from axon_audit.store.statistics import StatsCache, statistics
+from axon_audit.workload import generate_events
 
 
 def _same(a: dict, b: dict) -> None:

@@ -9,14 +9,15 @@ import logging
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
 
 import axon_audit
 from axon_audit import AuditLogger, AuditUnavailableError, ExportError
+from axon_audit.io import sinks as _sinks
 
 
 def listed_ids(folder: Path) -> list[str]:
@@ -117,8 +118,6 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs: Path, caplog) -> None:
 
 
 def test_injected_enospc_in_the_parquet_writer(tmp_path: Path, monkeypatch) -> None:
-    from axon_audit.io import sinks as _sinks
-
     real = _sinks.pq.write_table
     broken = [True]
 

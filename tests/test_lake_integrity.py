@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 import orjson
 import pyarrow as pa
@@ -229,7 +229,7 @@ def test_a_long_lived_writer_goes_on_in_linked_segments(s3_server, s3_bucket, mo
     docs = [orjson.loads(lake.read(m)) for m in segments]
     # 10 exports of one day each: 20 entries, at most 4 (+ the last commit's 2) a segment.
     assert len(segments) >= 4 and "follows" not in docs[0]
-    by_name = dict(zip(segments, docs))
+    by_name = dict(zip(segments, docs, strict=True))
     for doc in docs[1:]:
         before = by_name[doc["follows"]["manifest"]]
         assert before["head"] == {"entries": doc["follows"]["entries"], "hash": doc["follows"]["hash"]}
@@ -239,7 +239,7 @@ def test_a_long_lived_writer_goes_on_in_linked_segments(s3_server, s3_bucket, mo
     assert sorted(lake.exported_ids()) == sorted(ids)
 
     # Deleting an earlier segment is detected: the next one names it, its files lose their listing.
-    middle = next(m for m, d in zip(segments, docs) if "follows" in d and m != segments[-1])
+    middle = next(m for m, d in zip(segments, docs, strict=True) if "follows" in d and m != segments[-1])
     orphaned = [e["file"] for e in by_name[middle]["entries"]]
     lake.delete(middle)
     found = lake.problems()

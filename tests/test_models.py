@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axon_audit import AuditEvent, AuditTypeError, AuditValueError, EventStatus, OperationType
-from axon_audit.model.event import format_us, make_event_id, parse_timestamp, to_us
+from axon_audit import AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, OperationType
+from axon_audit.model.ids import make_event_id
+from axon_audit.model.schema import _id_expr
+from axon_audit.model.timestamps import format_us, parse_timestamp, to_us
 
 EXPORT_KEYS = ["event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata",
                "status", "error_message", "duration_ms"]
@@ -143,9 +145,6 @@ def test_dict_round_trip_is_exact(op, status, user, session, entries, metadata, 
 def test_generated_ids_sort_by_time_before_and_after_1970(times):
     """Ids made by log_batch (vectorized) and by AuditEvent (one at a time) share
     one encoding, and sorting them as text sorts their events by time."""
-    from axon_audit import AuditLogger
-    from axon_audit.model.schema import _id_expr
-
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     audit = AuditLogger(max_events=10**6)
     audit.log_batch([{"operation": "store", "timestamp": epoch + timedelta(microseconds=us)} for us in times])
@@ -160,8 +159,6 @@ def test_generated_ids_sort_by_time_before_and_after_1970(times):
 
 
 def test_times_ids_cannot_sort_are_refused_unless_the_row_brings_its_id():
-    from axon_audit import AuditLogger
-
     audit = AuditLogger()
     old = datetime(1900, 1, 1, tzinfo=timezone.utc)
     with pytest.raises(AuditValueError, match=r"events: row 1: timestamp 1900-01-01 .* outside the range"):

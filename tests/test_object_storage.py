@@ -22,12 +22,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axon_audit import (AuditEvent, AuditLogger, AuditTypeError, AuditValueError, EventStatus, ExportError,
-                        OperationType, scan_lake, verify)
+from axon_audit import (
+    AuditArchive,
+    AuditEvent,
+    AuditLogger,
+    AuditTypeError,
+    AuditValueError,
+    EventStatus,
+    ExportError,
+    OperationType,
+    scan_lake,
+    verify,
+)
 from axon_audit.io.location import resolve
-from axon_audit.read.lake import lake_dataset, lake_files
-from axon_audit.query.filters import Filters
 from axon_audit.model.schema import frame_to_events
+from axon_audit.query.filters import Filters
+from axon_audit.read.lake import lake_dataset, lake_files
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -123,7 +133,7 @@ def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, n
 
 
 def assert_same_rows(a: pl.DataFrame, b: pl.DataFrame) -> None:
-    norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())  # noqa: E731
+    norm = lambda df: df.select(pl.all().cast(pl.String)).sort(pl.all())
     assert norm(a).equals(norm(b))
 
 
@@ -248,8 +258,6 @@ def test_file_uri_is_a_local_folder(tmp_path):
     assert audit.auto_export_path == tmp_path
     assert len(list(tmp_path.glob("parquet/date=*/*.parquet"))) == 1
     assert scan_lake(tmp_path.as_uri()).collect()["user_id"].to_list() == ["u1"]
-    from axon_audit import AuditArchive
-
     assert AuditArchive(tmp_path.as_uri()).query_events()[0].user_id == "u1"
 
 
@@ -297,7 +305,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     for fh in logs:
         fh.seek(0)
     outs = [(logs[2 * w].read(), logs[2 * w + 1].read()) for w in range(3)]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     ids = [json.loads(out) for out, _ in outs]
     logged = {i for w in ids for i in w}
@@ -318,8 +326,6 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     jsons = [k for k in names if k.endswith(".json")]
     assert len(jsons) >= 3 * (n // 400)
 
-    from axon_audit import AuditArchive
-
     archive = AuditArchive(uri, storage_options={"endpoint_url": s3_server.endpoint} if where == "s3" else None)
     counted = archive.sql("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM archived")
     assert (counted["n"][0], counted["ids"][0]) == (3 * n, 3 * n)  # each event exactly once
@@ -328,7 +334,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     lake = lf.collect()
     assert lake.height == 3 * n and set(lake["event_id"]) == logged
     counts = lf.group_by("user_id").agg(pl.len()).collect()
-    assert dict(zip(counts["user_id"].cast(pl.String), counts["len"])) == {
+    assert dict(zip(counts["user_id"].cast(pl.String), counts["len"], strict=True)) == {
         f"w{w}-u{u}": len(range(u, n, 7)) for w in range(3) for u in range(7)}
     docs = [json.loads((loc / k).read_bytes()) for k in jsons]
     assert sorted(e["event_id"] for d in docs for e in d["events"]) == sorted(logged)
@@ -410,8 +416,6 @@ def test_a_process_exiting_without_close_still_exports_to_s3(s3_server, s3_bucke
 
 
 def test_archive_over_s3_counts_prunes_and_runs_sql(s3_server, s3_bucket, month_lake):
-    from axon_audit import AuditArchive
-
     uri, opts, df = month_lake
     archive = AuditArchive(uri, storage_options=opts)
     assert archive.source == "parquet"
@@ -429,8 +433,6 @@ def test_archive_over_s3_counts_prunes_and_runs_sql(s3_server, s3_bucket, month_
 
 
 def test_archive_of_json_exports_on_s3_and_the_loggers_archived_reads(s3_server, s3_bucket, no_endpoint_env):
-    from axon_audit import AuditArchive
-
     opts = {"endpoint_url": s3_server.endpoint}
     uri = f"s3://{s3_bucket}/mixed"
     audit = AuditLogger(max_events=50, auto_export_path=uri, storage_options=opts)

@@ -132,7 +132,7 @@ def test_rotated_parquet_equals_the_rotated_json(args: list[dict], max_events: i
         pl.col("operation", "status", "user_id", "session_id").cast(pl.String),
         pl.col("entry_ids").fill_null([]),
     ).to_dicts()
-    for row, ev in zip(rows, from_json):
+    for row, ev in zip(rows, from_json, strict=True):
         row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else {}
         assert row == ev
 

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import ArchiveError, AuditArchive, AuditLogger, AuditTypeError, AuditValueError, open_archive
-from axon_audit.query.filters import Filters
 from axon_audit.io.sinks import write_parquet_partitions
+from axon_audit.query.filters import Filters
+from axon_audit.store.hot import CHUNK_ROWS, wait_sealed
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -92,7 +93,7 @@ def _us(dt: datetime) -> int:
 
 @st.composite
 def filters(draw, rows: list[dict]):
-    pick = lambda col: st.sampled_from(sorted({r[col] for r in rows if r[col] is not None}))  # noqa: E731
+    pick = lambda col: st.sampled_from(sorted({r[col] for r in rows if r[col] is not None}))
     kw: dict = {}
     if draw(st.booleans()):
         kw["user_id"] = draw(st.one_of(pick("user_id"), st.lists(pick("user_id"), min_size=1, max_size=3)))
@@ -180,7 +181,7 @@ def test_json_exports_answer_like_the_parquet(world, data):
     js = AuditArchive(folder, source="json")
     assert js.source == "json"
     assert sorted(_ids(js.query_events(**kw))) == sorted(_ids(parquet.query_events(**kw)))
-    by_id = lambda events: sorted(events, key=lambda e: e.event_id)  # noqa: E731
+    by_id = lambda events: sorted(events, key=lambda e: e.event_id)
     assert by_id(js.query_events(**kw)) == by_id(parquet.query_events(**kw))  # every field, metadata included
 
 
@@ -447,8 +448,6 @@ def test_concurrent_queries_while_logging_and_rotating(tmp_path):
 
 
 def test_lookups_through_the_index_of_full_chunks():
-    from axon_audit.store.hot import CHUNK_ROWS, wait_sealed
-
     audit = AuditLogger(max_events=10**6, enable_rotation=False)
     df = _with_ids(generate_events(CHUNK_ROWS + 5000, seed=11, start=START, days=2.0))
     audit.log_batch(df)

@@ -27,7 +27,7 @@ def main() -> None:
     export_dir, wal_dir, sync, crash_at = sys.argv[1:5]
     max_events = int(sys.argv[5]) if len(sys.argv) > 5 else 500
     threads = int(sys.argv[6]) if len(sys.argv) > 6 else 4
-    die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     if crash_at == "before_commit":
         real = _integrity.append_entries
         calls = [0]

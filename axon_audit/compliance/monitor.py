@@ -9,17 +9,18 @@ carrying the event ids behind it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
-from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.display.html import card, table
+from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
 
-__all__ = ["Alert", "Alerts", "MonitorThresholds", "SecurityMonitor", "RULES"]
+__all__ = ["RULES", "Alert", "Alerts", "MonitorThresholds", "SecurityMonitor"]
 
 log = logging.getLogger("axon_audit.security")
 
@@ -126,9 +127,10 @@ class Alerts(list):
 
     def to_frame(self) -> pl.DataFrame:
         """One row per alert (event ids as a list column)."""
-        schema = {"rule": pl.String, "severity": pl.String, "user_id": pl.String,
+        # Instances, not classes, so the mapping types as DataType.
+        schema = {"rule": pl.String(), "severity": pl.String(), "user_id": pl.String(),
                   "window_start": pl.Datetime("us", "UTC"), "window_end": pl.Datetime("us", "UTC"),
-                  "count": pl.Int64, "threshold": pl.Float64, "event_ids": pl.List(pl.String), "message": pl.String}
+                  "count": pl.Int64(), "threshold": pl.Float64(), "event_ids": pl.List(pl.String()), "message": pl.String()}
         return pl.DataFrame([asdict(a) for a in self], schema=schema) if self else pl.DataFrame(schema=schema)
 
     def by_rule(self) -> dict[str, int]:
@@ -143,9 +145,9 @@ class Alerts(list):
 
 
 _ALERT_SCHEMA = {
-    "rule": pl.String, "user_id": pl.String, "window_start": pl.Datetime("us", "UTC"),
-    "window_end": pl.Datetime("us", "UTC"), "count": pl.Int64, "threshold": pl.Float64,
-    "event_ids": pl.List(pl.String),
+    "rule": pl.String(), "user_id": pl.String(), "window_start": pl.Datetime("us", "UTC"),
+    "window_end": pl.Datetime("us", "UTC"), "count": pl.Int64(), "threshold": pl.Float64(),
+    "event_ids": pl.List(pl.String()),
 }
 
 
@@ -249,7 +251,9 @@ class SecurityMonitor:
                      float(row["threshold"]), tuple(row["event_ids"]), message)
 
 
-def _epoch(value: datetime) -> int:
+def _epoch(value: object) -> int:
+    """Microseconds of a timestamp column's min or max (a datetime: the frame is not empty)."""
+    assert isinstance(value, datetime)
     return int(value.timestamp() * 1_000_000)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import orjson
 import polars as pl
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.model.event import encode_metadata
+from axon_audit.model.coerce import encode_metadata
 
 __all__ = ["DEFAULT_DETECTORS", "Detector", "PIIRedactor", "luhn_valid"]
 

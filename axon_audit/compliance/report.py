@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
-from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.display.html import card, table
-from axon_audit.model.event import OPERATIONS, STATUSES
+from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
 
 __all__ = ["ComplianceReport", "compliance_report", "month_period"]

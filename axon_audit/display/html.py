@@ -5,8 +5,9 @@ Everything shown is escaped; tables are polars' own HTML (bounded in rows).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
-from typing import Any, Mapping
+from typing import Any
 
 import polars as pl
 

@@ -16,11 +16,13 @@ import functools
 import inspect
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from axon_audit.exceptions import AuditError, AuditTypeError, AuditValueError
-from axon_audit.model.event import EventStatus, OperationType, coerce_operation, coerce_status, encode_metadata
+from axon_audit.model.coerce import coerce_operation, coerce_status, encode_metadata
+from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["AuditLogHandler", "audit_context", "audit_note", "audited", "current_audit_context"]
 
@@ -31,7 +33,7 @@ _log = logging.getLogger("axon_audit")
 _USER: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_user_id", default=None)
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("axon_audit_session_id", default=None)
 # The note of the audited call running now (None outside one): see `audit_note`.
-_NOTE: contextvars.ContextVar["_Note | None"] = contextvars.ContextVar("axon_audit_note", default=None)
+_NOTE: contextvars.ContextVar[_Note | None] = contextvars.ContextVar("axon_audit_note", default=None)
 
 # Argument names the wrapper reads itself instead of summarizing.
 _CONTEXT_ARGS = ("user_id", "session_id")
@@ -88,7 +90,7 @@ def current_audit_context() -> tuple[str | None, str | None]:
 class _Note:
     """What the running call adds to its own audit event."""
 
-    __slots__ = ("entry_ids", "metadata", "status", "error_message")
+    __slots__ = ("entry_ids", "error_message", "metadata", "status")
 
     def __init__(self) -> None:
         self.entry_ids: list[str] = []
@@ -253,7 +255,7 @@ def audited(
         def bind(args: tuple, kwargs: dict) -> dict[str, Any]:
             if simple and len(args) <= len(positional) and names.issuperset(kwargs):
                 arguments = dict(defaults)
-                arguments.update(zip(positional, args))
+                arguments.update(zip(positional, args, strict=False))
                 if not kwargs.keys() & positional[:len(args)]:
                     arguments.update(kwargs)
                     if required.issubset(arguments):
@@ -302,6 +304,7 @@ def audited(
                    note: _Note, started: float, exc: BaseException | None) -> None:
             duration = (time.perf_counter() - started) * 1000.0
             meta.update(note.metadata)
+            error: str | None
             if exc is not None:
                 status = EventStatus.FAILURE
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -321,7 +324,7 @@ def audited(
                 started = time.perf_counter()
                 try:
                     result = await fn(*args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
+                except BaseException as exc:  # logged, then re-raised unchanged
                     _reset(tokens)
                     _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                     raise
@@ -340,7 +343,7 @@ def audited(
             started = time.perf_counter()
             try:
                 result = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - logged, then re-raised unchanged
+            except BaseException as exc:  # logged, then re-raised unchanged
                 _reset(tokens)
                 _finish_failure(finish, (logger, user_id, session_id, entries, meta, note, started, exc))
                 raise

@@ -11,15 +11,16 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrations.hooks import audit_note, audited
-from axon_audit.model.event import EventStatus, OperationType
+from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["MemoryConfig", "MemoryEntry", "MemorySystem"]
 

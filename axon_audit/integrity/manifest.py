@@ -32,12 +32,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -48,7 +50,7 @@ from axon_audit.exceptions import AuditTypeError
 from axon_audit.io.location import Location
 from axon_audit.io.sinks import atomic_write
 
-__all__ = ["WriterManifest", "chain_column", "build_manifest", "append_entries", "folder_lock"]
+__all__ = ["WriterManifest", "append_entries", "build_manifest", "chain_column", "folder_lock"]
 
 GENESIS = "0" * 64
 MANIFEST_NAME = "manifest.json"
@@ -85,7 +87,7 @@ def chain_digests(texts: pl.Series, start_hex: str) -> list[bytes]:
     h = bytes.fromhex(start_hex)
     out: list[bytes] = []
     push = out.append
-    for a, b in zip(offs, offs[1:]):
+    for a, b in itertools.pairwise(offs):
         h = sha(h + data[a:b]).digest()
         push(h)
     return out
@@ -229,13 +231,22 @@ def manifest_bytes(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
 
+def _writer(body: bytes) -> Callable[[IO[bytes]], None]:
+    """A writer callback for `atomic_write` / `Location.put` (which want no result, not write's count)."""
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(body)
+
+    return write
+
+
 def append_entries(root: Path, manifest: dict[str, Any], new: list[dict[str, Any]], key: bytes | None,
                    written_at: str) -> dict[str, Any]:
     """Link `new` entries onto `manifest` and write it atomically (the commit point
     of an export). The caller holds `folder_lock`."""
     doc = build_manifest(manifest, new, key, written_at)
     body = manifest_bytes(doc)
-    atomic_write(root / MANIFEST_NAME, lambda fh: fh.write(body))
+    atomic_write(root / MANIFEST_NAME, _writer(body))
     return doc
 
 
@@ -303,7 +314,7 @@ class WriterManifest:
         body = manifest_bytes(doc)
         self._pending = (segment, doc)
         # A failed upload of a new segment is retried under the same name: it overwrites what may have landed.
-        (self.root / segment_name(self.writer, segment)).put(lambda fh: fh.write(body))
+        (self.root / segment_name(self.writer, segment)).put(_writer(body))
         self.segment, self.doc = segment, doc
 
     def landed(self) -> bool:

@@ -2,7 +2,7 @@
 
 Three forms of the same columns:
 
-* buffer rows: tuples appended by the logger (layout in `_models`);
+* buffer rows: tuples appended by the logger (layout in `axon_audit.model.row`);
 * the hot frame: a polars DataFrame, low-cardinality strings dictionary-encoded
   (`Enum` for operation/status, `Categorical` for user/session);
 * canonical Arrow (`ARROW_SCHEMA`): what Parquet files, DuckDB and exports see.
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import gc
 import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.model.event import (
-    ID_MAX_US,
-    ID_MIN_US,
-    OPERATIONS,
+from axon_audit.model.coerce import encode_metadata
+from axon_audit.model.enums import OPERATIONS, STATUSES, EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
+from axon_audit.model.ids import ID_MAX_US, ID_MIN_US
+from axon_audit.model.row import (
     R_DURATION,
     R_ENTRIES,
     R_ERROR,
@@ -35,13 +37,8 @@ from axon_audit.model.event import (
     R_STATUS,
     R_TS,
     R_USER,
-    STATUSES,
-    AuditEvent,
-    EventStatus,
-    OperationType,
-    encode_metadata,
-    now_us,
 )
+from axon_audit.model.timestamps import now_us
 
 # Export order; every event object in a JSON export carries these keys in this order.
 COLUMNS: tuple[str, ...] = (
@@ -61,18 +58,19 @@ OPERATION_DTYPE = pl.Enum(list(OPERATIONS))
 STATUS_DTYPE = pl.Enum(list(STATUSES))
 TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
 
+# Instances, not classes, so the mapping types as DataType (pl.Schema holds instances either way).
 FRAME_SCHEMA = pl.Schema(
     {
-        "event_id": pl.String,
+        "event_id": pl.String(),
         "timestamp": TIMESTAMP_DTYPE,
         "operation": OPERATION_DTYPE,
         "user_id": pl.Categorical(),
-        "session_id": pl.String,  # unbounded cardinality: kept out of the global categories
-        "entry_ids": pl.List(pl.String),
-        "metadata": pl.String,  # compact JSON object text; null means {}
+        "session_id": pl.String(),  # unbounded cardinality: kept out of the global categories
+        "entry_ids": pl.List(pl.String()),
+        "metadata": pl.String(),  # compact JSON object text; null means {}
         "status": STATUS_DTYPE,
-        "error_message": pl.String,
-        "duration_ms": pl.Float64,
+        "error_message": pl.String(),
+        "duration_ms": pl.Float64(),
     }
 )
 
@@ -99,11 +97,11 @@ _OPS_BY_CODE = tuple(OperationType)
 _STATUS_BY_CODE = tuple(EventStatus)
 
 
-def _id_expr(ts: pl.Expr, seq: pl.Expr, node: pl.Expr) -> pl.Expr:
-    """Vectorized `_models.make_event_id`."""
+def _id_expr(ts: pl.Expr | pl.Series, seq: pl.Expr | pl.Series, node: pl.Expr) -> pl.Expr:
+    """Vectorized `axon_audit.model.ids.make_event_id` (over columns, or over Series inside `pl.select`)."""
     # Fixed-width digits by adding 10**k and dropping the leading "1": 1.4x faster
     # than zfill + format in polars 2.1 (timestamps below 10**16 us: until year 2286).
-    # Before 1970: "-" + 15 digits of (µs + 10**15), as `_models.id_time_text`.
+    # Before 1970: "-" + 15 digits of (µs + 10**15), as `axon_audit.model.ids.id_time_text`.
     time_text = pl.when(ts >= 0).then((ts + 10**16).cast(pl.String).str.slice(1)).otherwise(
         pl.concat_str(pl.lit("-"), (ts - ID_MIN_US + 10**15).cast(pl.String).str.slice(1)))
     return pl.concat_str(
@@ -123,7 +121,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
@@ -179,6 +177,7 @@ def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
         statuses,
         df["error_message"].to_list(),
         df["duration_ms"].to_list(),
+        strict=True,
     )
     ids = df["event_id"].to_list()
     # The objects made here hold no cycles; the cyclic GC's passes over the
@@ -229,7 +228,7 @@ def _frame_of(data: Any) -> pl.DataFrame:
         return df
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if all(isinstance(e, AuditEvent) for e in data):
-            return events_to_frame(data)  # type: ignore[arg-type]
+            return events_to_frame(data)
         return _dicts_to_frame(data)
     raise AuditTypeError(
         "events must be a pyarrow Table/RecordBatch, a polars DataFrame, or a list of dicts or "
@@ -310,17 +309,18 @@ def normalize_batch(data: Any) -> pl.DataFrame:
 
     if "timestamp" in df.columns:
         ts = df["timestamp"]
-        if ts.dtype == pl.String:
+        dtype = ts.dtype  # a local, so isinstance narrows it for the time_zone check
+        if dtype == pl.String:
             try:
                 ts = ts.str.replace(r"[Zz]$", "+00:00").str.to_datetime(time_unit="us", time_zone="UTC")
             except Exception as exc:
                 raise AuditValueError(f"events: timestamp strings must be ISO 8601: {exc}") from None
-        elif isinstance(ts.dtype, pl.Datetime):
+        elif isinstance(dtype, pl.Datetime):
             ts = ts.dt.cast_time_unit("us")
             # A zone-less timestamp column is read as UTC (the export format's zone).
-            ts = ts.dt.replace_time_zone("UTC") if ts.dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+            ts = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
         else:
-            raise AuditTypeError(f"events: timestamp must be datetimes or ISO strings, got {ts.dtype}")
+            raise AuditTypeError(f"events: timestamp must be datetimes or ISO strings, got {dtype}")
         if ts.null_count():
             ts = ts.fill_null(pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
     else:

@@ -17,9 +17,10 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.io.location import StorageOptions, resolve
+from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.io.sinks import write_json_export
-from axon_audit.model.event import AuditEvent, EventStatus, OperationType
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot
@@ -258,7 +259,7 @@ def _as_path(path: Any) -> Path:
     return Path(path)
 
 
-def _as_target(path: Any, storage_options: Any = None) -> Any:
+def _as_target(path: Any, storage_options: StorageOptions | None = None) -> Path | Location:
     """Where an export goes: a local path stays a `Path`; a URI (`file://`,
     `s3://`) becomes a `Location` (with the logger's `storage_options`)."""
     if isinstance(path, str) and "://" in path:

@@ -11,10 +11,13 @@ into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
+
+from axon_audit.store.index import ChunkIndex
 
 CHUNK_ROWS = 131_072
 MAX_PIECES = 16  # Arrow chunks per store chunk before they are merged into one
@@ -36,7 +39,7 @@ def wait_sealed() -> None:
     wait(pending)
 
 
-def _seal_in_background(chunk: "Chunk") -> None:
+def _seal_in_background(chunk: Chunk) -> None:
     """Build a full chunk's lookup index off the logging
     path (one background thread; polars and numpy do the work outside the GIL)."""
     global _sealer
@@ -62,7 +65,7 @@ class Chunk:
     """One sealed frame, its time bounds ([min_us, max_us], UTC microseconds) and
     what readers derived from it."""
 
-    __slots__ = ("df", "min_us", "max_us", "_derived", "__weakref__")
+    __slots__ = ("__weakref__", "_derived", "df", "max_us", "min_us")
 
     def __init__(self, df: pl.DataFrame, min_us: int, max_us: int) -> None:
         self.df = df
@@ -71,7 +74,7 @@ class Chunk:
         self._derived: dict[str, Any] = {}
 
     @classmethod
-    def of(cls, df: pl.DataFrame) -> "Chunk":
+    def of(cls, df: pl.DataFrame) -> Chunk:
         ts = df["timestamp"].dt.epoch("us")
         return cls(df, int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
 
@@ -94,8 +97,6 @@ class Chunk:
 
     @property
     def index(self) -> Any:
-        from axon_audit.store.index import ChunkIndex
-
         return self.derived("index", ChunkIndex)
 
     @property
@@ -106,8 +107,8 @@ class Chunk:
 
     def seal(self) -> None:
         """Derive now what readers of a full chunk need: its lookup index."""
-        self.index
-        self.ids_timed
+        self.derived("index", ChunkIndex)
+        self.derived("ids_timed", _ids_timed)
 
 
 class HotStore:

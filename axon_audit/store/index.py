@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["ChunkIndex", "key_hashes", "hashes_of"]
+__all__ = ["ChunkIndex", "hashes_of", "key_hashes"]
 
 _SEED = 0x5EED
 
@@ -37,7 +37,7 @@ class _Sorted:
     def find(self, q: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(self.hashes, q, "left")
         hi = np.searchsorted(self.hashes, q, "right")
-        hits = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist()) if b > a]
+        hits = [self.rows[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
         if not hits:
             return np.empty(0, np.uint32)
         return np.unique(np.concatenate(hits))
@@ -55,7 +55,7 @@ class ChunkIndex:
         ([2], [0, 2])
     """
 
-    __slots__ = ("_ids", "_entries")
+    __slots__ = ("_entries", "_ids")
 
     def __init__(self, df: pl.DataFrame) -> None:
         self._ids = _Sorted(df["event_id"], np.arange(df.height, dtype=np.uint32))

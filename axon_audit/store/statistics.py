@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from axon_audit.model.enums import OPERATIONS, STATUSES
+from axon_audit.model.timestamps import from_us
+from axon_audit.query.filters import Filters
 from axon_audit.store.index import key_hashes
-from axon_audit.model.event import OPERATIONS, STATUSES, from_us
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
 _F64 = np.empty(0, np.float64)
@@ -61,8 +63,6 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
 
 def snapshot_statistics(snap: Any) -> dict[str, Any]:
     """`statistics` over every event of a `_reader.Snapshot`."""
-    from axon_audit.query.filters import Filters
-
     if snap.stats_cache is not None and snap.folder is None and not snap.old:
         return snap.stats_cache.statistics(snap.live)
     return statistics(snap.lazy(Filters()))
@@ -91,7 +91,7 @@ def _hashes(s: pl.Series) -> np.ndarray:
 class Agg:
     """What statistics need of a set of events, mergeable."""
 
-    __slots__ = ("counts", "durations", "dsum", "users", "sessions", "first", "last")
+    __slots__ = ("counts", "dsum", "durations", "first", "last", "sessions", "users")
 
     def __init__(self, counts: np.ndarray, durations: np.ndarray, dsum: float, users: np.ndarray,
                  sessions: np.ndarray, first: int | None, last: int | None) -> None:
@@ -104,11 +104,11 @@ class Agg:
         self.last = last
 
     @classmethod
-    def empty(cls) -> "Agg":
+    def empty(cls) -> Agg:
         return cls(np.zeros(_NOP * _NST, np.int64), _F64, 0.0, _U64, _U64, None, None)
 
     @classmethod
-    def of(cls, df: pl.DataFrame) -> "Agg":
+    def of(cls, df: pl.DataFrame) -> Agg:
         if df.height == 0:
             return cls.empty()
         code = df["operation"].to_physical().to_numpy().astype(np.int64) * _NST + df["status"].to_physical().to_numpy()
@@ -119,7 +119,7 @@ class Agg:
         return cls(counts, d, float(d.sum()), _hashes(df["user_id"]), _hashes(df["session_id"]),
                    int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
 
-    def merge(self, other: "Agg") -> "Agg":
+    def merge(self, other: Agg) -> Agg:
         firsts = [t for t in (self.first, other.first) if t is not None]
         lasts = [t for t in (self.last, other.last) if t is not None]
         return Agg(
@@ -190,7 +190,7 @@ class StatsCache:
     def _prefix(self, chunks: list[Any]) -> Agg:
         with self._lock:
             k = len(self._chunks)
-            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks)):
+            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks, strict=False)):
                 self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
             if len(chunks) > k:
                 merged = self._agg
@@ -225,8 +225,8 @@ class StatsCache:
 def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
     t = t or Agg.empty()
     counts = (m.counts + t.counts).reshape(_NOP, _NST)
-    by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist()))
-    by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist()))
+    by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist(), strict=True))
+    by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist(), strict=True))
     total = int(counts.sum())
     arrays = [a for a in (m.durations, t.durations) if len(a)]
     n = sum(len(a) for a in arrays)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import wait
 from datetime import datetime, timezone
 from typing import Any
 
@@ -92,6 +93,20 @@ class HotBuffer:
             self.flush_locked()
             self.rotate_if_full_locked()
             self.reset_check()
+
+    def flush(self) -> None:
+        """Seal the buffer, retry failed exports, wait for every export started so
+        far and (with a WAL) for every event logged so far to be fsynced."""
+        with self.lock:
+            self.maintain()
+            futures = []
+            if self.exporter is not None:
+                self.exporter.retry_failed_locked()
+                futures = self.exporter.in_flight_locked()
+        wait(futures)
+        wal = self.lane.wal if self.lane is not None else None
+        if wal is not None:
+            wal.sync()
 
     def append_frame_locked(self, df: pl.DataFrame) -> None:
         """A batch, after the rows logged before it (insertion order is logging order)."""

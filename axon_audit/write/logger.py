@@ -23,7 +23,6 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
 from axon_audit.write.durability import NO_WAL_COUNTERS, WalLane
 from axon_audit.write.exporter import NO_EXPORT_COUNTERS, Exporter
+from axon_audit.write.guard import Guard
 from axon_audit.write.targets import ExportJob, target_for
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "AuditLogger"]
@@ -72,11 +72,6 @@ _new = object.__new__
 _dumps = orjson.dumps
 _DUMPS_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as encode_metadata
 _time_ns = time.time_ns
-
-
-class _PerThread(threading.local):
-    defer = False  # log_event (always-WAL) awaits the fsync itself
-    seq = 0
 
 
 class AuditLogger(Reader):
@@ -155,9 +150,9 @@ class AuditLogger(Reader):
         # One attribute test on the logging path decides whether the slower, guarded
         # append (WAL, backlog bound, fail-closed) runs.
         self._guarded = cfg.guarded
+        self._guard = Guard(hot, lane, bp)
         self._wal: _wal.WriteAheadLog | None = None
         self._wal_always = False
-        self._tl = _PerThread()
         if lane is not None and self._exporter is not None and cfg.export_root is not None:
             hot.sealed_total += lane.open(cfg.export_root, self._exporter.target, hot.store, cfg.wal_sync,
                                           cfg.wal_interval, self)
@@ -235,8 +230,8 @@ class AuditLogger(Reader):
         row = (_time_ns() // 1000, next(ids.counter), ids.node, operation, user_id, session_id,
                entries, meta, status, error_message, duration_ms)
         buf = self._buf
-        if self._guarded:  # WAL / backlog bound / fail-closed: see _append_guarded
-            self._append_guarded(row)
+        if self._guarded:  # WAL / backlog bound / fail-closed: see write.guard
+            self._guard.append(row)
         else:
             buf.append(row)
         if len(buf) >= buf.next_check:  # the buffer carries its own threshold: no extra lookup
@@ -270,22 +265,10 @@ class AuditLogger(Reader):
             ['entry_1', 'entry_2']
         """
         if self._wal_always:  # awaits the fsync instead of blocking the event loop
-            return await self._log_event_durable(operation, user_id, session_id, entry_ids, metadata, status,
-                                                 error_message, duration_ms)
+            event: AuditEvent = await self._guard.log_durable(self.log, operation, user_id, session_id, entry_ids,
+                                                              metadata, status, error_message, duration_ms)
+            return event
         return self.log(operation, user_id, session_id, entry_ids, metadata, status, error_message, duration_ms)
-
-    async def _log_event_durable(self, *args: Any) -> AuditEvent:
-        wal = self._wal
-        assert wal is not None
-        tl = self._tl
-        tl.defer = True  # _append_guarded leaves the wait to us (same thread, no await in between)
-        try:
-            event = self.log(*args)
-        finally:
-            tl.defer = False
-        if not await wal.wait_durable_async(tl.seq):
-            self._report_not_durable(1)
-        return event
 
     def log_batch(self, events: Any) -> int:
         """Log many events at once from a pyarrow Table/RecordBatch, a polars
@@ -309,45 +292,8 @@ class AuditLogger(Reader):
         n = df.height
         if n == 0:
             return 0
-        if self._bp.refusing:
-            self._gate()
-        wal = self._wal
-        seq = 0
-        with self._lock:
-            if wal is not None:
-                with wal.lock:
-                    seq = wal.append_frame_locked(df)
-            self._hot.append_frame_locked(df)
-        if wal is not None and wal.always and not wal.wait_durable(seq):
-            self._report_not_durable(n)
+        self._guard.append_frame(df)
         return n
-
-
-    # ------------------------------------------------------------------ WAL, backlog, fail-closed
-
-    def _append_guarded(self, row: tuple[Any, ...]) -> None:
-        wal = self._wal
-        if self._bp.refusing or (self._bp.fail_closed and wal is not None and wal.failed_upto > wal.durable):
-            self._gate()
-        if wal is None:
-            self._buf.append(row)
-            return
-        with wal.lock:  # buffer and log take the row together (see WalLane.cut_locked)
-            self._buf.append(row)
-            seq = wal.append_locked(row)
-        # "interval" waits only when the writer lags far behind: bounds what a crash can take.
-        if wal.always and self._tl.defer:
-            self._tl.seq = seq  # log_event awaits it without blocking its event loop
-            return
-        if (wal.always or seq - wal.durable > _wal.MAX_LAG) and not wal.wait_durable(seq):
-            self._report_not_durable(1)
-
-    def _report_not_durable(self, n: int) -> None:
-        assert self._lane is not None
-        self._lane.report_not_durable(n, self._lock, self._bp.fail_closed)
-
-    def _gate(self) -> None:
-        self._bp.gate(self._lock, self.flush)
 
     def flush(self) -> None:
         """Seal buffered events into the store, retry failed exports, wait until
@@ -361,15 +307,7 @@ class AuditLogger(Reader):
             >>> audit.flush(); audit.event_count
             1
         """
-        with self._lock:
-            self._hot.maintain()
-            futures = []
-            if self._exporter is not None:
-                self._exporter.retry_failed_locked()
-                futures = self._exporter.in_flight_locked()
-        wait(futures)
-        if self._wal is not None:
-            self._wal.sync()
+        self._hot.flush()
 
     def _rewrite_memory(self, fn: Any) -> int:
         """Replace every in-memory frame (store and unwritten exports) by `fn(frame)`,

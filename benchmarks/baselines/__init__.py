@@ -105,6 +105,7 @@ class Backend(ABC):
 
 def backend_classes() -> dict[str, type[Backend]]:
     """Every backend by name, ours first."""
+    # Here, not at the top: each backend module imports `Backend` from this package (a cycle).
     from ..ours import Ours
     from .duckdb_direct import DuckDBLogger
     from .jsonl_logging import JsonLinesLogger

@@ -77,8 +77,8 @@ class DuckDBLogger(Backend):
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
         if rows:
-            cols = list(zip(*rows))
-            self.ingest_rows(pa.table([pa.array(c, t.type) for c, t in zip(cols, _SCHEMA)], schema=_SCHEMA))
+            cols = list(zip(*rows, strict=True))
+            self.ingest_rows(pa.table([pa.array(c, t.type) for c, t in zip(cols, _SCHEMA, strict=True)], schema=_SCHEMA))
 
     def ingest_rows(self, table: pa.Table) -> None:
         self.con.register("rows", table)

@@ -12,13 +12,14 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
 
-from . import OPERATIONS, STATUSES, Backend, user_stats_from, quantile
+from . import OPERATIONS, STATUSES, Backend, quantile, user_stats_from
 
 
 def _iso(us: int) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from . import OPERATIONS, STATUSES, Backend, user_stats_from, quantile
+from . import OPERATIONS, STATUSES, Backend, quantile, user_stats_from
 
 
 class OperationType(str, Enum):

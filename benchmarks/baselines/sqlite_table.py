@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from . import OPERATIONS, STATUSES, Backend, user_stats_from, quantile
+from . import OPERATIONS, STATUSES, Backend, quantile, user_stats_from
 
 COMMIT_EVERY = 1000
 _COLS = "event_id, ts_us, operation, user_id, session_id, entry_ids, metadata, status, error_message, duration_ms"

@@ -34,7 +34,7 @@ def small_logger() -> AuditLogger:
         ("evt_d2", ts(31, 23, month=12), "RECALL", "carol", ["e1"], "SUCCESS", None, 2.0),
     ]
     cols = ["event_id", "timestamp", "operation", "user_id", "entry_ids", "status", "error_message", "duration_ms"]
-    df = pl.DataFrame([dict(zip(cols, r)) for r in rows])
+    df = pl.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
     audit = AuditLogger(enable_rotation=False)
     audit.log_batch(df)
     return audit

@@ -156,7 +156,7 @@ def test_window_rules_match_a_plain_python_count(seconds, fail, maximum):
     for rule, width, pick in (("excessive_deletions", 3600, lambda r: True),
                               ("failure_burst", 900, lambda r: r["status"] == "FAILURE")):
         buckets: dict[int, set] = {}
-        for r, s in zip(rows, seconds):
+        for r, s in zip(rows, seconds, strict=True):
             if pick(r):
                 buckets.setdefault(s // width, set()).add(r["event_id"])
         expected = {(at(3, 0) + timedelta(seconds=b * width), frozenset(ids))

@@ -139,7 +139,7 @@ def test_months_partition_the_quarter(rows):
     quarter = compliance_report(audit, base, datetime(2027, 1, 1, tzinfo=UTC)).to_dict()
     assert sum(m["total_events"] for m in months) == quarter["total_events"] == len(rows)
     # A plain-Python model of the seed's sections, month by month.
-    for month, m in zip((10, 11, 12), months):
+    for month, m in zip((10, 11, 12), months, strict=True):
         mine = [(op, u or "anonymous", stt) for sec, op, u, stt in rows
                 if (base + timedelta(seconds=sec)).month == month]
         ops: dict = {}

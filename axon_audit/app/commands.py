@@ -1,0 +1,321 @@
+"""The `axon-audit` commands: query, sql, stats and export (events); report and alerts
+(compliance); verify and tail (the folder itself); demo.
+
+Each is a plain click command; `axon_audit.app.cli` adds them to the group.
+Every command reads the folder through `axon_audit.read.sources.open_source`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+from rich.table import Table
+
+from axon_audit.app.demo import run_demo
+from axon_audit.app.options import (
+    EXIT_FAILED,
+    TIME,
+    BadInput,
+    choice,
+    query_filters,
+    with_filter_options,
+    with_storage_options,
+)
+from axon_audit.app.render import (
+    cell_text,
+    display_frame,
+    frame_table,
+    new_console,
+    print_json,
+    print_lines,
+    write_events,
+)
+from axon_audit.compliance.monitor import SecurityMonitor
+from axon_audit.compliance.report import compliance_report
+from axon_audit.exceptions import AuditValueError
+from axon_audit.integrity.verify import verify as check
+from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
+from axon_audit.query.filters import Filters
+from axon_audit.read.sources import newest, open_source, parquet_listing
+
+__all__ = ["COMMANDS", "alerts", "demo", "export", "query", "report", "sql", "stats", "tail", "verify"]
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def _open(path: str, storage_options: dict[str, Any] | None = None) -> Any:
+    return open_source(path, storage_options=storage_options)
+
+
+@click.command()
+@click.argument("path")
+@with_filter_options
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
+              help="At most this many events, newest first (table default: 50).")
+@click.option("--format", "-f", "fmt", type=choice(["table", "json", "csv", "parquet"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead.")
+@with_storage_options
+def query(path: str, limit: int | None, fmt: str, output: str | None,
+          storage_options: dict[str, Any] | None, **given: Any) -> None:
+    """Events matching the filters, newest first.
+
+    \b
+    Example:
+      axon-audit query audit_demo --user user_00000 -o store --since 1h
+      axon-audit query audit_demo -s failure -f csv --limit 100
+    """
+    fmt = fmt.lower()
+    if fmt == "table" and output is not None:
+        raise BadInput("--output needs --format json, csv or parquet (a table is for the terminal)")
+    source = _open(path, storage_options)
+    filters = query_filters(**given)
+    if fmt == "table" and limit is None:
+        limit = 50
+    df = newest(source, limit=limit, **filters)
+    if fmt != "table":
+        write_events(df, fmt, output)
+        return
+    total = source.scan(**filters).select(pl.len()).collect().item() if limit is not None else df.height
+    caption = f"{df.height:,} of {total:,} matching events" + (" (use --limit)" if total > df.height else "")
+    new_console().print(frame_table(display_frame(df), caption=caption))
+
+
+@click.command()
+@click.argument("path")
+@click.argument("query_text", metavar="QUERY")
+@click.option("--format", "-f", "fmt", type=choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@with_storage_options
+def sql(path: str, query_text: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
+    """DuckDB SQL over the view `events` (every event in the folder).
+
+    \b
+    Example:
+      axon-audit sql audit_demo "SELECT operation, count(*) FROM events GROUP BY ALL"
+    """
+    source = _open(path, storage_options)
+    try:
+        df = source.sql(query_text)
+    except (duckdb.Error, AuditValueError) as exc:  # the archive wraps DuckDB's errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"SQL: {first.removeprefix('query cannot run: ')}") from None
+    fmt = fmt.lower()
+    if fmt == "json":
+        sys.stdout.write(df.write_json() + "\n")
+    elif fmt == "csv":
+        try:
+            sys.stdout.write(df.write_csv())
+        except pl.exceptions.ComputeError:
+            sys.stdout.write(df.with_columns(pl.col(pl.List(pl.String)).list.join(";")).write_csv())
+    else:
+        new_console().print(frame_table(df, caption=f"{df.height:,} rows"))
+
+
+@click.command()
+@click.argument("path")
+@click.option("--user", "-u", "user_id", help="One user's statistics instead.")
+@click.option("--format", "-f", "fmt", type=choice(["table", "json"]), default="table", show_default=True)
+@with_storage_options
+def stats(path: str, user_id: str | None, fmt: str, storage_options: dict[str, Any] | None) -> None:
+    """The statistics of every event in the folder (or of one user).
+
+    \b
+    Example:
+      axon-audit stats audit_demo
+      axon-audit stats audit_demo --user user_00000 -f json
+    """
+    source = _open(path, storage_options)
+    result = source.get_user_statistics(user_id) if user_id else source.get_statistics()
+    if fmt.lower() == "json":
+        print_json(result)
+        return
+    table = Table(title=f"statistics of {user_id}" if user_id else "statistics", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, dict):  # by_operation, by_status: one row each, largest first
+            for name, n in sorted(value.items(), key=lambda kv: -kv[1]):
+                table.add_row(f"{key} {name}", cell_text(n))
+            continue
+        if key == "success_rate":
+            value = f"{value:.2%}"
+        table.add_row(key, "" if value is None else cell_text(value))
+    new_console().print(table)
+
+
+@click.command()
+@click.argument("path")
+@click.option("--month", required=True, help="The month to report, as YYYY-MM (UTC).")
+@click.option("--format", "-f", "fmt", type=choice(["table", "json"]), default="table", show_default=True)
+@with_storage_options
+def report(path: str, month: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
+    """The monthly compliance report of the folder's events.
+
+    \b
+    Example:
+      axon-audit report audit_demo --month 2025-01
+    """
+    m = _MONTH.match(month.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
+    result = compliance_report(_open(path, storage_options), month.strip())
+    if fmt.lower() == "json":
+        print_json(result.to_dict())
+        return
+    console = new_console()
+    for name, df in result.frames.items():
+        if df.height:
+            console.print(frame_table(df, title=f"{result.period}: {name}"))
+
+
+@click.command()
+@click.argument("path")
+@click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC).")
+@click.option("--until", "end_time", type=TIME, help="End: as --since.")
+@click.option("--format", "-f", "fmt", type=choice(["table", "json"]), default="table", show_default=True)
+@with_storage_options
+def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fmt: str,
+           storage_options: dict[str, Any] | None) -> None:
+    """Security alerts (excessive deletions, failure bursts, unusual exports, …), most severe first.
+
+    \b
+    Example:
+      axon-audit alerts audit_demo --since 1d
+    """
+    monitor = SecurityMonitor()
+    found = monitor.evaluate(_open(path, storage_options), start_time, end_time)
+    if fmt.lower() == "json":
+        print_json([a.to_dict() for a in found])
+        return
+    frame = found.to_frame().with_columns(pl.col("event_ids").list.len().alias("events")).drop(
+        "event_ids", "message")
+    new_console().print(frame_table(frame, title="security alerts", caption=f"{len(found):,} alerts"))
+
+
+@click.command()
+@click.argument("path")
+@click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help="HMAC key of the manifest (or $AXON_AUDIT_HMAC_KEY).")
+@with_storage_options
+def verify(path: str, key: str | None, storage_options: dict[str, Any] | None) -> None:
+    """Check the folder's (or s3:// lake's) integrity: every manifest, file hashes,
+    per-event hash chain. Exits 0 when intact, 1 when a problem is found (each
+    printed on its own line).
+
+    \b
+    Example:
+      axon-audit verify audit_demo
+      axon-audit verify s3://audit-lake/prod --key "$KEY"
+    """
+    _open(path, storage_options)  # the same clear error as the other commands for a missing folder
+    outcome = check(path, key=key, storage_options=storage_options)
+    for problem in outcome.problems:
+        sys.stdout.write(f"PROBLEM {problem}\n")
+    sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "
+                     f"{outcome.events_checked:,} events checked\n")
+    if not outcome.ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("path")
+@with_filter_options
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
+              help="The file to write: .json (the seed's export format), .parquet or .csv.")
+@with_storage_options
+def export(path: str, target: str, storage_options: dict[str, Any] | None, **given: Any) -> None:
+    """Write the matching events (oldest first) to one file.
+
+    \b
+    Example:
+      axon-audit export audit_demo --user user_00000 --to user_00000_audit.json
+    """
+    suffix = Path(target).suffix.lower()
+    fmt = {".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(suffix)
+    if fmt is None:
+        raise BadInput(f"--to: expected a file ending in .json, .parquet or .csv, got {target!r}")
+    source = _open(path, storage_options)
+    err = new_console(err=True)
+    started = time.perf_counter()
+    with err.status(f"exporting to {target} …"):
+        df = newest(source, **query_filters(**given)).reverse()
+        write_events(df, fmt, target)
+    err.print(f"wrote {df.height:,} events to {target} in {time.perf_counter() - started:.2f} s")
+
+
+@click.command()
+@click.argument("path")
+@with_filter_options
+@click.option("--lines", "-n", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Newest events to show first.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between looks for new files.")
+@click.option("--no-follow", is_flag=True, help="Print the newest events and stop.")
+@with_storage_options
+def tail(path: str, lines: int, interval: float, no_follow: bool, storage_options: dict[str, Any] | None,
+         **given: Any) -> None:
+    """Print the newest events, then follow new export files as they land (Ctrl-C stops);
+    a local folder or an s3:// lake alike.
+
+    \b
+    Example:
+      axon-audit tail audit_demo -s failure
+      axon-audit tail s3://audit-lake/prod --endpoint-url http://127.0.0.1:9000
+    """
+    source = _open(path, storage_options)
+    filters = query_filters(**given)
+    expr = Filters.build(**filters).expr()
+    # New files are found by listing the folder (the reader may cache what it saw):
+    # each rotation writes new, unique names, so a name not seen yet holds new events.
+    fs, listing = parquet_listing(path, storage_options=storage_options)
+    seen = set(listing())
+    if lines:
+        print_lines(newest(source, limit=lines, **filters).reverse())
+    if no_follow:
+        return
+    sys.stderr.write(f"axon-audit: following {path} for new files (Ctrl-C stops)\n")
+    sys.stderr.flush()
+    while True:
+        time.sleep(interval)
+        fresh = [p for p in listing() if p not in seen]
+        if not fresh:
+            continue
+        frames = []
+        for p in fresh:
+            seen.add(p)
+            table = pq.read_table(p, filesystem=fs)
+            df = pl.from_arrow(table)
+            assert isinstance(df, pl.DataFrame)  # a Table gives a DataFrame; only an Array gives a Series
+            df = df.select(COLUMNS).cast(FRAME_SCHEMA)
+            frames.append(df if expr is None else df.filter(expr))
+        print_lines(pl.concat(frames).sort("timestamp", "event_id"))
+
+
+@click.command()
+@click.option("--events", "-n", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Workload events to log.")
+@click.option("--out", type=click.Path(file_okay=False), default="audit_demo", show_default=True,
+              help="Export folder (a previous demo's folder is replaced; any other must be empty).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
+@click.option("--tasks", type=click.IntRange(1, 256), default=8, show_default=True, help="Concurrent agents.")
+def demo(events: int, out: str, seed: int, tasks: int) -> None:
+    """A memory system with audit logging under a realistic load, end to end.
+
+    \b
+    Example:
+      axon-audit demo --events 200000 --out /tmp/audit_demo
+    """
+    run_demo(events=events, out=out, seed=seed, tasks=tasks, console=new_console())
+
+
+# Every command of the group (click lists them by name in --help, whatever the order here).
+COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, verify)

@@ -1,0 +1,200 @@
+"""The command line's shared parts: the bad-input error, times, filters and storage options.
+
+`BadInput` is the error contract's exception: bad input found after click's own
+parsing exits 2 with one line on stderr (`axon_audit.app.cli.main` prints it).
+The option decorators give every command the same filter and object-storage
+options, spelled and converted the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+
+from axon_audit.io.location import _S3_OPTIONS
+from axon_audit.model.enums import OPERATIONS, STATUSES
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "TIME",
+    "BadInput",
+    "choice",
+    "parse_storage_options",
+    "parse_time",
+    "query_filters",
+    "with_filter_options",
+    "with_storage_options",
+]
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+_RELATIVE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class BadInput(click.ClickException):
+    """Bad input found after click's own parsing: exit 2, one line."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def parse_time(text: str, option: str = "--since", *, now: datetime | None = None) -> datetime:
+    """An aware UTC datetime from ``1h``/``30m``/``2d``/``1w``/``1h30m`` (that long
+    ago), ``now``, or an ISO 8601 date or time (naive means UTC, like the export files).
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> from axon_audit.app.options import parse_time
+        >>> now = datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc)
+        >>> parse_time("1h30m", now=now).isoformat()
+        '2025-01-15T10:30:00+00:00'
+        >>> parse_time("2025-01-01").isoformat()
+        '2025-01-01T00:00:00+00:00'
+        >>> from axon_audit.app.options import BadInput
+        >>> try:
+        ...     parse_time("yesterday")
+        ... except BadInput as exc:
+        ...     print(exc.message)
+        --since: expected a relative time like 1h, 30m, 2d, 1w or an ISO 8601 time, got 'yesterday'
+    """
+    value = text.strip().lower()
+    now = now or datetime.now(timezone.utc)
+    if value == "now":
+        return now
+    m = _RELATIVE.match(value)
+    if value and m and any(m.groups()):
+        w, d, h, mi, s = (int(g or 0) for g in m.groups())
+        return now - timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{option}: expected a relative time like 1h, 30m, 2d, 1w or an ISO 8601 time, got {text!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class _Time(click.ParamType):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "time"
+        try:
+            return parse_time(value, option)
+        except BadInput as exc:
+            self.fail(exc.message.split(": ", 1)[1], param, ctx)
+
+
+TIME = _Time()
+
+
+def choice(values: Sequence[str]) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
+def with_filter_options(fn: Callable) -> Callable:
+    """The seed's filters as options (each may repeat: any of the values matches)."""
+    options = [
+        click.option("--user", "-u", "user_id", multiple=True, help="User id (repeat for several)."),
+        click.option("--session", "session_id", multiple=True, help="Session id (repeat for several)."),
+        click.option("--operation", "-o", "operation", multiple=True, type=choice(OPERATIONS),
+                     help="Operation (repeat for several)."),
+        click.option("--status", "-s", "status", multiple=True, type=choice(STATUSES),
+                     help="Status (repeat for several)."),
+        click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC)."),
+        click.option("--until", "end_time", type=TIME, help="End: as --since."),
+        click.option("--entry", "entry_ids", multiple=True, help="Events touching this entry id (repeat)."),
+        click.option("--event-id", "event_id", multiple=True, help="This event id (repeat)."),
+        click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE",
+                     help="Metadata key equals value (repeat: all must match)."),
+        click.option("--error-contains", "error_contains", help="Error message contains this text."),
+        click.option("--min-ms", "min_duration_ms", type=click.FloatRange(min=0), help="Duration at least (ms)."),
+        click.option("--max-ms", "max_duration_ms", type=click.FloatRange(min=0), help="Duration at most (ms)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def query_filters(**given: Any) -> dict[str, Any]:
+    """Click's values as `query_events` keywords (empty tuples mean: not given)."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items() if v is not None and v != ()}
+    if "metadata" in out:
+        pairs = {}
+        for item in out["metadata"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise BadInput(f"--meta: expected KEY=VALUE, got {item!r}")
+            pairs[key.strip()] = value  # compared with the JSON value's text
+        out["metadata"] = pairs
+    return out
+
+
+# storage_options that are switches: "true"/"false" on the command line.
+_BOOL_OPTIONS = frozenset({"anonymous", "allow_bucket_creation", "allow_http", "aws_allow_http"})
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_storage_options(pairs: Sequence[str], endpoint_url: str | None = None) -> dict[str, Any] | None:
+    """`--storage-option KEY=VALUE` pairs (and `--endpoint-url`) as the
+    `storage_options` of `resolve` / `open_archive`; None when none was given.
+
+    Example:
+        >>> from axon_audit.app.options import parse_storage_options
+        >>> parse_storage_options(["region=eu-west-1", "anonymous=true"], "http://127.0.0.1:9000")
+        {'region': 'eu-west-1', 'anonymous': True, 'endpoint_url': 'http://127.0.0.1:9000'}
+        >>> parse_storage_options(["region"])
+        Traceback (most recent call last):
+        ...
+        axon_audit.app.options.BadInput: --storage-option: expected KEY=VALUE, got 'region'
+    """
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # pyarrow's name -> the option that set it (aliases set the same one)
+    items = [("--storage-option", item) for item in pairs]
+    if endpoint_url is not None:
+        items.append(("--endpoint-url", f"endpoint_url={endpoint_url}"))
+    for option, item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            raise BadInput(f"{option}: expected KEY=VALUE, got {item!r}")
+        if key not in _S3_OPTIONS:
+            raise BadInput(f"{option}: unknown key {key!r}; expected one of {', '.join(sorted(_S3_OPTIONS))}")
+        name = _S3_OPTIONS[key] or key
+        if name in given:
+            raise BadInput(f"{option}: {key} is already set (by {given[name]})")
+        given[name] = f"--storage-option {key}" if option == "--storage-option" else option
+        if key in _BOOL_OPTIONS:
+            if value.strip().lower() not in _BOOLS:
+                raise BadInput(f"{option}: {key} takes true or false, got {value!r}")
+            out[key] = _BOOLS[value.strip().lower()]
+        else:
+            out[key] = value
+    return out or None
+
+
+def with_storage_options(fn: Callable) -> Callable:
+    """`--endpoint-url` and `--storage-option/-O KEY=VALUE`, handed to the command as
+    one `storage_options` keyword (None when neither is given)."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, endpoint_url: str | None, storage_option: tuple[str, ...], **kwargs: Any) -> Any:
+        return fn(*args, storage_options=parse_storage_options(storage_option, endpoint_url), **kwargs)
+
+    command = click.option(
+        "--storage-option", "-O", "storage_option", multiple=True, metavar="KEY=VALUE",
+        help="Object storage setting (repeat): region, access_key, secret_key, session_token, anonymous, "
+             "endpoint_url, or the aws_… spellings. A local PATH ignores it.")(command)
+    return click.option(
+        "--endpoint-url", "endpoint_url", metavar="URL",
+        help="S3-compatible endpoint for an s3:// PATH, e.g. http://127.0.0.1:9000 "
+             "(default: $AWS_ENDPOINT_URL).")(command)
+

@@ -1,0 +1,125 @@
+"""How the command line prints: rich tables, one-line events, JSON, and event files.
+
+Output goes to stdout (data) or stderr (progress); pipes get a fixed width so
+a table's text does not depend on the terminal that happened to run it.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from axon_audit.app.options import BadInput
+from axon_audit.io.sinks import write_json_stream
+from axon_audit.model.schema import to_arrow
+
+__all__ = [
+    "cell_text",
+    "display_frame",
+    "frame_table",
+    "new_console",
+    "print_json",
+    "print_lines",
+    "write_events",
+]
+
+def new_console(err: bool = False) -> Any:
+    # Pipes get the width of a wide terminal, not rich's 80-column default.
+    width = None if sys.stdout.isatty() else 120
+    return Console(stderr=err, width=width, highlight=False, soft_wrap=False)
+
+
+def frame_table(df: pl.DataFrame, title: str | None = None, caption: str | None = None) -> Any:
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for name, dtype in df.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+    for row in df.iter_rows():
+        table.add_row(*("" if v is None else cell_text(v) for v in row))
+    return table
+
+
+def cell_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ" if value.utcoffset() is not None else "%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def display_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Events as a terminal reads them: UTC times, names, short lists."""
+    return df.select(
+        pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S%.3fZ").alias("timestamp (UTC)"),
+        pl.col("operation").cast(pl.String),
+        pl.col("user_id").cast(pl.String).alias("user"),
+        pl.col("session_id").cast(pl.String).alias("session"),
+        pl.col("entry_ids").list.len().alias("entries"),
+        pl.col("status").cast(pl.String),
+        pl.col("duration_ms").round(1).alias("ms"),
+        pl.col("error_message").alias("error"),
+    )
+
+
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """Columns CSV can hold: entry ids as a JSON array, categories as text."""
+    entries = (pl.struct(pl.col("entry_ids").fill_null([])).struct.json_encode()
+               .str.strip_prefix('{"entry_ids":').str.strip_suffix("}"))
+    return df.with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        entries.alias("entry_ids"),
+        pl.col(pl.Categorical, pl.Enum).cast(pl.String),
+    )
+
+
+def write_events(df: pl.DataFrame, fmt: str, output: str | None) -> None:
+    if fmt == "parquet":
+        if output is None:
+            raise BadInput("--format parquet needs --output FILE (Parquet is not for a terminal)")
+        pq.write_table(to_arrow(df), output, compression="zstd")
+        return
+    if fmt == "json":
+        if output is None:
+            write_json_stream(sys.stdout.buffer, df)
+            sys.stdout.buffer.flush()
+        else:
+            with open(output, "wb") as fh:
+                write_json_stream(fh, df)
+        return
+    if fmt == "csv":
+        flat = _flat(df)
+        if output is None:
+            sys.stdout.write(flat.write_csv())
+        else:
+            flat.write_csv(output)
+        return
+    raise BadInput(f"--format must be one of table, json, csv, parquet; got {fmt!r}")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def print_lines(df: pl.DataFrame) -> None:
+    """One event per line, oldest first, flushed (so a pipe sees it at once)."""
+    shown = display_frame(df)
+    for row in shown.iter_rows():
+        ts, op, user, session, entries, status, ms, error = row
+        text = f"{ts}  {op:<10} {status:<7} {user or '-'}  {session or '-'}  entries={entries}"
+        if ms is not None:
+            text += f"  {ms}ms"
+        if error:
+            text += f"  error={error!r}"
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+

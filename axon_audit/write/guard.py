@@ -1,0 +1,95 @@
+"""The guarded append: the slower logging path taken when durability or a bound is on.
+
+A logger with a write-ahead log, a `max_backlog` or `fail_closed=True` appends
+through `Guard` (one attribute test on the hot path decides): it applies the
+backpressure rule before accepting an event, appends the row to the buffer and
+the WAL under the WAL's lock (so a rotation cuts both at one point), and waits
+for the fsync where the policy says so. Batches take the same route whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from axon_audit.write import wal as _wal
+from axon_audit.write.backpressure import Backpressure
+from axon_audit.write.buffer import HotBuffer
+from axon_audit.write.durability import WalLane
+
+__all__ = ["Guard"]
+
+
+class _PerThread(threading.local):
+    defer = False  # log_event (always-WAL) awaits the fsync itself
+    seq = 0
+
+
+class Guard:
+    """Backpressure and durability around the buffer's appends."""
+
+    def __init__(self, hot: HotBuffer, lane: WalLane | None, bp: Backpressure) -> None:
+        self._hot = hot
+        self._rows = hot.rows
+        self._lane = lane
+        self._bp = bp
+        self._tl = _PerThread()
+
+    @property
+    def wal(self) -> _wal.WriteAheadLog | None:
+        return self._lane.wal if self._lane is not None else None
+
+    def gate(self) -> None:
+        self._bp.gate(self._hot.lock, self._hot.flush)
+
+    def append(self, row: tuple[Any, ...]) -> None:
+        wal = self.wal
+        if self._bp.refusing or (self._bp.fail_closed and wal is not None and wal.failed_upto > wal.durable):
+            self.gate()
+        if wal is None:
+            self._rows.append(row)
+            return
+        with wal.lock:  # buffer and log take the row together (see WalLane.cut_locked)
+            self._rows.append(row)
+            seq = wal.append_locked(row)
+        # "interval" waits only when the writer lags far behind: bounds what a crash can take.
+        if wal.always and self._tl.defer:
+            self._tl.seq = seq  # log_event awaits it without blocking its event loop
+            return
+        if (wal.always or seq - wal.durable > _wal.MAX_LAG) and not wal.wait_durable(seq):
+            self.report_not_durable(1)
+
+    async def log_durable(self, log: Callable[..., Any], *args: Any) -> Any:
+        """`log(*args)`, then await its fsync without blocking the event loop."""
+        wal = self.wal
+        assert wal is not None
+        tl = self._tl
+        tl.defer = True  # append() leaves the wait to us (same thread, no await in between)
+        try:
+            event = log(*args)
+        finally:
+            tl.defer = False
+        if not await wal.wait_durable_async(tl.seq):
+            self.report_not_durable(1)
+        return event
+
+    def append_frame(self, df: pl.DataFrame) -> None:
+        """A whole batch: refused, blocked or accepted as one; durable as one."""
+        if self._bp.refusing:
+            self.gate()
+        wal = self.wal
+        seq = 0
+        with self._hot.lock:
+            if wal is not None:
+                with wal.lock:
+                    seq = wal.append_frame_locked(df)
+            self._hot.append_frame_locked(df)
+        if wal is not None and wal.always and not wal.wait_durable(seq):
+            self.report_not_durable(df.height)
+
+    def report_not_durable(self, n: int) -> None:
+        assert self._lane is not None
+        self._lane.report_not_durable(n, self._hot.lock, self._bp.fail_closed)
