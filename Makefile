@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check axon_audit tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # Options: make demo DEMO_ARGS="--events 200000 --out /tmp/audit_demo --seed 1"
