@@ -59,7 +59,7 @@ class Ours(Backend):
     def write_parquet(self, folder: Path) -> int | None:
         # The rotation's Parquet writer on everything in memory (rotation itself also
         # writes the JSON export, measured by export_json).
-        from axon_audit.io.sinks import write_parquet_partitions
+        from axon_audit.io.parquet import write_parquet_partitions
 
         self.audit.flush()
         frame = pl.concat([c.df for c in self.audit._store.chunks], rechunk=False)  # as rotation does

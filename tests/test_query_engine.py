@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from axon_audit import ArchiveError, AuditArchive, AuditLogger, AuditTypeError, AuditValueError, open_archive
 from axon_audit.query.filters import Filters
-from axon_audit.io.sinks import write_parquet_partitions
+from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc

@@ -15,27 +15,29 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.hooks import audit_context
-from axon_audit.write.logger import AuditLogger
-from axon_audit.integrity.verify import verify
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
-from axon_audit.compliance.monitor import SecurityMonitor
+from axon_audit.integrity.verify import verify
+from axon_audit.io.layout import ExportLayout
 from axon_audit.read.sources import open_source
 from axon_audit.workload import generate_events, iter_log_calls
+from axon_audit.write.logger import AuditLogger
 
-__all__ = ["DemoResult", "run_demo", "duckdb_one_liner"]
+__all__ = ["DemoResult", "duckdb_one_liner", "run_demo"]
 
 MARKER = ".axon_audit_demo"  # written into the output folder: lets a rerun replace its own output only
 YIELD_EVERY = 1_000  # events an agent logs before handing the loop to the others
@@ -64,7 +66,7 @@ def duckdb_one_liner(folder: str | Path, python: str = "python") -> tuple[str, s
         >>> "read_parquet('audit_demo/parquet/**/*.parquet'" in sql, cmd.startswith("python -c ")
         (True, True)
     """
-    glob = f"{Path(folder).as_posix()}/parquet/**/*.parquet".replace("'", "''")
+    glob = f"{Path(folder).as_posix()}/{ExportLayout.PARQUET_GLOB}".replace("'", "''")
     sql = ("SELECT operation, count(*) AS events, round(100 * avg((status = 'FAILURE')::INT), 2) AS failure_pct, "
            "round(median(duration_ms), 1) AS median_ms "
            f"FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY operation ORDER BY events DESC")
@@ -293,9 +295,9 @@ def run_demo(
     )
 
     # ---------------------------------------------------------------- files
-    json_files = sorted(out.glob("audit_*.json"))
+    json_files = [d.path for d in ExportLayout(out).json_documents() if ExportLayout.is_rotation_document(d.name)]
     source = open_source(out)
-    parquet_files = [p for p in source.files() if p.suffix == ".parquet"]
+    parquet_files = [p for p in source.files() if isinstance(p, Path) and p.suffix == ".parquet"]
     files = _timed_table("Export folder", ["files", "count", "size", "bytes/event"])
     total = counters["total_events_logged"]
     for name, group in (("JSON (seed export format)", json_files), ("Parquet (zstd, by date)", parquet_files)):
@@ -385,7 +387,9 @@ def run_demo(
     sql, command = duckdb_one_liner(out, _python_for_display())
     result.duckdb_command = command
     t = time.perf_counter()
-    answer = duckdb.sql(sql).pl()
+    relation = duckdb.sql(sql)
+    assert relation is not None  # a SELECT always gives a relation
+    answer = relation.pl()
     elapsed = time.perf_counter() - t
     dtable = _timed_table(f"Plain DuckDB over the exported Parquet ({_ms(elapsed)})",
                           ["operation", "events", "failure %", "median ms"])

@@ -8,16 +8,17 @@ statistics, SQL and exports.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
+from axon_audit.io.json_export import write_json_export
 from axon_audit.io.location import resolve
-from axon_audit.io.sinks import write_json_export
 from axon_audit.model.event import AuditEvent, EventStatus, OperationType
 from axon_audit.model.schema import frame_to_events
 from axon_audit.query.filters import Filters

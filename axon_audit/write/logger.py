@@ -48,15 +48,10 @@ from axon_audit.query.filters import Filters
 from axon_audit.read.api import Reader, _as_target
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.model.schema import EMPTY_FRAME, events_to_frame, normalize_batch, rows_to_frame
-from axon_audit.io.sinks import (
-    atomic_write,
-    event_objects,
-    plan_parquet,
-    put_export,
-    unique_json_path,
-    write_json_export,
-    write_parquet_planned,
-)
+from axon_audit.io.atomic import atomic_write
+from axon_audit.io.json_export import event_objects, write_json_export
+from axon_audit.io.layout import unique_json_path
+from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
 from axon_audit.store.statistics import StatsCache
 from axon_audit.store.hot import CHUNK_ROWS, Chunk, HotStore
 
