@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit import AuditLogger
-from axon_audit.io.sinks import write_parquet_partitions
+from axon_audit.io.parquet import write_parquet_partitions
 
 from .baselines import Backend
 

@@ -20,7 +20,7 @@ import polars as pl
 
 from axon_audit import AuditLogger
 from axon_audit.integrity import manifest as _integrity
-from axon_audit.io.sinks import event_objects
+from axon_audit.io.json_export import event_objects
 
 ARGS = dict(user_id="user_123", session_id="session_abc", entry_ids=["entry_1", "entry_2"],
             metadata={"source": "api", "batch_size": 2}, status="SUCCESS", duration_ms=45.2)

@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from axon_audit.io import parquet as _parquet
 import axon_audit
 from axon_audit import AuditLogger, AuditUnavailableError, ExportError
-from axon_audit.io import sinks as _sinks
 
 
 def listed_ids(folder: Path) -> list[str]:
@@ -118,7 +118,7 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs: Path, caplog) -> None:
 
 
 def test_injected_enospc_in_the_parquet_writer(tmp_path: Path, monkeypatch) -> None:
-    real = _sinks.pq.write_table
+    real = _parquet.pq.write_table
     broken = [True]
 
     def write_table(*args, **kwargs):
@@ -126,7 +126,7 @@ def test_injected_enospc_in_the_parquet_writer(tmp_path: Path, monkeypatch) -> N
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_sinks.pq, "write_table", write_table)
+    monkeypatch.setattr(_parquet.pq, "write_table", write_table)
     audit = AuditLogger(max_events=50, auto_export_path=tmp_path)
     ids = fill(audit, 50)
     audit.flush()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import ArchiveError, AuditArchive, AuditLogger, AuditTypeError, AuditValueError, open_archive
-from axon_audit.io.sinks import write_parquet_partitions
+from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.query.filters import Filters
 from axon_audit.store.hot import CHUNK_ROWS, wait_sealed
 from axon_audit.workload import generate_events

@@ -32,6 +32,7 @@ from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.hooks import audit_context
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
 from axon_audit.integrity.verify import verify
+from axon_audit.io.layout import ExportLayout
 from axon_audit.read.sources import open_source
 from axon_audit.workload import generate_events, iter_log_calls
 from axon_audit.write.logger import AuditLogger
@@ -65,7 +66,7 @@ def duckdb_one_liner(folder: str | Path, python: str = "python") -> tuple[str, s
         >>> "read_parquet('audit_demo/parquet/**/*.parquet'" in sql, cmd.startswith("python -c ")
         (True, True)
     """
-    glob = f"{Path(folder).as_posix()}/parquet/**/*.parquet".replace("'", "''")
+    glob = f"{Path(folder).as_posix()}/{ExportLayout.PARQUET_GLOB}".replace("'", "''")
     sql = ("SELECT operation, count(*) AS events, round(100 * avg((status = 'FAILURE')::INT), 2) AS failure_pct, "
            "round(median(duration_ms), 1) AS median_ms "
            f"FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY operation ORDER BY events DESC")
@@ -294,7 +295,7 @@ def run_demo(
     )
 
     # ---------------------------------------------------------------- files
-    json_files = sorted(out.glob("audit_*.json"))
+    json_files = [d.path for d in ExportLayout(out).json_documents() if ExportLayout.is_rotation_document(d.name)]
     source = open_source(out)
     parquet_files = [Path(p) for p in source.files() if Path(p).suffix == ".parquet"]  # a local folder's files
     files = _timed_table("Export folder", ["files", "count", "size", "bytes/event"])

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from axon_audit.app.options import BadInput
-from axon_audit.io.sinks import write_json_stream
+from axon_audit.io.json_export import write_json_stream
 from axon_audit.model.schema import to_arrow
 
 __all__ = [

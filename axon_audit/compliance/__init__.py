@@ -1,1 +1,4 @@
-"""Compliance tools over any source of events: reports (`report`), security monitoring (`monitor`), data-subject access and erasure (`gdpr`), retention (`retention`), PII detection and redaction (`pii`)."""
+"""Compliance tools over any source of events: reports (`report`), security monitoring
+(`monitor`), data-subject access and erasure (`gdpr`), retention (`retention`), PII
+detection and redaction (`pii`).
+"""

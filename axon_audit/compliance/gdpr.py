@@ -9,34 +9,33 @@ records the erasure itself as an audit event.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any
 
 import orjson
 import polars as pl
 import pyarrow.parquet as pq
 
-from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
-from axon_audit.io.location import local_folder
 from axon_audit.display.html import card, table
+from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
-from axon_audit.write.targets import FolderTarget
+from axon_audit.io.atomic import atomic_write
+from axon_audit.io.json_export import write_json_export, write_json_stream
+from axon_audit.io.layout import ExportLayout
+from axon_audit.io.location import local_folder
+from axon_audit.io.parquet import parquet_table as _table_of
+from axon_audit.io.parquet import parquet_writer as _parquet_writer
+from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.model.event import format_us, now_us, parse_timestamp
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
-from axon_audit.io.sinks import (
-    _parquet_writer,
-    _table_of,
-    atomic_write,
-    rotation_json_name,
-    write_json_export,
-    write_json_stream,
-    write_parquet_partitions,
-)
 from axon_audit.read.sources import scan_sources
+from axon_audit.write.targets import FolderTarget
 
 __all__ = ["ErasureResult", "SubjectAccessReport", "erase_subject", "subject_access_report"]
 
@@ -238,19 +237,24 @@ def _folders(items: list[Any]) -> list[Path]:
         elif isinstance(getattr(s, "path", None), (str, Path)):  # an archive (of a URI: its uri)
             path = local_folder(s.path, argument="source", task="erase_subject")
         if path is not None:
-            if path.is_file():  # an archive of one JSON export
-                path = path.parent
-            if path.name == "parquet" and not any(path.glob("parquet")):  # an archive of the parquet/ folder
-                path = path.parent
+            path = ExportLayout.folder_of(path)  # an archive of one JSON export, or of the parquet/ folder
             if path not in out:
                 out.append(path)
     return out
 
 
-def _files(folders: list[Path]) -> tuple[list[Path], list[Path]]:
-    """The Parquet files and the JSON documents of export folders."""
-    return ([p for f in folders for p in sorted(f.glob("parquet/date=*/*.parquet"))],
-            [p for f in folders for p in sorted(f.glob("*.json"))])
+def _parts(folder: Path) -> list[Path]:
+    """An export folder's own Parquet parts (under ``parquet/``)."""
+    return [p.path for p in ExportLayout(folder).parts(strict=True)]
+
+
+def _documents(folder: Path) -> list[Path]:
+    """An export folder's JSON export documents."""
+    return [d.path for d in ExportLayout(folder).json_documents()]
+
+
+def _is_sealed(folder: Path) -> bool:
+    return ExportLayout(folder).manifest_path.exists()
 
 
 def _check_columns(path: Path, names: Iterable[str]) -> None:
@@ -347,9 +351,10 @@ def erase_subject(
     # Check every file before changing anything: an erasure that would stop halfway is refused whole.
     for lg in loggers:
         lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
-    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}
-    for p in _files(folders)[0]:
-        _check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if _folder_of(p) in sealed else set()))
+    sealed = {f for f in folders if _is_sealed(f)}
+    for f in folders:
+        for p in _parts(f):
+            _check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if f in sealed else set()))
     if hmac_key is None and loggers:
         hmac_key = getattr(loggers[0], "_hmac_key", None)
     key = _integrity._key_bytes(hmac_key)
@@ -371,9 +376,11 @@ def erase_subject(
     for lg in loggers:
         if getattr(lg, "_wal", None) is not None and lg.auto_export_path is not None:
             lg.close()  # the write-ahead log still holds the original rows: export (erased) memory to release it
-    sealed = {f for f in folders if (f / _integrity.MANIFEST_NAME).exists()}  # the export above may seal one
+    sealed = {f for f in folders if _is_sealed(f)}  # the export above may seal one
     plain = [f for f in folders if f not in sealed]
-    parquet, documents = _files(plain)  # again: a rotation may have written since the check
+    # Listed again: a rotation may have written since the check.
+    parquet = [p for f in plain for p in _parts(f)]
+    documents = [p for f in plain for p in _documents(f)]
     written = [p for p in parquet if _rewrite_parquet(p, fn)]
     written += [p for p in documents if _rewrite_json(p, fn)]
     summary = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
@@ -391,18 +398,13 @@ def erase_subject(
         if folders[0] in sealed:
             _append_sealed_export(folders[0], df, key)
         else:
-            write_json_export(df, folders[0] / rotation_json_name().replace(".json", "_erasure.json"),
-                              replace=False)
-            write_parquet_partitions(df, folders[0] / "parquet")
+            layout = ExportLayout(folders[0])
+            write_json_export(df, layout.root / layout.rotation_name(tag="erasure"), replace=False)
+            write_parquet_partitions(df, layout.parquet_dir)
         event_id = df["event_id"][0]
     else:
         raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
     return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
-
-
-def _folder_of(path: Path) -> Path:
-    """The export folder of a Parquet file (…/parquet/date=…/part.parquet)."""
-    return path.parent.parent.parent
 
 
 def _load_plain(path: Path, kind: str) -> tuple[pl.DataFrame, int | None]:
@@ -421,12 +423,16 @@ def _load_plain(path: Path, kind: str) -> tuple[pl.DataFrame, int | None]:
     return (normalize_batch(events) if events else EMPTY_FRAME.clear()), exported
 
 
+def _write_document(fh: IO[bytes], *, df: pl.DataFrame, exported: int | None, objects: pl.Series) -> None:
+    write_json_stream(fh, df, exported, objects)
+
+
 def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any]) -> list[Path]:
     """Erase in a sealed folder: rewrite every file from the first one that changes
     (its chain, and so every later file's chain of the same kind, changes too),
     re-link the manifest entries over the new files, and append an ``erasure``
     entry that records the erasure and the replaced files' previous SHA-256."""
-    from axon_audit.io.sinks import event_objects
+    from axon_audit.io.json_export import event_objects
 
     written: list[Path] = []
     with _integrity.folder_lock(root):
@@ -467,7 +473,7 @@ def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any
         for i, path, kind, new, objects, exported, start in plans:
             e = entries[i]
             if kind == "json":
-                atomic_write(path, lambda fh: write_json_stream(fh, new, exported, objects))
+                atomic_write(path, functools.partial(_write_document, df=new, exported=exported, objects=objects))
             else:
                 atomic_write(path, _parquet_writer(_table_of(new)))  # the rotation's encoding
             replaced[e["file"]] = e["sha256"]
@@ -494,12 +500,12 @@ def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None) -> No
 def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:
     """The subject's (event_id, session_id) pairs in an export folder's files."""
     frames = []
-    parts = sorted(folder.glob("parquet/date=*/*.parquet"))
+    parts = _parts(folder)
     if parts:
         frames.append(pl.scan_parquet(parts).filter(pl.col("user_id").cast(pl.String) == user_id)
                       .select("event_id", pl.col("session_id").cast(pl.String)).collect())
     needle = orjson.dumps(user_id)
-    for p in sorted(folder.glob("*.json")):
+    for p in _documents(folder):
         raw = p.read_bytes()
         if needle not in raw:
             continue

@@ -130,7 +130,8 @@ class Alerts(list):
         # Instances, not classes, so the mapping types as DataType.
         schema = {"rule": pl.String(), "severity": pl.String(), "user_id": pl.String(),
                   "window_start": pl.Datetime("us", "UTC"), "window_end": pl.Datetime("us", "UTC"),
-                  "count": pl.Int64(), "threshold": pl.Float64(), "event_ids": pl.List(pl.String()), "message": pl.String()}
+                  "count": pl.Int64(), "threshold": pl.Float64(), "event_ids": pl.List(pl.String()),
+                  "message": pl.String()}
         return pl.DataFrame([asdict(a) for a in self], schema=schema) if self else pl.DataFrame(schema=schema)
 
     def by_rule(self) -> dict[str, int]:

@@ -80,7 +80,8 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 DEFAULT_DETECTORS: tuple[Detector, ...] = (
     Detector("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", prefilter="@"),
     Detector("card", r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])", luhn_valid, prefilter=r"\d[ -]?\d[ -]?\d{3}"),
-    Detector("ssn", r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])", prefilter=r"\d{3}-\d{2}-\d{4}"),
+    Detector("ssn", r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])",
+             prefilter=r"\d{3}-\d{2}-\d{4}"),
     Detector("ipv4", rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.])", prefilter=r"\d\.\d+\.\d+\.\d"),
     Detector("ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", _valid_ip,
              prefilter=r"[0-9A-Fa-f]*:[0-9A-Fa-f]*:"),

@@ -3,12 +3,12 @@ recorded in the folder's integrity manifest where there is one.
 
 Only whole units go: a `date=YYYY-MM-DD` partition whose day ended before the
 cutoff, and an `audit_*.json` export whose name (its export time) and newest
-event are both before the cutoff. A dry run lists what would go.
+event are both before the cutoff (names as `io.layout.ExportLayout` makes
+them). A dry run lists what would go.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -17,16 +17,14 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
-from axon_audit.io.location import local_folder
 from axon_audit.display.html import card
+from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.io.layout import ExportLayout
+from axon_audit.io.location import local_folder
 from axon_audit.model.event import format_us, now_us, parse_timestamp, to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
-
-_PARTITION = re.compile(r"date=(\d{4})-(\d{2})-(\d{2})\Z")
-_JSON = re.compile(r"audit_(\d{4})_(\d{2})_(\d{2})_(\d{2})(\d{2})(\d{2}).*\.json\Z")
 
 
 @dataclass
@@ -102,31 +100,28 @@ def apply_retention(
     cutoff = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=cutoff_us)
     result = RetentionResult(cutoff, bool(dry_run))
 
+    layout = ExportLayout(root)
     day_us = 86_400_000_000
     epoch = date(1970, 1, 1)
-    for part in sorted((root / "parquet").glob("date=*")):
-        m = _PARTITION.match(part.name)
-        if not (part.is_dir() and m):
-            continue
-        day = date(int(m[1]), int(m[2]), int(m[3]))
+    for part, day in layout.partitions():
         if ((day - epoch).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
+            # The folder goes whole, so everything in it counts (not only the listed parts).
             files = [f for f in part.rglob("*") if f.is_file()]
             result.partitions.append(part)
             result.bytes += sum(f.stat().st_size for f in files)
-            result.events += sum(pq.read_metadata(f).num_rows for f in files if f.suffix == ".parquet")
-    for js in sorted(root.glob("audit_*.json")):
-        m = _JSON.match(js.name)
-        if not m:
+            result.events += sum(pq.read_metadata(f).num_rows for f in files if f.suffix == layout.PARQUET_SUFFIX)
+    for doc in layout.json_documents():
+        exported = layout.rotation_time(doc.name)
+        if exported is None:  # not a rotation's document: its name gives no export time
             continue
-        exported = datetime(*(int(g) for g in m.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
         if to_us(exported) < cutoff_us:
-            newest = _newest_event_us(js)
+            newest = _newest_event_us(doc.path)
             if newest is None or newest < cutoff_us:  # an export may hold events stamped after its name
-                result.json_files.append(js)
-                result.bytes += js.stat().st_size
+                result.json_files.append(doc.path)
+                result.bytes += doc.path.stat().st_size
     if dry_run or not (result.partitions or result.json_files):
         return result
-    if not (root / _integrity.MANIFEST_NAME).exists():
+    if not layout.manifest_path.exists():
         _delete(result)
         return result
     key = _integrity._key_bytes(hmac_key)
@@ -134,9 +129,8 @@ def apply_retention(
         manifest = _integrity.load_manifest(root)
         if "hmac" in manifest and key is None:
             raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
-        gone = [p.relative_to(root).as_posix() for p in result.json_files]
-        gone += [f.relative_to(root).as_posix() for part in result.partitions for f in sorted(part.rglob("*"))
-                 if f.is_file()]
+        gone = [layout.name_of(p) for p in result.json_files]
+        gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
         listed = {e.get("file") for e in manifest.get("entries", [])}
         # The entries of deleted files stay (history, and the chain runs through them); this entry says they went.
         entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,

@@ -1,1 +1,3 @@
-"""Where applications meet the logger: the demo memory system (`memory`), auditing decorators, context and the `logging` bridge (`hooks`)."""
+"""Where applications meet the logger: the demo memory system (`memory`), auditing
+decorators, context and the `logging` bridge (`hooks`).
+"""

@@ -47,14 +47,16 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
+from axon_audit.io.atomic import TEMP_GLOB, atomic_write, temp_pid
+from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
-from axon_audit.io.sinks import atomic_write
 
 __all__ = ["WriterManifest", "append_entries", "build_manifest", "chain_column", "folder_lock"]
 
 GENESIS = "0" * 64
-MANIFEST_NAME = "manifest.json"
-MANIFESTS_DIR = "manifests"  # object storage: one manifest per writer
+# The names are the layout's; kept here under their old names for the manifest's readers.
+MANIFEST_NAME = ExportLayout.MANIFEST_NAME
+MANIFESTS_DIR = ExportLayout.MANIFESTS_DIR  # object storage: one manifest per writer
 # Entries per writer manifest before it goes on in a new one: a commit rewrites
 # its manifest whole, so this bounds the upload (~0.5 KB an entry).
 SEGMENT_ENTRIES = 512
@@ -118,12 +120,9 @@ def remove_stale_temps(root: Path) -> int:
     """Delete temporary files (``.name.PID-xxxx.tmp``) left by writers that died
     mid-write (their process is gone); return how many. The caller holds `folder_lock`."""
     removed = 0
-    for tmp in Path(root).rglob(".*.tmp"):
-        try:
-            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
-        except (ValueError, IndexError):
-            continue
-        if pid == os.getpid():
+    for tmp in Path(root).rglob(TEMP_GLOB):
+        pid = temp_pid(tmp.name)
+        if pid is None or pid == os.getpid():
             continue
         try:
             os.kill(pid, 0)
@@ -157,7 +156,7 @@ def head_hmac(key: bytes, count: int, head: str) -> str:
 
 
 def load_manifest(root: Path) -> dict[str, Any]:
-    path = Path(root) / MANIFEST_NAME
+    path = ExportLayout(Path(root)).manifest_path
     if not path.exists():
         return {"format": FORMAT, "entries": []}
     return orjson.loads(path.read_bytes())
@@ -246,7 +245,7 @@ def append_entries(root: Path, manifest: dict[str, Any], new: list[dict[str, Any
     of an export). The caller holds `folder_lock`."""
     doc = build_manifest(manifest, new, key, written_at)
     body = manifest_bytes(doc)
-    atomic_write(root / MANIFEST_NAME, _writer(body))
+    atomic_write(ExportLayout(Path(root)).manifest_path, _writer(body))
     return doc
 
 
@@ -256,8 +255,7 @@ def _writer_id() -> str:
     return f"{stamp}-{os.getpid()}-{secrets.token_hex(6)}"
 
 
-def segment_name(writer: str, segment: int) -> str:
-    return f"{MANIFESTS_DIR}/{writer}-{segment:06d}.json"
+segment_name = ExportLayout.segment_name
 
 
 class WriterManifest:

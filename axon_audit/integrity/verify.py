@@ -13,28 +13,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from axon_audit.exceptions import AuditTypeError
-from axon_audit.io.location import UPLOAD_WORKERS, Location, StorageOptions, resolve
 from axon_audit.integrity.manifest import (
     GENESIS,
-    MANIFEST_NAME,
-    MANIFESTS_DIR,
     _key_bytes,
     chain_digests,
     entry_hash,
     head_hmac,
 )
+from axon_audit.io.json_export import event_objects
+from axon_audit.io.layout import ExportLayout
+from axon_audit.io.location import UPLOAD_WORKERS, Location, StorageOptions, resolve
 from axon_audit.model.schema import from_arrow
-from axon_audit.io.sinks import event_objects
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -64,7 +64,7 @@ class VerifyResult:
 
 
 def _first_mismatch(stored: list[str | None], computed: list[bytes]) -> int | None:
-    for i, (s, c) in enumerate(zip(stored, computed)):
+    for i, (s, c) in enumerate(zip(stored, computed, strict=False)):
         if s != c.hex():
             return i
     return None
@@ -129,10 +129,10 @@ def _check_parquet(data: bytes, entry: dict[str, Any], problems: list[str]) -> i
     return df.height
 
 
-def _export_files(root: Location, listing: list[str]) -> set[str]:
-    """The export files among `listing` (names relative to the root)."""
-    return {n for n in listing if ("/" not in n and n.startswith("audit_") and n.endswith(".json"))
-            or (n.startswith("parquet/") and n.endswith(".parquet"))}
+def _export_files(layout: ExportLayout[Location]) -> set[str]:
+    """The names of the export files now in the folder: those a manifest must list."""
+    return ({d.name for d in layout.json_documents() if layout.is_rotation_document(d.name)}
+            | {p.name for p in layout.parts(strict=True)})
 
 
 def _fetch(root: Location, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
@@ -210,7 +210,7 @@ def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs:
         if name not in retired:
             checks.append((name, e))
 
-    for (name, data), (_, e) in zip(_fetch(root, [n for n, _ in checks]), checks):
+    for (name, data), (_, e) in zip(_fetch(root, [n for n, _ in checks]), checks, strict=True):
         if data is None:
             problems.append(f"{name}: missing (deleted or renamed)")
             continue
@@ -265,12 +265,13 @@ def verify(path: str | Path, *, key: str | bytes | None = None,
     if not root.is_dir():
         problems.append(f"{root}: not a folder" if root.is_local else f"{root}: no objects under this prefix")
         return result
-    listing = [root.relative(i.path) for i in root.files()]
-    names = ([MANIFEST_NAME] if MANIFEST_NAME in listing else []) + sorted(
-        n for n in listing if n.startswith(MANIFESTS_DIR + "/") and n.endswith(".json") and n.count("/") == 1)
+    layout = ExportLayout(root)
+    # Listed before any manifest is read: a file a writer adds meanwhile is in neither, never "inserted".
+    exports = _export_files(layout)
+    names = layout.manifest_names()
     if not names:
-        problems.append(f"{MANIFEST_NAME}: missing" if root.is_local or not listing
-                        else f"{MANIFEST_NAME} or {MANIFESTS_DIR}/*.json: missing")
+        problems.append(f"{layout.MANIFEST_NAME}: missing" if root.is_local
+                        else f"{layout.MANIFEST_NAME} or {layout.MANIFESTS_DIR}/*.json: missing")
         return result
     docs: dict[str, Any] = {}
     for name, data in _fetch(root, names):
@@ -287,7 +288,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None,
             if f in owner:
                 problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
             owner.setdefault(f, name)
-    for extra in sorted(_export_files(root, listing) - owner.keys()):
+    for extra in sorted(exports - owner.keys()):
         problems.append(f"{extra}: not listed in the manifest (inserted file)")
     result.ok = not problems
     return result

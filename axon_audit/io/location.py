@@ -1,7 +1,7 @@
 """Where exports live: local folders, `file://` and `s3://` URIs, as one `Location`.
 
 A path or URI is parsed once into a pyarrow `FileSystem` plus a path inside it.
-Local folders keep the temp + fsync + rename writes of `_sinks`; on object
+Local folders keep the temp + fsync + rename writes of `io.atomic`; on object
 storage a file is published by one upload of the whole object under its final,
 unique name (S3 shows an object only when its upload completes, so a reader sees
 a whole object or none), and nothing is ever overwritten by a rotation.
@@ -17,17 +17,18 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 import pyarrow.fs as pafs
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 
-__all__ = ["Location", "resolve", "put_all", "StorageOptions", "local_folder"]
+__all__ = ["Location", "StorageOptions", "local_folder", "put_all", "resolve"]
 
 StorageOptions = Mapping[str, Any]
 
@@ -112,7 +113,7 @@ class Location:
         assert self.is_local
         return Path(self.path)
 
-    def join(self, *parts: str) -> "Location":
+    def join(self, *parts: str) -> Location:
         path = "/".join([self.path.rstrip("/"), *parts])
         uri = "/".join([self.uri.rstrip("/"), *parts])
         return Location(self.fs, path, uri, self.endpoint_url)
@@ -160,12 +161,12 @@ class Location:
         out.sort(key=lambda i: i.path)
         return out
 
-    def sibling(self, name: str) -> "Location":
+    def sibling(self, name: str) -> Location:
         """The location named `name` in the same folder."""
         return Location(self.fs, f"{self.path.rpartition('/')[0]}/{name}",
                         f"{self.uri.rpartition('/')[0]}/{name}", self.endpoint_url)
 
-    def __truediv__(self, part: str) -> "Location":
+    def __truediv__(self, part: str) -> Location:
         return self.join(part)
 
     def unlink(self, missing_ok: bool = False) -> None:
@@ -192,12 +193,12 @@ class Location:
                 return None
             raise
 
-    def put(self, write: Callable[[IO[bytes]], None]) -> tuple[str, int]:
+    def put(self, write: Callable[[IO[bytes]], object]) -> tuple[str, int]:
         """Publish this object whole and return its (SHA-256 hex, size): `write` fills
         a local spool first, so a failure while encoding uploads nothing; then one
         upload of the complete object, hashed on its way out (the integrity
         manifest needs the digest, and reading the object back would double the
-        traffic). For object storage; local files go through `_sinks.atomic_write`."""
+        traffic). For object storage; local files go through `io.atomic.atomic_write`."""
         digest = hashlib.sha256()
         size = 0
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
@@ -222,7 +223,7 @@ def _discard(loc: Location) -> None:
         pass
 
 
-def _put_each(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> list[tuple[str, int]]:
+def _put_each(objects: list[tuple[Location, Callable[[IO[bytes]], object]]]) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     try:
         for loc, write in objects:
@@ -234,7 +235,7 @@ def _put_each(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> li
     return out
 
 
-def put_all(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> list[tuple[str, int]]:
+def put_all(objects: list[tuple[Location, Callable[[IO[bytes]], object]]]) -> list[tuple[str, int]]:
     """Publish several objects side by side, all or none, and return each one's
     (SHA-256 hex, size) in order: if one upload fails, the ones that went up are
     deleted again and the first error is raised."""
@@ -248,7 +249,7 @@ def put_all(objects: list[tuple[Location, Callable[[IO[bytes]], None]]]) -> list
             futures = []
     if not futures:
         return _put_each(objects)
-    errors = [f.exception() for _, f in futures if f.exception() is not None]
+    errors = [e for _, f in futures if (e := f.exception()) is not None]
     if errors:
         for loc, f in futures:
             if f.exception() is None:
@@ -279,10 +280,10 @@ def resolve(
         >>> loc = resolve("s3://audit-lake/prod", storage_options={"endpoint_url": "http://127.0.0.1:9000"})
         >>> type(loc.fs).__name__, loc.path, loc.uri
         ('S3FileSystem', 'audit-lake/prod', 's3://audit-lake/prod')
-        >>> resolve("gs://bucket/x")
+        >>> resolve("gs://bucket/x")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        axon_audit.exceptions.AuditValueError: path: unsupported URI scheme 'gs' in 'gs://bucket/x'; expected a local path, file:// or s3://
+        axon_audit.exceptions.AuditValueError: path: unsupported URI scheme 'gs' in 'gs://bucket/x'; expected ...
     """
     if isinstance(path, Location):
         return path

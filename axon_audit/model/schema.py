@@ -257,7 +257,7 @@ def _dicts_to_frame(items: Sequence[Any]) -> pl.DataFrame:
             {c: v for c, v in cols.items() if any(x is not None for x in v) or c == "operation"},
             strict=False,
         )
-    except Exception as exc:  # polars says which column could not be built
+    except Exception as exc:  # noqa: BLE001 - polars raises several types; its message names the column
         raise AuditTypeError(f"events: {exc}") from None
 
 
@@ -313,7 +313,7 @@ def normalize_batch(data: Any) -> pl.DataFrame:
         if dtype == pl.String:
             try:
                 ts = ts.str.replace(r"[Zz]$", "+00:00").str.to_datetime(time_unit="us", time_zone="UTC")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - polars' parse errors vary by version; all mean "not ISO"
                 raise AuditValueError(f"events: timestamp strings must be ISO 8601: {exc}") from None
         elif isinstance(dtype, pl.Datetime):
             ts = ts.dt.cast_time_unit("us")

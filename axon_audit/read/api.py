@@ -17,8 +17,8 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
+from axon_audit.io.json_export import write_json_export
 from axon_audit.io.location import Location, StorageOptions, resolve
-from axon_audit.io.sinks import write_json_export
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import events_to_frame, frame_to_events

@@ -5,13 +5,12 @@ by UTC event date) and `audit_*.json` export documents holding the same events.
 Parquet is read when present; a folder of JSON exports (or one JSON file) is
 read otherwise. Every file is checked once (by path, size and mtime) before it
 is used: a corrupt or foreign file raises `ArchiveError` naming it, or, with
-`on_error="skip"`, is left out with a warning, never silently half-read.
+`on_error="skip"`, is left out with a warning, never silently half-read. Which
+files are there is `io.layout.ExportLayout`'s listing.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -25,16 +24,16 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
+from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.model.schema import COLUMNS, normalize_batch
 from axon_audit.query.filters import Filters
 from axon_audit.read.api import Reader
 from axon_audit.read.snapshot import Snapshot
-from axon_audit.model.schema import COLUMNS, normalize_batch
 from axon_audit.store.hot import CHUNK_ROWS, Chunk
 
-__all__ = ["AuditArchive", "open_archive", "ExportFolder"]
+__all__ = ["AuditArchive", "ExportFolder", "open_archive"]
 
-_DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})\Z")
 _STRINGISH = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
 
 _cache_lock = threading.Lock()
@@ -105,17 +104,6 @@ def _load_json(path: Path | Location) -> list[Chunk]:
     return [Chunk.of(df.slice(s, CHUNK_ROWS).rechunk()) for s in range(0, df.height, CHUNK_ROWS)]
 
 
-# JSON files of an export folder that are not export documents (the integrity manifest).
-_NOT_EXPORTS = frozenset({"manifest.json"})
-
-
-def _json_files(folder: Path | Location) -> list[Path] | list[Location]:
-    if isinstance(folder, Location):
-        names = [folder.relative(i.path) for i in folder.files(recursive=False)]
-        return [folder / n for n in names if n.endswith(".json") and n not in _NOT_EXPORTS]
-    return sorted(f for f in folder.glob("*.json") if not f.name.startswith(".") and f.name not in _NOT_EXPORTS)
-
-
 @dataclass(frozen=True)
 class _Part:
     path: Path | Location
@@ -147,6 +135,7 @@ class ExportFolder:
             self.path: Path | Location = loc.local_path() if loc.is_local else loc
         else:
             self.path = Path(path)
+        self.layout: ExportLayout = ExportLayout(self.path)
         self.on_error = on_error
         if source == "auto":
             source = self._guess()
@@ -154,22 +143,11 @@ class ExportFolder:
 
     def _guess(self) -> str:
         p = self.path
-        if isinstance(p, Location):
-            if p.is_file():
-                return "json" if p.name.lower().endswith(".json") else "parquet"
-            names = [i.path for i in p.files()]
-            if any(n.endswith(".parquet") for n in names) or not any(n.endswith(".json") for n in names):
-                return "parquet"
-            return "json"
-        if p.is_file():
-            return "json" if p.suffix.lower() == ".json" else "parquet"
-        if (p / "parquet").is_dir() or any(p.glob("date=*")) or any(p.glob("*.parquet")):
-            return "parquet"
-        if any(p.glob("*.json")):
-            return "json"
-        return "parquet"
+        if p.is_file():  # one export file: its suffix says which
+            return "json" if p.name.lower().endswith(".json") else "parquet"
+        return self.layout.guess_source()
 
-    def _problem(self, path: Path, message: str) -> None:
+    def _problem(self, path: Path | Location, message: str) -> None:
         if self.on_error == "skip":
             warnings.warn(f"axon_audit: skipped {path}: {message}", stacklevel=4)
             return
@@ -177,57 +155,25 @@ class ExportFolder:
 
     # ------------------------------------------------------------------ Parquet
 
-    def _parquet_root(self) -> Path:
-        p = self.path
-        return p / "parquet" if (p / "parquet").is_dir() else p
-
-    def _remote_parts(self, p: Location) -> list[_Part]:
-        """One listing of the prefix (no request per file): the parts with their keys."""
-        if p.is_file():
-            info = p.info()
-            return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
-        root = self._parquet_root()
-        parts = []
-        for info in root.files():
-            rel = root.relative(info.path)
-            if not rel.endswith(".parquet"):
-                continue
-            m = _DATE_DIR.match(rel.split("/", 1)[0]) if "/" in rel else None
-            loc = root / rel
-            parts.append(_Part(loc, date.fromisoformat(m.group(1)) if m else None,
-                               (loc.uri, info.size or 0, info.mtime_ns or 0)))
-        return parts
-
     def _parts(self) -> list[_Part]:
         p = self.path
         if isinstance(p, Location):
-            return self._remote_parts(p)
+            if p.is_file():
+                info = p.info()
+                return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
+            # One listing of the prefix (no request per file): the keys come with it.
+            return [_Part(f.path, f.day, (f.path.uri, f.info.size or 0, f.info.mtime_ns or 0) if f.info else None)
+                    for f in self.layout.parts()]
         if p.is_file():
             return [_Part(p, None)]
-        root = self._parquet_root()
-        if not root.is_dir():
-            return []
-        parts: list[_Part] = []
-        with os.scandir(root) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue  # a write in progress (atomic writes use hidden temporary names)
-            if entry.is_dir():
-                m = _DATE_DIR.match(entry.name)
-                day = date.fromisoformat(m.group(1)) if m else None
-                for f in sorted(Path(entry.path).rglob("*.parquet")):
-                    if not any(part.startswith(".") for part in f.relative_to(root).parts):
-                        parts.append(_Part(f, day))
-            elif entry.name.endswith(".parquet"):
-                parts.append(_Part(Path(entry.path), None))
-        return parts
+        # Local files are stat'ed when checked, so one removed since the listing is simply left out.
+        return [_Part(f.path, f.day) for f in self.layout.parts()]
 
     def parts(self) -> list[_Part]:
         """Every Parquet file now in the folder (unchecked), with its partition day."""
         return self._parts() if self.source == "parquet" else []
 
-    def parquet_files(self, f: Filters | None = None, parts: list[_Part] | None = None) -> list[Path]:
+    def parquet_files(self, f: Filters | None = None, parts: list[_Part] | None = None) -> list[Path | Location]:
         """The checked Parquet files (of `parts`, default: all now) a query with
         filters `f` has to read: files in `date=` partitions outside the filters'
         days are not even opened."""
@@ -255,7 +201,7 @@ class ExportFolder:
             out.append(part.path)
         return out
 
-    def check_readable(self, files: list[Path]) -> bool:
+    def check_readable(self, files: list[Path | Location]) -> bool:
         """After a read over `files` failed: read each in full, and record the
         first that cannot be read (later reads raise naming it, or skip it).
         Returns whether one was found."""
@@ -282,7 +228,7 @@ class ExportFolder:
         if self.source != "json":
             return []
         p = self.path
-        files = [p] if p.is_file() else _json_files(p)
+        files = [p] if p.is_file() else self._json_documents()
         chunks: list[Chunk] = []
         for f in files:
             try:
@@ -301,6 +247,9 @@ class ExportFolder:
                     _json_chunks[key] = got
             chunks.extend(got)
         return chunks
+
+    def _json_documents(self) -> list[Path | Location]:
+        return [d.path for d in self.layout.json_documents()]
 
     def snapshot(self) -> Snapshot:
         return Snapshot(old=self.json_chunks(), folder=self, events_are_archived=True)
@@ -363,10 +312,12 @@ class AuditArchive(Reader):
         f = Filters.of(filters)
         if self._folder.source == "json":
             p = self._folder.path
-            files = [p] if p.is_file() else _json_files(p)
+            files = [p] if p.is_file() else self._folder._json_documents()
         else:
             files = self._folder.parquet_files(f)
-        return [x.uri if isinstance(x, Location) else x for x in files]  # object storage: URIs
+        if isinstance(self._folder.path, Location):  # object storage: URIs
+            return [x.uri for x in files if isinstance(x, Location)]
+        return [x for x in files if isinstance(x, Path)]
 
     def _snapshot(self, include_archived: bool = True) -> Snapshot:
         return self._folder.snapshot()

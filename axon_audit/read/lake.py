@@ -1,8 +1,9 @@
 """The Parquet lake on any filesystem: listing, date-partition pruning, filter pushdown.
 
 A lake is what rotation writes under an export folder:
-`parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions by UTC event date),
-in a local folder or under an `s3://` prefix, from any number of writers.
+`parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions by UTC event date,
+as `io.layout.ExportLayout` names and lists them), in a local folder or under
+an `s3://` prefix, from any number of writers.
 A query lists the partition folders once, opens only the files of the days its
 time bounds allow, and hands the remaining filters to pyarrow's dataset scanner
 so row groups are skipped by their statistics and only the columns asked for
@@ -11,7 +12,6 @@ are fetched.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -21,18 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
-from axon_audit.query.filters import Filters
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, EMPTY_FRAME, FRAME_SCHEMA
+from axon_audit.query.filters import Filters
 
-__all__ = ["scan_lake", "lake_files", "lake_dataset"]
-
-_DAY = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
-
-
-def _root(loc: Location) -> Location:
-    sub = loc / "parquet"
-    return sub if sub.is_dir() else loc
+__all__ = ["lake_dataset", "lake_files", "scan_lake"]
 
 
 def _day_bounds(f: Filters | None) -> tuple[date | None, date | None]:
@@ -66,15 +60,12 @@ def lake_files(
     loc = resolve(path, storage_options=storage_options)
     lo, hi = _day_bounds(f)
     out = []
-    for info in _root(loc).files():
-        if not info.path.endswith(".parquet"):
+    for part in ExportLayout(loc).parts():
+        day = part.day
+        if day is not None and ((lo and day < lo) or (hi and day > hi)):
             continue
-        m = _DAY.search(info.path)
-        if m and (lo or hi):
-            day = date.fromisoformat(m.group(1))
-            if (lo and day < lo) or (hi and day > hi):
-                continue
-        out.append(info)
+        assert part.info is not None  # a Location's listing carries each file's info
+        out.append(part.info)
     return out
 
 

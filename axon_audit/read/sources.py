@@ -15,14 +15,16 @@ low-cardinality strings): operation and status as Enums, user_id Categorical
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 import pyarrow.fs as pafs
 
 from axon_audit.exceptions import ArchiveError, AuditTypeError
+from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import StorageOptions, resolve
 from axon_audit.model.event import from_us, to_us
 from axon_audit.model.schema import FRAME_SCHEMA
@@ -94,12 +96,10 @@ def parquet_listing(
     loc = resolve(path, storage_options=storage_options)
     if loc.is_file():
         return loc.fs, list
-    # The whole folder when parquet/ is not there yet: the listing is recursive, so
-    # it still finds parquet/ once the first rotation lands.
-    root = loc / "parquet" if (loc / "parquet").is_dir() else loc
+    layout = ExportLayout(loc)
 
     def listing() -> list[str]:
-        return [info.path for info in root.files() if info.path.endswith(".parquet")]
+        return [p.path.path for p in layout.parts()]
 
     return loc.fs, listing
 

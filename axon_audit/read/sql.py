@@ -74,7 +74,8 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
         elif files:
             # A view cannot take parameters: the paths (ours, listed from disk) are quoted literals.
             listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f"CREATE TEMP VIEW __files AS SELECT * FROM read_parquet([{listed}], hive_partitioning = false)")
+            con.execute(f"CREATE TEMP VIEW __files AS SELECT * FROM read_parquet([{listed}], "
+                        "hive_partitioning = false)")
         else:
             con.register("__files", EMPTY_FRAME.to_arrow())
         exclude = ""
@@ -89,7 +90,8 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
             con.execute("CREATE TEMP VIEW events AS SELECT * FROM all_events")
         else:
             con.execute(f"CREATE TEMP VIEW events AS SELECT {_COLS} FROM __live")
-            con.execute(f"CREATE TEMP VIEW all_events AS SELECT {_COLS} FROM archived UNION ALL SELECT {_COLS} FROM events")
+            con.execute(f"CREATE TEMP VIEW all_events AS SELECT {_COLS} FROM archived "
+                        f"UNION ALL SELECT {_COLS} FROM events")
         try:
             return con.sql(query, params=params).to_arrow_table()
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:

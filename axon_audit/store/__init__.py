@@ -1,1 +1,3 @@
-"""The hot store: sealed columnar chunks (`hot`), their lookup indexes (`index`) and per-chunk statistics (`statistics`)."""
+"""The hot store: sealed columnar chunks (`hot`), their lookup indexes (`index`) and
+per-chunk statistics (`statistics`).
+"""

@@ -26,8 +26,8 @@ from typing import IO, Any
 import orjson
 
 from axon_audit.exceptions import AuditUnavailableError, AuditValueError, ExportError
+from axon_audit.io.atomic import atomic_write
 from axon_audit.io.location import Location
-from axon_audit.io.sinks import atomic_write
 from axon_audit.model.schema import EMPTY_FRAME, rows_to_frame
 from axon_audit.store.hot import HotStore
 from axon_audit.write import wal as _wal

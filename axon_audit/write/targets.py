@@ -22,20 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.io.json_export import event_objects, write_json_export
+from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
-from axon_audit.io.sinks import (
-    event_objects,
-    plan_parquet,
-    put_export,
-    unique_json_path,
-    write_json_export,
-    write_parquet_planned,
-)
+from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
 from axon_audit.model.event import format_us, now_us
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
@@ -139,13 +134,13 @@ class FolderTarget:
             manifest = _integrity.load_manifest(root)
             start = _integrity.chain_end(manifest, "json")
             df = df.with_columns(_integrity.chain_column(objects, start))
-            # A local root names (and writes) local files only.
-            json_path = cast(Path, unique_json_path(root, job.at))
-            plan = plan_parquet(df, root / "parquet")
-            planned = [cast(Path, p).relative_to(root).as_posix() for p in [json_path, *(p for p, _, _ in plan)]]
+            layout = ExportLayout(root)
+            json_path = layout.unique_json_path(job.at)
+            plan = plan_parquet(df, layout.parquet_dir)
+            planned = [layout.name_of(p) for p in [json_path, *(p for p, _, _ in plan)]]
             if record is not None:
                 attempt.job_file = record(planned, None)
-            json_path = cast(Path, write_json_export(df, json_path, replace=False, objects=objects))
+            json_path = write_json_export(df, json_path, replace=False, objects=objects)
             attempt.written.append(json_path)
             attempt.written += write_parquet_planned(df, plan)
             entries = [_integrity.file_entry(root, json_path, "json", df, start)]
@@ -214,11 +209,11 @@ class ObjectStoreTarget:
         objects = event_objects(df)
         start = manifest.chain_end("json")
         df = df.with_columns(_integrity.chain_column(objects, start))
+        layout = ExportLayout(root)
         if job.remote is None:
-            job.remote = (unique_json_path(root, job.at), plan_parquet(df, root / "parquet"))
+            job.remote = (layout.unique_json_path(job.at), plan_parquet(df, layout.parquet_dir))
         json_path, plan = job.remote
-        assert isinstance(json_path, Location)
-        names = [root.relative(cast(Location, p).path) for p in [json_path, *(p for p, _, _ in plan)]]
+        names = [layout.name_of(p) for p in [json_path, *(p for p, _, _ in plan)]]
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway

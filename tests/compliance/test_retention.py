@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditLogger, AuditValueError, apply_retention
-from axon_audit.io.sinks import write_json_export, write_parquet_partitions
+from axon_audit.io.json_export import write_json_export
+from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.model.schema import normalize_batch
 from axon_audit.workload import generate_events
 
