@@ -10,17 +10,18 @@ whole chunks by time and whole `date=` partitions by day.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping
+from functools import cached_property
+from typing import Any
 
 import polars as pl
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.event import EventStatus, OperationType, coerce_operation, coerce_status, from_us, to_us
 
-__all__ = ["Filters", "FILTER_NAMES"]
+__all__ = ["FILTER_NAMES", "Filters"]
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ID_TIME = re.compile(r"evt_(\d{16})")
@@ -144,7 +145,7 @@ class Filters:
         error_contains: str | None = None,
         min_duration_ms: float | None = None,
         max_duration_ms: float | None = None,
-    ) -> "Filters":
+    ) -> Filters:
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int):
                 raise AuditTypeError(f"limit must be an int or None, got {type(limit).__name__}")
@@ -171,7 +172,7 @@ class Filters:
         )
 
     @classmethod
-    def of(cls, filters: Mapping[str, Any], *, allow_limit: bool = True) -> "Filters":
+    def of(cls, filters: Mapping[str, Any], *, allow_limit: bool = True) -> Filters:
         """`build` from keyword arguments, naming an unknown one."""
         unknown = [k for k in filters if k not in FILTER_NAMES or (k == "limit" and not allow_limit)]
         if unknown:
@@ -179,7 +180,7 @@ class Filters:
             raise AuditTypeError(f"unknown filter {unknown[0]!r}; expected one of {', '.join(names)}")
         return cls.build(**filters)
 
-    def without_limit(self) -> "Filters":
+    def without_limit(self) -> Filters:
         from dataclasses import replace
 
         return replace(self, limit=None)

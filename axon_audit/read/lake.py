@@ -22,10 +22,10 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from axon_audit.io.location import Location, StorageOptions, resolve
-from axon_audit.query.filters import Filters
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, EMPTY_FRAME, FRAME_SCHEMA
+from axon_audit.query.filters import Filters
 
-__all__ = ["scan_lake", "lake_files", "lake_dataset"]
+__all__ = ["lake_dataset", "lake_files", "scan_lake"]
 
 _DAY = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
