@@ -56,7 +56,9 @@ class ArrowCompiler(Compiler[pc.Expression]):
         return reduce(operator.and_, parts)
 
     def visit_one_of(self, node: OneOf) -> pc.Expression:
-        return pads.field(node.column).isin(list(node.values))
+        # Typed: an empty Python list would be a null-typed value set, which
+        # pyarrow refuses against a string column instead of matching nothing.
+        return pads.field(node.column).isin(pa.array(node.values, pa.string()))
 
     def visit_time_at_least(self, node: TimeAtLeast) -> pc.Expression:
         return pads.field(node.column) >= pa.scalar(node.us, _TS)
