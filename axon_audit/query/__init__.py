@@ -1,1 +1,3 @@
-"""The filter model (`filters`): one validated set of filters, compiled to polars, DuckDB SQL and pyarrow."""
+"""The filter model (`filters`): one validated set of filters, stated once as predicates
+(`predicates`) and compiled by one compiler per backend (`compiler` is their base;
+`polars_compiler`, `sql_compiler` for DuckDB, `arrow_compiler` for pyarrow scan pushdown)."""

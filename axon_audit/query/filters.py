@@ -1,17 +1,20 @@
 """The filter model: query arguments validated once, compiled to polars and to SQL.
 
 `Filters.build(...)` checks and normalizes every argument (naming the one that is
-wrong). The same `Filters` then compiles to a polars expression (`expr()`) and to
-a parameterized DuckDB `WHERE` clause (`sql()`): values are always bound
-parameters, never pasted into SQL text. `overlaps()` / `dates()` let readers skip
+wrong). `predicates()` states the set filters once, as predicate nodes
+(`predicates.FIELDS`); the backend compilers turn those into a polars expression
+(`expr()`), a parameterized DuckDB `WHERE` clause (`sql()`: values are always
+bound parameters, never pasted into SQL text) and a pyarrow scan filter
+(`arrow_compiler`). `overlaps()` / `dates()` let readers skip
 whole chunks by time and whole `date=` partitions by day.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -20,6 +23,9 @@ import polars as pl
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.event import EventStatus, OperationType, coerce_operation, coerce_status, from_us, to_us
+from axon_audit.query.polars_compiler import PolarsCompiler
+from axon_audit.query.predicates import FIELDS, Predicate
+from axon_audit.query.sql_compiler import SqlCompiler
 
 __all__ = ["FILTER_NAMES", "Filters"]
 
@@ -252,92 +258,62 @@ class Filters:
 
     # ------------------------------------------------------------------ compilers
 
+    def predicates(self) -> Iterator[Predicate]:
+        """The predicates of the filters that are set, in `predicates.FIELDS` order
+        (`limit` is not a predicate: it cuts the result, it does not test rows).
+
+        Example:
+            >>> list(Filters.build(status="failure", error_contains="503").predicates())
+            [OneOf(column='status', values=('FAILURE',)), Contains(column='error_message', text='503')]
+        """
+        for field in FIELDS:
+            value = getattr(self, field.name)
+            if value is not None:
+                yield from field.predicates(value)
+
     def expr(self) -> pl.Expr | None:
-        """The polars predicate, or None when nothing is filtered."""
-        parts: list[pl.Expr] = []
+        """The polars predicate, or None when nothing is filtered.
 
-        def one_of(col: str, values: tuple) -> pl.Expr:
-            values = tuple(getattr(v, "value", v) for v in values)
-            if len(values) == 1:
-                return pl.col(col) == values[0]
-            return pl.col(col).cast(pl.String).is_in(list(values))
-
-        if self.event_ids is not None:
-            parts.append(one_of("event_id", self.event_ids))
-        if self.user_ids is not None:
-            parts.append(one_of("user_id", self.user_ids))
-        if self.session_ids is not None:
-            parts.append(one_of("session_id", self.session_ids))
-        if self.operations is not None:
-            parts.append(one_of("operation", self.operations))
-        if self.statuses is not None:
-            parts.append(one_of("status", self.statuses))
-        if self.start_us is not None:
-            parts.append(pl.col("timestamp").dt.epoch("us") >= self.start_us)
-        if self.end_us is not None:
-            parts.append(pl.col("timestamp").dt.epoch("us") <= self.end_us)
-        if self.min_duration_ms is not None:
-            parts.append(pl.col("duration_ms") >= self.min_duration_ms)
-        if self.max_duration_ms is not None:
-            parts.append(pl.col("duration_ms") <= self.max_duration_ms)
-        if self.error_contains is not None:
-            parts.append(pl.col("error_message").str.contains(self.error_contains, literal=True))
-        for key, text in self.metadata or ():
-            parts.append(pl.col("metadata").str.json_path_match(f"$.{key}") == text)
-        if self.entry_ids is not None:
-            parts.append(pl.col("entry_ids").list.eval(pl.element().is_in(list(self.entry_ids))).list.any())
-        if not parts:
-            return None
-        return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
+        Example:
+            >>> import polars as pl
+            >>> df = pl.DataFrame({"user_id": ["u1", "u2"]})
+            >>> df.filter(Filters.build(user_id="u2").expr())["user_id"].to_list()
+            ['u2']
+            >>> Filters.build().expr() is None
+            True
+        """
+        return _POLARS.compile(self)
 
     def sql(self) -> tuple[str, list[Any]]:
-        """The DuckDB predicate (`TRUE` when nothing is filtered) and its parameters.
+        """The DuckDB predicate (`TRUE` when nothing is filtered, `FALSE` when
+        nothing can match) and its parameters.
 
         Only fixed column names and `?` placeholders go into the text; every
         value given by the caller is a parameter.
+
+        Example:
+            >>> Filters.build().sql(), Filters.build(user_id=[]).sql()
+            (('TRUE', []), ('FALSE', []))
+            >>> Filters.build(metadata={"source": "api"}).sql()
+            ('json_extract_string("metadata", ?) = ?', ['$.source', 'api'])
         """
-        parts: list[str] = []
-        params: list[Any] = []
+        return _SQL.compile(self)
 
-        def one_of(col: str, values: tuple) -> None:
-            values = tuple(getattr(v, "value", v) for v in values)
-            if len(values) == 1:
-                parts.append(f'"{col}" = ?')
-            else:
-                parts.append(f'"{col}" IN ({", ".join("?" * len(values))})')
-            params.extend(values)
 
-        if self.event_ids is not None:
-            one_of("event_id", self.event_ids)
-        if self.user_ids is not None:
-            one_of("user_id", self.user_ids)
-        if self.session_ids is not None:
-            one_of("session_id", self.session_ids)
-        if self.operations is not None:
-            one_of("operation", self.operations)
-        if self.statuses is not None:
-            one_of("status", self.statuses)
-        if self.start_us is not None:
-            parts.append('"timestamp" >= ?')
-            params.append(from_us(self.start_us))
-        if self.end_us is not None:
-            parts.append('"timestamp" <= ?')
-            params.append(from_us(self.end_us))
-        if self.min_duration_ms is not None:
-            parts.append('"duration_ms" >= ?')
-            params.append(self.min_duration_ms)
-        if self.max_duration_ms is not None:
-            parts.append('"duration_ms" <= ?')
-            params.append(self.max_duration_ms)
-        if self.error_contains is not None:
-            parts.append('contains("error_message", ?)')
-            params.append(self.error_contains)
-        for key, text in self.metadata or ():
-            parts.append('json_extract_string("metadata", ?) = ?')
-            params.extend((f"$.{key}", text))
-        if self.entry_ids is not None:
-            parts.append('list_has_any("entry_ids", ?::VARCHAR[])')
-            params.append(list(self.entry_ids))
-        if self.is_empty:
-            return "FALSE", []
-        return (" AND ".join(parts) if parts else "TRUE"), params
+def _check_fields() -> None:
+    # Adding a Filters field or a query keyword without its predicate would make
+    # every backend silently ignore it: refuse to import instead.
+    fields = {f.name for f in dataclass_fields(Filters)} - {"limit"}
+    table = {f.name for f in FIELDS}
+    keywords = {f.keyword for f in FIELDS}
+    if fields != table or set(FILTER_NAMES) - {"limit"} != keywords:
+        raise RuntimeError(
+            f"predicates.FIELDS is out of step with Filters: fields without a predicate {sorted(fields - table)}, "
+            f"keywords without one {sorted(set(FILTER_NAMES) - {'limit'} - keywords)}, "
+            f"stale entries {sorted((table - fields) | (keywords - set(FILTER_NAMES)))}"
+        )
+
+
+_check_fields()
+_POLARS = PolarsCompiler()
+_SQL = SqlCompiler()

@@ -16,17 +16,18 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, EMPTY_FRAME, FRAME_SCHEMA
+from axon_audit.query.arrow_compiler import ArrowCompiler
 from axon_audit.query.filters import Filters
 
 __all__ = ["lake_dataset", "lake_files", "scan_lake"]
+
+_PUSHDOWN = ArrowCompiler()
 
 
 def _day_bounds(f: Filters | None) -> tuple[date | None, date | None]:
@@ -69,36 +70,28 @@ def lake_files(
     return out
 
 
-def _arrow_filter(f: Filters) -> pc.Expression | None:
-    """The part of `f` that pyarrow can push into the scan (row-group statistics,
-    dictionary pages); `Filters.expr()` still runs after it, exactly."""
-    parts: list[pc.Expression] = []
-    ts = pa.timestamp("us", tz="UTC")
-    if f.start_us is not None:
-        parts.append(pads.field("timestamp") >= pa.scalar(f.start_us, ts))
-    if f.end_us is not None:
-        parts.append(pads.field("timestamp") <= pa.scalar(f.end_us, ts))
-    for col, values in (("user_id", f.user_ids), ("session_id", f.session_ids),
-                        ("operation", f.operations), ("status", f.statuses)):
-        if values is not None:
-            parts.append(pads.field(col).isin([getattr(v, "value", v) for v in values]))
-    if not parts:
-        return None
-    out = parts[0]
-    for p in parts[1:]:
-        out = out & p
-    return out
-
-
 def lake_dataset(
     path: str | Location, f: Filters | None = None, *, storage_options: StorageOptions | None = None
 ) -> pads.Dataset:
     """A pyarrow dataset over the files `lake_files` keeps, filtered by what pyarrow
-    can push down. DuckDB reads it directly (`duckdb.sql("... FROM ds")`)."""
+    can push down (`query.arrow_compiler`; the rest of `f` is left to `f.expr()`).
+    DuckDB reads it directly (`duckdb.sql("... FROM ds")`).
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import AuditLogger
+        >>> from axon_audit.query.filters import Filters
+        >>> from axon_audit.read.lake import lake_dataset
+        >>> folder = tempfile.mkdtemp()
+        >>> with AuditLogger(auto_export_path=folder) as audit:
+        ...     _ = audit.log("store", user_id="u1"); _ = audit.log("recall", user_id="u2")
+        >>> lake_dataset(folder, Filters.build(user_id="u2")).to_table()["operation"].to_pylist()
+        ['RECALL']
+    """
     loc = resolve(path, storage_options=storage_options)
     files = [i.path for i in lake_files(loc, f)]
     dataset = pads.dataset(files, schema=ARROW_SCHEMA, format="parquet", filesystem=loc.fs)
-    expr = _arrow_filter(f) if f is not None else None
+    expr = _PUSHDOWN.compile(f) if f is not None else None
     return dataset.filter(expr) if expr is not None else dataset
 
 
