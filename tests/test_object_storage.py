@@ -305,7 +305,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     for fh in logs:
         fh.seek(0)
     outs = [(logs[2 * w].read(), logs[2 * w + 1].read()) for w in range(3)]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     ids = [json.loads(out) for out, _ in outs]
     logged = {i for w in ids for i in w}

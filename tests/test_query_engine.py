@@ -111,7 +111,7 @@ def filters(draw, rows: list[dict]):
         kw["end_time"] = draw(span)
     if draw(st.integers(0, 3)) == 0:
         entries = sorted({e for r in rows for e in r["entry_ids"]})
-        kw["entry_ids"] = draw(st.lists(st.sampled_from(entries + ["entry_none"]), min_size=1, max_size=3))
+        kw["entry_ids"] = draw(st.lists(st.sampled_from([*entries, "entry_none"]), min_size=1, max_size=3))
     if draw(st.integers(0, 5)) == 0:
         kw["event_id"] = draw(st.lists(pick("event_id"), min_size=1, max_size=2))
     if draw(st.integers(0, 4)) == 0:
@@ -136,7 +136,7 @@ def _ids(events) -> list[str]:
 
 
 def test_world_is_split_between_memory_and_files(world):
-    audit, folder, rows, live_ids = world
+    audit, folder, _rows, live_ids = world
     assert len(live_ids) == 1000
     assert audit.get_statistics(include_archived=True)["total_events"] == N
     assert len(list((folder / "parquet").rglob("*.parquet"))) >= 3
@@ -175,7 +175,7 @@ def test_every_filter_gives_the_same_rows_everywhere(world, data):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_json_exports_answer_like_the_parquet(world, data):
-    audit, folder, rows, live_ids = world
+    _audit, folder, rows, _live_ids = world
     kw = data.draw(filters(rows))
     parquet = AuditArchive(folder)
     js = AuditArchive(folder, source="json")
@@ -186,7 +186,7 @@ def test_json_exports_answer_like_the_parquet(world, data):
 
 
 def test_one_json_file_is_a_source(world, tmp_path):
-    audit, folder, rows, live_ids = world
+    audit, _folder, rows, _live_ids = world
     path = tmp_path / "one.json"
     n = audit.export_to_file(path, operation="STORE", include_archived=True)
     archive = open_archive(path)
@@ -196,7 +196,7 @@ def test_one_json_file_is_a_source(world, tmp_path):
 
 
 def test_statistics_include_archived_count_each_event_once(world):
-    audit, folder, rows, live_ids = world
+    audit, folder, rows, _live_ids = world
     s_all = audit.get_statistics(include_archived=True)
     s_live = audit.get_statistics()
     s_arch = AuditArchive(folder).get_statistics()
@@ -227,7 +227,7 @@ def test_get_event_from_the_index_live_and_archived(world):
 
 
 def test_chunk_index_finds_exactly_the_rows(world):
-    audit, folder, rows, live_ids = world
+    audit, _folder, _rows, _live_ids = world
     chunk = audit._snapshot().live[0]
     df = chunk.df
     entry = df["entry_ids"].explode().drop_nulls()[0]
@@ -239,7 +239,7 @@ def test_chunk_index_finds_exactly_the_rows(world):
 
 
 def test_partition_pruning_reads_only_the_days_asked(world):
-    audit, folder, rows, live_ids = world
+    _audit, folder, rows, live_ids = world
     archive = AuditArchive(folder)
     all_files = archive.files()
     days = {p.parent.name for p in all_files}
@@ -256,7 +256,7 @@ def test_partition_pruning_reads_only_the_days_asked(world):
 
 
 def test_plain_duckdb_over_the_exported_parquet(world):
-    audit, folder, rows, live_ids = world
+    _audit, folder, rows, live_ids = world
     con = duckdb.connect()
     n, users = con.execute(
         "SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?, hive_partitioning = true) WHERE operation = ?",
@@ -284,7 +284,7 @@ INJECTIONS = ["x' OR '1'='1", "'; DROP TABLE events; --", "\" OR 1=1 --", "user_
 
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_sql_injection_in_filter_values_is_harmless(world, value):
-    audit, folder, rows, live_ids = world
+    audit, _folder, _rows, _live_ids = world
     for kw in ({"user_id": value}, {"session_id": [value, value + "2"]}, {"entry_ids": [value]},
                {"metadata": {"source": value}}, {"error_contains": value}, {"event_id": value}):
         assert _sql_ids(audit, "all_events", kw) == []

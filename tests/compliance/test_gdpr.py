@@ -121,7 +121,7 @@ def test_erasure_across_memory_json_and_parquet(tmp_path, mode):
 def test_erasure_of_a_folder_alone_records_itself_there(tmp_path):
     folder = tmp_path / "exports"
     with AuditLogger(max_events=100, auto_export_path=folder) as audit:
-        audit.log_batch(subject_rows(10) + [{"operation": "STORE", "user_id": "bob", "metadata": {"x": 1}}])
+        audit.log_batch([*subject_rows(10), {"operation": "STORE", "user_id": "bob", "metadata": {"x": 1}}])
     result = erase_subject(str(folder), SUBJECT)
     assert result.memory_events_rewritten == 0 and result.events == 10
     assert not any(SUBJECT.encode() in raw for _, raw in all_file_bytes(folder))
