@@ -334,9 +334,9 @@ def test_corrupt_parquet_is_named_or_skipped_with_a_warning(tmp_path):
     day_dir = sorted((tmp_path / "parquet").iterdir())[0]
     bad = day_dir / "part-corrupt.parquet"
     bad.write_bytes(b"PAR1 this is not parquet at all")
-    with pytest.raises(ArchiveError, match="part-corrupt.parquet"):
+    with pytest.raises(ArchiveError, match=r"part-corrupt\.parquet"):
         AuditArchive(tmp_path).query_events()
-    with pytest.warns(UserWarning, match="part-corrupt.parquet"):
+    with pytest.warns(UserWarning, match=r"part-corrupt\.parquet"):
         got = AuditArchive(tmp_path, on_error="skip").get_statistics()["total_events"]
     assert got == n
 
@@ -345,16 +345,16 @@ def test_foreign_parquet_and_json_are_named(tmp_path):
     n = _small_archive(tmp_path)
     foreign = tmp_path / "parquet" / "date=2026-03-01" / "other.parquet"
     pl.DataFrame({"a": [1, 2]}).write_parquet(foreign)
-    with pytest.raises(ArchiveError, match="other.parquet.*missing columns"):
+    with pytest.raises(ArchiveError, match=r"other\.parquet.*missing columns"):
         AuditArchive(tmp_path).get_statistics()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert len(AuditArchive(tmp_path, on_error="skip").query_events()) == n
     assert any("other.parquet" in str(w.message) for w in caught)
     (tmp_path / "notes.json").write_text('{"hello": 1}')
-    with pytest.raises(ArchiveError, match="notes.json"):
+    with pytest.raises(ArchiveError, match=r"notes\.json"):
         AuditArchive(tmp_path, source="json").query_events()
-    with pytest.warns(UserWarning, match="notes.json"):
+    with pytest.warns(UserWarning, match=r"notes\.json"):
         assert len(AuditArchive(tmp_path, source="json", on_error="skip").query_events()) == n
 
 
