@@ -27,15 +27,15 @@ os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_
                   AWS_EC2_METADATA_DISABLED="true")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-import polars as pl  # noqa: E402
-import pyarrow.fs as pafs  # noqa: E402
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+import polars as pl  # noqa: E402 - the AWS environment is set first
+import pyarrow.fs as pafs  # noqa: E402 - the AWS environment is set first
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402 - the AWS environment is set first
+from werkzeug.serving import make_server  # noqa: E402 - the AWS environment is set first
 
-from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402
-from axon_audit.integrity import manifest as _integrity  # noqa: E402
-from axon_audit.io import location as _fs
-from axon_audit.workload import generate_events  # noqa: E402
+from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402 - the AWS environment is set first
+from axon_audit.integrity import manifest as _integrity  # noqa: E402 - the AWS environment is set first
+from axon_audit.io import location as _fs  # noqa: E402 - the AWS environment is set first
+from axon_audit.workload import generate_events  # noqa: E402 - the AWS environment is set first
 
 UTC = timezone.utc
 requests: list[tuple[str, str, str]] = []

@@ -56,7 +56,7 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
 
         try:
             asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     reads = {"queries": 0, "stats": 0}
@@ -72,7 +72,7 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
                 audit.flush()
                 reads["queries"] += 1
                 reads["stats"] += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     workers = [threading.Thread(target=thread_worker, args=(t,)) for t in range(THREADS)]

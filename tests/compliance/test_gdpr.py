@@ -155,8 +155,8 @@ def test_accessed_by_others_counts_only_entries_the_subject_stored_first():
     assert bob["accessed_by_others"].select("user_id", pl.col("entry_ids").list.first()).rows() == [("carol", "y")]
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - the property tests below import what they use here
+from hypothesis import strategies as st  # noqa: E402 - the property tests below import what they use here
 
 
 @pytest.mark.slow
