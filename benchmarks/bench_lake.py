@@ -113,7 +113,8 @@ def main() -> None:
     day = datetime(2025, 7, 14, tzinfo=UTC)
     q = dict(start_time=day, end_time=day + timedelta(days=1) - timedelta(microseconds=1), operation="recall")
     for label, lf in (
-        ("one day, scan_lake (pruned + pushdown)", lambda: scan_lake("s3://bench-lake/year", storage_options=opts, **q)),
+        ("one day, scan_lake (pruned + pushdown)",
+         lambda: scan_lake("s3://bench-lake/year", storage_options=opts, **q)),
         ("one day, baseline: polars scan_parquet of the glob, same filters", lambda: pl.scan_parquet(
             "s3://bench-lake/year/parquet/**/*.parquet", hive_partitioning=True,
             storage_options={"aws_endpoint_url": endpoint, "aws_allow_http": "true", "aws_region": "us-east-1"},

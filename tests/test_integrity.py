@@ -121,10 +121,10 @@ def test_edited_event_is_named(folder: Path) -> None:
     target = json_files(folder)[2]
     _lines, events = event_lines(target)
     victim = orjson.loads(events[3].rstrip(b","))
-    target.write_bytes(target.read_bytes().replace(b'"user_id":"%s"' % victim["user_id"].encode()
-                                                   + b',"session_id":null,"entry_ids":["%s"]' % victim["entry_ids"][0].encode(),
-                                                   b'"user_id":"someone_else","session_id":null,"entry_ids":["%s"]'
-                                                   % victim["entry_ids"][0].encode()))
+    entry = victim["entry_ids"][0].encode()
+    before = b'"user_id":"%s","session_id":null,"entry_ids":["%s"]' % (victim["user_id"].encode(), entry)
+    after = b'"user_id":"someone_else","session_id":null,"entry_ids":["%s"]' % entry
+    target.write_bytes(target.read_bytes().replace(before, after))
     chain_problems = [p for p in problems(folder) if "hash chain broken" in p]
     assert chain_problems and victim["event_id"] in chain_problems[0]
 

@@ -400,7 +400,8 @@ def test_a_rotation_being_written_is_counted_once(tmp_path):
         gate.set()
     audit.flush()
     assert audit.get_stats()["pending_export_events"] == 0
-    assert (audit.get_statistics(include_archived=True)["total_events"], len(AuditArchive(tmp_path).query_events())) == (401, 400)
+    assert (audit.get_statistics(include_archived=True)["total_events"],
+            len(AuditArchive(tmp_path).query_events())) == (401, 400)
 
 
 @pytest.mark.slow
@@ -414,7 +415,8 @@ def test_concurrent_queries_while_logging_and_rotating(tmp_path):
     def log():
         try:
             for i in range(30_000):
-                audit.log("store" if i % 3 else "recall", user_id=f"u{i % 7}", entry_ids=[f"e{i % 50}"], duration_ms=1.0)
+                audit.log("store" if i % 3 else "recall", user_id=f"u{i % 7}", entry_ids=[f"e{i % 50}"],
+                          duration_ms=1.0)
                 logged[0] = i + 1
         except BaseException as exc:  # noqa: BLE001 - a thread's failure is collected, asserted on below
             errors.append(exc)

@@ -34,8 +34,9 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
         mine: list[str] = []
         try:
             for i in range(PER_THREAD):
-                mine.append(audit.log("store" if i % 4 else "recall", user_id=f"t{t}", session_id=f"s{i % 50}",
-                                      entry_ids=[f"e{i % 1000}"], metadata={"i": i}, duration_ms=float(i % 97)).event_id)
+                event = audit.log("store" if i % 4 else "recall", user_id=f"t{t}", session_id=f"s{i % 50}",
+                                  entry_ids=[f"e{i % 1000}"], metadata={"i": i}, duration_ms=float(i % 97))
+                mine.append(event.event_id)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         ids.append(mine)

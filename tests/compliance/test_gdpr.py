@@ -175,7 +175,8 @@ def test_erasure_of_any_id_leaves_no_bytes(tmp_path_factory, tail):
         audit.log_batch(rows[:1])  # and one in memory
         erase_subject(audit, subject, mode="remove")
         assert audit.query_events(user_id=subject) == []
-    forms = {subject.encode(), json.dumps(subject)[1:-1].encode(), json.dumps(subject, ensure_ascii=True)[1:-1].encode()}
+    forms = {subject.encode(), json.dumps(subject)[1:-1].encode(),
+             json.dumps(subject, ensure_ascii=True)[1:-1].encode()}
     for path, raw in all_file_bytes(folder):
         assert not any(f in raw for f in forms), path
         if path.suffix == ".parquet":
