@@ -27,15 +27,15 @@ os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_
                   AWS_EC2_METADATA_DISABLED="true")
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-import polars as pl  # noqa: E402
-import pyarrow.fs as pafs  # noqa: E402
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+import polars as pl  # noqa: E402 - the AWS environment is set first
+import pyarrow.fs as pafs  # noqa: E402 - the AWS environment is set first
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402 - the AWS environment is set first
+from werkzeug.serving import make_server  # noqa: E402 - the AWS environment is set first
 
-from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402
-from axon_audit.integrity import manifest as _integrity  # noqa: E402
-from axon_audit.io import location as _fs
-from axon_audit.workload import generate_events  # noqa: E402
+from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402 - the AWS environment is set first
+from axon_audit.integrity import manifest as _integrity  # noqa: E402 - the AWS environment is set first
+from axon_audit.io import location as _fs  # noqa: E402 - the AWS environment is set first
+from axon_audit.workload import generate_events  # noqa: E402 - the AWS environment is set first
 
 UTC = timezone.utc
 requests: list[tuple[str, str, str]] = []
@@ -113,7 +113,8 @@ def main() -> None:
     day = datetime(2025, 7, 14, tzinfo=UTC)
     q = dict(start_time=day, end_time=day + timedelta(days=1) - timedelta(microseconds=1), operation="recall")
     for label, lf in (
-        ("one day, scan_lake (pruned + pushdown)", lambda: scan_lake("s3://bench-lake/year", storage_options=opts, **q)),
+        ("one day, scan_lake (pruned + pushdown)",
+         lambda: scan_lake("s3://bench-lake/year", storage_options=opts, **q)),
         ("one day, baseline: polars scan_parquet of the glob, same filters", lambda: pl.scan_parquet(
             "s3://bench-lake/year/parquet/**/*.parquet", hive_partitioning=True,
             storage_options={"aws_endpoint_url": endpoint, "aws_allow_http": "true", "aws_region": "us-east-1"},

@@ -128,7 +128,9 @@ def run_case(name: str, n: int, quick: bool, workdir: Path) -> dict[str, Any]:
         holder["b"].close()
         holder["b"] = cls(workdir / "store")
 
-    figures["ingest"] = measure(lambda: holder["b"].ingest(data), plans["ingest"], setup=fresh, per=n, scale=1e6)
+    # `data` is bound as a default: the `del data` below would leave a closure over it unbound.
+    figures["ingest"] = measure(lambda data=data: holder["b"].ingest(data), plans["ingest"], setup=fresh, per=n,
+                                scale=1e6)
     figures["ingest"]["first_run"] = first_ingest * 1e6 / n
     backend = holder["b"]
     del data

@@ -99,7 +99,8 @@ def run(sizes: tuple[int, ...], backends: list[str], quick: bool, case_limit: fl
                     break
             log(f"  {name} @ {size:,} ...")
             result = run_one(name, size, quick, timeout=max(case_limit * 2, 120))
-            log(f"  {name} @ {size:,}: {result.get('wall_s', 0):.1f} s" + (f" ERROR {result['error']}" if "error" in result else ""))
+            error = f" ERROR {result['error']}" if "error" in result else ""
+            log(f"  {name} @ {size:,}: {result.get('wall_s', 0):.1f} s{error}")
             cases.append(result)
             if "error" in result:
                 stopped = f"failed at {size:,}: {result['error'][0]}"

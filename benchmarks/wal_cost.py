@@ -16,8 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import polars as pl
-
 from axon_audit import AuditLogger
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.io.json_export import event_objects

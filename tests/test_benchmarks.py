@@ -18,9 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from axon_audit.workload import generate_events, iter_log_calls  # noqa: E402
-from benchmarks.baselines import backend_classes  # noqa: E402
-from benchmarks.case import DAYS, SEED, START, query_params  # noqa: E402
+from axon_audit.workload import generate_events, iter_log_calls  # noqa: E402 - after sys.path holds the repository root
+from benchmarks.baselines import backend_classes  # noqa: E402 - after sys.path holds the repository root
+from benchmarks.case import DAYS, SEED, START, query_params  # noqa: E402 - after sys.path holds the repository root
 
 
 @pytest.mark.slow

@@ -245,7 +245,7 @@ def test_tail_follows_new_rotations(tmp_path, request, monkeypatch, where):
                       _batch(DAY + timedelta(days=2), 4, 200)):
             rotate(batch)
             expected += _fields(batch.filter(mine))
-            wait_for(lambda: len(lines) >= len(expected))
+            wait_for(lambda expected=expected: len(lines) >= len(expected))
         time.sleep(0.5)  # five more looks: nothing is printed twice
     finally:
         proc.kill()

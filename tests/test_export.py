@@ -128,7 +128,8 @@ def files(root: Path) -> list[str]:
 
 def parquet_rows(root: Path) -> list[dict]:
     con = duckdb.connect()
-    rel = con.sql(f"select * from read_parquet('{root}/parquet/**/*.parquet', hive_partitioning=true) order by event_id")
+    rel = con.sql(f"select * from read_parquet('{root}/parquet/**/*.parquet', hive_partitioning=true)"
+                  " order by event_id")
     cols = rel.columns
     return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
 

@@ -185,7 +185,7 @@ def test_fail_closed_refuses_while_exports_fail_and_recovers(blocked_folder) -> 
     audit = AuditLogger(max_events=20, auto_export_path=folder, fail_closed=True)
     ids = fill(audit, 20)
     audit.flush()
-    with pytest.raises(AuditUnavailableError, match="fail_closed: exports to .* are failing"):
+    with pytest.raises(AuditUnavailableError, match=r"fail_closed: exports to .* are failing"):
         audit.log("store")
     blocker.unlink()
     audit.flush()

@@ -154,7 +154,8 @@ def test_naive_and_aware_datetimes_in_filters_mean_the_same_instant(audit: Audit
 def test_constructor_arguments_are_checked(tmp_path: Path) -> None:
     for kwargs, error, text in [
         (dict(max_events="10"), AuditTypeError, "max_events"), (dict(max_events=0), AuditValueError, "max_events"),
-        (dict(max_events=True), AuditTypeError, "max_events"), (dict(auto_export_path=5), AuditTypeError, "auto_export_path"),
+        (dict(max_events=True), AuditTypeError, "max_events"),
+        (dict(auto_export_path=5), AuditTypeError, "auto_export_path"),
         (dict(flush_size=0), AuditValueError, "flush_size"),
     ]:
         with pytest.raises(error, match=text):

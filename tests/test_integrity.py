@@ -70,7 +70,7 @@ def test_untouched_folder_verifies_with_counts(folder: Path) -> None:
 
 def test_modified_byte_names_file_and_event(folder: Path) -> None:
     target = json_files(folder)[1]
-    lines, events = event_lines(target)
+    _lines, events = event_lines(target)
     victim = orjson.loads(events[5].rstrip(b","))
     data = bytearray(target.read_bytes())
     at = data.index(b'"duration_ms":' + str(victim["duration_ms"]).encode())
@@ -119,12 +119,12 @@ def test_reordered_manifest_entries_break_the_link(folder: Path) -> None:
 
 def test_edited_event_is_named(folder: Path) -> None:
     target = json_files(folder)[2]
-    lines, events = event_lines(target)
+    _lines, events = event_lines(target)
     victim = orjson.loads(events[3].rstrip(b","))
-    target.write_bytes(target.read_bytes().replace(b'"user_id":"%s"' % victim["user_id"].encode()
-                                                   + b',"session_id":null,"entry_ids":["%s"]' % victim["entry_ids"][0].encode(),
-                                                   b'"user_id":"someone_else","session_id":null,"entry_ids":["%s"]'
-                                                   % victim["entry_ids"][0].encode()))
+    entry = victim["entry_ids"][0].encode()
+    before = b'"user_id":"%s","session_id":null,"entry_ids":["%s"]' % (victim["user_id"].encode(), entry)
+    after = b'"user_id":"someone_else","session_id":null,"entry_ids":["%s"]' % entry
+    target.write_bytes(target.read_bytes().replace(before, after))
     chain_problems = [p for p in problems(folder) if "hash chain broken" in p]
     assert chain_problems and victim["event_id"] in chain_problems[0]
 
@@ -148,7 +148,7 @@ def test_reordered_events_are_named(folder: Path) -> None:
     target = json_files(folder)[1]
     _, events = event_lines(target)
     first_moved = orjson.loads(events[21].rstrip(b","))["event_id"]
-    _rewrite_events(target, events[:20] + [events[21], events[20]] + events[22:])
+    _rewrite_events(target, [*events[:20], events[21], events[20], *events[22:]])
     chain = [p for p in problems(folder) if "hash chain broken" in p]
     assert chain and first_moved in chain[0]
 
@@ -222,7 +222,7 @@ def test_chain_continues_across_loggers_and_processes(tmp_path: Path) -> None:
     root = tmp_path / "exp"
     for run in range(3):
         with AuditLogger(max_events=1000, auto_export_path=root) as audit:
-            for i in range(10):
+            for _i in range(10):
                 audit.log("store", user_id=f"run{run}")
     result = axon_audit.verify(root)
     assert result.ok and result.events_checked == 60

@@ -197,7 +197,8 @@ def attack_list_twice(lake: Lake) -> list[str]:
 
 
 ATTACKS = [attack_edit_event, attack_delete_object, attack_insert_object, attack_delete_json,
-           attack_delete_manifest, attack_delete_one_writers_manifest, attack_truncate_newest, attack_strip_hmac, attack_list_twice]
+           attack_delete_manifest, attack_delete_one_writers_manifest, attack_truncate_newest, attack_strip_hmac,
+           attack_list_twice]
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda f: f.__name__[7:])

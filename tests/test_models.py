@@ -166,5 +166,5 @@ def test_times_ids_cannot_sort_are_refused_unless_the_row_brings_its_id():
     assert audit.event_count == 0  # a refused batch logs nothing
     audit.log_batch([{"operation": "store", "timestamp": old, "event_id": "legacy-1"}])
     assert audit.get_event("legacy-1").timestamp == old
-    with pytest.raises(AuditValueError, match="timestamp: .* outside the range event ids can sort"):
+    with pytest.raises(AuditValueError, match=r"timestamp: .* outside the range event ids can sort"):
         AuditEvent("store", timestamp=old)

@@ -305,7 +305,7 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     for fh in logs:
         fh.seek(0)
     outs = [(logs[2 * w].read(), logs[2 * w + 1].read()) for w in range(3)]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     ids = [json.loads(out) for out, _ in outs]
     logged = {i for w in ids for i in w}
@@ -373,8 +373,9 @@ def test_one_day_query_fetches_only_that_days_objects(s3_server, s3_bucket, mont
 
     # The same day through DuckDB over the pruned pyarrow dataset.
     s3_server.reset()
-    dataset = lake_dataset(uri, Filters.build(start_time=start, end_time=end), storage_options=opts)
-    n = duckdb.sql("SELECT count(*) FROM dataset WHERE status = 'FAILURE'").fetchall()[0][0]
+    con = duckdb.connect()
+    con.register("dataset", lake_dataset(uri, Filters.build(start_time=start, end_time=end), storage_options=opts))
+    n = con.sql("SELECT count(*) FROM dataset WHERE status = 'FAILURE'").fetchall()[0][0]
     assert n == df.filter(pl.col("timestamp").is_between(start, end), pl.col("status") == "FAILURE").height
     assert set(s3_server.object_gets(s3_bucket)) == day_parts
 

@@ -68,15 +68,15 @@ def test_configuration(tmp_path, monkeypatch):
 
 def test_event_types():
     # Supported operations
-    OperationType.STORE       # Storing new entries
-    OperationType.RECALL      # Querying/searching
-    OperationType.FORGET      # Deleting entries
-    OperationType.COMPACT     # Compaction operations
-    OperationType.EXPORT      # Data exports
-    OperationType.IMPORT      # Data imports
-    EventStatus.SUCCESS       # Operation succeeded
-    EventStatus.FAILURE       # Operation failed
-    EventStatus.PARTIAL       # Partially succeeded (e.g., some entries)
+    assert OperationType.STORE.value == "STORE"  # Storing new entries
+    assert OperationType.RECALL.value == "RECALL"  # Querying/searching
+    assert OperationType.FORGET.value == "FORGET"  # Deleting entries
+    assert OperationType.COMPACT.value == "COMPACT"  # Compaction operations
+    assert OperationType.EXPORT.value == "EXPORT"  # Data exports
+    assert OperationType.IMPORT.value == "IMPORT"  # Data imports
+    assert EventStatus.SUCCESS.value == "SUCCESS"  # Operation succeeded
+    assert EventStatus.FAILURE.value == "FAILURE"  # Operation failed
+    assert EventStatus.PARTIAL.value == "PARTIAL"  # Partially succeeded (e.g., some entries)
     assert OperationType.IMPORT.value == "IMPORT" and EventStatus.PARTIAL.value == "PARTIAL"
 
 

@@ -112,7 +112,7 @@ async def test_optimization_tips(tmp_path, monkeypatch):
         auto_export_path=Path("./logs")
     )
 
-    for i in range(10_001):
+    for _i in range(10_001):
         audit_logger.log("store", user_id="user_1")
     audit_logger.flush()
     assert len(list((tmp_path / "logs").glob("audit_*.json"))) == 1

@@ -114,6 +114,7 @@ def test_spark_monthly_compliance_report_equals_ours(s3_server, s3_bucket, tmp_p
         spark.stop()
     assert n_days == len(list((local / "parquet").glob("date=*")))
     assert normalized(tuple(r) for r in spark_ops) == normalized(our_ops)
-    assert sorted((m, u or "", int(n)) for m, u, n, _ in spark_users) == sorted((m, u or "", n) for m, u, n in our_users)
+    assert (sorted((m, u or "", int(n)) for m, u, n, _ in spark_users)
+            == sorted((m, u or "", n) for m, u, n in our_users))
     assert normalized(tuple(r) for r in spark_users) == normalized(user_failures.iter_rows())
     assert len(spark_users) > 100  # the comparison covers many users, not a handful

@@ -34,8 +34,9 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
         mine: list[str] = []
         try:
             for i in range(PER_THREAD):
-                mine.append(audit.log("store" if i % 4 else "recall", user_id=f"t{t}", session_id=f"s{i % 50}",
-                                      entry_ids=[f"e{i % 1000}"], metadata={"i": i}, duration_ms=float(i % 97)).event_id)
+                event = audit.log("store" if i % 4 else "recall", user_id=f"t{t}", session_id=f"s{i % 50}",
+                                  entry_ids=[f"e{i % 1000}"], metadata={"i": i}, duration_ms=float(i % 97))
+                mine.append(event.event_id)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         ids.append(mine)
@@ -56,7 +57,7 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
 
         try:
             asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     reads = {"queries": 0, "stats": 0}
@@ -72,7 +73,7 @@ def test_one_million_events_from_threads_and_tasks_exactly_once(tmp_path: Path) 
                 audit.flush()
                 reads["queries"] += 1
                 reads["stats"] += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     workers = [threading.Thread(target=thread_worker, args=(t,)) for t in range(THREADS)]

@@ -108,7 +108,6 @@ def test_sigkill_interval_policy_keeps_everything_synced(tmp_path: Path) -> None
                       max_events=5000)
     synced_upto = max(i for i, x in enumerate(lines) if x == "SYNC-START" and "SYNC-END" in lines[i:])
     synced = [x for x in lines[:synced_upto] if x.startswith("evt_")]
-    acks = [x for x in lines if x.startswith("evt_")]
     recovered = AuditLogger(max_events=10**9, auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal")
     have = Counter(memory_ids(recovered) + exported_ids(tmp_path / "exp"))
     assert max(have.values()) == 1

@@ -99,7 +99,7 @@ class Backend(ABC):
         """Bytes of the backend's own store on disk (not exports); None: keeps none."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: by default there is nothing to release
         """Release what the backend holds."""
 
 

@@ -78,7 +78,8 @@ class DuckDBLogger(Backend):
         rows, self._rows = self._rows, []
         if rows:
             cols = list(zip(*rows, strict=True))
-            self.ingest_rows(pa.table([pa.array(c, t.type) for c, t in zip(cols, _SCHEMA, strict=True)], schema=_SCHEMA))
+            arrays = [pa.array(c, t.type) for c, t in zip(cols, _SCHEMA, strict=True)]
+            self.ingest_rows(pa.table(arrays, schema=_SCHEMA))
 
     def ingest_rows(self, table: pa.Table) -> None:
         self.con.register("rows", table)

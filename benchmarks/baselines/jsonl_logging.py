@@ -23,7 +23,8 @@ from . import OPERATIONS, STATUSES, Backend, quantile, user_stats_from
 
 
 def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us // 1_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{us % 1_000_000:06d}Z"
+    seconds = datetime.fromtimestamp(us // 1_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return seconds + f".{us % 1_000_000:06d}Z"
 
 
 class JsonLinesLogger(Backend):

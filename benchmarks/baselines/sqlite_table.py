@@ -28,7 +28,8 @@ _INSERT = f"INSERT INTO events ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
 def _iso(us: int | None) -> str | None:
     if us is None:
         return None
-    return datetime.fromtimestamp(us // 1_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{us % 1_000_000:06d}Z"
+    seconds = datetime.fromtimestamp(us // 1_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return seconds + f".{us % 1_000_000:06d}Z"
 
 
 class SqliteLogger(Backend):

@@ -121,7 +121,7 @@ def test_erasure_across_memory_json_and_parquet(tmp_path, mode):
 def test_erasure_of_a_folder_alone_records_itself_there(tmp_path):
     folder = tmp_path / "exports"
     with AuditLogger(max_events=100, auto_export_path=folder) as audit:
-        audit.log_batch(subject_rows(10) + [{"operation": "STORE", "user_id": "bob", "metadata": {"x": 1}}])
+        audit.log_batch([*subject_rows(10), {"operation": "STORE", "user_id": "bob", "metadata": {"x": 1}}])
     result = erase_subject(str(folder), SUBJECT)
     assert result.memory_events_rewritten == 0 and result.events == 10
     assert not any(SUBJECT.encode() in raw for _, raw in all_file_bytes(folder))
@@ -155,8 +155,8 @@ def test_accessed_by_others_counts_only_entries_the_subject_stored_first():
     assert bob["accessed_by_others"].select("user_id", pl.col("entry_ids").list.first()).rows() == [("carol", "y")]
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - the property tests below import what they use here
+from hypothesis import strategies as st  # noqa: E402 - the property tests below import what they use here
 
 
 @pytest.mark.slow
@@ -175,7 +175,8 @@ def test_erasure_of_any_id_leaves_no_bytes(tmp_path_factory, tail):
         audit.log_batch(rows[:1])  # and one in memory
         erase_subject(audit, subject, mode="remove")
         assert audit.query_events(user_id=subject) == []
-    forms = {subject.encode(), json.dumps(subject)[1:-1].encode(), json.dumps(subject, ensure_ascii=True)[1:-1].encode()}
+    forms = {subject.encode(), json.dumps(subject)[1:-1].encode(),
+             json.dumps(subject, ensure_ascii=True)[1:-1].encode()}
     for path, raw in all_file_bytes(folder):
         assert not any(f in raw for f in forms), path
         if path.suffix == ".parquet":

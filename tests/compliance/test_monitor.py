@@ -137,8 +137,8 @@ def test_thresholds_rules_logging_and_html(caplog):
         MonitorThresholds(deletion_window=timedelta(0))
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402 - the property tests below import what they use here
+from hypothesis import strategies as st  # noqa: E402 - the property tests below import what they use here
 
 
 @settings(max_examples=40, deadline=None)

@@ -144,7 +144,7 @@ def test_months_partition_the_quarter(rows):
                 if (base + timedelta(seconds=sec)).month == month]
         ops: dict = {}
         users: dict = {}
-        for op, u, stt in mine:
+        for op, u, _stt in mine:
             ops[op] = ops.get(op, 0) + 1
             a = users.setdefault(u, {"total": 0, "stores": 0, "recalls": 0, "deletions": 0})
             a["total"] += 1
@@ -153,7 +153,7 @@ def test_months_partition_the_quarter(rows):
             a["deletions"] += op == "FORGET"
         assert (m["operations"], m["user_activity"], m["users"]) == (ops, users, len(users))
         assert m["statuses"].get("FAILURE", 0) == sum(stt == "FAILURE" for *_, stt in mine)
-    for m in months + [quarter]:
+    for m in [*months, quarter]:
         assert sum(m["operations"].values()) == m["total_events"]
         assert sum(u["total"] for u in m["user_activity"].values()) == m["total_events"]
         assert m["users"] == len(m["user_activity"])
