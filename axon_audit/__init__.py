@@ -13,11 +13,12 @@ Example:
 """
 
 # One sorted block; `__all__` below groups the names by concern.
-from axon_audit.compliance.gdpr import ErasureResult, SubjectAccessReport, erase_subject, subject_access_report
+from axon_audit.compliance.erasure import ErasureResult, erase_subject
 from axon_audit.compliance.monitor import Alert, Alerts, MonitorThresholds, SecurityMonitor
 from axon_audit.compliance.pii import DEFAULT_DETECTORS, Detector, PIIRedactor, luhn_valid
 from axon_audit.compliance.report import ComplianceReport, compliance_report, month_period
 from axon_audit.compliance.retention import RetentionResult, apply_retention
+from axon_audit.compliance.subject_access import SubjectAccessReport, subject_access_report
 from axon_audit.exceptions import (
     ArchiveError,
     AuditError,

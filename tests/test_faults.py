@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from axon_audit.io import parquet as _parquet
 import axon_audit
 from axon_audit import AuditLogger, AuditUnavailableError, ExportError
+from axon_audit.io import parquet as _parquet
 
 
 def listed_ids(folder: Path) -> list[str]:

@@ -1,4 +1,4 @@
 """Compliance tools over any source of events: reports (`report`), security monitoring
-(`monitor`), data-subject access and erasure (`gdpr`), retention (`retention`), PII
-detection and redaction (`pii`).
+(`monitor`), data-subject access (`subject_access`) and erasure (`erasure`),
+retention (`retention`), PII detection and redaction (`pii`).
 """

@@ -3,7 +3,7 @@ import_data) whose every operation is audited, and its `MemoryConfig`.
 
 It is the seed's "memory system with audit logging": enough of one to run the
 seed's examples and the demo, and the reference for auditing your own system
-with `audited` and `audit_note` (see `_integrations`).
+with `audited` and `audit_note` (see `integrations.hooks`).
 """
 
 from __future__ import annotations

@@ -1,1 +1,3 @@
-"""Tamper evidence: the event chain and the export folder's manifest (`manifest`), and their check (`verify`)."""
+"""Tamper evidence: the event chain and the export folder's manifest (`manifest`),
+and their check (`verify`).
+"""

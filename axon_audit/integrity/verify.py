@@ -1,5 +1,5 @@
 """`verify`: checks an export folder or an object-store lake against its integrity
-manifests (see `_integrity` for what they hold) and names every break it finds.
+manifests (see `integrity.manifest` for what they hold) and names every break it finds.
 
 Each manifest's entries must link (and, given the key, its head carry a valid
 HMAC); each listed file must exist with the listed SHA-256 and row count, and

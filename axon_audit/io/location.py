@@ -170,7 +170,7 @@ class Location:
         return self.join(part)
 
     def unlink(self, missing_ok: bool = False) -> None:
-        """Delete this object (the `Path.unlink` spelling, so sinks treat both alike)."""
+        """Delete this object (the `Path.unlink` spelling, so writers treat both alike)."""
         try:
             self.fs.delete_file(self.path)
         except FileNotFoundError:

@@ -10,13 +10,20 @@ leaves kinds out on purpose lists them, with the reason, in `left_out`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from axon_audit.query.predicates import KINDS, Predicate
 
-if TYPE_CHECKING:
-    from axon_audit.query.filters import Filters
+
+class Compilable(Protocol):
+    """What a compiler reads of `Filters` (a protocol, so compilers need not import
+    the filters module that uses them)."""
+
+    @property
+    def is_empty(self) -> bool: ...
+
+    def predicates(self) -> Iterator[Predicate]: ...
 
 __all__ = ["Compiler"]
 
@@ -73,7 +80,7 @@ class Compiler(Generic[T]):
         out: T = method(node)
         return out
 
-    def compile(self, filters: Filters) -> T | None:
+    def compile(self, filters: Compilable) -> T | None:
         """All of `filters`' predicates compiled and ANDed; None when none is compiled."""
         parts = [p for p in map(self.visit, filters.predicates()) if p is not None]
         return self.combine(parts) if parts else None

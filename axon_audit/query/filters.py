@@ -26,6 +26,7 @@ from axon_audit.model.event import EventStatus, OperationType, coerce_operation,
 from axon_audit.query.polars_compiler import PolarsCompiler
 from axon_audit.query.predicates import FIELDS, Predicate
 from axon_audit.query.sql_compiler import SqlCompiler
+from axon_audit.store.index import hashes_of
 
 __all__ = ["FILTER_NAMES", "Filters"]
 
@@ -240,15 +241,11 @@ class Filters:
     @cached_property
     def event_id_hashes(self) -> Any:
         """`event_ids` hashed for the chunk indexes (once per query)."""
-        from axon_audit.store.index import hashes_of
-
         return hashes_of(self.event_ids or ())
 
     @cached_property
     def entry_id_hashes(self) -> Any:
         """`entry_ids` hashed for the chunk indexes (once per query)."""
-        from axon_audit.store.index import hashes_of
-
         return hashes_of(self.entry_ids or ())
 
     @property

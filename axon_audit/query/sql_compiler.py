@@ -7,11 +7,11 @@ bound parameter, in placeholder order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from axon_audit.model.event import from_us
 from axon_audit.model.schema import COLUMNS
-from axon_audit.query.compiler import Compiler
+from axon_audit.query.compiler import Compilable, Compiler
 from axon_audit.query.predicates import (
     AtLeast,
     AtMost,
@@ -22,9 +22,6 @@ from axon_audit.query.predicates import (
     TimeAtLeast,
     TimeAtMost,
 )
-
-if TYPE_CHECKING:
-    from axon_audit.query.filters import Filters
 
 __all__ = ["SqlCompiler"]
 
@@ -58,7 +55,7 @@ class SqlCompiler(Compiler[Sql]):
         (1,)
     """
 
-    def compile(self, filters: Filters) -> Sql:
+    def compile(self, filters: Compilable) -> Sql:
         if filters.is_empty:
             return "FALSE", []
         where = super().compile(filters)

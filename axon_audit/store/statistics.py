@@ -62,7 +62,7 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
 
 
 def snapshot_statistics(snap: Any) -> dict[str, Any]:
-    """`statistics` over every event of a `_reader.Snapshot`."""
+    """`statistics` over every event of a `read.snapshot.Snapshot`."""
     if snap.stats_cache is not None and snap.folder is None and not snap.old:
         return snap.stats_cache.statistics(snap.live)
     return statistics(snap.lazy(Filters()))

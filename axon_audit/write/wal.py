@@ -101,6 +101,7 @@ class WriteAheadLog:
         self.always = sync == "always"
         self.interval = interval
         self.lock = threading.Lock()
+        self._io_lock = threading.Lock()  # segment files: the writer's writes vs release()'s deletions
         self._cv = threading.Condition(self.lock)
         self._queue: list[Any] = []
         self.appended = 0       # items (rows, frames) appended so far: an item's sequence number
@@ -202,10 +203,15 @@ class WriteAheadLog:
             if upto_epoch <= self.released_upto:
                 return
             self.released_upto = upto_epoch
-        for epoch in existing_epochs(self.folder):
-            if epoch <= upto_epoch:
-                segment_path(self.folder, epoch).unlink(missing_ok=True)
-        _fsync_dir(self.folder)
+        # Under the writer's I/O lock: a write of an epoch that is being released either
+        # lands before these deletions (and is deleted) or sees the new `released_upto`
+        # and skips. Without it a late write re-created a released epoch's file, and a
+        # recovery replayed events that were already exported or cleared.
+        with self._io_lock:
+            for epoch in existing_epochs(self.folder):
+                if epoch <= upto_epoch:
+                    segment_path(self.folder, epoch).unlink(missing_ok=True)
+            _fsync_dir(self.folder)
 
     # -- the writer thread
     def _run(self) -> None:
@@ -278,14 +284,15 @@ class WriteAheadLog:
         def flush_to(epoch: int, upto: int) -> None:
             nonlocal done
             seal_rows()
-            if chunks and epoch > released:  # a released epoch's events are exported: skip them
-                try:
-                    fh = self._open(epoch)
-                    fh.write(b"".join(chunks))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                except BaseException as exc:
-                    raise _WriteFailed(done) from exc
+            with self._io_lock:  # see release(): `released_upto` is read again under it
+                if chunks and epoch > max(released, self.released_upto):  # released: exported, skip
+                    try:
+                        fh = self._open(epoch)
+                        fh.write(b"".join(chunks))
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    except BaseException as exc:
+                        raise _WriteFailed(done) from exc
             chunks.clear()
             done = upto
 
