@@ -121,7 +121,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    cols = list(zip(*rows, strict=True))
+    cols = list(zip(*rows, strict=False))  # rows come from log(): all one length; strict would re-walk every row
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
