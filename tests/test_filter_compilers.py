@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axon_audit.model.event import EventStatus, OperationType, from_us
+from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.schema import from_arrow, normalize_batch, to_arrow
+from axon_audit.model.timestamps import from_us
 from axon_audit.query.arrow_compiler import ArrowCompiler
 from axon_audit.query.compiler import Compiler
 from axon_audit.query.filters import FILTER_NAMES, Filters

@@ -31,8 +31,8 @@ from axon_audit.io.location import local_folder
 from axon_audit.io.parquet import parquet_table as _table_of
 from axon_audit.io.parquet import parquet_writer as _parquet_writer
 from axon_audit.io.parquet import write_parquet_partitions
-from axon_audit.model.event import format_us, now_us, parse_timestamp
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
+from axon_audit.model.timestamps import format_us, now_us, parse_timestamp
 from axon_audit.read.sources import scan_sources
 from axon_audit.write.targets import FolderTarget
 

@@ -22,7 +22,7 @@ from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder
-from axon_audit.model.event import format_us, now_us, parse_timestamp, to_us
+from axon_audit.model.timestamps import format_us, now_us, parse_timestamp, to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
 

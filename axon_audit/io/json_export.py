@@ -19,7 +19,7 @@ from axon_audit.exceptions import ExportError
 from axon_audit.io.atomic import atomic_write
 from axon_audit.io.layout import unique_object
 from axon_audit.io.location import Location
-from axon_audit.model.event import format_us, now_us
+from axon_audit.model.timestamps import format_us, now_us
 
 __all__ = ["JSON_PIECE_ROWS", "event_objects", "write_json_export", "write_json_stream"]
 

@@ -32,7 +32,7 @@ from typing import Generic, TypeVar, overload
 import pyarrow.fs as pafs
 
 from axon_audit.io.location import Location
-from axon_audit.model.event import now_us
+from axon_audit.model.timestamps import now_us
 
 __all__ = ["ExportFile", "ExportLayout", "numbered_names", "unique_json_path", "unique_object"]
 

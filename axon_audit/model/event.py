@@ -5,9 +5,8 @@ An `AuditEvent` is a view over the *row tuple* the logger appends to its buffer
 allocation; the event id, the `datetime` and the metadata dict are made only
 when read.
 
-The enums, ids, UTC time helpers and value coercions live in their own modules
-(`enums`, `ids`, `timestamps`, `coerce`); this module re-exports them, so
-``from axon_audit.model.event import …`` keeps working for every name it held.
+The enums, ids, UTC time helpers and value coercions it uses live in their own
+modules (`enums`, `ids`, `timestamps`, `coerce`).
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from axon_audit.model.coerce import (
     coerce_status,
     encode_metadata,
 )
-from axon_audit.model.enums import OPERATIONS, STATUSES, EventStatus, OperationType
-from axon_audit.model.ids import ID_MAX_US, ID_MIN_US, IDS, id_time_text, make_event_id
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.ids import IDS, make_event_id
 from axon_audit.model.row import (
     R_DURATION,
     R_ENTRIES,
@@ -43,47 +42,9 @@ from axon_audit.model.row import (
     R_USER,
     Row,
 )
-from axon_audit.model.timestamps import EPOCH, UTC, format_us, from_us, now_us, parse_timestamp, to_us
+from axon_audit.model.timestamps import format_us, from_us, now_us, parse_timestamp
 
-# AuditEvent is this module's own; every other name is re-exported
-# for import stability (they moved to enums, ids, timestamps, coerce and row).
-__all__ = [
-    "EPOCH",
-    "IDS",
-    "ID_MAX_US",
-    "ID_MIN_US",
-    "OPERATIONS",
-    "R_DURATION",
-    "R_ENTRIES",
-    "R_ERROR",
-    "R_META",
-    "R_NODE",
-    "R_OP",
-    "R_SEQ",
-    "R_SESSION",
-    "R_STATUS",
-    "R_TS",
-    "R_USER",
-    "STATUSES",
-    "UTC",
-    "AuditEvent",
-    "EventStatus",
-    "OperationType",
-    "Row",
-    "check_text",
-    "coerce_duration",
-    "coerce_entry_ids",
-    "coerce_operation",
-    "coerce_status",
-    "encode_metadata",
-    "format_us",
-    "from_us",
-    "id_time_text",
-    "make_event_id",
-    "now_us",
-    "parse_timestamp",
-    "to_us",
-]
+__all__ = ["AuditEvent"]
 
 _new = object.__new__
 

@@ -22,7 +22,9 @@ from typing import Any
 import polars as pl
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.model.event import EventStatus, OperationType, coerce_operation, coerce_status, from_us, to_us
+from axon_audit.model.coerce import coerce_operation, coerce_status
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.timestamps import from_us, to_us
 from axon_audit.query.polars_compiler import PolarsCompiler
 from axon_audit.query.predicates import FIELDS, Predicate
 from axon_audit.query.sql_compiler import SqlCompiler

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from axon_audit.model.event import from_us
 from axon_audit.model.schema import COLUMNS
+from axon_audit.model.timestamps import from_us
 from axon_audit.query.compiler import Compilable, Compiler
 from axon_audit.query.predicates import (
     AtLeast,

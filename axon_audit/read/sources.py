@@ -26,8 +26,8 @@ import pyarrow.fs as pafs
 from axon_audit.exceptions import ArchiveError, AuditTypeError
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import StorageOptions, resolve
-from axon_audit.model.event import from_us, to_us
 from axon_audit.model.schema import FRAME_SCHEMA
+from axon_audit.model.timestamps import from_us, to_us
 from axon_audit.query.filters import Filters
 from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.snapshot import newest_first

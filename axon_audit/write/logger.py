@@ -32,11 +32,7 @@ from axon_audit.compliance.pii import PIIRedactor, as_redactor
 from axon_audit.display.html import logger_card
 from axon_audit.exceptions import ExportError
 from axon_audit.io.location import Location, StorageOptions
-from axon_audit.model.event import (
-    IDS,
-    AuditEvent,
-    EventStatus,
-    OperationType,
+from axon_audit.model.coerce import (
     check_text,
     coerce_duration,
     coerce_entry_ids,
@@ -44,6 +40,9 @@ from axon_audit.model.event import (
     coerce_status,
     encode_metadata,
 )
+from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.event import AuditEvent
+from axon_audit.model.ids import IDS
 from axon_audit.model.schema import normalize_batch
 from axon_audit.read.api import Reader
 from axon_audit.read.archive import ExportFolder

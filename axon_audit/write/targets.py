@@ -31,7 +31,7 @@ from axon_audit.io.json_export import event_objects, write_json_export
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
-from axon_audit.model.event import format_us, now_us
+from axon_audit.model.timestamps import format_us, now_us
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
 

@@ -26,7 +26,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from axon_audit.model.event import EventStatus, OperationType
+from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["MAGIC", "Recovery", "encode_frame", "encode_record", "existing_epochs", "recover", "scan_segment",
            "segment_path"]
