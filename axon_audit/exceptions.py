@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ArchiveError", "AuditError", "AuditTypeError", "AuditUnavailableError", "AuditValueError", "ExportError"]
+__all__ = [
+    "ArchiveError",
+    "AuditError",
+    "AuditTypeError",
+    "AuditUnavailableError",
+    "AuditValueError",
+    "ExportError",
+    "IntegrityError",
+]
 
 
 class AuditError(Exception):
@@ -32,6 +40,11 @@ class ExportError(AuditError, OSError):
 
 class ArchiveError(AuditError, ValueError):
     """A file in an export folder cannot be read as audit data (names the file)."""
+
+
+class IntegrityError(AuditError, ValueError):
+    """Signed integrity data (a signed note, a checkpoint, a key string) is malformed
+    or does not verify; the message names what is wrong."""
 
 
 class AuditUnavailableError(AuditError, RuntimeError):
