@@ -172,27 +172,44 @@ def event_leaf_hash(obj: Mapping[str, Any]) -> bytes:
 # --------------------------------------------------------------------------- vectorized
 
 
-def _strings(s: pl.Series) -> pl.Series:
+_STRING_COLUMNS = ("error_message", "event_id", "operation", "session_id", "status", "user_id")
+
+
+def _quoted(col: pl.Expr, escape: bool) -> pl.Expr:
     """A JSON string literal per value, ``null`` for null."""
-    s = s.cast(pl.String)
-    if s.str.contains(_NEEDS_ESCAPE).any():
+    if escape:
         # polars' JSON writer escapes exactly as RFC 8785 (checked over every code point in the tests);
         # only a column that needs it pays for it.
-        return pl.select(pl.struct(s.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")).to_series()
-    return pl.select(pl.concat_str(pl.lit('"'), s, pl.lit('"')).fill_null("null")).to_series()
+        return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+    return pl.concat_str(pl.lit('"'), col, pl.lit('"')).fill_null("null")
 
 
-def _string_lists(s: pl.Series) -> pl.Series:
+def _strings(s: pl.Series) -> pl.Series:
+    """`_quoted` over a Series, escaping only if some value needs it."""
+    s = s.cast(pl.String)
+    return pl.select(_quoted(pl.lit(s), bool(s.str.contains(_NEEDS_ESCAPE).any()))).to_series()
+
+
+def _string_list(col: pl.Expr, escape: bool) -> pl.Expr:
     """A JSON array of strings per list, ``[]`` for null or empty."""
-    s = s.cast(pl.List(pl.String)).fill_null([])
-    flat = s.explode()
-    empty = int((s.list.len() == 0).sum())
-    if flat.null_count() != empty or flat.str.contains(_NEEDS_ESCAPE).any():
-        return pl.select(pl.struct(s.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")).to_series()
-    return pl.select(
-        pl.when(s.list.len() == 0).then(pl.lit("[]"))
-        .otherwise(pl.concat_str(pl.lit('["'), s.list.join('","'), pl.lit('"]')))
-    ).to_series()
+    col = col.fill_null([])
+    if escape:
+        return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+    return (pl.when(col.list.len() == 0).then(pl.lit("[]"))
+            .otherwise(pl.concat_str(pl.lit('["'), col.list.join('","'), pl.lit('"]'))))
+
+
+def _needs_escape(df: pl.DataFrame) -> dict[str, bool]:
+    """Which string columns hold a value that needs escaping (one parallel pass);
+    `entry_ids` also when a list holds a null (list.join would drop it)."""
+    lists = pl.col("entry_ids").fill_null([])
+    flat = lists.explode()
+    checks = df.lazy().select(
+        *(pl.col(c).cast(pl.String).str.contains(_NEEDS_ESCAPE).any().alias(c) for c in _STRING_COLUMNS),
+        (flat.str.contains(_NEEDS_ESCAPE).any() | (flat.null_count() != (lists.list.len() == 0).sum()))
+        .alias("entry_ids"),
+    ).collect()
+    return {c: bool(checks[c][0]) for c in checks.columns}
 
 
 def _es_numbers(x: pl.Series) -> pl.Series:
@@ -235,7 +252,7 @@ def _numbers(x: pl.Series) -> pl.Series:
     a = x.abs()
     # polars writes plain decimals for most values ("45.2", "5000.0"); in ECMAScript's fixed range
     # that is the canonical form less a trailing ".0". The rest take the general route.
-    fixed = (~text.str.contains("e", literal=True) & (a >= 1e-6) & (a < 1e21)).fill_null(True)
+    fixed = (~text.str.contains("e", literal=True) & ((a >= 1e-6) & (a < 1e21) | (a == 0))).fill_null(True)
     out = pl.select(pl.when(pl.lit(x) == 0).then(pl.lit("0")).otherwise(text.str.strip_suffix(".0"))).to_series()
     if not fixed.all():
         where = (~fixed).arg_true()
@@ -253,7 +270,7 @@ def _metadata(meta: pl.Series) -> pl.Series:
             raise ValueError(f"metadata is not a JSON object: {text[:80]!r}")
         canonical.append(canonical_json(value))
     if not len(distinct):
-        return pl.Series([ "{}" ] * len(meta), dtype=pl.String)
+        return pl.Series(["{}"] * len(meta), dtype=pl.String)
     return meta.replace_strict(distinct, pl.Series(canonical, dtype=pl.String), return_dtype=pl.String) \
         .fill_null("{}")
 
@@ -274,24 +291,28 @@ def canonical_events(df: pl.DataFrame) -> pl.Series:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"the frame has no columns {missing}")
-    pieces = {
-        "duration_ms": _numbers(df["duration_ms"]),
-        "entry_ids": _string_lists(df["entry_ids"]),
-        "error_message": _strings(df["error_message"]),
-        "event_id": _strings(df["event_id"]),
-        "metadata": _metadata(df["metadata"]),
-        "operation": _strings(df["operation"]),
-        "session_id": _strings(df["session_id"]),
-        "status": _strings(df["status"]),
-        "timestamp": _strings(df.select(pl.col("timestamp").dt.strftime(TIMESTAMP_FORMAT)).to_series()),
-        "user_id": _strings(df["user_id"]),
-    }
-    parts: list[pl.Series | pl.Expr] = []
-    for i, key in enumerate(sorted(pieces)):  # the keys are ASCII: code-unit order is plain order
+    escape = _needs_escape(df)
+    frame = df.select(
+        _numbers(df["duration_ms"]).alias("duration_ms"),
+        "entry_ids",
+        *_STRING_COLUMNS,
+        _metadata(df["metadata"]).alias("metadata"),
+        pl.col("timestamp").dt.strftime(TIMESTAMP_FORMAT),
+    )
+    text = {c: _quoted(pl.col(c).cast(pl.String), escape[c]) for c in _STRING_COLUMNS}
+    text.update(
+        duration_ms=pl.col("duration_ms"),
+        entry_ids=_string_list(pl.col("entry_ids").cast(pl.List(pl.String)), escape["entry_ids"]),
+        metadata=pl.col("metadata"),
+        timestamp=pl.concat_str(pl.lit('"'), pl.col("timestamp"), pl.lit('"')),
+    )
+    parts: list[pl.Expr] = []
+    for i, key in enumerate(sorted(text)):  # the keys are ASCII: code-unit order is plain order
         parts.append(pl.lit(("{" if i == 0 else ",") + f'"{key}":'))
-        parts.append(pieces[key])
+        parts.append(text[key])
     parts.append(pl.lit("}"))
-    return pl.select(pl.concat_str(parts).alias("canonical")).to_series()
+    # Lazily: the engine splits the rows over the cores (half the eager time, measured).
+    return frame.lazy().select(pl.concat_str(parts).alias("canonical")).collect().to_series()
 
 
 def leaf_hashes(df: pl.DataFrame) -> np.ndarray:
