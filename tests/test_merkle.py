@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -397,3 +398,12 @@ def test_leaf_hashes_of_a_large_frame_take_the_batched_path() -> None:
     expected = _scalar_hashes(df[sample.tolist()])
     assert [bytes(hashes[i]) for i in sample] == expected
     assert root(hashes) == reference_mth([bytes(r) for r in hashes])
+
+
+def test_hashing_from_several_threads_at_once() -> None:
+    """Large batches share one DuckDB worker; callers on other threads must each get their own rows back."""
+    frames = [normalize_batch(generate_events(digest.DUCKDB_MIN_ROWS + 1000 * i, seed=i)) for i in range(3)]
+    alone = [leaf_hashes(df) for df in frames]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(leaf_hashes, frames))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))

@@ -28,7 +28,8 @@ The event's keys therefore always come in this order: duration_ms, entry_ids,
 error_message, event_id, metadata, operation, session_id, status, timestamp,
 user_id. `leaf_hashes` builds those texts with polars string expressions
 (metadata is canonicalized once per distinct value, durations are formatted
-from polars' shortest round-trip digits) and hashes them in DuckDB.
+from polars' shortest round-trip digits) and hashes them with
+`axon_audit.integrity.digest.sha256_values`.
 """
 
 from __future__ import annotations

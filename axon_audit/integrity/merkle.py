@@ -190,6 +190,8 @@ def _size_ok(*sizes: object) -> bool:
 def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """Whether `proof` shows the leaf hash at `index` in the tree of `size`
     leaves whose root is `root` (RFC 9162 §2.1.3.2). Malformed input is False.
+    The size is bound by the root the verifier trusts for it: some other sizes
+    give the same path shape (leaf 0 of 129 or of 130 leaves).
 
     Example:
         >>> from axon_audit.integrity.merkle import inclusion_proof, leaf_hash, root, verify_inclusion
