@@ -25,7 +25,7 @@ from axon_audit.workload import generate_events
 
 
 def median_s(fn: Callable[[], Any], runs: int) -> float:
-    fn()  # warm-up: DuckDB's connection, polars' thread pool
+    fn()  # warm-up: polars' thread pool
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

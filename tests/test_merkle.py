@@ -89,6 +89,8 @@ CT_CONSISTENCY = [  # (old size, new size, proof)
 CT_HASHES = [leaf_hash(d) for d in CT_LEAVES]
 
 
+_LARGE = 50_000  # batches of this size and more (the sizes a rotation hashes)
+
 def reference_mth(leaves: list[bytes]) -> bytes:
     """RFC 6962 §2.1 as written: recursive, split at the largest power of two < n, hashlib only."""
     n = len(leaves)
@@ -257,9 +259,9 @@ def test_compact_range_one_leaf_at_a_time_and_bad_state() -> None:
         log.append(b"short")
 
 
-def test_large_trees_take_the_batched_path_and_agree() -> None:
-    """Above `DUCKDB_MIN_ROWS` a level is hashed in one DuckDB query: the order must hold."""
-    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(3 * digest.DUCKDB_MIN_ROWS + 5)]
+def test_large_trees_agree() -> None:
+    """A large tree (150 K leaves) hashed level by level: the order must hold."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(3 * _LARGE + 5)]
     expected = reference_mth(leaves)
     assert root(leaves) == expected
     log = CompactRange()
@@ -271,7 +273,7 @@ def test_large_trees_take_the_batched_path_and_agree() -> None:
 
 
 def test_batched_sha256_equals_hashlib() -> None:
-    n = 2 * digest.DUCKDB_MIN_ROWS
+    n = 2 * _LARGE
     texts = [f"{i}\\x41\x00é😀" * (i % 5) for i in range(n)]
     got = digest.sha256_values(pa.array(texts), b"\x00")
     assert [bytes(r) for r in got] == [hashlib.sha256(b"\x00" + t.encode()).digest() for t in texts]
@@ -390,8 +392,8 @@ def test_vectorized_leaf_hashes_equal_scalar_on_built_rows(batch: list[dict]) ->
     assert canonical_events(df).to_list() == [rfc8785.dumps(json.loads(t)).decode() for t in event_objects(df)]
 
 
-def test_leaf_hashes_of_a_large_frame_take_the_batched_path() -> None:
-    df = normalize_batch(generate_events(2 * digest.DUCKDB_MIN_ROWS, seed=7,
+def test_leaf_hashes_of_a_large_frame() -> None:
+    df = normalize_batch(generate_events(2 * _LARGE, seed=7,
                                          start=datetime(2025, 1, 1, tzinfo=timezone.utc) - timedelta(days=1)))
     hashes = leaf_hashes(df)
     sample = np.random.default_rng(0).choice(df.height, 200, replace=False)
@@ -401,8 +403,8 @@ def test_leaf_hashes_of_a_large_frame_take_the_batched_path() -> None:
 
 
 def test_hashing_from_several_threads_at_once() -> None:
-    """Large batches share one DuckDB worker; callers on other threads must each get their own rows back."""
-    frames = [normalize_batch(generate_events(digest.DUCKDB_MIN_ROWS + 1000 * i, seed=i)) for i in range(3)]
+    """Callers on several threads at once each get their own rows back."""
+    frames = [normalize_batch(generate_events(_LARGE + 1000 * i, seed=i)) for i in range(3)]
     alone = [leaf_hashes(df) for df in frames]
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(leaf_hashes, frames))
