@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 import orjson
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.enums import OPERATIONS, STATUSES, EventStatus, OperationType
+
+E = TypeVar("E", bound=Enum)
 
 __all__ = [
     "check_text",
@@ -25,26 +28,24 @@ __all__ = [
 ]
 
 
-def coerce_operation(value: Any) -> OperationType:
-    if isinstance(value, OperationType):
+def _coerce_enum(value: Any, enum: type[E], names: Iterable[str], argument: str) -> E:
+    """A member of `enum` from itself or its (case-insensitive) name; the error names `argument`."""
+    if isinstance(value, enum):
         return value
     if isinstance(value, str):
-        found = OperationType.__members__.get(value.strip().upper())
+        found = enum.__members__.get(value.strip().upper())
         if found is not None:
             return found
-        raise AuditValueError(f"operation must be one of {', '.join(OPERATIONS)}, got {value!r}")
-    raise AuditTypeError(f"operation must be an OperationType or str, got {type(value).__name__}")
+        raise AuditValueError(f"{argument} must be one of {', '.join(names)}, got {value!r}")
+    raise AuditTypeError(f"{argument} must be an {enum.__name__} or str, got {type(value).__name__}")
+
+
+def coerce_operation(value: Any) -> OperationType:
+    return _coerce_enum(value, OperationType, OPERATIONS, "operation")
 
 
 def coerce_status(value: Any) -> EventStatus:
-    if isinstance(value, EventStatus):
-        return value
-    if isinstance(value, str):
-        found = EventStatus.__members__.get(value.strip().upper())
-        if found is not None:
-            return found
-        raise AuditValueError(f"status must be one of {', '.join(STATUSES)}, got {value!r}")
-    raise AuditTypeError(f"status must be an EventStatus or str, got {type(value).__name__}")
+    return _coerce_enum(value, EventStatus, STATUSES, "status")
 
 
 def check_text(value: Any, argument: str) -> str | None:
