@@ -34,7 +34,7 @@ import pyarrow.fs as pafs
 from axon_audit.io.location import Location
 from axon_audit.model.timestamps import now_us
 
-__all__ = ["ExportFile", "ExportLayout", "numbered_names", "unique_json_path", "unique_object"]
+__all__ = ["ExportFile", "ExportLayout", "numbered_names", "unique_object"]
 
 R = TypeVar("R", Path, Location)
 
@@ -389,25 +389,3 @@ class ExportLayout(Generic[R]):
         if self.parquet_dir.is_dir() or self.parts() or not self.json_documents():
             return "parquet"
         return "json"
-
-
-@overload
-def unique_json_path(root: Path, at: datetime | None = None) -> Path: ...
-@overload
-def unique_json_path(root: Location, at: datetime | None = None) -> Location: ...
-def unique_json_path(root: Path | Location, at: datetime | None = None) -> Path | Location:
-    """`ExportLayout(root).unique_json_path(at)`: where the next rotation document goes.
-
-    Example:
-        >>> import tempfile
-        >>> from datetime import datetime, timezone
-        >>> from pathlib import Path
-        >>> from axon_audit.io.layout import unique_json_path
-        >>> folder, at = Path(tempfile.mkdtemp()), datetime(2025, 1, 15, 12, tzinfo=timezone.utc)
-        >>> first = unique_json_path(folder, at); first.touch()
-        >>> first.name, unique_json_path(folder, at).name
-        ('audit_2025_01_15_120000.json', 'audit_2025_01_15_120000_1.json')
-    """
-    if isinstance(root, Location):
-        return ExportLayout(root).unique_json_path(at)
-    return ExportLayout(Path(root)).unique_json_path(at)

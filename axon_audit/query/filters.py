@@ -189,11 +189,6 @@ class Filters:
             raise AuditTypeError(f"unknown filter {unknown[0]!r}; expected one of {', '.join(names)}")
         return cls.build(**filters)
 
-    def without_limit(self) -> Filters:
-        from dataclasses import replace
-
-        return replace(self, limit=None)
-
     @property
     def is_empty(self) -> bool:
         """True when no event can match (inverted time range, limit 0, empty lists)."""
