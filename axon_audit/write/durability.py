@@ -33,7 +33,7 @@ from axon_audit.store.hot import HotStore
 from axon_audit.write import wal as _wal
 from axon_audit.write.targets import ExportJob, ExportTarget, RecordFn
 
-__all__ = ["WalLane", "recover_jobs"]
+__all__ = ["WalLane", "recover_jobs", "wal_counters"]
 
 log = logging.getLogger("axon_audit")
 
@@ -190,21 +190,16 @@ class WalLane:
             self._reported = now
             log.error("axon_audit: %s (%d such events so far)", msg, self.not_durable)
 
-    def counters(self) -> dict[str, Any]:
-        wal = self.wal
-        return {
-            "wal_enabled": wal is not None,
-            "wal_sync": None if wal is None else ("always" if wal.always else "interval"),
-            "wal_fsyncs": 0 if wal is None else wal.fsyncs,
-            "wal_write_failures": 0 if wal is None else wal.write_failures,
-            "wal_not_durable_events": self.not_durable,
-            "wal_recovered_events": self.recovered,
-            "wal_dropped_bytes": self.dropped_bytes,
-        }
 
-
-#: The counters of a logger without a WAL.
-NO_WAL_COUNTERS: dict[str, Any] = {
-    "wal_enabled": False, "wal_sync": None, "wal_fsyncs": 0, "wal_write_failures": 0,
-    "wal_not_durable_events": 0, "wal_recovered_events": 0, "wal_dropped_bytes": 0,
-}
+def wal_counters(lane: WalLane | None) -> dict[str, Any]:
+    """The WAL's counters in `get_stats()` (zeros for a logger without one)."""
+    wal = lane.wal if lane is not None else None
+    return {
+        "wal_enabled": wal is not None,
+        "wal_sync": None if wal is None else ("always" if wal.always else "interval"),
+        "wal_fsyncs": 0 if wal is None else wal.fsyncs,
+        "wal_write_failures": 0 if wal is None else wal.write_failures,
+        "wal_not_durable_events": 0 if lane is None else lane.not_durable,
+        "wal_recovered_events": 0 if lane is None else lane.recovered,
+        "wal_dropped_bytes": 0 if lane is None else lane.dropped_bytes,
+    }

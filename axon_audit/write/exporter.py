@@ -17,11 +17,7 @@ from typing import Any
 
 from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, RecordFn
 
-__all__ = ["NO_EXPORT_COUNTERS", "Exporter"]
-
-#: The counters of a logger without an export folder.
-NO_EXPORT_COUNTERS: dict[str, Any] = {"exported_events": 0, "pending_export_events": 0, "export_failures": 0,
-                                      "last_export_error": None}
+__all__ = ["Exporter", "export_counters"]
 
 log = logging.getLogger("axon_audit")
 
@@ -49,10 +45,6 @@ class Exporter:
         self.last_error: str | None = None
         self._futures: list[Future[None]] = []
         self._writer: ThreadPoolExecutor | None = None
-
-    def counters(self) -> dict[str, Any]:
-        return {"exported_events": self.exported_events, "pending_export_events": self.pending_events,
-                "export_failures": self.failures, "last_export_error": self.last_error}
 
     @property
     def failing(self) -> bool:
@@ -120,3 +112,11 @@ class Exporter:
             self.pending_events -= job.df.height
             self.exported_events += job.df.height
             self._on_done(job, None)
+
+
+def export_counters(exporter: Exporter | None) -> dict[str, Any]:
+    """The exporter's counters in `get_stats()` (zeros for a logger without exports)."""
+    if exporter is None:
+        return {"exported_events": 0, "pending_export_events": 0, "export_failures": 0, "last_export_error": None}
+    return {"exported_events": exporter.exported_events, "pending_export_events": exporter.pending_events,
+            "export_failures": exporter.failures, "last_export_error": exporter.last_error}

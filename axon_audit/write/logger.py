@@ -51,8 +51,8 @@ from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import Backpressure
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
-from axon_audit.write.durability import NO_WAL_COUNTERS, WalLane
-from axon_audit.write.exporter import NO_EXPORT_COUNTERS, Exporter
+from axon_audit.write.durability import WalLane, wal_counters
+from axon_audit.write.exporter import Exporter, export_counters
 from axon_audit.write.guard import Guard
 from axon_audit.write.targets import ExportJob, target_for
 
@@ -368,9 +368,9 @@ class AuditLogger(Reader):
         with self._lock:
             return {
                 **self._hot.counters(),
-                **(ex.counters() if ex is not None else NO_EXPORT_COUNTERS),
+                **export_counters(ex),
                 **self._bp.counters(),
-                **(lane.counters() if lane is not None else NO_WAL_COUNTERS),
+                **wal_counters(lane),
                 "max_events": self._hot.max_events,
                 "rotation_enabled": self._hot.rotation,
                 "auto_export_enabled": root is not None,
