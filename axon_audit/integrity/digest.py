@@ -1,26 +1,35 @@
 """SHA-256 of many byte strings at once, each after a fixed prefix: the one
 hashing primitive of the Merkle log (`leaf` prefixes 0x00, `merkle` 0x01).
 
-Python has no batched SHA-256: hashlib costs ~0.5 us per call in a loop on one
-core (0.66 s for 1 M event texts of ~260 bytes here, measured), and that is what
-this module does, over one contiguous Arrow buffer (no per-value copies).
+Python has no batched SHA-256, and hashlib holds the GIL for inputs under 2 KiB:
+one call per event costs ~0.5 us in a loop on one core (0.66 s for 1 M event
+texts of ~260 bytes, measured), and the logging thread waits meanwhile. So large
+batches go to polars-hash's ``sha2_256`` (Rust, in polars' thread pool, the GIL
+released): 0.38-0.48 s for the same 1 M on 2 cores, 0.11 s for 500 K 64-byte
+tree nodes. It returns hex text, decoded here with one `binascii` call over the
+whole buffer (0.03 s per 1 M). Small batches stay on hashlib (no plugin call
+overhead); the tests check that both give the same digests.
 
-DuckDB's `sha256` over an Arrow column was tried beside it in a worker thread
-(0.49 s for the same 1 M on 2 cores), and removed: a DuckDB connection kept alive
-in a background thread made a later `subprocess` with `preexec_fn` segfault in
-the child (seen with pyspark's gateway launch in the test suite). A batch hasher
-in compiled code is the way to the rotation budget (see issue 13's note).
+DuckDB's ``sha256`` was tried too (0.49 s per 1 M texts) and removed: a DuckDB
+connection kept alive in a background thread made a later ``subprocess`` with
+``preexec_fn`` segfault in the child (pyspark's gateway launch in the tests).
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from itertools import pairwise
 
 import numpy as np
+import polars as pl
+import polars_hash  # noqa: F401 - registers the `chash` expression namespace
 import pyarrow as pa
 
 __all__ = ["sha256_rows", "sha256_values"]
+
+#: Below this many values hashlib is quicker than a polars plugin call (measured: ~0.1 ms overhead).
+BATCH_MIN = 512
 
 
 def _hashlib_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
@@ -38,6 +47,33 @@ def _hashlib_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
     return np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 32)
 
 
+def _polars_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
+    n = len(values)
+    binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
+    col = pl.Series("v", values.cast(pa.large_binary() if binary else pa.large_string()))
+    expr = pl.lit(col)
+    if prefix:
+        expr = (pl.lit(prefix) + expr) if binary else pl.concat_str(pl.lit(prefix.decode("latin-1")), expr)
+    hexes = pl.select(expr.chash.sha2_256()).to_series().to_arrow()
+    if isinstance(hexes, pa.ChunkedArray):
+        hexes = hexes.combine_chunks()
+    hexes = hexes.cast(pa.large_string())
+    # Every value is 64 hex digits: the data buffer is exactly the digests' hex, in order.
+    start = int(np.frombuffer(hexes.buffers()[1], np.int64, 1, hexes.offset * 8)[0])
+    data = memoryview(hexes.buffers()[2])[start:start + 64 * n]  # type: ignore[index]
+    return np.frombuffer(binascii.a2b_hex(data), np.uint8).reshape(n, 32)
+
+
+def _hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
+    if len(values) < BATCH_MIN or (prefix and not (prefix.isascii() or _is_binary(values))):
+        return _hashlib_hashes(values, prefix)
+    return _polars_hashes(values, prefix)
+
+
+def _is_binary(values: pa.Array) -> bool:
+    return pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
+
+
 def sha256_values(values: pa.Array, prefix: bytes = b"") -> np.ndarray:
     """SHA-256(prefix || value) of each value of a string or binary Arrow array
     (strings hash as their UTF-8 bytes), as an (n, 32) uint8 array. No nulls.
@@ -51,7 +87,7 @@ def sha256_values(values: pa.Array, prefix: bytes = b"") -> np.ndarray:
     """
     if values.null_count:
         raise ValueError("cannot hash null values")
-    return _hashlib_hashes(values, prefix)
+    return _hashes(values, prefix)
 
 
 def sha256_rows(rows: np.ndarray, prefix: bytes = b"") -> np.ndarray:
@@ -65,8 +101,11 @@ def sha256_rows(rows: np.ndarray, prefix: bytes = b"") -> np.ndarray:
         True
     """
     n, width = rows.shape
+    if prefix:  # the prefix written into each row: one contiguous buffer, no concatenation per value
+        rows = np.concatenate([np.broadcast_to(np.frombuffer(prefix, np.uint8), (n, len(prefix))), rows], axis=1)
+        width += len(prefix)
     rows = np.ascontiguousarray(rows, dtype=np.uint8)
     # The rows as one binary column over the same buffer: no copy per row.
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
     column = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
-    return _hashlib_hashes(column, prefix)
+    return _hashes(column, b"")

@@ -1,30 +1,29 @@
-"""Tamper evidence: the per-event hash chain and the export folder's manifest
-(checked by `_verify.verify`).
-
-Per event, ``chain = sha256(previous chain || event text)`` where the event text
-is the export format's JSON object of the event (fixed keys only) and the first
-previous value of a folder is 64 zeros. It is computed in bulk when a rotated
-snapshot is written (never on the logging path) and stored with the event: an
-extra ``"chain"`` key after the fixed keys in JSON exports, a ``chain`` column
-in Parquet files. Both formats carry the same chain, in event-time order.
+"""The integrity manifest of an export folder: every export file, linked,
+with the export log's tree heads (see `integrity.log`).
 
 The folder's ``manifest.json`` lists every export file in write order: its
-SHA-256, size, row count, first/last event id and time, the chain value before
-its first and after its last event, and the hash of the previous entry; each
-entry's own hash covers all of that. With a key, an HMAC signs the head (entry
-count + last entry hash), so removing the newest files and their entries is
-detected too. Writers hold an exclusive lock on ``.manifest.lock`` while they
-export, so several loggers (or processes) may share one folder.
+SHA-256, size, row count, first/last event id and time, and ``leaves``, the log
+positions of its events; each commit ends with a ``tree`` entry (the tree head
+and, with a signing key, a signed checkpoint). Every entry holds the hash of
+the previous one, and its own hash covers all of that. With an HMAC key, an
+HMAC signs the head (entry count + last entry hash), so removing the newest
+files and their entries is detected too. Writers hold an exclusive lock on
+``.manifest.lock`` while they export, so several loggers (or processes) may
+share one folder and its one log.
 
 Object storage has no such lock, and writers there never coordinate. So each
-logger keeps its own manifest, ``manifests/<writer>-<segment>.json``: the same document,
-with its own event chain from genesis, rewritten whole by its one writer at
-each export commit (one PUT, so a reader sees the old or the new document).
-After `SEGMENT_ENTRIES` entries a writer goes on in a new manifest whose
-``follows`` names the previous one and its head, so each rewrite stays small
-and deleting an earlier segment is detected. `verify` checks every manifest it
+logger keeps its own manifest (and its own log), ``manifests/<writer>-<segment>.json``:
+the same document, rewritten whole by its one writer at each export commit
+(one PUT, so a reader sees the old or the new document). After
+`SEGMENT_ENTRIES` entries a writer goes on in a new manifest whose ``follows``
+names the previous one, its head and its tree, so each rewrite stays small and
+deleting an earlier segment is detected. `verify` checks every manifest it
 finds (``manifest.json`` and ``manifests/*.json``), and that each export file
 is listed by exactly one of them.
+
+Folders written before the log (format ``axon_audit.manifest/1``) carried a
+per-event hash chain instead; `integrity.chain_v1` still checks them, and a
+new export into such a folder goes on with the log from leaf 0.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
-import itertools
 import os
 import secrets
 import time
@@ -41,17 +39,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import orjson
 import polars as pl
-import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.log import tree_entry, tree_of
+from axon_audit.integrity.merkle import CompactRange
 from axon_audit.io.atomic import TEMP_GLOB, atomic_write, temp_pid
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 
-__all__ = ["WriterManifest", "append_entries", "build_manifest", "chain_column", "folder_lock"]
+__all__ = ["WriterManifest", "append_entries", "build_manifest", "file_entry", "folder_lock", "head_of"]
 
 GENESIS = "0" * 64
 # The names are the layout's; kept here under their old names for the manifest's readers.
@@ -61,44 +60,8 @@ MANIFESTS_DIR = ExportLayout.MANIFESTS_DIR  # object storage: one manifest per w
 # its manifest whole, so this bounds the upload (~0.5 KB an entry).
 SEGMENT_ENTRIES = 512
 LOCK_NAME = ".manifest.lock"
-FORMAT = "axon_audit.manifest/1"
-
-
-# --------------------------------------------------------------------------- the event chain
-
-
-def _string_buffers(texts: pl.Series) -> tuple[bytes, list[int]]:
-    arr = texts.to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
-    n = len(arr)
-    _, offs, data = arr.buffers()
-    offsets = np.frombuffer(offs, dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    return (data.to_pybytes() if data is not None else b""), offsets.tolist()
-
-
-def chain_digests(texts: pl.Series, start_hex: str) -> list[bytes]:
-    """The chained SHA-256 of each text: ``h_i = sha256(h_{i-1} + text_i)``.
-
-    Sequential by nature (each link needs the previous one), so one hashlib call
-    per event; it runs in the export thread, never on the logging path.
-    """
-    data, offs = _string_buffers(texts)
-    sha = hashlib.sha256
-    h = bytes.fromhex(start_hex)
-    out: list[bytes] = []
-    push = out.append
-    for a, b in itertools.pairwise(offs):
-        h = sha(h + data[a:b]).digest()
-        push(h)
-    return out
-
-
-def chain_column(texts: pl.Series, start_hex: str) -> pl.Series:
-    """`chain_digests` as a hex string column named ``chain``."""
-    digests = chain_digests(texts, start_hex)
-    return pl.Series("chain", digests, dtype=pl.Binary).bin.encode("hex")
+FORMAT = "axon_audit.manifest/2"
+FORMAT_V1 = "axon_audit.manifest/1"
 
 
 # --------------------------------------------------------------------------- the manifest
@@ -162,14 +125,8 @@ def load_manifest(root: Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes())
 
 
-def chain_end(manifest: dict[str, Any], kind: str = "json") -> str:
-    for entry in reversed(manifest.get("entries", [])):
-        if entry.get("kind") == kind:
-            return entry["chain_end"]
-    return GENESIS
-
-
 def sha256_file(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a local file, read in 1 MiB blocks (hashlib releases the GIL on them)."""
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
@@ -179,14 +136,19 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def file_entry(root: Path, path: Path, kind: str, df: pl.DataFrame, chain_start: str) -> dict[str, Any]:
-    """The manifest fields of one written local file (`df`: its events, with ``chain``)."""
-    return object_entry(path.relative_to(root).as_posix(), kind, df, chain_start, sha256_file(path))
-
-
-def object_entry(name: str, kind: str, df: pl.DataFrame, chain_start: str, digest: tuple[str, int]) -> dict[str, Any]:
+def file_entry(name: str, kind: str, df: pl.DataFrame, first_leaf: int, digest: tuple[str, int]) -> dict[str, Any]:
     """The manifest fields of one written file named `name` (relative to the export
-    root) whose content has the (SHA-256 hex, size) `digest`."""
+    root): its events `df` hold log positions ``[first_leaf, first_leaf + rows)``
+    and its content has the (SHA-256 hex, size) `digest`.
+
+    Example:
+        >>> from axon_audit.integrity.manifest import file_entry
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> df = normalize_batch([{"event_id": "evt_1", "timestamp": "2025-01-15T12:00:00Z", "operation": "store"}])
+        >>> e = file_entry("audit_2025_01_15_120000.json", "json", df, 7, ("ab" * 32, 310))
+        >>> e["leaves"], e["rows"], e["first_time"]
+        ([7, 8], 1, '2025-01-15T12:00:00.000000Z')
+    """
     digest_hex, size = digest
     ts = df["timestamp"]
     return {
@@ -199,24 +161,39 @@ def object_entry(name: str, kind: str, df: pl.DataFrame, chain_start: str, diges
         "last_event_id": df["event_id"][-1] if df.height else None,
         "first_time": ts.min().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if df.height else None,  # type: ignore[union-attr]
         "last_time": ts.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ") if df.height else None,  # type: ignore[union-attr]
-        "chain_start": chain_start,
-        "chain_end": df["chain"][-1] if df.height else chain_start,
+        "leaves": [first_leaf, first_leaf + df.height],
     }
 
 
-def build_manifest(manifest: dict[str, Any], new: list[dict[str, Any]], key: bytes | None,
-                   written_at: str) -> dict[str, Any]:
-    """`manifest` with `new` entries linked on, its head and HMAC renewed. A
-    manifest that ``follows`` another numbers and links on from that one's head."""
-    entries = list(manifest.get("entries", []))
+def head_of(manifest: dict[str, Any]) -> tuple[int, str]:
+    """(entry count, last entry hash) of a manifest: where the next entry links on."""
+    entries = manifest.get("entries", [])
     follows = manifest.get("follows")
     base = follows["entries"] if follows else 0
     prev = entries[-1]["hash"] if entries else (follows["hash"] if follows else GENESIS)
+    return base + len(entries), prev
+
+
+def build_manifest(manifest: dict[str, Any], new: list[dict[str, Any]], key: bytes | None, written_at: str,
+                   tree: CompactRange | None = None, signing_key: SigningKey | None = None,
+                   origin: str | None = None) -> dict[str, Any]:
+    """`manifest` with `new` entries linked on, then (given the log's new `tree`)
+    the commit's ``tree`` entry, signed with `signing_key` as `origin`'s checkpoint;
+    its head and HMAC renewed. A manifest that ``follows`` another numbers and
+    links on from that one's head."""
+    entries = list(manifest.get("entries", []))
+    follows = manifest.get("follows")
+    count, prev = head_of(manifest)
     for e in new:
-        e = dict(e, index=base + len(entries), written_at=written_at, prev=prev)
+        e = dict(e, index=count, written_at=written_at, prev=prev)
         e["hash"] = prev = entry_hash(e)
         entries.append(e)
-    count = base + len(entries)
+        count += 1
+    if tree is not None:
+        e = dict(tree_entry(tree, count, prev, signing_key, origin), index=count, written_at=written_at, prev=prev)
+        e["hash"] = prev = entry_hash(e)
+        entries.append(e)
+        count += 1
     doc: dict[str, Any] = {"format": FORMAT}
     if follows:
         doc["follows"] = follows
@@ -240,10 +217,12 @@ def _writer(body: bytes) -> Callable[[IO[bytes]], None]:
 
 
 def append_entries(root: Path, manifest: dict[str, Any], new: list[dict[str, Any]], key: bytes | None,
-                   written_at: str) -> dict[str, Any]:
-    """Link `new` entries onto `manifest` and write it atomically (the commit point
-    of an export). The caller holds `folder_lock`."""
-    doc = build_manifest(manifest, new, key, written_at)
+                   written_at: str, tree: CompactRange | None = None,
+                   signing_key: SigningKey | None = None) -> dict[str, Any]:
+    """Link `new` entries (and, given the log's new `tree`, the commit's tree
+    entry) onto `manifest` and write it atomically: the commit point of an
+    export. The caller holds `folder_lock`."""
+    doc = build_manifest(manifest, new, key, written_at, tree, signing_key)
     body = manifest_bytes(doc)
     atomic_write(ExportLayout(Path(root)).manifest_path, _writer(body))
     return doc
@@ -270,13 +249,14 @@ class WriterManifest:
         >>> from axon_audit.io.location import resolve
         >>> from axon_audit.integrity.manifest import WriterManifest
         >>> m = WriterManifest(resolve(tempfile.mkdtemp()), key=None)
-        >>> m.name.startswith("manifests/") and m.name.endswith("-000001.json"), m.chain_end("json") == "0" * 64
-        (True, True)
+        >>> m.name.startswith("manifests/") and m.name.endswith("-000001.json"), m.tree.size
+        (True, 0)
     """
 
-    def __init__(self, root: Location, key: bytes | None) -> None:
+    def __init__(self, root: Location, key: bytes | None, signing_key: SigningKey | None = None) -> None:
         self.root = root
         self.key = key
+        self.signing_key = signing_key
         self.writer = _writer_id()
         self.segment = 1
         self.doc: dict[str, Any] = {"format": FORMAT, "entries": []}
@@ -286,29 +266,32 @@ class WriterManifest:
     def name(self) -> str:
         return segment_name(self.writer, self.segment)
 
-    def chain_end(self, kind: str = "json") -> str:
-        follows = self.doc.get("follows")
-        start = follows["chain_end"].get(kind, GENESIS) if follows else GENESIS
-        for entry in reversed(self.doc["entries"]):
-            if entry.get("kind") == kind:
-                return entry["chain_end"]
-        return start
+    @property
+    def tree(self) -> CompactRange:
+        """This writer's log after its last commit."""
+        return tree_of(self.doc["entries"], self.doc.get("follows"))
+
+    @property
+    def origin(self) -> str | None:
+        """The name of this writer's log in its checkpoints: ``<key name>/<writer>``."""
+        return f"{self.signing_key.name}/{self.writer}" if self.signing_key is not None else None
 
     @property
     def commit_name(self) -> str:
         """The manifest the next `commit` uploads (a new segment when this one is full)."""
         return segment_name(self.writer, self.segment + (len(self.doc["entries"]) >= SEGMENT_ENTRIES))
 
-    def commit(self, new: list[dict[str, Any]], written_at: str) -> None:
-        """Upload the manifest with `new` linked on: the commit point of an export.
-        When this upload raises, `landed` tells whether it took effect anyway."""
+    def commit(self, new: list[dict[str, Any]], written_at: str, tree: CompactRange) -> None:
+        """Upload the manifest with `new` and the log's new `tree` head linked on:
+        the commit point of an export. When this upload raises, `landed` tells
+        whether it took effect anyway."""
         segment, base = self.segment, self.doc
         if len(base["entries"]) >= SEGMENT_ENTRIES:  # go on in a new manifest that follows this one
-            head = base["head"]
+            head, now = base["head"], self.tree
             follows = {"manifest": self.name, "entries": head["entries"], "hash": head["hash"],
-                       "chain_end": {k: self.chain_end(k) for k in ("json", "parquet")}}
+                       "tree": {"size": now.size, "range": [h.hex() for h in now.hashes]}}
             segment, base = segment + 1, {"format": FORMAT, "follows": follows, "entries": []}
-        doc = build_manifest(base, new, self.key, written_at)
+        doc = build_manifest(base, new, self.key, written_at, tree, self.signing_key, self.origin)
         body = manifest_bytes(doc)
         self._pending = (segment, doc)
         # A failed upload of a new segment is retried under the same name: it overwrites what may have landed.

@@ -313,6 +313,25 @@ class CompactRange:
             raise ValueError(f"leaf hash is not 32 bytes: {leaf_hash!r:.80}")
         self._push(bytes(leaf_hash), 0)
 
+    def push_subtree(self, node: bytes, height: int) -> None:
+        """Append a perfect subtree of ``2**height`` leaves given by its root alone
+        (a range whose leaves are gone); it must start at a multiple of its width.
+
+        Example:
+            >>> from axon_audit.integrity.merkle import CompactRange, leaf_hash, node_hash, root
+            >>> leaves = [leaf_hash(bytes([i])) for i in range(3)]
+            >>> log = CompactRange(); log.push_subtree(node_hash(leaves[0], leaves[1]), 1); log.append(leaves[2])
+            >>> log.root() == root(leaves)
+            True
+        """
+        if isinstance(height, bool) or not isinstance(height, int) or not 0 <= height < 64:
+            raise ValueError(f"height must be an int in [0, 64), got {height!r}")
+        if self._size % (1 << height):
+            raise ValueError(f"a subtree of 2**{height} leaves cannot start at {self._size}")
+        if not _hashes_ok(node):
+            raise ValueError(f"subtree hash is not 32 bytes: {node!r:.80}")
+        self._push(bytes(node), height)
+
     def extend(self, leaves: LeafHashes) -> None:
         """Append many leaf hashes: each aligned perfect subtree of the new range
         is hashed at once (a whole level per step), then merged in."""

@@ -9,6 +9,7 @@ leftover temporary file (`integrity.manifest.remove_stale_temps`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -63,6 +64,66 @@ def temp_pid(name: str) -> int | None:
         return int(name.rsplit(".", 2)[-2].split("-")[0])
     except (ValueError, IndexError):
         return None
+
+
+class HashingWriter:
+    """A binary file wrapper that hashes (SHA-256) and counts what passes through
+    it: a file is hashed as it is written, never read back. hashlib releases the
+    GIL on the large blocks the JSON and Parquet writers hand over."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._sha.update(data)
+        n = self._fh.write(data)
+        self.size += len(memoryview(data).cast("B"))
+        return n
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def digest(self) -> tuple[str, int]:
+        """(SHA-256 hex, size) of what was written so far."""
+        return self._sha.hexdigest(), self.size
+
+
+def atomic_write_hashed(path: Path, write: Callable[[IO[bytes]], object], *,
+                        replace: bool = True) -> tuple[Path, tuple[str, int]]:
+    """`atomic_write`, also returning the written content's (SHA-256 hex, size),
+    hashed on its way to the file.
+
+    Example:
+        >>> import hashlib, pathlib, tempfile
+        >>> from axon_audit.io.atomic import atomic_write_hashed
+        >>> path, (digest, size) = atomic_write_hashed(pathlib.Path(tempfile.mkdtemp()) / "a.txt",
+        ...                                            lambda fh: fh.write(b"one"))
+        >>> digest == hashlib.sha256(b"one").hexdigest(), size
+        (True, 3)
+    """
+    box: list[HashingWriter] = []
+
+    def hashed(fh: IO[bytes]) -> None:
+        box.append(HashingWriter(fh))
+        write(box[0])  # type: ignore[arg-type]
+
+    done = atomic_write(path, hashed, replace=replace)
+    return done, box[0].digest()
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, replace: bool = True) -> Path:

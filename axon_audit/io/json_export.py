@@ -1,9 +1,7 @@
 """The seed's JSON export format: one document ``{"events": [...], "total_events": n,
 "exported_at": "..."}`` with one event object per line.
 
-`event_objects` makes each event's object text (vectorized); the integrity chain
-hashes exactly that text, and a ``chain`` column, when present, is written as
-one more key after the fixed ones. `write_json_export` writes a document
+`event_objects` makes each event's object text (vectorized). `write_json_export` writes a document
 atomically to a local path, or as one upload to object storage.
 """
 
@@ -16,7 +14,7 @@ from typing import IO, overload
 import polars as pl
 
 from axon_audit.exceptions import ExportError
-from axon_audit.io.atomic import atomic_write
+from axon_audit.io.atomic import atomic_write_hashed
 from axon_audit.io.layout import unique_object
 from axon_audit.io.location import Location
 from axon_audit.model.timestamps import format_us, now_us
@@ -28,7 +26,7 @@ JSON_PIECE_ROWS = 200_000
 
 def event_objects(df: pl.DataFrame) -> pl.Series:
     """One JSON object text per event, the fixed keys in the export order
-    (vectorized). This text is also what the integrity chain hashes.
+    (vectorized).
 
     Example:
         >>> from axon_audit.io.json_export import event_objects
@@ -59,19 +57,11 @@ def event_objects(df: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def _with_chain(objects: pl.Series, chain: pl.Series) -> pl.Series:
-    """Append the ``"chain"`` key after the fixed keys of each object."""
-    return pl.select(
-        pl.concat_str(objects.str.strip_suffix("}"), pl.lit(',"chain":"'), chain, pl.lit('"}'))
-    ).to_series()
-
-
 def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None,
                       objects: pl.Series | None = None) -> None:
-    """The export document, written piece by piece to bound memory. One event
-    object per line (`verify` relies on it). A ``chain`` column, if present, is
-    written as an extra key after the fixed ones; `objects` may pass the fixed
-    keys' texts when the caller already made them.
+    """The export document, written piece by piece to bound memory, one event
+    object per line (`verify` names a broken event by its line); `objects` may
+    pass the objects' texts when the caller already made them.
 
     Example:
         >>> import io
@@ -85,13 +75,10 @@ def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | Non
         ['{"events": [', '{"event_id":"evt_1","tim', '{"event_id":"evt_2","tim', '], "total_events": 2, "e']
     """
     fh.write(b'{"events": [\n')
-    chained = "chain" in df.columns
     n = df.height
     for start in range(0, n, JSON_PIECE_ROWS):
         piece = (event_objects(df.slice(start, JSON_PIECE_ROWS)) if objects is None
                  else objects.slice(start, JSON_PIECE_ROWS))
-        if chained:
-            piece = _with_chain(piece, df["chain"].slice(start, JSON_PIECE_ROWS))
         lines = piece.to_frame()
         if start + JSON_PIECE_ROWS >= n:  # the last object takes no comma
             lines, last = lines.head(-1), lines[-1, 0]
@@ -109,15 +96,18 @@ def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | Non
 
 @overload
 def write_json_export(df: pl.DataFrame, path: str | os.PathLike[str], *, replace: bool = True,
-                      objects: pl.Series | None = None) -> Path: ...
+                      objects: pl.Series | None = None, digests: list[tuple[str, int]] | None = None) -> Path: ...
 @overload
 def write_json_export(df: pl.DataFrame, path: Location, *, replace: bool = True,
-                      objects: pl.Series | None = None) -> Path | Location: ...
+                      objects: pl.Series | None = None,
+                      digests: list[tuple[str, int]] | None = None) -> Path | Location: ...
 def write_json_export(df: pl.DataFrame, path: str | os.PathLike[str] | Location, *, replace: bool = True,
-                      objects: pl.Series | None = None) -> Path | Location:
+                      objects: pl.Series | None = None,
+                      digests: list[tuple[str, int]] | None = None) -> Path | Location:
     """Write `df` as one export document at `path` (atomically). On object storage
     one upload of the whole document; `replace=False` there gives the name a
-    random suffix (no overwrite across writers). Returns where it was written.
+    random suffix (no overwrite across writers). Returns where it was written;
+    `digests`, if given, receives the document's (SHA-256 hex, size), hashed as written.
 
     Example:
         >>> import json, pathlib, tempfile
@@ -130,13 +120,21 @@ def write_json_export(df: pl.DataFrame, path: str | os.PathLike[str] | Location,
         >>> write_json_export(df, path, replace=False).name
         'trail_1.json'
     """
+    def write(fh: IO[bytes]) -> None:
+        write_json_stream(fh, df, objects=objects)
+
     try:
         if isinstance(path, Location) and not path.is_local:
             target = path if replace else unique_object(path)
-            target.put(lambda fh: write_json_stream(fh, df, objects=objects))
+            digest = target.put(write)
+            if digests is not None:
+                digests.append(digest)
             return target
         if isinstance(path, Location):
             path = path.local_path()
-        return atomic_write(Path(path), lambda fh: write_json_stream(fh, df, objects=objects), replace=replace)
+        done, digest = atomic_write_hashed(Path(path), write, replace=replace)
+        if digests is not None:
+            digests.append(digest)
+        return done
     except OSError as exc:
         raise ExportError(exc.errno, f"cannot write JSON export {path}: {exc.strerror or exc}") from exc

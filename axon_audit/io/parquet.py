@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from axon_audit.exceptions import ExportError
-from axon_audit.io.atomic import atomic_write
+from axon_audit.io.atomic import atomic_write_hashed
 from axon_audit.io.json_export import write_json_stream
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, put_all
@@ -46,20 +46,16 @@ Plan = Sequence[tuple[Path | Location, int, int]]
 
 
 def parquet_table(part: pl.DataFrame) -> pa.Table:
-    """The Arrow table of a part: the fixed columns, then ``chain`` if `part` has one.
+    """The Arrow table of a part: the fixed columns in the canonical schema
+    (integrity needs no column of its own: see `integrity.log`).
 
     Example:
-        >>> import polars as pl
         >>> from axon_audit.io.parquet import parquet_table
         >>> from axon_audit.model.schema import normalize_batch
-        >>> df = normalize_batch([{"operation": "store"}])
-        >>> parquet_table(df.with_columns(pl.lit("0" * 64).alias("chain"))).column_names[-2:]
-        ['duration_ms', 'chain']
+        >>> parquet_table(normalize_batch([{"operation": "store"}])).column_names[-2:]
+        ['error_message', 'duration_ms']
     """
-    table = to_arrow(part)
-    if "chain" in part.columns:  # the integrity chain: an extra column after the fixed ones
-        table = table.append_column("chain", part["chain"].to_arrow().cast("string"))
-    return table
+    return to_arrow(part)
 
 
 def parquet_writer(table: pa.Table) -> Callable[[IO[bytes]], None]:
@@ -107,9 +103,10 @@ def plan_parquet(df: pl.DataFrame, root: Path | Location) -> list[tuple[Any, int
     return [(ExportLayout.part_in(base, d), int(a), int(n)) for d, a, n in runs.iter_rows()]
 
 
-def write_parquet_planned(df: pl.DataFrame, plan: Plan) -> list:
+def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str, int]] | None = None) -> list:
     """Write the slices of `plan` (from `plan_parquet`); all or nothing. On object
-    storage the parts are uploaded side by side. Returns the paths written.
+    storage the parts are uploaded side by side. Returns the paths written;
+    `digests`, if given, receives each part's (SHA-256 hex, size), hashed as written.
 
     Example:
         >>> import pathlib, tempfile
@@ -122,17 +119,21 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan) -> list:
     """
     if plan and isinstance(plan[0][0], Location):
         try:
-            put_all([(path, parquet_writer(parquet_table(df.slice(start, n))))  # type: ignore[misc]
-                     for path, start, n in plan])
+            done = put_all([(path, parquet_writer(parquet_table(df.slice(start, n))))  # type: ignore[misc]
+                            for path, start, n in plan])
         except OSError as exc:
             raise ExportError(exc.errno, f"cannot write Parquet under {plan[0][0].uri}: {exc.strerror or exc}") from exc
+        if digests is not None:
+            digests += done
         return [path for path, _, _ in plan]
     written: list[Path] = []
     try:
         for path, start, n in plan:
             table = parquet_table(df.slice(start, n))
-            atomic_write(Path(path), parquet_writer(table))  # type: ignore[arg-type]
+            _, digest = atomic_write_hashed(Path(path), parquet_writer(table))  # type: ignore[arg-type]
             written.append(Path(path))  # type: ignore[arg-type]
+            if digests is not None:
+                digests.append(digest)
     except OSError as exc:
         for done in written:
             done.unlink(missing_ok=True)

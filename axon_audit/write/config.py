@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.manifest import _key_bytes
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.write import wal as _wal
@@ -43,6 +45,7 @@ class LoggerConfig:
     wal_sync: str
     wal_interval: float
     hmac_key: bytes | None
+    signing_key: SigningKey | None
     max_backlog: int | None
     backlog_policy: str
     fail_closed: bool
@@ -60,6 +63,7 @@ class LoggerConfig:
         wal_sync: Any = "always",
         wal_interval: Any = _wal.DEFAULT_INTERVAL,
         hmac_key: Any = None,
+        signing_key: Any = None,
         max_backlog: Any = None,
         backlog_policy: Any = "block",
         fail_closed: Any = False,
@@ -94,6 +98,7 @@ class LoggerConfig:
             wal_sync=wal_sync,
             wal_interval=float(wal_interval),
             hmac_key=_key_bytes(hmac_key),
+            signing_key=signing_key_of(signing_key),
             max_backlog=max_backlog,
             backlog_policy=backlog_policy,
             fail_closed=fail_closed,

@@ -30,6 +30,7 @@ import orjson
 
 from axon_audit.compliance.pii import PIIRedactor, as_redactor
 from axon_audit.display.html import logger_card
+from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.exceptions import ExportError
 from axon_audit.io.location import Location, StorageOptions
 from axon_audit.model.coerce import (
@@ -90,6 +91,9 @@ class AuditLogger(Reader):
             fsyncs) or "interval" (fsynced every `wal_interval` seconds).
         hmac_key: signs the head of the export folder's manifest (on object
             storage: of this logger's own manifest; see `verify`).
+        signing_key: an Ed25519 `SigningKey` (or its text, or a key file) that
+            signs each export's checkpoint of the export log; its public half
+            alone verifies (`verify(..., public_key=)`, `verify_inclusion`).
         max_backlog: events awaiting export (failed or slow writes) before
             `backlog_policy` applies: "block" (wait, retrying) or "raise"
             (`AuditUnavailableError`). None: unbounded.
@@ -122,6 +126,7 @@ class AuditLogger(Reader):
         wal_sync: str = "always",
         wal_interval: float = _wal.DEFAULT_INTERVAL,
         hmac_key: str | bytes | None = None,
+        signing_key: SigningKey | str | Path | None = None,
         max_backlog: int | None = None,
         backlog_policy: str = "block",
         fail_closed: bool = False,
@@ -130,7 +135,8 @@ class AuditLogger(Reader):
     ) -> None:
         cfg = self._config = LoggerConfig.check(
             max_events, auto_export_path, enable_rotation, flush_size=flush_size, wal_path=wal_path,
-            wal_sync=wal_sync, wal_interval=wal_interval, hmac_key=hmac_key, max_backlog=max_backlog,
+            wal_sync=wal_sync, wal_interval=wal_interval, hmac_key=hmac_key, signing_key=signing_key,
+            max_backlog=max_backlog,
             backlog_policy=backlog_policy, fail_closed=fail_closed, storage_options=storage_options)
         self._hmac_key = cfg.hmac_key  # erasure re-signs the folder with it
         self._storage_options = cfg.storage_options
@@ -431,7 +437,7 @@ def _exporter(cfg: LoggerConfig, lock: threading.RLock, lane: WalLane | None, bp
             lane.release_locked()
         bp.update_locked()
 
-    return Exporter(target_for(cfg.export_root, cfg.hmac_key), lock, export_done,
+    return Exporter(target_for(cfg.export_root, cfg.hmac_key, cfg.signing_key), lock, export_done,
                     lane.record_for if lane is not None else _no_record)
 
 

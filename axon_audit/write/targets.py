@@ -1,7 +1,9 @@
 """Export targets: the commit protocol of one export, written once per storage kind.
 
 An export is one rotated snapshot written as a JSON export document plus one
-Parquet part per UTC day, chained and then committed to an integrity manifest.
+Parquet part per UTC day (side by side, each hashed as it is written), its
+events appended to the export log (`integrity.log`), then committed to an
+integrity manifest with the log's new tree head.
 The manifest write is the commit point: before it, the export's files are
 unlisted and are undone on failure; after it, they are evidence.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +30,10 @@ from typing import Any, Protocol
 import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
-from axon_audit.io.json_export import event_objects, write_json_export
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.leaf import leaf_hashes
+from axon_audit.integrity.log import tree_of
+from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
@@ -79,15 +85,36 @@ class Attempt:
             self.job_file.unlink(missing_ok=True)
 
 
-def _parquet_entries(names: list[Any], plan: list[Any], df: pl.DataFrame, start: str,
-                     entry: Callable[[Any, pl.DataFrame, str], dict[str, Any]]) -> list[dict[str, Any]]:
-    """One manifest entry per Parquet part: each part's chain starts where the
-    previous event's ends."""
-    out = []
-    for name, (_, a, n) in zip(names, plan, strict=True):
-        prev = start if a == 0 else df["chain"][a - 1]
-        out.append(entry(name, df.slice(a, n), prev))
-    return out
+def _entries(names: list[str], plan: list[Any], df: pl.DataFrame, first: int,
+             digests: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """The manifest entries of one export: its JSON document (every event of the
+    commit, log positions from `first`), then each Parquet part (its slice)."""
+    entries = [_integrity.file_entry(names[0], "json", df, first, digests[0])]
+    for name, (_, a, n), digest in zip(names[1:], plan, digests[1:], strict=True):
+        entries.append(_integrity.file_entry(name, "parquet", df.slice(a, n), first + a, digest))
+    return entries
+
+
+class _JsonLane:
+    """A second thread for the JSON document, written while the export thread
+    writes Parquet and extends the log (both writers run mostly without the GIL:
+    polars' CSV writer, Arrow's Parquet writer, hashlib on large blocks)."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, fn: Callable[[], Any]) -> Future[Any]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-json")
+        try:
+            return self._pool.submit(fn)
+        except RuntimeError:  # interpreter shutdown (the atexit export): write it here
+            done: Future[Any] = Future()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller like a thread's error
+                done.set_exception(exc)
+            return done
 
 
 class ExportTarget(Protocol):
@@ -122,32 +149,42 @@ class FolderTarget:
         (['.json', '.parquet'], True)
     """
 
-    def __init__(self, root: Path, key: bytes | None) -> None:
+    def __init__(self, root: Path, key: bytes | None, signing_key: SigningKey | None = None) -> None:
         self.root = root
         self.key = key
+        self.signing_key = signing_key
         self._listed: set[str] | None = None  # recovery: the manifest's files, read once
+        self._json = _JsonLane()
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
-        objects = event_objects(df)
+        leaves = leaf_hashes(df)  # before the lock: they depend on the events alone
         with _integrity.folder_lock(root):
             manifest = _integrity.load_manifest(root)
-            start = _integrity.chain_end(manifest, "json")
-            df = df.with_columns(_integrity.chain_column(objects, start))
+            tree = tree_of(manifest.get("entries", []))
+            first = tree.size
             layout = ExportLayout(root)
             json_path = layout.unique_json_path(job.at)
             plan = plan_parquet(df, layout.parquet_dir)
             planned = [layout.name_of(p) for p in [json_path, *(p for p, _, _ in plan)]]
             if record is not None:
                 attempt.job_file = record(planned, None)
-            json_path = write_json_export(df, json_path, replace=False, objects=objects)
-            attempt.written.append(json_path)
-            attempt.written += write_parquet_planned(df, plan)
-            entries = [_integrity.file_entry(root, json_path, "json", df, start)]
-            entries += _parquet_entries([p for p, _, _ in plan], plan, df, start,
-                                        lambda p, part, prev: _integrity.file_entry(root, p, "parquet", part, prev))
+            json_digest: list[tuple[str, int]] = []
+            part_digests: list[tuple[str, int]] = []
+            json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest))
             try:
-                _integrity.append_entries(root, manifest, entries, self.key, format_us(now_us()))
+                attempt.written += write_parquet_planned(df, plan, part_digests)
+                tree.extend(leaves)
+            except BaseException:
+                with contextlib.suppress(BaseException):  # wait for it: its file is undone too
+                    attempt.written.append(json_done.result())
+                raise
+            attempt.written.append(json_done.result())
+            planned[0] = layout.name_of(attempt.written[-1])  # the name the JSON document got
+            entries = _entries(planned, plan, df, first, json_digest + part_digests)
+            try:
+                _integrity.append_entries(root, manifest, entries, self.key, format_us(now_us()), tree,
+                                          self.signing_key)
             except BaseException:
                 if not self._committed(planned):  # the commit landed although its last step raised
                     raise
@@ -195,20 +232,21 @@ class ObjectStoreTarget:
     """An object-store prefix: no lock there, so this logger commits to its own
     writer manifest, written only by its one export thread."""
 
-    def __init__(self, root: Location, key: bytes | None) -> None:
+    def __init__(self, root: Location, key: bytes | None, signing_key: SigningKey | None = None) -> None:
         self.root = root
         self.key = key
+        self.signing_key = signing_key
         self.manifest: _integrity.WriterManifest | None = None  # made at the first export
         self._listed: dict[str, set[str]] = {}
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
         if self.manifest is None:
-            self.manifest = _integrity.WriterManifest(root, self.key)
+            self.manifest = _integrity.WriterManifest(root, self.key, self.signing_key)
         manifest = self.manifest
-        objects = event_objects(df)
-        start = manifest.chain_end("json")
-        df = df.with_columns(_integrity.chain_column(objects, start))
+        leaves = leaf_hashes(df)
+        tree = manifest.tree
+        first = tree.size
         layout = ExportLayout(root)
         if job.remote is None:
             job.remote = (layout.unique_json_path(job.at), plan_parquet(df, layout.parquet_dir))
@@ -217,14 +255,11 @@ class ObjectStoreTarget:
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
-        digests = put_export(df, json_path, plan, objects)
-        entries = [_integrity.object_entry(names[0], "json", df, start, digests[0])]
-        by_name = dict(zip(names[1:], digests[1:], strict=True))
-        entries += _parquet_entries(names[1:], plan, df, start,
-                                    lambda n, part, prev: _integrity.object_entry(n, "parquet", part, prev,
-                                                                                  by_name[n]))
+        digests = put_export(df, json_path, plan)  # the uploads run side by side while the tree is extended
+        tree.extend(leaves)
+        entries = _entries(names, plan, df, first, digests)
         try:
-            manifest.commit(entries, format_us(now_us()))
+            manifest.commit(entries, format_us(now_us()), tree)
         except BaseException:
             try:
                 landed = manifest.landed()
@@ -254,6 +289,9 @@ class ObjectStoreTarget:
         (self.root / name).unlink(missing_ok=True)
 
 
-def target_for(root: Path | Location, key: bytes | None) -> FolderTarget | ObjectStoreTarget:
+def target_for(root: Path | Location, key: bytes | None,
+               signing_key: SigningKey | None = None) -> FolderTarget | ObjectStoreTarget:
     """The target of an export root: a local folder or an object-store prefix."""
-    return ObjectStoreTarget(root, key) if isinstance(root, Location) else FolderTarget(root, key)
+    if isinstance(root, Location):
+        return ObjectStoreTarget(root, key, signing_key)
+    return FolderTarget(root, key, signing_key)
