@@ -26,9 +26,12 @@ from axon_audit.exceptions import (
     AuditUnavailableError,
     AuditValueError,
     ExportError,
+    IntegrityError,
 )
 from axon_audit.integrations.hooks import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
 from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
+from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey
+from axon_audit.integrity.proofs import ProofError, prove, prove_consistency, verify_consistency, verify_inclusion
 from axon_audit.integrity.verify import VerifyResult, verify
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
@@ -52,6 +55,15 @@ __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     # integrity
     "VerifyResult",
     "verify",
+    "SigningKey",
+    "VerifierKey",
+    "Checkpoint",
+    "prove",
+    "verify_inclusion",
+    "prove_consistency",
+    "verify_consistency",
+    "ProofError",
+    "IntegrityError",
     # compliance
     "ComplianceReport",
     "compliance_report",

@@ -54,13 +54,13 @@ def _polars_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
     expr = pl.lit(col)
     if prefix:
         expr = (pl.lit(prefix) + expr) if binary else pl.concat_str(pl.lit(prefix.decode("latin-1")), expr)
-    hexes = pl.select(expr.chash.sha2_256()).to_series().to_arrow()
+    hexes = pl.select(expr.chash.sha2_256()).to_series().to_arrow()  # type: ignore[attr-defined]
     if isinstance(hexes, pa.ChunkedArray):
         hexes = hexes.combine_chunks()
     hexes = hexes.cast(pa.large_string())
     # Every value is 64 hex digits: the data buffer is exactly the digests' hex, in order.
     start = int(np.frombuffer(hexes.buffers()[1], np.int64, 1, hexes.offset * 8)[0])
-    data = memoryview(hexes.buffers()[2])[start:start + 64 * n]  # type: ignore[index]
+    data = memoryview(hexes.buffers()[2])[start:start + 64 * n]
     return np.frombuffer(binascii.a2b_hex(data), np.uint8).reshape(n, 32)
 
 

@@ -1,5 +1,6 @@
 """Replaying an export log from its files: the leaf hashes of each listed
-Parquet part in log order, as `verify` checks them and `prove` proves them.
+Parquet part in log order, checked against every tree head (`LogReplay`, the
+core of `verify`), and the leaves `prove` proves from (`file_leaves`).
 
 Two kinds of later manifest entry change what a file holds, and say so:
 
@@ -16,18 +17,34 @@ Two kinds of later manifest entry change what a file holds, and say so:
 
 from __future__ import annotations
 
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from axon_audit.integrity.leaf import leaf_hashes
+from axon_audit.exceptions import IntegrityError
+from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
+from axon_audit.integrity.leaf import canonical_event, event_leaf_hash, leaf_hashes
+from axon_audit.integrity.log import TREE_KIND, manifest_extension
+from axon_audit.integrity.merkle import CompactRange
+from axon_audit.io.location import UPLOAD_WORKERS, Location
 from axon_audit.model.schema import from_arrow
 
-__all__ = ["Overrides", "file_leaves", "overrides_of", "read_part"]
+if TYPE_CHECKING:
+    from axon_audit.integrity.verify import VerifyResult
+
+__all__ = ["LogReplay", "Overrides", "fetch", "file_leaves", "origin_of", "overrides_of", "read_part"]
+
+#: Called as events are checked: (events checked so far, events the manifests list).
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -83,3 +100,255 @@ def file_leaves(df: pl.DataFrame, entry: dict[str, Any], ov: Overrides) -> np.nd
         if first <= p < end:
             out[p - first] = np.frombuffer(leaf, np.uint8)
     return out
+
+
+def _get(root: Location, name: str) -> bytes | None:
+    return (root / name).read_if_exists()
+
+
+def fetch(root: Location, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
+    """Each named file's bytes (None: missing), in order, one read ahead locally
+    (the disk works while this thread hashes) and a few ahead on object storage
+    (latency-bound); memory holds at most that many."""
+    ahead_n = 1 if root.is_local else UPLOAD_WORKERS
+    if len(names) <= 1:
+        for name in names:
+            yield name, _get(root, name)
+        return
+    later = iter(names[ahead_n:])
+    with ThreadPoolExecutor(max_workers=ahead_n, thread_name_prefix="axon-audit-verify") as pool:
+        ahead = deque(pool.submit(_get, root, n) for n in names[:ahead_n])
+        for name in names:
+            data = ahead.popleft().result()
+            following = next(later, None)
+            if following is not None:
+                ahead.append(pool.submit(_get, root, following))
+            yield name, data
+
+
+def _sha256_of(root: Location, name: str) -> tuple[str, int] | None:
+    """(SHA-256 hex, size) of a file, streamed; None when it is missing."""
+    data = _get(root, name)
+    return None if data is None else (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _json_leaves(data: bytes) -> tuple[list[str], list[bytes | None]]:
+    """Each event line's id and leaf hash (None: the line does not parse) of a
+    JSON document: the slow path, run only for a document whose SHA-256 failed."""
+    lines = data.split(b"\n")[1:-2]
+    ids: list[str] = []
+    leaves: list[bytes | None] = []
+    for i, line in enumerate(lines):
+        try:
+            obj = orjson.loads(line[:-1] if line.endswith(b",") else line)
+            obj = {k: obj[k] for k in obj if k != "chain"}
+            obj["metadata"] = orjson.loads(obj["metadata"]) if isinstance(obj["metadata"], str) else obj["metadata"]
+            ids.append(f"{obj.get('event_id')} (event #{i})")
+            canonical_event(obj)
+            leaves.append(event_leaf_hash(obj))
+        except Exception:  # noqa: BLE001 - a damaged line is the finding
+            ids.append(f"#{i} (unparseable)")
+            leaves.append(None)
+    return ids, leaves
+
+
+class LogReplay:
+    """The replay of one manifest's log (see the module docstring)."""
+
+    def __init__(self, root: Location, mname: str, result: VerifyResult, verifier: VerifierKey | None,
+                 kept: Checkpoint | None, progress: Progress | None, total: int) -> None:
+        self.root, self.mname, self.result = root, mname, result
+        self.verifier, self.progress, self.total = verifier, progress, total
+        self.kept = kept  # set to None by `run` when it is another log's checkpoint
+        self.problems = result.problems
+        self.kept_seen = False
+
+    def run(self, entries: list[dict[str, Any]], base: int, tree: CompactRange, ov: Overrides,
+            pool: ThreadPoolExecutor) -> None:
+        if self.kept is not None and origin_of(entries) != self.kept.origin:
+            self.kept = None
+        docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]] = []
+        parts: list[_Part] = []  # this commit's parts
+        listed = [e for e in entries if e.get("kind") == "parquet" and "leaves" in e and e["file"] not in ov.removed]
+        data_of = fetch(self.root, [e["file"] for e in listed])
+        for i, e in enumerate(entries, start=base):
+            kind, name = e.get("kind"), e.get("file", f"entry #{i}")
+            if kind == "json" and "leaves" in e:
+                if name not in ov.removed:
+                    docs.append((e, pool.submit(_sha256_of, self.root, name)))
+            elif kind == "parquet" and "leaves" in e:
+                if int(e["leaves"][0]) != tree.size:
+                    self.problems.append(f"{name}: its events start at log position {e['leaves'][0]}, "
+                                         f"the log before it holds {tree.size} (a commit is missing or reordered)")
+                if name in ov.removed:
+                    self._retired(e, tree, ov)
+                    continue
+                _, data = next(data_of)
+                part = self._part(e, data, ov)
+                parts.append(part)
+                self._extend(tree, part.leaves)
+            elif kind == TREE_KIND:
+                self._tree(i, e, tree)
+                self._check_commit(docs, parts, ov)
+                docs, parts = [], []
+        if self.kept is not None and not self.kept_seen:
+            if self.kept.size == 0 or (self.kept.size == tree.size and not parts):
+                self._check_kept(tree)
+            else:
+                self.problems.append(f"{self.mname}: the log holds {tree.size} events, fewer than the "
+                                     f"{self.kept.size} of the checkpoint kept (the log was rolled back or truncated)")
+        self.result.tree_size += tree.size
+
+    def _part(self, e: dict[str, Any], data: bytes | None, ov: Overrides) -> _Part:
+        name = e["file"]
+        first, end = (int(x) for x in e["leaves"])
+        # Unreadable: go on with the size the manifest states; the roots will not match.
+        part = _Part(e, first, np.zeros((end - first, 32), np.uint8), None, intact=False)
+        if data is None:
+            self.problems.append(f"{name}: missing (deleted or renamed)")
+            return part
+        self.result.files_checked += 1
+        want = ov.replaced.get(name, e)
+        part.intact = hashlib.sha256(data).hexdigest() == want.get("sha256")
+        if not part.intact:
+            self.problems.append(f"{name}: content differs from the manifest's SHA-256 (modified or replaced)")
+        try:
+            df = read_part(data)
+            part.leaves = file_leaves(df, e, ov)
+        except Exception as exc:  # noqa: BLE001 - any read failure is a finding
+            self.problems.append(f"{name}: cannot be read as this log's Parquet part ({exc})")
+            return part
+        part.ids = df["event_id"]
+        self.result.events_checked += df.height
+        if self.progress is not None:
+            self.progress(self.result.events_checked, self.total)
+        return part
+
+    def _retired(self, e: dict[str, Any], tree: CompactRange, ov: Overrides) -> None:
+        cover = ov.covers.get(e["file"])
+        first, end = (int(x) for x in e["leaves"])
+        if cover is None:
+            self.problems.append(f"{e['file']}: deleted by retention without its log cover; the log cannot be replayed")
+            return
+        try:
+            for height, node in cover:
+                tree.push_subtree(node, height)
+        except ValueError as exc:
+            self.problems.append(f"{e['file']}: its retention cover does not fit the log ({exc})")
+        if tree.size != end:
+            self.problems.append(f"{e['file']}: its retention cover spans {tree.size - first} events, "
+                                 f"its log range {end - first}")
+
+    def _extend(self, tree: CompactRange, leaves: np.ndarray) -> None:
+        kept = self.kept
+        if kept is not None and tree.size < kept.size <= tree.size + len(leaves):
+            cut = kept.size - tree.size
+            tree.extend(leaves[:cut])
+            self._check_kept(tree)
+            leaves = leaves[cut:]
+        tree.extend(leaves)
+
+    def _check_kept(self, tree: CompactRange) -> None:
+        assert self.kept is not None
+        self.kept_seen = True
+        if tree.root() != self.kept.root:
+            self.problems.append(f"{self.mname}: the log's first {self.kept.size} events do not give the root of "
+                                 "the checkpoint kept (events were altered, removed or reordered since)")
+
+    def _tree(self, i: int, e: dict[str, Any], tree: CompactRange) -> None:
+        root_hex = tree.root().hex()
+        if e.get("size") != tree.size or e.get("root") != root_hex:
+            self.problems.append(f"{self.mname}: tree head #{i} (size {e.get('size')}) does not match the events "
+                                 f"of its files (replayed: size {tree.size}, root {root_hex[:16]}…): "
+                                 "an event was altered, removed, added or reordered")
+        if [h.hex() for h in tree.hashes] != e.get("range") and e.get("size") == tree.size:
+            self.problems.append(f"{self.mname}: tree head #{i} stores a compact range that is not the log's")
+        note = e.get("checkpoint")
+        if self.verifier is None:
+            if note:
+                self.result.checkpoints[Checkpoint.parse(note.split("\n\n")[0].encode() + b"\n").origin] = note
+            return
+        if not note:
+            self.problems.append(f"{self.mname}: tree head #{i} has no signed checkpoint, but a public key was given")
+            return
+        try:
+            cp = open_checkpoint(note.encode(), [self.verifier])
+        except IntegrityError as exc:
+            self.problems.append(f"{self.mname}: tree head #{i}: checkpoint rejected ({exc})")
+            return
+        self.result.signatures_checked += 1
+        self.result.checkpoints[cp.origin] = note
+        if (cp.size, cp.root.hex()) != (e.get("size"), e.get("root")) \
+                or cp.extensions != (manifest_extension(i, e.get("prev", "")),):
+            self.problems.append(f"{self.mname}: tree head #{i}: its checkpoint signs another head "
+                                 "(entry or checkpoint replaced)")
+
+    def _check_commit(self, docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]],
+                      parts: list[_Part], ov: Overrides) -> None:
+        """A commit's JSON documents by SHA-256; a copy that fails is compared, event
+        by event, with the other copy of the same events to name the first altered one."""
+        for e, done in docs:
+            name, digest = e["file"], done.result()
+            if digest is None:
+                self.problems.append(f"{name}: missing (deleted or renamed)")
+                continue
+            self.result.files_checked += 1
+            want = ov.replaced.get(name, e)
+            intact = digest == (want.get("sha256"), want.get("bytes"))
+            if intact and all(p.intact for p in parts):
+                continue
+            data = _get(self.root, name) or b""
+            ids, found = _json_leaves(data) if data.startswith(b'{"events": [') else ([], [])
+            first = int(e["leaves"][0])
+            if not intact:
+                self.problems.append(f"{name}: content differs from the manifest's SHA-256 (modified or replaced)"
+                                     + self._json_finding(ids, found, first, int(e["leaves"][1]), parts))
+            else:  # the JSON copy is intact: it names what changed in a damaged part
+                for p in parts:
+                    if not p.intact and p.ids is not None:
+                        self._name_in_part(p, found[p.first - first:], ov)
+
+    def _json_finding(self, ids: list[str], found: list[bytes | None], first: int, end: int,
+                      parts: list[_Part]) -> str:
+        if not ids:
+            return "; not an axon_audit JSON export (layout altered)"
+        reference = {p.first + k: p.leaves[k].tobytes() for p in parts if p.intact for k in range(len(p.leaves))}
+        for k, (eid, leaf) in enumerate(zip(ids, found, strict=True)):
+            if first + k >= end or (first + k in reference and leaf != reference[first + k]):
+                return f"; first altered event: {eid}"
+        if len(ids) != end - first:
+            return f"; {len(ids)} events, the log range holds {end - first} (events removed)"
+        return "; its events are intact (the document's other text was altered)"
+
+    def _name_in_part(self, part: _Part, found: list[bytes | None], ov: Overrides) -> None:
+        assert part.ids is not None
+        for k in range(len(part.leaves)):
+            if part.first + k in ov.deleted:
+                return  # rows and positions no longer pair up past an erased event
+            if k >= len(found) or found[k] != part.leaves[k].tobytes():
+                row = k if k < len(part.ids) else len(part.ids) - 1
+                self.problems.append(f"{part.entry['file']}: event {part.ids[row]} (row {row}) differs from "
+                                     "the intact JSON copy: altered, removed, inserted or reordered there")
+                return
+
+
+@dataclass
+class _Part:
+    """One Parquet part as replayed: its leaves, and whether its bytes match the manifest."""
+
+    entry: dict[str, Any]
+    first: int
+    leaves: np.ndarray
+    ids: pl.Series | None
+    intact: bool
+
+
+def origin_of(entries: list[dict[str, Any]]) -> str | None:
+    """The origin a manifest's checkpoints name (None: it has no signed checkpoint)."""
+    for e in entries:
+        if e.get("kind") == TREE_KIND and e.get("checkpoint"):
+            try:
+                return Checkpoint.parse(e["checkpoint"].split("\n\n")[0].encode() + b"\n").origin
+            except IntegrityError:
+                return None
+    return None

@@ -20,31 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
-from axon_audit.exceptions import AuditTypeError, IntegrityError
+from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
-from axon_audit.integrity.leaf import canonical_event, event_leaf_hash
-from axon_audit.integrity.log import TREE_KIND, manifest_extension, tree_of, verifier_of
+from axon_audit.integrity.log import tree_of, verifier_of
 from axon_audit.integrity.manifest import GENESIS, _key_bytes, entry_hash, head_hmac
 from axon_audit.integrity.merkle import CompactRange
-from axon_audit.integrity.replay import Overrides, file_leaves, overrides_of, read_part
+from axon_audit.integrity.replay import LogReplay, Overrides, Progress, fetch, origin_of, overrides_of
 from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import UPLOAD_WORKERS, Location, StorageOptions, resolve
+from axon_audit.io.location import Location, StorageOptions, resolve
 
 __all__ = ["Progress", "VerifyResult", "verify"]
 
-#: Called as events are checked: (events checked so far, events the manifests list).
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -78,211 +72,6 @@ def _export_files(layout: ExportLayout[Location]) -> set[str]:
     """The names of the export files now in the folder: those a manifest must list."""
     return ({d.name for d in layout.json_documents() if layout.is_rotation_document(d.name)}
             | {p.name for p in layout.parts(strict=True)})
-
-
-def _get(root: Location, name: str) -> bytes | None:
-    return (root / name).read_if_exists()
-
-
-def _fetch(root: Location, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
-    """Each named file's bytes (None: missing), in order, one read ahead locally
-    (the disk works while this thread hashes) and a few ahead on object storage
-    (latency-bound); memory holds at most that many."""
-    ahead_n = 1 if root.is_local else UPLOAD_WORKERS
-    if len(names) <= 1:
-        for name in names:
-            yield name, _get(root, name)
-        return
-    later = iter(names[ahead_n:])
-    with ThreadPoolExecutor(max_workers=ahead_n, thread_name_prefix="axon-audit-verify") as pool:
-        ahead = deque(pool.submit(_get, root, n) for n in names[:ahead_n])
-        for name in names:
-            data = ahead.popleft().result()
-            following = next(later, None)
-            if following is not None:
-                ahead.append(pool.submit(_get, root, following))
-            yield name, data
-
-
-def _sha256_of(root: Location, name: str) -> tuple[str, int] | None:
-    """(SHA-256 hex, size) of a file, streamed; None when it is missing."""
-    data = _get(root, name)
-    return None if data is None else (hashlib.sha256(data).hexdigest(), len(data))
-
-
-def _json_leaves(data: bytes) -> tuple[list[str], list[bytes | None]]:
-    """Each event line's id and leaf hash (None: the line does not parse) of a
-    JSON document: the slow path, run only for a document whose SHA-256 failed."""
-    lines = data.split(b"\n")[1:-2]
-    ids, leaves = [], []
-    for i, line in enumerate(lines):
-        try:
-            obj = orjson.loads(line[:-1] if line.endswith(b",") else line)
-            obj = {k: obj[k] for k in obj if k != "chain"}
-            obj["metadata"] = orjson.loads(obj["metadata"]) if isinstance(obj["metadata"], str) else obj["metadata"]
-            ids.append(f"{obj.get('event_id')} (event #{i})")
-            canonical_event(obj)
-            leaves.append(event_leaf_hash(obj))
-        except Exception:  # noqa: BLE001 - a damaged line is the finding
-            ids.append(f"#{i} (unparseable)")
-            leaves.append(None)
-    return ids, leaves
-
-
-class _Replay:
-    """The replay of one manifest's log (see the module docstring)."""
-
-    def __init__(self, root: Location, mname: str, result: VerifyResult, verifier: VerifierKey | None,
-                 kept: Checkpoint | None, progress: Progress | None, total: int) -> None:
-        self.root, self.mname, self.result = root, mname, result
-        self.verifier, self.progress, self.total = verifier, progress, total
-        self.kept = kept  # set to None by `run` when it is another log's checkpoint
-        self.problems = result.problems
-        self.kept_seen = False
-
-    def run(self, entries: list[dict[str, Any]], base: int, tree: CompactRange, ov: Overrides,
-            pool: ThreadPoolExecutor) -> None:
-        if self.kept is not None and _origin_of(entries) != self.kept.origin:
-            self.kept = None
-        commit_json: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]] = []
-        commit_leaves: list[np.ndarray] = []
-        parts = [e for e in entries if e.get("kind") == "parquet" and "leaves" in e and e["file"] not in ov.removed]
-        data_of = _fetch(self.root, [e["file"] for e in parts])
-        for i, e in enumerate(entries, start=base):
-            kind, name = e.get("kind"), e.get("file", f"entry #{i}")
-            if kind == "json" and "leaves" in e:
-                if name not in ov.removed:
-                    commit_json.append((e, pool.submit(_sha256_of, self.root, name)))
-            elif kind == "parquet" and "leaves" in e:
-                if int(e["leaves"][0]) != tree.size:
-                    self.problems.append(f"{name}: its events start at log position {e['leaves'][0]}, "
-                                         f"the log before it holds {tree.size} (a commit is missing or reordered)")
-                if name in ov.removed:
-                    self._retired(e, tree, ov)
-                    continue
-                _, data = next(data_of)
-                leaves = self._part(e, data, ov)
-                if leaves is None:  # unreadable: go on with the size the manifest states, the roots will not match
-                    leaves = np.zeros((int(e["leaves"][1]) - int(e["leaves"][0]), 32), np.uint8)
-                commit_leaves.append(leaves)
-                self._extend(tree, leaves)
-            elif kind == TREE_KIND:
-                self._tree(i, e, tree)
-                self._check_json(commit_json, np.concatenate(commit_leaves) if commit_leaves else None, ov)
-                commit_json, commit_leaves = [], []
-        if self.kept is not None and not self.kept_seen:
-            if self.kept.size == 0 or self.kept.size == tree.size and not commit_leaves:
-                self._check_kept(tree)
-            else:
-                self.problems.append(f"{self.mname}: the log holds {tree.size} events, fewer than the "
-                                     f"{self.kept.size} of the checkpoint kept (the log was rolled back or truncated)")
-        self.result.tree_size += tree.size
-
-    def _part(self, e: dict[str, Any], data: bytes | None, ov: Overrides) -> np.ndarray | None:
-        name = e["file"]
-        if data is None:
-            self.problems.append(f"{name}: missing (deleted or renamed)")
-            return None
-        self.result.files_checked += 1
-        want = ov.replaced.get(name, e)
-        if hashlib.sha256(data).hexdigest() != want.get("sha256"):
-            self.problems.append(f"{name}: content differs from the manifest's SHA-256 (modified or replaced)")
-        try:
-            df = read_part(data)
-            leaves = file_leaves(df, e, ov)
-        except Exception as exc:  # noqa: BLE001 - any read failure is a finding
-            self.problems.append(f"{name}: cannot be read as this log's Parquet part ({exc})")
-            return None
-        self.result.events_checked += df.height
-        if self.progress is not None:
-            self.progress(self.result.events_checked, self.total)
-        return leaves
-
-    def _retired(self, e: dict[str, Any], tree: CompactRange, ov: Overrides) -> None:
-        cover = ov.covers.get(e["file"])
-        first, end = (int(x) for x in e["leaves"])
-        if cover is None:
-            self.problems.append(f"{e['file']}: deleted by retention without its log cover; the log cannot be replayed")
-            return
-        try:
-            for height, node in cover:
-                tree.push_subtree(node, height)
-        except ValueError as exc:
-            self.problems.append(f"{e['file']}: its retention cover does not fit the log ({exc})")
-        if tree.size != end:
-            self.problems.append(f"{e['file']}: its retention cover spans {tree.size - first} events, "
-                                 f"its log range {end - first}")
-
-    def _extend(self, tree: CompactRange, leaves: np.ndarray) -> None:
-        kept = self.kept
-        if kept is not None and tree.size < kept.size <= tree.size + len(leaves):
-            cut = kept.size - tree.size
-            tree.extend(leaves[:cut])
-            self._check_kept(tree)
-            leaves = leaves[cut:]
-        tree.extend(leaves)
-
-    def _check_kept(self, tree: CompactRange) -> None:
-        assert self.kept is not None
-        self.kept_seen = True
-        if tree.root() != self.kept.root:
-            self.problems.append(f"{self.mname}: the log's first {self.kept.size} events do not give the root of "
-                                 "the checkpoint kept (events were altered, removed or reordered since)")
-
-    def _tree(self, i: int, e: dict[str, Any], tree: CompactRange) -> None:
-        root_hex = tree.root().hex()
-        if e.get("size") != tree.size or e.get("root") != root_hex:
-            self.problems.append(f"{self.mname}: tree head #{i} (size {e.get('size')}) does not match the events "
-                                 f"of its files (replayed: size {tree.size}, root {root_hex[:16]}…): "
-                                 "an event was altered, removed, added or reordered")
-        if [h.hex() for h in tree.hashes] != e.get("range") and e.get("size") == tree.size:
-            self.problems.append(f"{self.mname}: tree head #{i} stores a compact range that is not the log's")
-        note = e.get("checkpoint")
-        if self.verifier is None:
-            if note:
-                self.result.checkpoints[Checkpoint.parse(note.split("\n\n")[0].encode() + b"\n").origin] = note
-            return
-        if not note:
-            self.problems.append(f"{self.mname}: tree head #{i} has no signed checkpoint, but a public key was given")
-            return
-        try:
-            cp = open_checkpoint(note.encode(), [self.verifier])
-        except IntegrityError as exc:
-            self.problems.append(f"{self.mname}: tree head #{i}: checkpoint rejected ({exc})")
-            return
-        self.result.signatures_checked += 1
-        self.result.checkpoints[cp.origin] = note
-        if (cp.size, cp.root.hex()) != (e.get("size"), e.get("root")) \
-                or cp.extensions != (manifest_extension(i, e.get("prev", "")),):
-            self.problems.append(f"{self.mname}: tree head #{i}: its checkpoint signs another head "
-                                 "(entry or checkpoint replaced)")
-
-    def _check_json(self, docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]],
-                    leaves: np.ndarray | None, ov: Overrides) -> None:
-        for e, done in docs:
-            name, digest = e["file"], done.result()
-            if digest is None:
-                self.problems.append(f"{name}: missing (deleted or renamed)")
-                continue
-            self.result.files_checked += 1
-            want = ov.replaced.get(name, e)
-            if digest == (want.get("sha256"), want.get("bytes")):
-                continue
-            self.problems.append(f"{name}: content differs from the manifest's SHA-256 (modified or replaced)"
-                                 + self._first_altered(name, e, leaves))
-
-    def _first_altered(self, name: str, e: dict[str, Any], leaves: np.ndarray | None) -> str:
-        data = _get(self.root, name) or b""
-        if not data.startswith(b'{"events": [') or leaves is None:
-            return "; not an axon_audit JSON export (layout altered)" if leaves is not None else ""
-        ids, found = _json_leaves(data)
-        first, end = (int(x) for x in e["leaves"])
-        for k, (eid, leaf) in enumerate(zip(ids, found, strict=True)):
-            if k >= end - first or leaf != leaves[k].tobytes():
-                return f"; first altered event: {eid}"
-        if len(ids) != end - first:
-            return f"; {len(ids)} events, the log range holds {end - first} (events removed)"
-        return "; its events are intact (the document's other text was altered)"
 
 
 def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], keyb: bytes | None,
@@ -330,17 +119,6 @@ def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], key
     return base, start_prev
 
 
-def _origin_of(entries: list[dict[str, Any]]) -> str | None:
-    """The origin a manifest's checkpoints name (None: it has no signed checkpoint)."""
-    for e in entries:
-        if e.get("kind") == TREE_KIND and e.get("checkpoint"):
-            try:
-                return Checkpoint.parse(e["checkpoint"].split("\n\n")[0].encode() + b"\n").origin
-            except IntegrityError:
-                return None
-    return None
-
-
 def _check_v1(root: Location, entries: list[dict[str, Any]], base: int, ov: Overrides,
               result: VerifyResult) -> None:
     """The old chain's files of a manifest (entries with ``chain_start``)."""
@@ -357,7 +135,7 @@ def _check_v1(root: Location, entries: list[dict[str, Any]], base: int, ov: Over
         stream_end[kind] = e.get("chain_end", "")
         if name not in ov.removed:
             checks.append(e)
-    for (name, data), e in zip(_fetch(root, [e["file"] for e in checks]), checks, strict=True):
+    for (name, data), e in zip(fetch(root, [e["file"] for e in checks]), checks, strict=True):
         if data is None:
             result.problems.append(f"{name}: missing (deleted or renamed)")
             continue
@@ -412,7 +190,7 @@ def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs:
     except (KeyError, TypeError, ValueError) as exc:
         result.problems.append(f"{mname}: its 'follows' carries no usable tree ({exc})")
         tree = CompactRange()
-    _Replay(root, mname, result, verifier, kept, progress, total).run(entries, base, tree, ov, pool)
+    LogReplay(root, mname, result, verifier, kept, progress, total).run(entries, base, tree, ov, pool)
     return {e.get("file") for e in entries if e.get("kind") in ("json", "parquet")} | ov.removed
 
 
@@ -467,7 +245,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                         else f"{layout.MANIFEST_NAME} or {layout.MANIFESTS_DIR}/*.json: missing")
         return result
     docs: dict[str, Any] = {}
-    for name, data in _fetch(root, names):
+    for name, data in fetch(root, names):
         try:
             docs[name] = orjson.loads(data or b"")
             assert isinstance(docs[name], dict)
@@ -483,7 +261,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                 if f in owner:
                     problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
                 owner.setdefault(f, name)
-    if kept is not None and kept.origin not in {_origin_of(d.get("entries", [])) for d in docs.values()}:
+    if kept is not None and kept.origin not in {origin_of(d.get("entries", [])) for d in docs.values()}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "
                         "(its manifest was deleted or replaced)")
     for extra in sorted(exports - owner.keys()):

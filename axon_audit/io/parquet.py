@@ -119,21 +119,21 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str,
     """
     if plan and isinstance(plan[0][0], Location):
         try:
-            done = put_all([(path, parquet_writer(parquet_table(df.slice(start, n))))  # type: ignore[misc]
+            uploaded = put_all([(path, parquet_writer(parquet_table(df.slice(start, n))))  # type: ignore[misc]
                             for path, start, n in plan])
         except OSError as exc:
             raise ExportError(exc.errno, f"cannot write Parquet under {plan[0][0].uri}: {exc.strerror or exc}") from exc
         if digests is not None:
-            digests += done
+            digests += uploaded
         return [path for path, _, _ in plan]
     written: list[Path] = []
     try:
         for path, start, n in plan:
             table = parquet_table(df.slice(start, n))
-            _, digest = atomic_write_hashed(Path(path), parquet_writer(table))  # type: ignore[arg-type]
+            _, part_digest = atomic_write_hashed(Path(path), parquet_writer(table))  # type: ignore[arg-type]
             written.append(Path(path))  # type: ignore[arg-type]
             if digests is not None:
-                digests.append(digest)
+                digests.append(part_digest)
     except OSError as exc:
         for done in written:
             done.unlink(missing_ok=True)
