@@ -30,8 +30,8 @@ import orjson
 
 from axon_audit.compliance.pii import PIIRedactor, as_redactor
 from axon_audit.display.html import logger_card
-from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.exceptions import ExportError
+from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.location import Location, StorageOptions
 from axon_audit.model.coerce import (
     check_text,
