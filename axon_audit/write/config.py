@@ -102,8 +102,9 @@ class LoggerConfig:
 
     @property
     def guarded(self) -> bool:
-        """Whether the slower, guarded append (WAL, backlog bound, fail-closed) runs."""
-        return self.wal_path is not None or self.max_backlog is not None or self.fail_closed
+        """Whether the slower, guarded append (WAL, fail-closed) runs. A backlog bound
+        alone does not need it: the fast path tests `Backpressure.refusing` itself."""
+        return self.wal_path is not None or self.fail_closed
 
 
 def export_root(path: Any, storage_options: StorageOptions | None) -> Path | Location | None:

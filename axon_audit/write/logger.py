@@ -147,7 +147,7 @@ class AuditLogger(Reader):
         hot.on_rotated = bp.update_locked
         self._buf = hot.rows  # the hot path appends here directly
         # One attribute test on the logging path decides whether the slower, guarded
-        # append (WAL, backlog bound, fail-closed) runs.
+        # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
         self._guarded = cfg.guarded
         self._guard = Guard(hot, lane, bp)
         self._wal: _wal.WriteAheadLog | None = None
@@ -229,9 +229,14 @@ class AuditLogger(Reader):
         row = (_time_ns() // 1000, next(ids.counter), ids.node, operation, user_id, session_id,
                entries, meta, status, error_message, duration_ms)
         buf = self._buf
-        if self._guarded:  # WAL / backlog bound / fail-closed: see write.guard
+        if self._guarded:  # WAL / fail-closed: see write.guard
             self._guard.append(row)
         else:
+            # A backlog bound (`max_backlog`) without the guarded append's calls: one
+            # flag, renewed by Backpressure.update_locked at each rotation and export
+            # commit or failure; while it is set, block or raise before taking the row.
+            if self._bp.refusing:
+                self._guard.gate()
             buf.append(row)
         if len(buf) >= buf.next_check:  # the buffer carries its own threshold: no extra lookup
             self._hot.maintain()
