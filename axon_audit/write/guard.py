@@ -5,8 +5,8 @@ A logger with a write-ahead log or `fail_closed=True` appends through `Guard`
 before accepting an event, appends the row to the buffer and the WAL under the
 WAL's lock (so a rotation cuts both at one point), and waits for the fsync where
 the policy says so. Batches take the same route whole. A backlog bound alone
-(`max_backlog`) keeps the fast path: it tests `Backpressure.refusing` and calls
-`gate()` only while it is set.
+(`max_backlog`, on by default with exports) keeps the fast path: it tests
+`Backpressure.refusing` and calls `gate()` only while it is set.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -92,7 +92,11 @@ class AuditLogger(Reader):
             storage: of this logger's own manifest; see `verify`).
         max_backlog: events awaiting export (failed or slow writes) before
             `backlog_policy` applies: "block" (wait, retrying) or "raise"
-            (`AuditUnavailableError`). None: unbounded.
+            (`AuditUnavailableError`). "default" (the default): with
+            `auto_export_path` and rotation, ``max(4 * max_events, 1_000_000)``
+            events (`write.backpressure.default_max_backlog`), else unbounded.
+            None: unbounded, only when asked for (memory then grows with the
+            backlog while exports lag or fail).
         fail_closed: raise `AuditUnavailableError` from `log` while exports or
             the WAL fail, instead of carrying on (the default).
         redact_pii: True (or a `PIIRedactor`) redacts PII in metadata before it is
@@ -122,7 +126,7 @@ class AuditLogger(Reader):
         wal_sync: str = "always",
         wal_interval: float = _wal.DEFAULT_INTERVAL,
         hmac_key: str | bytes | None = None,
-        max_backlog: int | None = None,
+        max_backlog: int | Literal["default"] | None = "default",
         backlog_policy: str = "block",
         fail_closed: bool = False,
         redact_pii: bool | PIIRedactor | None = None,
@@ -232,9 +236,9 @@ class AuditLogger(Reader):
         if self._guarded:  # WAL / fail-closed: see write.guard
             self._guard.append(row)
         else:
-            # A backlog bound (`max_backlog`) without the guarded append's calls: one
-            # flag, renewed by Backpressure.update_locked at each rotation and export
-            # commit or failure; while it is set, block or raise before taking the row.
+            # A backlog bound (`max_backlog`, on by default with exports) without the
+            # guarded append's calls: one flag, renewed by Backpressure.update_locked at
+            # each rotation and export commit or failure; while set, block or raise first.
             if self._bp.refusing:
                 self._guard.gate()
             buf.append(row)
