@@ -5,6 +5,9 @@ the write-ahead log are failing, or the export backlog reached `max_backlog`.
 Then `backlog_policy="raise"` (and fail-closed) raise `AuditUnavailableError`;
 "block" waits, retrying the exports, until there is room. The logging path
 tests one flag (`refusing`), kept current by the logger after every change.
+
+A logger with an export folder (and rotation) is bounded by default: see
+`default_max_backlog`. Only an explicit `max_backlog=None` leaves it unbounded.
 """
 
 from __future__ import annotations
@@ -19,10 +22,35 @@ from axon_audit.io.location import Location
 from axon_audit.write.durability import WalLane
 from axon_audit.write.exporter import Exporter
 
-__all__ = ["BACKLOG_POLICIES", "Backpressure"]
+__all__ = ["BACKLOG_POLICIES", "DEFAULT_BACKLOG_ROTATIONS", "DEFAULT_MAX_BACKLOG", "Backpressure",
+           "default_max_backlog"]
 
 BACKLOG_POLICIES = ("block", "raise")
 _BLOCK_PAUSE = (0.01, 1.0)  # first and longest pause between export retries while blocked
+
+# The default bound on events awaiting export: DEFAULT_BACKLOG_ROTATIONS rotations,
+# and never fewer than DEFAULT_MAX_BACKLOG events. Why these values: a healthy export
+# thread writes one rotation (JSON + Parquet) while the next one fills, so a backlog of
+# several rotations only builds up when exports stall or fail (a slow disk, fsync
+# pauses, a failed write waiting for its retry). 4 rotations, and at least 1 M events
+# (~3 s of logging at 300 K events/s; 10 rotations at max_events=100 000), ride out
+# such a stall without slowing callers; the floor in events keeps small rotations
+# (max_events=10 000, the default, would give 40 000) from blocking on every short
+# stall. Memory stays bounded: an event awaiting export costs ~230 B (measured:
+# 1 M of them add ~230 MB RSS), against the unbounded growth seen without a bound
+# (3.3 M events, 2.7 GiB RSS).
+DEFAULT_BACKLOG_ROTATIONS = 4
+DEFAULT_MAX_BACKLOG = 1_000_000
+
+
+def default_max_backlog(max_events: int) -> int:
+    """The bound of a logger with exports that does not pass `max_backlog`.
+
+    Example:
+        >>> default_max_backlog(100_000), default_max_backlog(10_000), default_max_backlog(500_000)
+        (1000000, 1000000, 2000000)
+    """
+    return max(DEFAULT_BACKLOG_ROTATIONS * max_events, DEFAULT_MAX_BACKLOG)
 
 
 class Backpressure:

@@ -8,6 +8,10 @@ Example:
     axon_audit.exceptions.AuditValueError: max_events must be >= 1, got 0
     >>> LoggerConfig.check(auto_export_path="file:///srv/audit").export_root.as_posix()
     '/srv/audit'
+    >>> LoggerConfig.check(100_000, "/srv/audit").max_backlog  # bounded by default with exports
+    1000000
+    >>> LoggerConfig.check(100_000, "/srv/audit", max_backlog=None).max_backlog is None  # asked for
+    True
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.manifest import _key_bytes
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.write import wal as _wal
-from axon_audit.write.backpressure import BACKLOG_POLICIES
+from axon_audit.write.backpressure import BACKLOG_POLICIES, default_max_backlog
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "LoggerConfig"]
 
@@ -46,7 +50,7 @@ class LoggerConfig:
     wal_interval: float
     hmac_key: bytes | None
     signing_key: SigningKey | None
-    max_backlog: int | None
+    max_backlog: int | None  # resolved: "default" became default_max_backlog(max_events) or None
     backlog_policy: str
     fail_closed: bool
     storage_options: StorageOptions | None
@@ -64,7 +68,7 @@ class LoggerConfig:
         wal_interval: Any = _wal.DEFAULT_INTERVAL,
         hmac_key: Any = None,
         signing_key: Any = None,
-        max_backlog: Any = None,
+        max_backlog: Any = "default",
         backlog_policy: Any = "block",
         fail_closed: Any = False,
         storage_options: Any = None,
@@ -83,15 +87,19 @@ class LoggerConfig:
             raise AuditValueError(f"wal_sync must be one of {_wal.SYNC_POLICIES}, got {wal_sync!r}")
         if isinstance(wal_interval, bool) or not isinstance(wal_interval, (int, float)) or not 0 <= wal_interval <= 10:
             raise AuditValueError(f"wal_interval must be a number of seconds in [0, 10], got {wal_interval!r}")
-        if max_backlog is not None and (not _is_int(max_backlog) or max_backlog < 1):
-            raise AuditValueError(f"max_backlog must be an int >= 1 or None, got {max_backlog!r}")
+        root = export_root(auto_export_path, storage_options)
+        if isinstance(max_backlog, str) and max_backlog == "default":
+            # Without exports (or rotation) nothing ever waits for export: no bound to apply.
+            max_backlog = default_max_backlog(max_events) if root is not None and enable_rotation else None
+        elif max_backlog is not None and (not _is_int(max_backlog) or max_backlog < 1):
+            raise AuditValueError(f'max_backlog must be an int >= 1, "default" or None, got {max_backlog!r}')
         if backlog_policy not in BACKLOG_POLICIES:
             raise AuditValueError(f"backlog_policy must be one of {BACKLOG_POLICIES}, got {backlog_policy!r}")
         if not isinstance(fail_closed, bool):
             raise AuditTypeError(f"fail_closed must be a bool, got {type(fail_closed).__name__}")
         return cls(
             max_events=max_events,
-            export_root=export_root(auto_export_path, storage_options),
+            export_root=root,
             rotation=bool(enable_rotation),
             flush_size=flush_size,
             wal_path=Path(wal_path) if wal_path is not None else None,
@@ -107,8 +115,9 @@ class LoggerConfig:
 
     @property
     def guarded(self) -> bool:
-        """Whether the slower, guarded append (WAL, backlog bound, fail-closed) runs."""
-        return self.wal_path is not None or self.max_backlog is not None or self.fail_closed
+        """Whether the slower, guarded append (WAL, fail-closed) runs. A backlog bound
+        alone does not need it: the fast path tests `Backpressure.refusing` itself."""
+        return self.wal_path is not None or self.fail_closed
 
 
 def export_root(path: Any, storage_options: StorageOptions | None) -> Path | Location | None:

@@ -1,10 +1,12 @@
-"""The guarded append: the slower logging path taken when durability or a bound is on.
+"""The guarded append: the slower logging path taken when durability or fail-closed is on.
 
-A logger with a write-ahead log, a `max_backlog` or `fail_closed=True` appends
-through `Guard` (one attribute test on the hot path decides): it applies the
-backpressure rule before accepting an event, appends the row to the buffer and
-the WAL under the WAL's lock (so a rotation cuts both at one point), and waits
-for the fsync where the policy says so. Batches take the same route whole.
+A logger with a write-ahead log or `fail_closed=True` appends through `Guard`
+(one attribute test on the hot path decides): it applies the backpressure rule
+before accepting an event, appends the row to the buffer and the WAL under the
+WAL's lock (so a rotation cuts both at one point), and waits for the fsync where
+the policy says so. Batches take the same route whole. A backlog bound alone
+(`max_backlog`, on by default with exports) keeps the fast path: it tests
+`Backpressure.refusing` and calls `gate()` only while it is set.
 """
 
 from __future__ import annotations

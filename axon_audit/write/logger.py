@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -96,7 +96,11 @@ class AuditLogger(Reader):
             alone verifies (`verify(..., public_key=)`, `verify_inclusion`).
         max_backlog: events awaiting export (failed or slow writes) before
             `backlog_policy` applies: "block" (wait, retrying) or "raise"
-            (`AuditUnavailableError`). None: unbounded.
+            (`AuditUnavailableError`). "default" (the default): with
+            `auto_export_path` and rotation, ``max(4 * max_events, 1_000_000)``
+            events (`write.backpressure.default_max_backlog`), else unbounded.
+            None: unbounded, only when asked for (memory then grows with the
+            backlog while exports lag or fail).
         fail_closed: raise `AuditUnavailableError` from `log` while exports or
             the WAL fail, instead of carrying on (the default).
         redact_pii: True (or a `PIIRedactor`) redacts PII in metadata before it is
@@ -127,7 +131,7 @@ class AuditLogger(Reader):
         wal_interval: float = _wal.DEFAULT_INTERVAL,
         hmac_key: str | bytes | None = None,
         signing_key: SigningKey | str | Path | None = None,
-        max_backlog: int | None = None,
+        max_backlog: int | Literal["default"] | None = "default",
         backlog_policy: str = "block",
         fail_closed: bool = False,
         redact_pii: bool | PIIRedactor | None = None,
@@ -153,7 +157,7 @@ class AuditLogger(Reader):
         hot.on_rotated = bp.update_locked
         self._buf = hot.rows  # the hot path appends here directly
         # One attribute test on the logging path decides whether the slower, guarded
-        # append (WAL, backlog bound, fail-closed) runs.
+        # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
         self._guarded = cfg.guarded
         self._guard = Guard(hot, lane, bp)
         self._wal: _wal.WriteAheadLog | None = None
@@ -235,9 +239,14 @@ class AuditLogger(Reader):
         row = (_time_ns() // 1000, next(ids.counter), ids.node, operation, user_id, session_id,
                entries, meta, status, error_message, duration_ms)
         buf = self._buf
-        if self._guarded:  # WAL / backlog bound / fail-closed: see write.guard
+        if self._guarded:  # WAL / fail-closed: see write.guard
             self._guard.append(row)
         else:
+            # A backlog bound (`max_backlog`, on by default with exports) without the
+            # guarded append's calls: one flag, renewed by Backpressure.update_locked at
+            # each rotation and export commit or failure; while set, block or raise first.
+            if self._bp.refusing:
+                self._guard.gate()
             buf.append(row)
         if len(buf) >= buf.next_check:  # the buffer carries its own threshold: no extra lookup
             self._hot.maintain()
