@@ -261,17 +261,42 @@ def _numbers(x: pl.Series) -> pl.Series:
     return out.fill_null("null")
 
 
+# Number tokens where orjson's compact text and RFC 8785 may differ ("1.0" vs "1", "-0.0",
+# exponents, integers past 2**53), and code points from U+E000 (UTF-8 and UTF-16 key order
+# differ there): such texts take the reference path. Matches inside strings only cost speed.
+_MAYBE_NOT_CANONICAL = r"[:,\[]-?\d+\.0[,\]}]|[:,\[]-?\d[\d.]*[eE]|[:,\[]-?\d{16}|[\x{E000}-\x{10FFFF}]"
+_CANONICAL_CACHE: dict[str, str] = {}
+_CACHE_LIMIT = 1 << 16
+
+
+def _canonical_metadata(text: str, plain: bool) -> str:
+    value = orjson.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"metadata is not a JSON object: {text[:80]!r}")
+    if plain and orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == text.encode():
+        return text  # orjson's compact sorted text is already RFC 8785's (numbers and keys checked above)
+    return canonical_json(value)
+
+
 def _metadata(meta: pl.Series) -> pl.Series:
-    """Canonical metadata object text per value, ``{}`` for null: once per distinct text."""
+    """Canonical metadata object text per value, ``{}`` for null: once per distinct
+    text. Texts seen before come from a process-wide cache (metadata repeats across
+    rotations); the rest are checked against orjson's sorted compact text (~1 us)
+    and only where they differ canonicalized in Python (`canonical_json`, ~25 us)."""
     distinct = meta.drop_nulls().unique()
-    canonical = []
-    for text in distinct.to_list():
-        value = orjson.loads(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"metadata is not a JSON object: {text[:80]!r}")
-        canonical.append(canonical_json(value))
     if not len(distinct):
         return pl.Series(["{}"] * len(meta), dtype=pl.String)
+    plain = distinct.str.contains(_MAYBE_NOT_CANONICAL).not_().to_list()
+    cache = _CANONICAL_CACHE
+    canonical = []
+    for text, ok in zip(distinct.to_list(), plain, strict=True):
+        done = cache.get(text)
+        if done is None:
+            done = _canonical_metadata(text, ok)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[text] = done
+        canonical.append(done)
     return meta.replace_strict(distinct, pl.Series(canonical, dtype=pl.String), return_dtype=pl.String) \
         .fill_null("{}")
 

@@ -41,8 +41,8 @@ from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, sign_checkpoint
 from axon_audit.integrity.merkle import CompactRange
 
-__all__ = ["TREE_KIND", "checkpoint_of", "manifest_extension", "signing_key_of", "tree_entry", "tree_of",
-           "verifier_of"]
+__all__ = ["TREE_KIND", "checkpoint_note", "checkpoint_of", "manifest_extension", "signing_key_of", "tree_entry",
+           "tree_of", "verifier_of"]
 
 TREE_KIND = "tree"
 _EXTENSION = "axon_audit.manifest"
@@ -136,3 +136,14 @@ def tree_entry(tree: CompactRange, count: int, head: str, key: SigningKey | None
         note = sign_checkpoint(checkpoint_of(origin or key.name, tree, count, head), key)
         entry["checkpoint"] = note.decode("utf-8")
     return entry
+
+
+def checkpoint_note(value: str | bytes | Path) -> bytes:
+    """A signed note's bytes from its text, bytes or a file holding it."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Path) or (isinstance(value, str) and "\n" not in value):
+        return Path(value).read_bytes()
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise AuditTypeError(f"checkpoint must be the note's text, bytes or a file path, got {type(value).__name__}")

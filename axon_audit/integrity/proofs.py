@@ -26,7 +26,7 @@ import polars as pl
 from axon_audit.exceptions import AuditTypeError, IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, open_checkpoint
 from axon_audit.integrity.leaf import event_leaf_hash
-from axon_audit.integrity.log import TREE_KIND, verifier_of
+from axon_audit.integrity.log import TREE_KIND, checkpoint_note, verifier_of
 from axon_audit.integrity.merkle import EMPTY_ROOT, node_hash, root
 from axon_audit.integrity.merkle import verify_consistency as _verify_consistency
 from axon_audit.integrity.merkle import verify_inclusion as _verify_inclusion
@@ -226,8 +226,6 @@ def prove_consistency(path: str | Path, old_checkpoint: str | bytes | Path, *,
         >>> axon_audit.verify_consistency(axon_audit.prove_consistency(folder, kept), key.verifier()).size
         2
     """
-    from axon_audit.integrity.verify import checkpoint_note  # verify imports the replay this module shares
-
     old_note = checkpoint_note(old_checkpoint).decode("utf-8")
     old = Checkpoint.parse(old_note.split("\n\n")[0].encode() + b"\n")
     root_loc = resolve(path, storage_options=storage_options)

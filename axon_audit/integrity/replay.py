@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -35,11 +35,9 @@ from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkp
 from axon_audit.integrity.leaf import canonical_event, event_leaf_hash, leaf_hashes
 from axon_audit.integrity.log import TREE_KIND, manifest_extension
 from axon_audit.integrity.merkle import CompactRange
+from axon_audit.integrity.result import VerifyResult
 from axon_audit.io.location import UPLOAD_WORKERS, Location
 from axon_audit.model.schema import from_arrow
-
-if TYPE_CHECKING:
-    from axon_audit.integrity.verify import VerifyResult
 
 __all__ = ["LogReplay", "Overrides", "fetch", "file_leaves", "origin_of", "overrides_of", "read_part"]
 

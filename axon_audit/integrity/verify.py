@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,42 +29,16 @@ import orjson
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
-from axon_audit.integrity.log import tree_of, verifier_of
+from axon_audit.integrity.log import checkpoint_note, tree_of, verifier_of
 from axon_audit.integrity.manifest import GENESIS, _key_bytes, entry_hash, head_hmac
 from axon_audit.integrity.merkle import CompactRange
 from axon_audit.integrity.replay import LogReplay, Overrides, Progress, fetch, origin_of, overrides_of
+from axon_audit.integrity.result import VerifyResult
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
 
 __all__ = ["Progress", "VerifyResult", "verify"]
 
-
-
-@dataclass
-class VerifyResult:
-    """The outcome of `verify`: `ok`, what was checked, and the problems found
-    (the first break first; each names the file and, where known, the event id).
-    `checkpoints` holds each log's newest signed checkpoint (by origin), for an
-    auditor to keep and pass back later as `verify(..., checkpoint=)`."""
-
-    ok: bool
-    files_checked: int = 0
-    events_checked: int = 0
-    problems: list[str] = field(default_factory=list)
-    hmac_checked: bool = False
-    signatures_checked: int = 0
-    tree_size: int = 0
-    checkpoints: dict[str, str] = field(default_factory=dict)
-    erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
-    retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        first = f", first problem={self.problems[0]!r}" if self.problems else ""
-        return (f"VerifyResult(ok={self.ok}, files_checked={self.files_checked}, "
-                f"events_checked={self.events_checked}, problems={len(self.problems)}{first})")
 
 
 def _export_files(layout: ExportLayout[Location]) -> set[str]:
@@ -277,14 +250,3 @@ def _kept_checkpoint(checkpoint: str | bytes | Path | None, verifier: VerifierKe
         raise AuditTypeError("checkpoint: checking a kept checkpoint needs the public_key that signed it")
     note = checkpoint_note(checkpoint)
     return open_checkpoint(note, [verifier])
-
-
-def checkpoint_note(value: str | bytes | Path) -> bytes:
-    """A signed note's bytes from its text, bytes or a file holding it."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, Path) or (isinstance(value, str) and "\n" not in value):
-        return Path(value).read_bytes()
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise AuditTypeError(f"checkpoint must be the note's text, bytes or a file path, got {type(value).__name__}")

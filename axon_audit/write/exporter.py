@@ -15,9 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from axon_audit.write.durability import WalLane
 from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, RecordFn
 
-__all__ = ["Exporter", "export_counters"]
+__all__ = ["Exporter", "export_counters", "logger_exporter"]
 
 log = logging.getLogger("axon_audit")
 
@@ -120,3 +121,23 @@ def export_counters(exporter: Exporter | None) -> dict[str, Any]:
         return {"exported_events": 0, "pending_export_events": 0, "export_failures": 0, "last_export_error": None}
     return {"exported_events": exporter.exported_events, "pending_export_events": exporter.pending_events,
             "export_failures": exporter.failures, "last_export_error": exporter.last_error}
+
+
+def logger_exporter(target: ExportTarget, lock: threading.RLock, lane: WalLane | None,
+                    changed: Callable[[], None]) -> Exporter:
+    """A logger's exporter. Its reports reach components only, never the logger: a
+    logger holds its WAL folder until it is collected, and a reference cycle would
+    delay that. After each commit the WAL releases what it holds; after every
+    report `changed` runs (the backpressure renews its rule)."""
+
+    def export_done(job: ExportJob, error: BaseException | None) -> None:
+        if error is None and job.wal_last is not None and lane is not None:
+            lane.release_locked()
+        changed()
+
+    return Exporter(target, lock, export_done, lane.record_for if lane is not None else _no_record)
+
+
+def _no_record(job: ExportJob) -> None:
+    """Without a WAL, exports leave no job records."""
+    return None

@@ -53,9 +53,9 @@ from axon_audit.write.backpressure import Backpressure
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
 from axon_audit.write.durability import WalLane, wal_counters
-from axon_audit.write.exporter import Exporter, export_counters
+from axon_audit.write.exporter import export_counters, logger_exporter
 from axon_audit.write.guard import Guard
-from axon_audit.write.targets import ExportJob, target_for
+from axon_audit.write.targets import target_for
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "AuditLogger"]
 
@@ -150,7 +150,10 @@ class AuditLogger(Reader):
         lane = self._lane = WalLane(cfg.wal_path) if cfg.wal_path is not None else None
         bp = self._bp = Backpressure(cfg.max_backlog, cfg.backlog_policy, cfg.fail_closed, root=cfg.export_root,
                                      lane=lane)
-        self._exporter = bp.exporter = _exporter(cfg, self._lock, lane, bp)
+        self._exporter = bp.exporter = (
+            None if cfg.export_root is None else
+            logger_exporter(target_for(cfg.export_root, cfg.hmac_key, cfg.signing_key), self._lock, lane,
+                            bp.update_locked))
         folder = ExportFolder(cfg.export_root, source="parquet") if cfg.export_root is not None else None
         self._hot = hot = HotBuffer(cfg.max_events, cfg.rotation, cfg.flush_size, lane, self._exporter,
                                     self._lock, folder)
@@ -432,27 +435,6 @@ class AuditLogger(Reader):
     def __repr__(self) -> str:
         return (f"AuditLogger(max_events={self._hot.max_events}, auto_export_path={self.auto_export_path!r}, "
                 f"enable_rotation={self._hot.rotation}, events_in_memory={self.event_count})")
-
-
-def _exporter(cfg: LoggerConfig, lock: threading.RLock, lane: WalLane | None, bp: Backpressure) -> Exporter | None:
-    """The exporter of a logger with an export folder. Its reports reach components
-    only, never the logger: a logger holds its WAL folder until it is collected, and
-    a reference cycle would delay that."""
-    if cfg.export_root is None:
-        return None
-
-    def export_done(job: ExportJob, error: BaseException | None) -> None:
-        if error is None and job.wal_last is not None and lane is not None:
-            lane.release_locked()
-        bp.update_locked()
-
-    return Exporter(target_for(cfg.export_root, cfg.hmac_key, cfg.signing_key), lock, export_done,
-                    lane.record_for if lane is not None else _no_record)
-
-
-def _no_record(job: ExportJob) -> None:
-    """Without a WAL, exports leave no job records."""
-    return None
 
 
 def _close_at_exit(audit: AuditLogger | None) -> None:

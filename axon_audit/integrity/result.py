@@ -1,0 +1,34 @@
+"""`VerifyResult`: what `verify` found, filled in by the log's replay as it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["VerifyResult"]
+
+
+@dataclass
+class VerifyResult:
+    """The outcome of `verify`: `ok`, what was checked, and the problems found
+    (the first break first; each names the file and, where known, the event id).
+    `checkpoints` holds each log's newest signed checkpoint (by origin), for an
+    auditor to keep and pass back later as `verify(..., checkpoint=)`."""
+
+    ok: bool
+    files_checked: int = 0
+    events_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    hmac_checked: bool = False
+    signatures_checked: int = 0
+    tree_size: int = 0
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
+    retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        first = f", first problem={self.problems[0]!r}" if self.problems else ""
+        return (f"VerifyResult(ok={self.ok}, files_checked={self.files_checked}, "
+                f"events_checked={self.events_checked}, problems={len(self.problems)}{first})")
