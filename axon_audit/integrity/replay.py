@@ -168,7 +168,7 @@ class LogReplay:
         docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]] = []
         parts: list[_Part] = []  # this commit's parts
         listed = [e for e in entries if e.get("kind") == "parquet" and "leaves" in e and e["file"] not in ov.removed]
-        data_of = fetch(self.root, [e["file"] for e in listed])
+        loaded = _loaded_parts(self.root, listed, ov)
         for i, e in enumerate(entries, start=base):
             kind, name = e.get("kind"), e.get("file", f"entry #{i}")
             if kind == "json" and "leaves" in e:
@@ -181,8 +181,7 @@ class LogReplay:
                 if name in ov.removed:
                     self._retired(e, tree, ov)
                     continue
-                _, data = next(data_of)
-                part = self._part(e, data, ov)
+                part = self._part(next(loaded))
                 parts.append(part)
                 self._extend(tree, part.leaves)
             elif kind == TREE_KIND:
@@ -197,27 +196,19 @@ class LogReplay:
                                      f"{self.kept.size} of the checkpoint kept (the log was rolled back or truncated)")
         self.result.tree_size += tree.size
 
-    def _part(self, e: dict[str, Any], data: bytes | None, ov: Overrides) -> _Part:
-        name = e["file"]
-        first, end = (int(x) for x in e["leaves"])
-        # Unreadable: go on with the size the manifest states; the roots will not match.
-        part = _Part(e, first, np.zeros((end - first, 32), np.uint8), None, intact=False)
-        if data is None:
+    def _part(self, part: _Part) -> _Part:
+        """Record what loading a part found (in log order)."""
+        name = part.entry["file"]
+        if part.missing:
             self.problems.append(f"{name}: missing (deleted or renamed)")
             return part
         self.result.files_checked += 1
-        want = ov.replaced.get(name, e)
-        part.intact = hashlib.sha256(data).hexdigest() == want.get("sha256")
         if not part.intact:
             self.problems.append(f"{name}: content differs from the manifest's SHA-256 (modified or replaced)")
-        try:
-            df = read_part(data)
-            part.leaves = file_leaves(df, e, ov)
-        except Exception as exc:  # noqa: BLE001 - any read failure is a finding
-            self.problems.append(f"{name}: cannot be read as this log's Parquet part ({exc})")
+        if part.error is not None:
+            self.problems.append(f"{name}: cannot be read as this log's Parquet part ({part.error})")
             return part
-        part.ids = df["event_id"]
-        self.result.events_checked += df.height
+        self.result.events_checked += part.rows
         if self.progress is not None:
             self.progress(self.result.events_checked, self.total)
         return part
@@ -337,8 +328,47 @@ class _Part:
     entry: dict[str, Any]
     first: int
     leaves: np.ndarray
-    ids: pl.Series | None
-    intact: bool
+    ids: pl.Series | None = None
+    intact: bool = False
+    missing: bool = False
+    rows: int = 0
+    error: str | None = None
+
+
+def _load_part(root: Location, e: dict[str, Any], ov: Overrides) -> _Part:
+    """Fetch, hash and replay one part (in a worker thread: all of it but the
+    bookkeeping runs in polars, Arrow and hashlib without the GIL)."""
+    first, end = (int(x) for x in e["leaves"])
+    # Unreadable: the log goes on with the size the manifest states; the roots will not match.
+    part = _Part(e, first, np.zeros((end - first, 32), np.uint8))
+    data = _get(root, e["file"])
+    if data is None:
+        part.missing = True
+        return part
+    part.intact = hashlib.sha256(data).hexdigest() == ov.replaced.get(e["file"], e).get("sha256")
+    try:
+        df = read_part(data)
+        part.leaves = file_leaves(df, e, ov)
+    except Exception as exc:  # noqa: BLE001 - any read failure is a finding
+        part.error = str(exc)
+        return part
+    part.ids, part.rows = df["event_id"], df.height
+    return part
+
+
+def _loaded_parts(root: Location, parts: list[dict[str, Any]], ov: Overrides) -> Iterator[_Part]:
+    """`_load_part` of each part, in order, two at a time (one per core), a few
+    more ahead on object storage (latency-bound); memory holds that many parts."""
+    ahead_n = 2 if root.is_local else max(2, UPLOAD_WORKERS)
+    with ThreadPoolExecutor(max_workers=ahead_n, thread_name_prefix="axon-audit-replay") as pool:
+        ahead = deque(pool.submit(_load_part, root, e, ov) for e in parts[:ahead_n])
+        later = iter(parts[ahead_n:])
+        while ahead:
+            part = ahead.popleft().result()
+            following = next(later, None)
+            if following is not None:
+                ahead.append(pool.submit(_load_part, root, following, ov))
+            yield part
 
 
 def origin_of(entries: list[dict[str, Any]]) -> str | None:
