@@ -188,6 +188,9 @@ class LogReplay:
                 self._tree(i, e, tree)
                 self._check_commit(docs, parts, ov)
                 docs, parts = [], []
+        if self.verifier is not None and entries and entries[-1].get("kind") != TREE_KIND:
+            self.problems.append(f"{self.mname}: its last {_unsigned_tail(entries)} entries follow the newest "
+                                 "signed checkpoint, so no signature covers them (appended without the key)")
         if self.kept is not None and not self.kept_seen:
             if self.kept.size == 0 or (self.kept.size == tree.size and not parts):
                 self._check_kept(tree)
@@ -333,6 +336,15 @@ class _Part:
     missing: bool = False
     rows: int = 0
     error: str | None = None
+
+
+def _unsigned_tail(entries: list[dict[str, Any]]) -> int:
+    n = 0
+    for e in reversed(entries):
+        if e.get("kind") == TREE_KIND:
+            break
+        n += 1
+    return n
 
 
 def _load_part(root: Location, e: dict[str, Any], ov: Overrides) -> _Part:
