@@ -22,6 +22,14 @@ from axon_audit.workload import generate_events
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 N = 3_000
+# The spawned script imports axon_audit from this checkout, whichever one the venv was installed from.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env(**more: str) -> dict[str, str]:
+    """os.environ as it is now (tests change it), with this checkout first on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **more}
 
 
 def _script() -> str:
@@ -30,7 +38,8 @@ def _script() -> str:
 
 
 def run(*args: str, check_ok: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([_script(), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd)
+    proc = subprocess.run([_script(), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=env())
     if check_ok:
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == "" or "Traceback" not in proc.stderr
@@ -53,11 +62,12 @@ def folder(tmp_path_factory, workload) -> Path:
 
 def test_help_for_every_command():
     top = run("--help").stdout
-    for command in ("query", "sql", "stats", "report", "alerts", "verify", "export", "tail", "demo"):
+    for command in ("query", "sql", "stats", "report", "alerts", "verify", "prove", "verify-proof", "keygen",
+                    "export", "tail", "demo"):
         assert command in top
         out = run(command, "--help").stdout
         assert out.startswith(f"Usage: axon-audit {command}")
-        if command in ("query", "sql", "stats", "report", "alerts", "verify", "export", "tail"):  # they read PATH
+        if command in ("query", "sql", "stats", "report", "alerts", "verify", "prove", "export", "tail"):  # read PATH
             assert "--endpoint-url URL" in out and "-O, --storage-option KEY=VALUE" in out, out
 
 
@@ -224,7 +234,7 @@ def test_tail_follows_new_rotations(tmp_path, request, monkeypatch, where):
     first = _batch(DAY, 12, 0)
     rotate(first)
     proc = subprocess.Popen([_script(), "tail", target, "-n", "3", "--interval", "0.1", "-u", "u0", "-u", "u1",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     lines: list[str] = []
     errors: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()

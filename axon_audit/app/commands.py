@@ -1,5 +1,6 @@
 """The `axon-audit` commands: query, sql, stats and export (events); report and alerts
-(compliance); verify and tail (the folder itself); demo.
+(compliance); tail (the folder itself); demo. The integrity commands (verify, prove,
+verify-proof, keygen) are in `axon_audit.app.integrity_commands`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.
@@ -21,8 +22,8 @@ import pyarrow.parquet as pq
 from rich.table import Table
 
 from axon_audit.app.demo import run_demo
+from axon_audit.app.integrity_commands import INTEGRITY_COMMANDS, keygen, prove, verify, verify_proof
 from axon_audit.app.options import (
-    EXIT_FAILED,
     TIME,
     BadInput,
     choice,
@@ -42,12 +43,12 @@ from axon_audit.app.render import (
 from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
-from axon_audit.integrity.verify import verify as check
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
 from axon_audit.query.filters import Filters
 from axon_audit.read.sources import newest, open_source, parquet_listing
 
-__all__ = ["COMMANDS", "alerts", "demo", "export", "query", "report", "sql", "stats", "tail", "verify"]
+__all__ = ["COMMANDS", "alerts", "demo", "export", "keygen", "prove", "query", "report", "sql", "stats", "tail",
+           "verify", "verify_proof"]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -204,30 +205,6 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fm
 
 @click.command()
 @click.argument("path")
-@click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help="HMAC key of the manifest (or $AXON_AUDIT_HMAC_KEY).")
-@with_storage_options
-def verify(path: str, key: str | None, storage_options: dict[str, Any] | None) -> None:
-    """Check the folder's (or s3:// lake's) integrity: every manifest, file hashes,
-    per-event hash chain. Exits 0 when intact, 1 when a problem is found (each
-    printed on its own line).
-
-    \b
-    Example:
-      axon-audit verify audit_demo
-      axon-audit verify s3://audit-lake/prod --key "$KEY"
-    """
-    _open(path, storage_options)  # the same clear error as the other commands for a missing folder
-    outcome = check(path, key=key, storage_options=storage_options)
-    for problem in outcome.problems:
-        sys.stdout.write(f"PROBLEM {problem}\n")
-    sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "
-                     f"{outcome.events_checked:,} events checked\n")
-    if not outcome.ok:
-        raise click.exceptions.Exit(EXIT_FAILED)
-
-
-@click.command()
-@click.argument("path")
 @with_filter_options
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
               help="The file to write: .json (the seed's export format), .parquet or .csv.")
@@ -318,4 +295,4 @@ def demo(events: int, out: str, seed: int, tasks: int) -> None:
 
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
-COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, verify)
+COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS)
