@@ -11,8 +11,9 @@ __all__ = ["VerifyResult"]
 class VerifyResult:
     """The outcome of `verify`: `ok`, what was checked, and the problems found
     (the first break first; each names the file and, where known, the event id).
-    `checkpoints` holds each log's newest signed checkpoint (by origin), for an
-    auditor to keep and pass back later as `verify(..., checkpoint=)`."""
+    `checkpoints` holds each log's newest checkpoint whose signature was checked
+    (by origin; only with `public_key`), for an auditor to keep and pass back
+    later as `verify(..., checkpoint=)`."""
 
     ok: bool
     files_checked: int = 0
