@@ -1,37 +1,46 @@
 """Erasure (GDPR art. 17): a data subject's identifiers pseudonymized or removed.
 
 `erase_subject` rewrites a logger's memory and the affected files of export
-folders (re-sealing a folder under an integrity manifest), then records the
-erasure itself as an audit event.
+folders, then records the erasure itself as an audit event. In a folder sealed
+by an integrity manifest the erasure is appended to the manifest (one
+``erasure`` entry, `_SealedErasure`; its form is `integrity.replay`'s): the
+export log, its tree heads and every checkpoint handed out stay valid.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from axon_audit.compliance.subject_access import check_subject
 from axon_audit.display.html import card
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
+from axon_audit.integrity import chain_v1
 from axon_audit.integrity import manifest as _integrity
-from axon_audit.io.atomic import atomic_write
-from axon_audit.io.json_export import event_objects, write_json_export, write_json_stream
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.leaf import leaf_hashes
+from axon_audit.integrity.log import TREE_KIND, signing_key_of
+from axon_audit.integrity.replay import Overrides, overrides_of, read_part
+from axon_audit.io.atomic import atomic_write, atomic_write_hashed
+from axon_audit.io.json_export import write_json_export, write_json_stream
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder
 from axon_audit.io.parquet import parquet_table as _table_of
 from axon_audit.io.parquet import parquet_writer as _parquet_writer
 from axon_audit.io.parquet import write_parquet_partitions
-from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, from_arrow, normalize_batch, to_arrow
+from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, normalize_batch
 from axon_audit.model.timestamps import format_us, now_us, parse_timestamp
 from axon_audit.read.sources import scan_sources
 from axon_audit.write.targets import FolderTarget
@@ -152,34 +161,24 @@ def _check_columns(path: Path, names: Iterable[str]) -> None:
         raise ArchiveError(f"{path}: erasure cannot rewrite a file with columns it does not know: {extra}")
 
 
-def _rewrite_parquet(path: Path, fn: _Rewriter) -> bool:
-    table = pq.read_table(path)
-    _check_columns(path, table.column_names)  # never drop a column silently
-    df = from_arrow(table)
+def _rewrite_plain(path: Path, kind: str, fn: _Rewriter) -> bool:
+    """Erase in a file of a folder without a manifest; whether it changed."""
+    raw = path.read_bytes()
+    if kind == "json" and not any(n in raw for n in fn.needles):  # plain text: a byte search tells
+        return False
+    df, exported = _load_plain(raw, path, kind, chain=False)  # never drop a column silently
     new = fn(df)
     if new.equals(df):
         return False
-    atomic_write(path, _parquet_writer(to_arrow(new)))  # the rotation's encoding
+    atomic_write(path, _writer(kind, new, exported))
     return True
 
 
-def _rewrite_json(path: Path, fn: _Rewriter) -> bool:
-    raw = path.read_bytes()
-    if not any(n in raw for n in fn.needles):  # plain text: a byte search tells
-        return False
-    try:
-        doc = orjson.loads(raw)
-        events = doc["events"]
-        exported = parse_timestamp(doc.get("exported_at") or datetime.now(timezone.utc), "exported_at")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
-        raise ArchiveError(f"{path}: not an export document ({exc})") from None
-    _check_columns(path, {k for e in events for k in e})
-    df = normalize_batch(events) if events else None
-    if df is None:
-        return False
-    new = fn(df)
-    atomic_write(path, lambda fh: write_json_stream(fh, new, exported))
-    return True
+def _writer(kind: str, df: pl.DataFrame, exported: int | None) -> Callable[[IO[bytes]], object]:
+    """The writer of an erased file: the rotation's encoding (a JSON document keeps its `exported_at`)."""
+    if kind == "parquet":
+        return _parquet_writer(_table_of(df))
+    return functools.partial(write_json_stream, df=df, exported_at_us=exported)
 
 
 def erase_subject(
@@ -189,6 +188,7 @@ def erase_subject(
     mode: str = "pseudonymize",
     requested_by: str | None = None,
     hmac_key: str | bytes | None = None,
+    signing_key: Any = None,
 ) -> ErasureResult:
     """Erase `user_id` from `source`: a logger (its memory and its export folder), an
     archive, an export folder path, or a list of them.
@@ -197,16 +197,17 @@ def erase_subject(
     metadata, error messages and entry ids are replaced by one random pseudonym
     per erasure (``mode="pseudonymize"``; no mapping is kept) or removed
     (``mode="remove"``: ids become null, text says ``[erased]``). Affected Parquet
-    and JSON files are rewritten atomically. In a folder sealed by an integrity
-    manifest, every file from the first changed one on is re-chained, the
-    manifest entries are re-linked over the new files, and an ``erasure`` entry
-    (with the replaced files' previous SHA-256) is appended and signed with
-    `hmac_key` (default: the logger's), so `verify` passes and lists the erasure.
-    A logger with a write-ahead log exports its (erased) memory so the log is
-    released. Every file is checked first: an erasure that cannot complete
-    changes nothing. The erasure is then recorded as a FORGET event (metadata
-    ``gdpr_erasure``) in the first logger given, or else as a new export in the
-    first folder.
+    and JSON files are rewritten atomically. A folder sealed by an integrity
+    manifest gets one ``erasure`` entry appended (HMAC: `hmac_key`, default the
+    logger's) with the rewritten files' new SHA-256 and the altered events'
+    original leaf hashes; earlier entries, tree heads and checkpoints stay valid,
+    so `verify` passes and lists the erasure. A sealed file holding the subject
+    that differs from its SHA-256, or is an old chained one (manifest format /1),
+    is refused. A logger with a write-ahead log exports its (erased) memory so
+    the log is released. Every file is checked first: an erasure that cannot
+    complete changes nothing. The erasure is then recorded as a FORGET event
+    (``gdpr_erasure``) in the first logger, else as an export in the first folder
+    (`signing_key` signs its tree head, needed where that folder's are signed).
 
     Example:
         >>> from axon_audit import AuditLogger, erase_subject
@@ -250,6 +251,12 @@ def erase_subject(
     for f in sealed:  # a keyed manifest is re-signed only with its key
         if "hmac" in _integrity.load_manifest(f) and key is None:
             raise AuditValueError(f"hmac_key: {f} has a signed manifest; erasure must re-sign it, give the key")
+    signer = signing_key_of(signing_key)
+    signed = folders and folders[0] in sealed and any(e.get("kind") == TREE_KIND and e.get("checkpoint")
+                                                      for e in _integrity.load_manifest(folders[0])["entries"])
+    if signed and not loggers and signer is None:  # the erasure's record is committed there, its tree head signed
+        raise AuditValueError(f"signing_key: {folders[0]} signs its tree heads and records the erasure as one more "
+                              "export there; give the signing key")
 
     # The subject's sessions, from every source that can be scanned (live and archived).
     own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
@@ -260,23 +267,23 @@ def erase_subject(
     sessions = sorted(own["session_id"].drop_nulls().unique().to_list())
     pseudonym = f"erased_{secrets.token_hex(8)}" if mode == "pseudonymize" else None
     fn = _Rewriter(user_id, sessions, mode, pseudonym)
+    seals = {f: _SealedErasure(f, fn, key) for f in folders if f in sealed}
+    for s in seals.values():
+        s.check()
 
     in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
     for lg in loggers:
         if getattr(lg, "_wal", None) is not None and lg.auto_export_path is not None:
             lg.close()  # the write-ahead log still holds the original rows: export (erased) memory to release it
-    sealed = {f for f in folders if _is_sealed(f)}  # the export above may seal one
+    # Folders sealed only by the export above hold their old files unlisted: rewritten as plain ones.
     plain = [f for f in folders if f not in sealed]
     # Listed again: a rotation may have written since the check.
-    parquet = [p for f in plain for p in _parts(f)]
-    documents = [p for f in plain for p in _documents(f)]
-    written = [p for p in parquet if _rewrite_parquet(p, fn)]
-    written += [p for p in documents if _rewrite_json(p, fn)]
+    written = [p for f in plain for p in _parts(f) if _rewrite_plain(p, "parquet", fn)]
+    written += [p for f in plain for p in _documents(f) if _rewrite_plain(p, "json", fn)]
     summary = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
                "sessions": len(sessions)}
-    for f in folders:
-        if f in sealed:
-            written += _reseal(f, fn, key, summary)
+    for s in seals.values():
+        written += s.commit(summary)
 
     record = {**summary, "files_rewritten": len(written)}
     if loggers:
@@ -284,8 +291,8 @@ def erase_subject(
         loggers[0].flush()
     elif folders:
         df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
-        if folders[0] in sealed:
-            _append_sealed_export(folders[0], df, key)
+        if _is_sealed(folders[0]):
+            _append_sealed_export(folders[0], df, key, signer)
         else:
             layout = ExportLayout(folders[0])
             write_json_export(df, layout.root / layout.rotation_name(tag="erasure"), replace=False)
@@ -296,92 +303,129 @@ def erase_subject(
     return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
 
 
-def _load_plain(path: Path, kind: str) -> tuple[pl.DataFrame, int | None]:
-    """A sealed export file's events (without their chain) in file order, and the
-    JSON document's `exported_at`."""
+def _load_plain(data: bytes, path: Path, kind: str, chain: bool = True) -> tuple[pl.DataFrame, int | None]:
+    """An export file's events in file order (`chain`: an old file's chain dropped) and a document's `exported_at`."""
+    drop = {"chain"} if chain else set()
     if kind == "parquet":
-        table = pq.read_table(path)
-        if "chain" in table.column_names:
-            table = table.drop_columns(["chain"])
-        _check_columns(path, table.column_names)
-        return from_arrow(table), None
-    doc = orjson.loads(path.read_bytes())
-    events = [{k: v for k, v in e.items() if k != "chain"} for e in doc["events"]]
+        _check_columns(path, set(pq.read_schema(pa.BufferReader(data)).names) - drop)
+        return read_part(data), None
+    try:
+        doc = orjson.loads(data)
+        events = [{k: v for k, v in e.items() if k not in drop} for e in doc["events"]]
+        exported = parse_timestamp(doc["exported_at"], "exported_at") if doc.get("exported_at") else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, AuditValueError) as exc:
+        raise ArchiveError(f"{path}: not an export document ({exc})") from None
     _check_columns(path, {k for e in events for k in e})
-    exported = parse_timestamp(doc["exported_at"], "exported_at") if doc.get("exported_at") else None
     return (normalize_batch(events) if events else EMPTY_FRAME.clear()), exported
 
 
-def _write_document(fh: IO[bytes], *, df: pl.DataFrame, exported: int | None, objects: pl.Series) -> None:
-    write_json_stream(fh, df, exported, objects)
+@dataclass
+class _Rewrite:
+    """A sealed file to rewrite: original bytes (put back on failure), new events, altered events' original leaves."""
+
+    name: str
+    kind: str
+    data: bytes
+    new: pl.DataFrame
+    exported: int | None
+    altered: dict[int, bytes]
 
 
-def _reseal(root: Path, fn: _Rewriter, key: bytes | None, summary: dict[str, Any]) -> list[Path]:
-    """Erase in a sealed folder: rewrite every file from the first one that changes
-    (its chain, and so every later file's chain of the same kind, changes too),
-    re-link the manifest entries over the new files, and append an ``erasure``
-    entry that records the erasure and the replaced files' previous SHA-256."""
-    written: list[Path] = []
-    with _integrity.folder_lock(root):
-        manifest = _integrity.load_manifest(root)
-        entries = [dict(e) for e in manifest.get("entries", [])]
-        ends: dict[str, str] = {}
-        moved: set[str] = set()  # streams whose chain changed: every later file is re-chained
-        replaced: dict[str, str] = {}
-        retired = {f for e in entries if e.get("kind") == "retention" for f in e.get("removed", [])}
-        plans: list[tuple[int, Path, str, pl.DataFrame, pl.Series, int | None, str]] = []
-        for i, e in enumerate(entries):
-            kind = e.get("kind")
-            if kind not in ("json", "parquet"):
-                continue
-            if e["file"] in retired:  # deleted by retention: nothing left to erase in it
-                if kind in moved:
-                    raise ArchiveError(f"{root}: {e['file']} was deleted by retention after a file that holds the "
-                                       "subject; its chain cannot be re-sealed")
-                ends[kind] = e["chain_end"]
-                continue
-            path = root / e["file"]
-            start = ends.get(kind, _integrity.GENESIS)
-            df, exported = _load_plain(path, kind)
-            new = fn(df)
-            if kind not in moved and new.equals(df):
-                ends[kind] = e["chain_end"]
-                continue
-            moved.add(kind)
-            objects = event_objects(new)
-            new = new.with_columns(_integrity.chain_column(objects, start))
-            plans.append((i, path, kind, new, objects, exported, start))
-            ends[kind] = new["chain"][-1] if new.height else start
-        if ends.get("json") != ends.get("parquet") and {"json", "parquet"} <= {e.get("kind") for e in entries}:
-            # Both kinds carry one chain; retention can leave them holding different events, and then
-            # re-chaining them would give two ends and break the next rotation's link. Nothing was written.
-            raise ArchiveError(f"{root}: after retention the JSON and Parquet exports hold different events; "
-                               "the erasure cannot re-seal both chains consistently, so nothing was changed")
-        for i, path, kind, new, objects, exported, start in plans:
-            e = entries[i]
-            if kind == "json":
-                atomic_write(path, functools.partial(_write_document, df=new, exported=exported, objects=objects))
-            else:
-                atomic_write(path, _parquet_writer(_table_of(new)))  # the rotation's encoding
-            replaced[e["file"]] = e["sha256"]
-            keep = {k: e[k] for k in ("index", "written_at") if k in e}
-            entries[i] = {**_integrity.file_entry(root, path, kind, new, start), **keep}
-            written.append(path)
-        if not replaced:
-            return written
-        prev = _integrity.GENESIS
-        for i, e in enumerate(entries):  # re-link: each entry's hash covers its new content
-            e.update(index=i, prev=prev)
-            e["hash"] = prev = _integrity.entry_hash(e)
-        erasure = {"kind": "erasure", "file": None, **summary, "replaced": replaced}
-        _integrity.append_entries(root, {"entries": entries}, [erasure], key, format_us(now_us()))
-    return written
+def _plan_file(root: Path, e: dict[str, Any], ov: Overrides, fn: _Rewriter) -> _Rewrite | None:
+    """What erasing changes in one listed file (None: nothing, or the file is gone).
+    Raises for a file that cannot be erased append-only (see `_SealedErasure`)."""
+    name, kind = e["file"], e["kind"]
+    data = (root / name).read_bytes() if (root / name).is_file() else None  # missing: verify names it
+    if data is None or (kind == "json" and not any(n in data for n in fn.needles)):  # a byte search tells
+        return None
+    df, exported = _load_plain(data, root / name, kind)
+    new = fn(df)
+    if new.equals(df):
+        return None
+    if chain_v1.is_v1_entry(e):
+        raise ArchiveError(f"{root}: {name} holds the subject and is an old hash-chained export (manifest format "
+                           "/1, its entry has chain_start); erasure no longer re-chains such files, which would "
+                           "rewrite the manifest's earlier entries (it is append-only now); nothing was changed")
+    if hashlib.sha256(data).hexdigest() != ov.replaced.get(name, e).get("sha256"):
+        raise AuditValueError(f"{root}: {name} differs from the manifest's SHA-256 (modified or replaced); erasing "
+                              "it would seal the altered file as genuine, so nothing was changed (run verify)")
+    first, end = (int(x) for x in e["leaves"])
+    if len(present := [p for p in range(first, end) if p not in ov.deleted]) != df.height:
+        raise AuditValueError(f"{root}: {name} holds {df.height} events, its log range {len(present)} (run verify)")
+    old = leaf_hashes(df)
+    changed = np.flatnonzero((old != leaf_hashes(new)).any(axis=1)).tolist()
+    # An event erased before keeps the leaf it was logged with, not the one it had since.
+    altered = {present[i]: ov.redacted.get(present[i], old[i].tobytes()) for i in changed}
+    return _Rewrite(name, kind, data, new, exported, altered)
 
 
-def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None) -> None:
-    """Write `df` as one more export of a sealed folder (JSON + Parquet, chained, listed):
-    the rotation's own commit protocol, through the folder's export target."""
-    FolderTarget(root, key).append(df)
+class _SealedErasure:
+    """Erasure in a sealed folder, append-only (`integrity.replay`): the files holding
+    the subject are rewritten, then ONE ``erasure`` entry records their new
+    ``sha256``/``bytes``/``rows`` (``replaced``), each altered event's original
+    leaf hash by log position (``leaves``) and the positions whose events left
+    their file (``deleted``: none, erasure keeps every event). Refused, changing
+    nothing, for a file holding the subject that differs from its SHA-256 or is
+    an old chained (format /1) one."""
+
+    def __init__(self, root: Path, fn: _Rewriter, key: bytes | None) -> None:
+        self.root, self.fn, self.key = root, fn, key
+        self._seen: dict[tuple[str, str], _Rewrite | None] = {}  # (file, SHA-256 listed): its plan
+
+    def _plan(self, manifest: dict[str, Any]) -> list[_Rewrite]:
+        entries = manifest.get("entries", [])
+        ov = overrides_of(entries)
+        plan = []
+        for e in entries:
+            if e.get("kind") not in ("json", "parquet") or e.get("file") in ov.removed:
+                continue  # deleted by retention: nothing left to erase in it
+            seen = (e["file"], str(ov.replaced.get(e["file"], e).get("sha256")))
+            if seen not in self._seen:
+                self._seen[seen] = _plan_file(self.root, e, ov, self.fn)
+            if (rewrite := self._seen[seen]) is not None:
+                plan.append(rewrite)
+        return sorted(plan, key=lambda r: r.kind != "parquet")  # parts first
+
+    def check(self) -> None:
+        """Plan the erasure before anything changes (raises if it cannot complete)."""
+        with _integrity.folder_lock(self.root):
+            self._plan(_integrity.load_manifest(self.root))
+
+    def commit(self, summary: dict[str, Any]) -> list[Path]:
+        """Rewrite the files (each atomically) and append the erasure entry; on
+        failure the files are put back. Returns the files rewritten."""
+        root = self.root
+        with _integrity.folder_lock(root):
+            manifest = _integrity.load_manifest(root)
+            plan = self._plan(manifest)  # files exported since `check` are planned too
+            if not plan:
+                return []
+            replaced: dict[str, dict[str, Any]] = {}
+            done: list[_Rewrite] = []
+            try:
+                for r in plan:
+                    _, (digest, size) = atomic_write_hashed(root / r.name, _writer(r.kind, r.new, r.exported))
+                    done.append(r)
+                    replaced[r.name] = {"sha256": digest, "bytes": size, "rows": r.new.height}
+                leaves = {p: leaf for r in reversed(plan) for p, leaf in r.altered.items()}  # a part's leaf wins
+                entry = {"kind": "erasure", "file": None, **summary, "replaced": replaced,
+                         "leaves": {str(p): leaves[p].hex() for p in sorted(leaves)}, "deleted": []}
+                _integrity.append_entries(root, manifest, [entry], self.key, format_us(now_us()))
+            except BaseException:
+                try:  # the append may have landed although it raised (in its last step)
+                    landed = _integrity.head_of(_integrity.load_manifest(root)) != _integrity.head_of(manifest)
+                except Exception:  # noqa: BLE001 - unreadable: not landed
+                    landed = False
+                for r in [] if landed else done:  # put the files back: the folder is as it was
+                    atomic_write(root / r.name, lambda fh, data=r.data: fh.write(data))  # type: ignore[misc]
+                raise
+        return [root / r.name for r in plan]
+
+
+def _append_sealed_export(root: Path, df: pl.DataFrame, key: bytes | None, signer: SigningKey | None) -> None:
+    """Write `df` as one more export of a sealed folder (JSON + Parquet, listed, its events
+    appended to the log): the rotation's own commit protocol, through the folder's export target."""
+    FolderTarget(root, key, signer).append(df)
 
 
 def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:

@@ -5,21 +5,33 @@ Only whole units go: a `date=YYYY-MM-DD` partition whose day ended before the
 cutoff, and an `audit_*.json` export whose name (its export time) and newest
 event are both before the cutoff (names as `io.layout.ExportLayout` makes
 them). A dry run lists what would go.
+
+In a sealed folder the ``retention`` entry lists the files deleted
+(``removed``) and, for each deleted Parquet part of the export log, its
+``covers``: the perfect aligned subtrees over its log range ``[first, end)``,
+``[[height, hash hex], ...]`` in order, so `verify` still replays the tree
+(`integrity.replay`). A part's cover is computed from its events (the original
+leaves of erased ones put back) only after its SHA-256 matched the manifest, so
+a tampered part is never vouched for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
 from axon_audit.display.html import card
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.integrity.merkle import root as merkle_root
+from axon_audit.integrity.replay import file_leaves, overrides_of, read_part
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder
 from axon_audit.model.timestamps import format_us, now_us, parse_timestamp, to_us
@@ -70,8 +82,10 @@ def apply_retention(
     """Delete partitions and JSON exports under `path` whose events are all older than
     `keep_days` days before `now` (default: the current time). Nothing is removed
     with ``dry_run=True``; the result lists what would be. In a folder sealed by
-    an integrity manifest, a ``retention`` entry listing the deleted files is
-    appended first (signed with `hmac_key`), so `verify` passes and lists it.
+    an integrity manifest, a ``retention`` entry listing the deleted files and
+    the log cover of each deleted part is appended first (signed with
+    `hmac_key`), so `verify` passes and lists it; a deleted part that differs
+    from its manifest SHA-256 is refused (AuditValueError, nothing removed).
 
     Example:
         >>> import tempfile
@@ -132,13 +146,59 @@ def apply_retention(
         gone = [layout.name_of(p) for p in result.json_files]
         gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
         listed = {e.get("file") for e in manifest.get("entries", [])}
-        # The entries of deleted files stay (history, and the chain runs through them); this entry says they went.
+        # The entries of deleted files stay (history, and the log runs through them); this entry says they went.
         entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,
-                 "removed": [g for g in gone if g in listed], "events": result.events}
+                 "removed": [g for g in gone if g in listed], "events": result.events,
+                 "covers": _covers(root, manifest.get("entries", []), set(gone))}
         _integrity.append_entries(root, manifest, [entry], key, format_us(now_us()))
         _delete(result)
     result.manifest = "recorded in the integrity manifest"
     return result
+
+
+def _covers(root: Path, entries: list[dict], gone: set[str]) -> dict[str, list[list]]:
+    """The log cover of each listed Parquet part of `gone` (see the module docstring).
+    Raises AuditValueError for a part that differs from its manifest SHA-256."""
+    ov = overrides_of(entries)
+    covers: dict[str, list[list]] = {}
+    for e in entries:
+        name = e.get("file")
+        if e.get("kind") != "parquet" or "leaves" not in e or name not in gone or name in ov.removed:
+            continue  # an old chained part needs none (its chain is checked per file)
+        data = (root / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != ov.replaced.get(name, e).get("sha256"):
+            raise AuditValueError(f"{root}: {name} differs from the manifest's SHA-256 (modified or replaced); "
+                                  "retention would vouch for the altered file's events, so nothing was removed "
+                                  "(run verify)")
+        try:
+            leaves = file_leaves(read_part(data), e, ov)
+        except Exception as exc:  # noqa: BLE001 - its listed content, yet not this log's part
+            raise AuditValueError(f"{root}: {name} cannot be read as this log's part ({exc}); "
+                                  "nothing was removed") from None
+        covers[name] = _cover(leaves, int(e["leaves"][0]))
+    return covers
+
+
+def _cover(leaves: np.ndarray, first: int) -> list[list]:
+    """The perfect aligned subtrees over log positions ``[first, first + len(leaves))``,
+    ``[height, root hex]`` in order: at each position p the largest h with
+    ``p % 2**h == 0`` that still fits.
+
+    Example:
+        >>> from axon_audit.compliance.retention import _cover
+        >>> from axon_audit.integrity.merkle import leaf_hash
+        >>> import numpy as np
+        >>> leaves = np.frombuffer(b"".join(leaf_hash(bytes([i])) for i in range(7)), np.uint8).reshape(-1, 32)
+        >>> [h for h, _ in _cover(leaves, 3)]
+        [0, 2, 1]
+    """
+    out: list[list] = []
+    p, end = first, first + len(leaves)
+    while p < end:
+        h = min((p & -p).bit_length() - 1 if p else 63, (end - p).bit_length() - 1)
+        out.append([h, merkle_root(leaves[p - first : p - first + (1 << h)]).hex()])
+        p += 1 << h
+    return out
 
 
 def _delete(result: RetentionResult) -> None:

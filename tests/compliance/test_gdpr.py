@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from axon_audit import AuditLogger, AuditTypeError, AuditValueError, erase_subject, subject_access_report, verify
@@ -202,3 +203,212 @@ def test_erasure_is_refused_whole_when_a_file_cannot_be_rewritten(tmp_path):
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
     assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
 
+
+
+# --------------------------------------------------------------------------- sealed folders: the export log
+
+from axon_audit import ArchiveError  # noqa: E402 - the sealed-folder tests below
+from axon_audit.integrity.checkpoint import SigningKey  # noqa: E402
+from axon_audit.integrity.leaf import leaf_hashes  # noqa: E402
+from axon_audit.integrity.manifest import append_entries, sha256_file  # noqa: E402
+from axon_audit.integrity.replay import read_part  # noqa: E402
+from axon_audit.io.json_export import write_json_export  # noqa: E402
+from axon_audit.model.schema import normalize_batch, to_arrow  # noqa: E402
+
+HMAC = "gdpr-hmac-key"
+
+
+def sealed_folder(root: Path, signing_key: SigningKey | None = None, hmac_key: str | None = HMAC) -> Path:
+    """Several export commits (many parts each) of background events with the subject's 40 among them."""
+    background = generate_events(3_000, seed=11, start=datetime(2026, 11, 1, tzinfo=UTC), days=20)
+    with AuditLogger(max_events=700, auto_export_path=root, hmac_key=hmac_key, signing_key=signing_key) as audit:
+        audit.log_batch(background.slice(0, 1_500))
+        audit.log_batch(subject_rows(40))
+        audit.log_batch(background.slice(1_500))
+    return root
+
+
+def entries_of(root: Path) -> list[dict]:
+    return orjson.loads((root / "manifest.json").read_bytes())["entries"]
+
+
+def logged_events(root: Path, entries: list[dict]) -> dict[int, tuple[str | None, bytes]]:
+    """Each log position's (user_id, leaf hash), read from the folder's Parquet parts as they are now."""
+    out = {}
+    for e in entries:
+        if e.get("kind") == "parquet" and "leaves" in e and (root / e["file"]).exists():
+            df = read_part((root / e["file"]).read_bytes())
+            for i, (user, leaf) in enumerate(zip(df["user_id"].cast(pl.String), leaf_hashes(df), strict=True)):
+                out[e["leaves"][0] + i] = (user, leaf.tobytes())
+    return out
+
+
+def assert_subject_gone(root: Path, subject: str = SUBJECT, *, manifest: bool = True) -> None:
+    for path, raw in all_file_bytes(root):
+        if path.name == "manifest.json" and not manifest:
+            continue
+        assert subject.encode() not in raw, path
+        if path.suffix == ".parquet":
+            assert subject not in decoded_strings(path), path
+
+
+def alter_one_event(path: Path, user: str | None = None) -> None:
+    """Rewrite a Parquet part with one event's duration changed (the first of `user`, or
+    of anyone else when `user` is None): what an attacker would do."""
+    df = read_part(path.read_bytes())
+    who = pl.col("user_id").cast(pl.String)
+    hit = (who == user) if user is not None else who.str.starts_with("user_")  # a background user
+    first = df.with_row_index("i").filter(hit)["i"][0]
+    df = df.with_columns(pl.when(pl.int_range(pl.len()) == first).then(pl.lit(99_999.0)).otherwise("duration_ms")
+                         .alias("duration_ms"))
+    pq.write_table(to_arrow(df), path)
+
+
+def test_sealed_erasure_appends_one_entry_and_keeps_the_log(tmp_path):
+    signer = SigningKey.generate("audit.example/gdpr")
+    folder = sealed_folder(tmp_path / "sealed", signer)
+    before = verify(folder, key=HMAC, public_key=signer.verifier())
+    assert before.ok, before.problems
+    kept = next(iter(before.checkpoints.values()))  # an auditor's copy of the newest signed head
+    entries = entries_of(folder)
+    events = logged_events(folder, entries)
+    subject_positions = {p for p, (user, _) in events.items() if user == SUBJECT}
+    assert len(subject_positions) == 40
+
+    result = erase_subject(str(folder), SUBJECT, hmac_key=HMAC, signing_key=signer, requested_by="dpo")
+
+    after = entries_of(folder)
+    assert after[:len(entries)] == entries  # append only: every earlier entry, tree head and checkpoint as it was
+    erasure, *record = after[len(entries):]
+    assert erasure["kind"] == "erasure" and erasure["events"] == 40 and erasure["deleted"] == []
+    # The erasure's own record is one more commit (JSON, its part, a signed tree head one event larger).
+    assert [e["kind"] for e in record] == ["json", "parquet", "tree"]
+    newest = [e for e in entries if e["kind"] == "tree"][-1]
+    assert record[-1]["size"] == newest["size"] + 1 and record[-1]["checkpoint"]
+    # Every altered event is listed by position with the leaf it was logged with.
+    assert {int(p) for p in erasure["leaves"]} == subject_positions
+    assert all(bytes.fromhex(h) == events[int(p)][1] for p, h in erasure["leaves"].items())
+    # Each rewritten file is listed with its new content.
+    assert sorted(erasure["replaced"]) == sorted(p.relative_to(folder).as_posix() for p in result.files_rewritten)
+    assert {".json", ".parquet"} == {p.suffix for p in result.files_rewritten}
+    for name, now in erasure["replaced"].items():
+        assert sha256_file(folder / name) == (now["sha256"], now["bytes"])
+    now_events = logged_events(folder, entries)
+    assert all((now_events[p][1] != events[p][1]) == (p in subject_positions) for p in events)
+    assert_subject_gone(folder)
+
+    check = verify(folder, key=HMAC, public_key=signer.verifier(), checkpoint=kept)
+    assert check.ok, check.problems
+    assert check.tree_size == newest["size"] + 1 and check.events_checked == newest["size"] + 1
+    assert len(check.erasures) == 1 and "40 events" in check.erasures[0]
+
+
+@pytest.mark.parametrize("how", ["alter an erased event", "alter another event of a rewritten part",
+                                 "alter a rewritten document", "restore the original"])
+def test_tampering_with_an_erased_file_is_detected(tmp_path, how):
+    folder = sealed_folder(tmp_path / "sealed")
+    originals = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    result = erase_subject(str(folder), SUBJECT, hmac_key=HMAC)
+    assert verify(folder, key=HMAC).ok
+    parts = [p for p in result.files_rewritten if p.suffix == ".parquet"]
+    part = max(parts, key=lambda p: pq.read_metadata(p).num_rows)  # one with other users' events too
+    document = next(p for p in result.files_rewritten if p.suffix == ".json")
+    if how == "alter an erased event":
+        alter_one_event(part, result.pseudonym)
+        target = part
+    elif how == "alter another event of a rewritten part":
+        alter_one_event(part)
+        target = part
+    elif how == "alter a rewritten document":
+        document.write_bytes(document.read_bytes().replace(result.pseudonym.encode(), b"someone_else", 1))
+        target = document
+    else:  # the subject's data put back
+        part.write_bytes(originals[part])
+        target = part
+    check = verify(folder, key=HMAC)
+    assert not check.ok
+    name = target.relative_to(folder).as_posix()
+    assert f"{name}: content differs from the manifest's SHA-256 (modified or replaced)" in check.problems[0]
+    # An erased event's leaf is the one the erasure entry lists, so only the SHA-256 guards what it says now;
+    # any other event of the part is replayed from the file, and the tree heads catch it too.
+    tree_broken = any("does not match the events of its files" in p for p in check.problems)
+    assert tree_broken == (how == "alter another event of a rewritten part")
+
+
+def test_erasure_refuses_a_tampered_file_and_changes_nothing(tmp_path):
+    folder = tmp_path / "audit"
+    audit = AuditLogger(max_events=20, auto_export_path=folder, hmac_key=HMAC)
+    audit.log_batch(subject_rows(20))  # rotated to files
+    audit.log_batch(subject_rows(3))  # in memory
+    audit.flush()
+    alter_one_event(next(folder.rglob("*.parquet")), SUBJECT)
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(AuditValueError, match=r"differs from the manifest's SHA-256 .* nothing was changed"):
+        erase_subject(audit, SUBJECT)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+    assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
+    audit.close()
+
+
+def test_a_second_erasure_keeps_the_original_leaves(tmp_path):
+    folder = sealed_folder(tmp_path / "sealed")
+    first = erase_subject(str(folder), SUBJECT, hmac_key=HMAC)
+    # The pseudonym erased in turn: events already rewritten once are rewritten again.
+    second = erase_subject(str(folder), first.pseudonym, mode="remove", hmac_key=HMAC)
+    assert second.events == 40
+    e1, e2 = (e for e in entries_of(folder) if e["kind"] == "erasure")
+    assert set(e1["leaves"]) < set(e2["leaves"])  # + the first erasure's record, which names the pseudonym
+    assert all(e2["leaves"][p] == h for p, h in e1["leaves"].items())  # the leaves they were logged with
+    check = verify(folder, key=HMAC)
+    assert check.ok, check.problems
+    assert len(check.erasures) == 2
+    # The manifest is append-only: the first erasure's entry still names its pseudonym (no one's data).
+    assert_subject_gone(folder, first.pseudonym, manifest=False)
+    assert_subject_gone(folder)
+
+
+def test_folder_erasure_needs_the_keys_of_a_signed_folder(tmp_path):
+    signer = SigningKey.generate("audit.example/gdpr")
+    folder = sealed_folder(tmp_path / "sealed", signer)
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(AuditValueError, match=r"hmac_key: .* has a signed manifest"):
+        erase_subject(str(folder), SUBJECT)
+    with pytest.raises(AuditValueError, match=r"signing_key: .* signs its tree heads"):
+        erase_subject(str(folder), SUBJECT, hmac_key=HMAC)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+    erase_subject(str(folder), SUBJECT, hmac_key=HMAC, signing_key=signer.to_string())
+    check = verify(folder, key=HMAC, public_key=signer.verifier())
+    assert check.ok, check.problems
+
+
+def test_erasure_refuses_an_old_chained_file_holding_the_subject(tmp_path):
+    # A folder sealed before the export log: its entries carry the event chain's ends, not log positions.
+    folder = tmp_path / "old"
+    folder.mkdir()
+    path = write_json_export(normalize_batch(subject_rows(3)), folder / "audit_2026_11_30_120000.json")
+    digest, size = sha256_file(path)
+    entry = {"file": path.name, "kind": "json", "sha256": digest, "bytes": size, "rows": 3,
+             "chain_start": "0" * 64, "chain_end": "ab" * 32}
+    append_entries(folder, {"entries": []}, [entry], None, "2026-11-30T12:00:00.000000Z")
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".manifest.lock"}
+    with pytest.raises(ArchiveError, match=r"holds the subject and is an old hash-chained export \(manifest format /1"):
+        erase_subject(str(folder), SUBJECT)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".manifest.lock"} == files
+    # A subject it does not hold is erased elsewhere as usual (here: nowhere; the record is a new commit).
+    erase_subject(str(folder), "someone.else@example.com")
+    assert entries_of(folder)[0] == orjson.loads(files[folder / "manifest.json"])["entries"][0]
+
+
+def test_a_failed_manifest_append_puts_the_files_back(tmp_path, monkeypatch):
+    folder = sealed_folder(tmp_path / "sealed")
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("axon_audit.integrity.manifest.append_entries", fail)
+    with pytest.raises(OSError, match="No space left"):
+        erase_subject(str(folder), SUBJECT, hmac_key=HMAC)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files  # as it was, subject and all
+    monkeypatch.undo()
+    assert verify(folder, key=HMAC).ok

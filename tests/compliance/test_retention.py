@@ -1,20 +1,29 @@
-"""apply_retention removes exactly the whole partitions and JSON exports older than the limit."""
+"""apply_retention removes exactly the whole partitions and JSON exports older than the limit; in a sealed
+folder it records them with their log covers, so the export log still verifies."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axon_audit import AuditLogger, AuditValueError, apply_retention
+from axon_audit import AuditLogger, AuditValueError, apply_retention, erase_subject, verify
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.leaf import leaf_hashes
+from axon_audit.integrity.manifest import entry_hash
+from axon_audit.integrity.merkle import root as merkle_root
+from axon_audit.integrity.replay import read_part
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.parquet import write_parquet_partitions
-from axon_audit.model.schema import normalize_batch
+from axon_audit.model.schema import normalize_batch, to_arrow
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -91,3 +100,133 @@ def test_bad_arguments(tmp_path):
         audit.log("store")
     assert apply_retention(tmp_path, 0, dry_run=True).partitions == []  # today's partition is not over yet
 
+
+
+# --------------------------------------------------------------------------- sealed folders: the export log
+
+HMAC = "retention-hmac-key"
+NOW = datetime(2026, 10, 20, 6, tzinfo=UTC)  # keep 7 days: the partitions of Oct 1..12 go
+
+
+def sealed(root: Path, signing_key: SigningKey | None = None, hmac_key: str | None = HMAC) -> Path:
+    """20 days of events over several export commits (each a JSON document and a part per day it holds)."""
+    events = generate_events(4_000, seed=9, start=START, days=20)
+    with AuditLogger(max_events=900, auto_export_path=root, hmac_key=hmac_key, signing_key=signing_key) as audit:
+        for i in range(0, 4_000, 800):
+            audit.log_batch(events.slice(i, 800))
+    assert len([e for e in entries_of(root) if e["kind"] == "tree"]) >= 2  # the expired days span commits
+    return root
+
+
+def entries_of(root: Path) -> list[dict]:
+    return orjson.loads((root / "manifest.json").read_bytes())["entries"]
+
+
+def relink(root: Path, change: Callable[[list[dict]], None]) -> None:
+    """Edit the manifest's entries and re-link them (hashes and head) as a forger without the HMAC key could."""
+    doc = orjson.loads((root / "manifest.json").read_bytes())
+    change(doc["entries"])
+    prev = "0" * 64
+    for i, e in enumerate(doc["entries"]):
+        e.update(index=i, prev=prev)
+        e["hash"] = prev = entry_hash(e)
+    doc["head"] = {"entries": len(doc["entries"]), "hash": prev}
+    (root / "manifest.json").write_bytes(orjson.dumps(doc))
+
+
+def expected_cover(leaves: list[bytes], first: int) -> list[list]:
+    """The perfect aligned subtrees over [first, first + len(leaves)), written out plainly."""
+    out, p, end = [], first, first + len(leaves)
+    while p < end:
+        h = 0
+        while p % (2 ** (h + 1)) == 0 and p + 2 ** (h + 1) <= end:
+            h += 1
+        out.append([h, merkle_root(leaves[p - first:p - first + 2 ** h]).hex()])
+        p += 2 ** h
+    return out
+
+
+def test_sealed_retention_records_covers_and_verifies(tmp_path):
+    signer = SigningKey.generate("audit.example/retention")
+    root = sealed(tmp_path / "sealed", signer)
+    before = verify(root, key=HMAC, public_key=signer.verifier())
+    assert before.ok, before.problems
+    kept = next(iter(before.checkpoints.values()))
+    entries = entries_of(root)
+    expired = [e for e in entries if e["kind"] == "parquet" and e["first_time"] < "2026-10-13"]
+    leaves = {e["file"]: [bytes(x) for x in leaf_hashes(read_part((root / e["file"]).read_bytes()))]
+              for e in expired}
+
+    r = apply_retention(root, 7, now=NOW, hmac_key=HMAC)
+
+    assert sorted(p.name for p in r.partitions) == [f"date=2026-10-{d:02d}" for d in range(1, 13)]
+    assert r.manifest == "recorded in the integrity manifest" and r.json_files == []  # documents are named today
+    after = entries_of(root)
+    assert after[:len(entries)] == entries  # append only: the tree heads and their checkpoints as they were
+    (entry,) = after[len(entries):]
+    assert entry["kind"] == "retention" and sorted(entry["removed"]) == sorted(leaves)
+    assert sorted(entry["covers"]) == sorted(leaves) and entry["events"] == sum(map(len, leaves.values()))
+    for e in expired:  # each part's cover: its log range, as the perfect aligned subtrees of its events' leaves
+        assert entry["covers"][e["file"]] == expected_cover(leaves[e["file"]], e["leaves"][0])
+        assert sum(2 ** h for h, _ in entry["covers"][e["file"]]) == e["leaves"][1] - e["leaves"][0]
+    check = verify(root, key=HMAC, public_key=signer.verifier(), checkpoint=kept)
+    assert check.ok, check.problems
+    assert check.tree_size == before.tree_size and check.events_checked == before.events_checked - r.events
+    assert len(check.retentions) == 1 and f"{len(leaves)} files ({r.events} events)" in check.retentions[0]
+
+
+def _flip_a_node(entries: list[dict]) -> None:
+    cover = next(iter(entries[-1]["covers"].values()))
+    cover[0][1] = ("0" if cover[0][1][0] != "0" else "1") + cover[0][1][1:]
+
+
+def _merge_two_nodes(entries: list[dict]) -> None:
+    name, cover = next((n, c) for n, c in entries[-1]["covers"].items() if len(c) > 1)
+    entries[-1]["covers"][name] = [[cover[0][0] + 1, cover[0][1]], *cover[2:]]
+
+
+def _drop_a_cover(entries: list[dict]) -> None:
+    entries[-1]["covers"].pop(next(iter(entries[-1]["covers"])))
+
+
+@pytest.mark.parametrize(("forge", "problem"), [
+    (_flip_a_node, "does not match the events of its files"),
+    (_merge_two_nodes, "its retention cover"),
+    (_drop_a_cover, "deleted by retention without its log cover"),
+])
+def test_a_forged_cover_is_detected(tmp_path, forge, problem):
+    root = sealed(tmp_path / "sealed", hmac_key=None)  # no HMAC: the forger can re-link the manifest
+    apply_retention(root, 7, now=NOW)
+    assert verify(root).ok
+    relink(root, forge)
+    check = verify(root)
+    assert not check.ok
+    assert any(problem in p for p in check.problems), check.problems
+
+
+def test_retention_refuses_a_tampered_part_and_changes_nothing(tmp_path):
+    root = sealed(tmp_path / "sealed")
+    part = next(iter(sorted((root / "parquet" / "date=2026-10-03").glob("*.parquet"))))
+    df = read_part(part.read_bytes())
+    pq.write_table(to_arrow(df.with_columns(pl.col("duration_ms").fill_null(0) + 1)), part)
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(AuditValueError, match=r"differs from the manifest's SHA-256 .* nothing was removed"):
+        apply_retention(root, 7, now=NOW, hmac_key=HMAC)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files
+    with pytest.raises(AuditValueError, match=r"hmac_key: .* signed manifest"):
+        apply_retention(root, 7, now=NOW)
+
+
+def test_retention_of_erased_parts_covers_the_logged_leaves(tmp_path):
+    root = sealed(tmp_path / "sealed")
+    subject = "user_00003"
+    assert pl.scan_parquet(root / "parquet" / "date=2026-10-02" / "*.parquet").filter(
+        pl.col("user_id").cast(pl.String) == subject).collect().height
+    erase_subject(str(root), subject, hmac_key=HMAC)  # rewrites parts that retention then deletes
+    apply_retention(root, 7, now=NOW, hmac_key=HMAC)
+    erasure, retention = (e for e in entries_of(root) if e["kind"] in ("erasure", "retention"))
+    erased_and_deleted = set(erasure["replaced"]) & set(retention["covers"])
+    assert erased_and_deleted and set(erasure["replaced"]) - set(retention["covers"])  # some go, some stay
+    check = verify(root, key=HMAC)
+    assert check.ok, check.problems
+    assert len(check.erasures) == 1 and len(check.retentions) == 1
