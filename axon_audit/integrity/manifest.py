@@ -114,8 +114,10 @@ def _key_bytes(key: str | bytes | None) -> bytes | None:
     raise AuditTypeError(f"hmac_key must be str, bytes or None, got {type(key).__name__}")
 
 
-def head_hmac(key: bytes, count: int, head: str) -> str:
-    return hmac.new(key, f"{FORMAT}:{count}:{head}".encode(), hashlib.sha256).hexdigest()
+def head_hmac(key: bytes, count: int, head: str, fmt: str = FORMAT) -> str:
+    """The HMAC of a manifest's head; `fmt` is the document's own format (an old
+    folder's head was signed under its format's name)."""
+    return hmac.new(key, f"{fmt}:{count}:{head}".encode(), hashlib.sha256).hexdigest()
 
 
 def load_manifest(root: Path) -> dict[str, Any]:

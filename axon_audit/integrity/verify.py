@@ -30,7 +30,7 @@ from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
 from axon_audit.integrity.log import checkpoint_note, tree_of, verifier_of
-from axon_audit.integrity.manifest import GENESIS, _key_bytes, entry_hash, head_hmac
+from axon_audit.integrity.manifest import FORMAT, GENESIS, _key_bytes, entry_hash, head_hmac
 from axon_audit.integrity.merkle import CompactRange
 from axon_audit.integrity.replay import LogReplay, Overrides, Progress, fetch, origin_of, overrides_of
 from axon_audit.integrity.result import VerifyResult
@@ -86,7 +86,7 @@ def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], key
         mac = manifest.get("hmac")
         if mac is None:
             problems.append(f"{mname}: no HMAC, but a key was given (manifest rewritten without the key)")
-        elif not hmac.compare_digest(mac, head_hmac(keyb, count, prev)):
+        elif not hmac.compare_digest(mac, head_hmac(keyb, count, prev, str(manifest.get("format", FORMAT)))):
             problems.append(f"{mname}: HMAC of the head does not match (newest files removed, "
                             "manifest rewritten, or wrong key)")
     return base, start_prev
