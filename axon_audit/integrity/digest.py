@@ -26,7 +26,7 @@ import polars as pl
 import polars_hash  # noqa: F401 - registers the `chash` expression namespace
 import pyarrow as pa
 
-__all__ = ["sha256_rows", "sha256_values"]
+__all__ = ["BATCH_MIN", "hex_digests", "sha256_rows", "sha256_values"]
 
 #: Below this many values hashlib is quicker than a polars plugin call (measured: ~0.1 ms overhead).
 BATCH_MIN = 512
@@ -48,19 +48,33 @@ def _hashlib_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
 
 
 def _polars_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
-    n = len(values)
     binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
     col = pl.Series("v", values.cast(pa.large_binary() if binary else pa.large_string()))
     expr = pl.lit(col)
     if prefix:
         expr = (pl.lit(prefix) + expr) if binary else pl.concat_str(pl.lit(prefix.decode("latin-1")), expr)
-    hexes = pl.select(expr.chash.sha2_256()).to_series().to_arrow()  # type: ignore[attr-defined]
-    if isinstance(hexes, pa.ChunkedArray):
-        hexes = hexes.combine_chunks()
-    hexes = hexes.cast(pa.large_string())
-    # Every value is 64 hex digits: the data buffer is exactly the digests' hex, in order.
-    start = int(np.frombuffer(hexes.buffers()[1], np.int64, 1, hexes.offset * 8)[0])
-    data = memoryview(hexes.buffers()[2])[start:start + 64 * n]
+    return hex_digests(pl.select(expr.chash.sha2_256()).to_series())  # type: ignore[attr-defined]
+
+
+def hex_digests(hexes: pl.Series) -> np.ndarray:
+    """polars-hash's hex SHA-256 texts as an (n, 32) uint8 array: one decode of the
+    whole buffer (every value is 64 hex digits, so the buffer is the digests in order).
+
+    Example:
+        >>> import hashlib, polars as pl
+        >>> from axon_audit.integrity.digest import hex_digests
+        >>> hex_digests(pl.Series([hashlib.sha256(b"a").hexdigest()]))[0].tobytes() == hashlib.sha256(b"a").digest()
+        True
+    """
+    n = len(hexes)
+    arr = hexes.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    if n == 0:
+        return np.empty((0, 32), np.uint8)
+    start = int(np.frombuffer(arr.buffers()[1], np.int64, 1, arr.offset * 8)[0])
+    data = memoryview(arr.buffers()[2])[start:start + 64 * n]
     return np.frombuffer(binascii.a2b_hex(data), np.uint8).reshape(n, 32)
 
 

@@ -55,7 +55,7 @@ def signing_key_of(value: Any, what: str = "signing_key") -> SigningKey | None:
         >>> from axon_audit.integrity.checkpoint import SigningKey
         >>> from axon_audit.integrity.log import signing_key_of
         >>> key = SigningKey("audit.example/log", bytes(32))
-        >>> signing_key_of(key.to_string()) == key, signing_key_of(None)
+        >>> signing_key_of(key.to_string()).verifier() == key.verifier(), signing_key_of(None)
         (True, None)
     """
     if value is None or isinstance(value, SigningKey):
