@@ -241,3 +241,17 @@ def test_failed_rotation_keeps_the_events_and_retries(tmp_path):
     stats = audit.get_stats()
     assert stats["pending_export_events"] == 0 and stats["exported_events"] == 5
     assert sum(load(p)["total_events"] for p in (blocker / "logs").glob("audit_*.json")) == 5
+
+
+def test_each_parquet_part_names_only_its_own_users(tmp_path) -> None:
+    """A day's part carries no other day's user ids, not even in its dictionary page."""
+    from axon_audit import AuditLogger
+
+    with AuditLogger(max_events=1000, auto_export_path=tmp_path) as audit:
+        audit.log_batch([{"operation": "STORE", "user_id": u, "timestamp": f"2025-01-0{d}T10:00:00Z"}
+                         for u, d in (("alice.first-day", 1), ("bob.second-day", 2))])
+    parts = sorted((tmp_path / "parquet").rglob("*.parquet"))
+    assert len(parts) == 2
+    first, second = (p.read_bytes() for p in parts)
+    assert b"alice.first-day" in first and b"bob.second-day" not in first
+    assert b"bob.second-day" in second and b"alice.first-day" not in second

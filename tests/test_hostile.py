@@ -179,5 +179,6 @@ def test_corrupt_and_truncated_export_files_are_reported_not_crashed_on(tmp_path
     names = " ".join(found)
     for broken in (jsons[0], jsons[1], parquets[0]):
         assert broken.name in names
-    assert any("cannot be read as Parquet" in p for p in found)
+    assert any(p.startswith(f"{parquets[0].relative_to(root).as_posix()}: cannot be read as this log's Parquet part")
+               for p in found), found
     assert any("not an axon_audit JSON export" in p for p in found)

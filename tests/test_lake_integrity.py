@@ -19,6 +19,7 @@ import pytest
 import axon_audit
 from axon_audit import AuditLogger, verify
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.integrity.merkle import CompactRange, leaf_hash
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -95,12 +96,14 @@ def test_a_keyed_lake_verifies_every_object_and_event(lake: Lake) -> None:
     assert result.ok, result.problems
     data = [k for k in lake.keys() if not k.startswith("manifests/")]
     assert result.hmac_checked and result.files_checked == len(data)
-    assert result.events_checked == 2 * 1_501  # each event once in JSON, once in Parquet
+    assert result.events_checked == 1_501 == result.tree_size  # each event once, from its Parquet part
     (manifest,) = lake.manifests()
     doc = orjson.loads(lake.read(manifest))
-    assert sorted(e["file"] for e in doc["entries"]) == sorted(data)
+    files = [e for e in doc["entries"] if "file" in e]
+    assert sorted(e["file"] for e in files) == sorted(data)
+    assert [e["size"] for e in doc["entries"] if e["kind"] == "tree"] == [500, 1_000, 1_500, 1_501]
     # The digests in the manifest are those of the stored bytes (hashed on upload, never re-read).
-    for e in doc["entries"]:
+    for e in files:
         blob = lake.read(e["file"])
         assert (e["sha256"], e["bytes"]) == (hashlib.sha256(blob).hexdigest(), len(blob))
 
@@ -114,15 +117,18 @@ def _edit_parquet_event(lake: Lake) -> tuple[str, str]:
     table = table.set_column(idx, "user_id", pa.array(users, type=table.schema.field("user_id").type))
     event = table.column("event_id")[3].as_py()
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)  # the chain column is copied as it was: only the event changed
+    pq.write_table(table, sink)  # only the event changed
     lake.write(key, sink.getvalue().to_pybytes())
     return key, event
 
 
 def attack_edit_event(lake: Lake) -> list[str]:
     key, event = _edit_parquet_event(lake)
+    (name,) = lake.manifests()
     return [f"{key}: content differs from the manifest's SHA-256",
-            f"{key}: event {event} (row 3): hash chain broken"]
+            f"{key}: event {event} (row 3) differs from the intact JSON copy",
+            f"{name}: tree head #",  # the first commit's head (and every later one) no longer replays
+            ]
 
 
 def attack_delete_object(lake: Lake) -> list[str]:
@@ -154,7 +160,8 @@ def attack_delete_one_writers_manifest(lake: Lake) -> list[str]:
     with AuditLogger(auto_export_path=lake.uri, storage_options=lake.opts, hmac_key=KEY) as other:
         other.log("store", user_id="other")
     mine = next(m for m in lake.manifests() if "other" not in str(lake.read(m)))
-    files = [e["file"] for e in orjson.loads(lake.read(mine))["entries"]]
+    files = [e["file"] for e in orjson.loads(lake.read(mine))["entries"] if "file" in e]
+    assert files
     lake.delete(mine)
     return [f"{f}: not listed in the manifest (inserted file)" for f in files]
 
@@ -176,10 +183,18 @@ def _rewrite_manifest(lake: Lake, change: Callable[[dict], None], sign: bool) ->
     return name
 
 
+def _drop_newest_commit(doc: dict) -> None:
+    entries = doc["entries"]
+    del entries[max(i for i, e in enumerate(entries) if e["kind"] == "json"):]
+
+
 def attack_truncate_newest(lake: Lake) -> list[str]:
-    gone = orjson.loads(lake.read(lake.manifests()[0]))["entries"][-1]["file"]
-    name = _rewrite_manifest(lake, lambda d: d["entries"].pop(), sign=True)
-    lake.delete(gone)  # the newest file and its entry both gone, the manifest re-linked
+    entries = orjson.loads(lake.read(lake.manifests()[0]))["entries"]
+    gone = [e["file"] for e in entries[max(i for i, e in enumerate(entries) if e["kind"] == "json"):] if "file" in e]
+    name = _rewrite_manifest(lake, _drop_newest_commit, sign=True)
+    for key in gone:  # the newest commit's files and entries all gone, the manifest re-linked
+        lake.delete(key)
+    assert verify(lake.uri, storage_options=lake.opts).ok  # consistent but for the HMAC
     return [f"{name}: HMAC of the head does not match"]
 
 
@@ -228,25 +243,91 @@ def test_a_long_lived_writer_goes_on_in_linked_segments(s3_server, s3_bucket, mo
         ids = [audit.log("store", user_id=f"u{i % 3}").event_id for i in range(1_000)]
     segments = lake.manifests()
     docs = [orjson.loads(lake.read(m)) for m in segments]
-    # 10 exports of one day each: 20 entries, at most 4 (+ the last commit's 2) a segment.
+    # 10 exports of one day each: 30 entries (JSON, part, tree head), at most 4 (+ the last commit's 3) a segment.
     assert len(segments) >= 4 and "follows" not in docs[0]
+    assert all(len(d["entries"]) <= 4 + 2 for d in docs)
+    # One log across the segments: each tree head goes on from the one before, wherever it is.
+    assert [e["size"] for d in docs for e in d["entries"] if e["kind"] == "tree"] == list(range(100, 1_001, 100))
+    assert [e["leaves"] for d in docs for e in d["entries"] if e["kind"] == "json"] == [
+        [i, i + 100] for i in range(0, 1_000, 100)]
     by_name = dict(zip(segments, docs, strict=True))
     for doc in docs[1:]:
         before = by_name[doc["follows"]["manifest"]]
         assert before["head"] == {"entries": doc["follows"]["entries"], "hash": doc["follows"]["hash"]}
     result = verify(lake.uri, key=KEY, storage_options=lake.opts)
     assert result.ok, result.problems
-    assert result.events_checked == 2 * 1_000
+    assert result.events_checked == 1_000 == result.tree_size
     assert sorted(lake.exported_ids()) == sorted(ids)
 
     # Deleting an earlier segment is detected: the next one names it, its files lose their listing.
     middle = next(m for m, d in zip(segments, docs, strict=True) if "follows" in d and m != segments[-1])
-    orphaned = [e["file"] for e in by_name[middle]["entries"]]
+    orphaned = [e["file"] for e in by_name[middle]["entries"] if "file" in e]
+    assert orphaned
     lake.delete(middle)
     found = lake.problems()
     assert any(p.endswith(f"follows {middle}, which is missing (an earlier manifest of this writer was deleted)")
                for p in found), found
     assert all(any(p.startswith(f"{f}: not listed") for p in found) for f in orphaned)
+
+
+def test_a_signed_writer_s_log_spans_its_segments(s3_server, s3_bucket, monkeypatch) -> None:
+    """A writer's log goes on across its manifest segments: a checkpoint kept in an
+    early segment is checked against the later ones, proofs reach events in any
+    segment, and removing the newest segment (a rollback) is caught by a newer one."""
+    monkeypatch.setattr(_integrity, "SEGMENT_ENTRIES", 4)  # two commits (3 entries each) a segment
+    lake = Lake(s3_server, s3_bucket, "signed")
+    key = axon_audit.SigningKey.generate("audit.example/lake")
+    kept: list[str] = []
+    ids: list[str] = []
+    with AuditLogger(max_events=10, auto_export_path=lake.uri, storage_options=lake.opts, signing_key=key) as audit:
+        for i in range(65):
+            ids.append(audit.log("store", user_id=f"u{i % 4}").event_id)
+            if i % 10 == 9:
+                audit.flush()  # the rotation at 10 events has been committed
+                result = verify(lake.uri, public_key=key.verifier(), storage_options=lake.opts)
+                assert result.ok, result.problems
+                (note,) = result.checkpoints.values()
+                kept.append(note)
+    segments = lake.manifests()
+    assert len(segments) >= 4  # sizes 10, 20 | 30, 40 | 50, 60 | 65 (one part a commit, unless at midnight)
+    for note in kept:
+        result = verify(lake.uri, public_key=key.verifier(), checkpoint=note, storage_options=lake.opts)
+        assert result.ok and result.tree_size == 65 and result.signatures_checked == 7, result.problems
+        bundle = axon_audit.prove_consistency(lake.uri, note, storage_options=lake.opts)
+        assert axon_audit.verify_consistency(bundle, key.verifier()).size == 65
+    for position in (0, 15, 33, 64):  # in each segment
+        bundle = axon_audit.prove(lake.uri, ids[position], storage_options=lake.opts)
+        assert bundle["leaf_index"] == position and bundle["tree_size"] == 65
+        assert axon_audit.verify_inclusion(bundle, key.verifier()).size == 65
+
+    (kept_65,) = verify(lake.uri, public_key=key.verifier(), storage_options=lake.opts).checkpoints.values()
+    newest = segments[-1]
+    lake.delete(newest)  # back to the state after 60 events, every remaining checkpoint valid
+    found = verify(lake.uri, public_key=key.verifier(), checkpoint=kept[-1], storage_options=lake.opts).problems
+    assert found and all(": not listed in the manifest (inserted file)" in p for p in found), found
+    found = verify(lake.uri, public_key=key.verifier(), checkpoint=kept_65, storage_options=lake.opts).problems
+    assert f"{segments[-2]}: the log holds 60 events, fewer than the 65 of the checkpoint kept " \
+           "(the log was rolled back or truncated)" in found, found
+    with pytest.raises(axon_audit.ProofError, match="fewer than the 65"):
+        axon_audit.prove_consistency(lake.uri, kept_65, storage_options=lake.opts)
+
+
+def test_a_segment_must_go_on_from_the_log_it_follows(s3_server, s3_bucket, monkeypatch) -> None:
+    monkeypatch.setattr(_integrity, "SEGMENT_ENTRIES", 4)
+    lake = Lake(s3_server, s3_bucket, "forged-follows")
+    key = axon_audit.SigningKey.generate("audit.example/lake")
+    with AuditLogger(max_events=10, auto_export_path=lake.uri, storage_options=lake.opts, signing_key=key) as audit:
+        for _ in range(30):
+            audit.log("store", user_id="u")
+    early = verify(lake.uri, public_key=key.verifier(), storage_options=lake.opts)
+    assert early.ok, early.problems
+    first, later = lake.manifests()[:2]
+    doc = orjson.loads(lake.read(later))
+    doc["follows"]["tree"]["range"][0] = "ab" * 32  # start the later segment from another log state
+    lake.write(later, orjson.dumps(doc))
+    found = lake.problems(key=None)
+    assert f"{later}: follows {first}, but does not go on from its log (the tree it starts from is not the " \
+           "one that manifest ends with)" in found, found
 
 
 def test_a_commit_whose_reply_is_lost_counts_as_landed(s3_server, s3_bucket) -> None:
@@ -379,7 +460,7 @@ def test_cli_verify_checks_an_s3_lake(lake: Lake, monkeypatch) -> None:
     files = len([k for k in lake.keys() if not k.startswith("manifests/")])
     ok = run("--key", KEY)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == f"intact: {files:,} files, {2 * 1_501:,} events checked\n"
+    assert ok.stdout == f"intact: {files:,} files, {1_501:,} events checked\n"
     gone = lake.parts()[0]
     lake.delete(gone)
     bad = run("--key", KEY)
@@ -394,12 +475,16 @@ def test_the_wal_records_the_manifest_a_commit_goes_to_across_a_rollover(s3_serv
     monkeypatch.setattr(_integrity, "SEGMENT_ENTRIES", 3)
     lake = Lake(s3_server, s3_bucket, "names")
     m = _integrity.WriterManifest(axon_audit.io.location.resolve(lake.uri, storage_options=lake.opts), key=None)
-    entry = {"file": "f", "kind": "json", "chain_start": _integrity.GENESIS, "chain_end": _integrity.GENESIS}
+    entry = {"file": "f", "kind": "json"}
+    tree = CompactRange()
     seen = []
     for i in range(7):
         expected = m.commit_name
-        m.commit([dict(entry, file=f"f{i}")], "2025-01-01T00:00:00.000000Z")
+        tree.append(leaf_hash(b"%d" % i))
+        m.commit([dict(entry, file=f"f{i}", leaves=[i, i + 1])], "2025-01-01T00:00:00.000000Z", tree)
         assert m.name == expected and expected.endswith(".json")
         seen.append(expected)
         assert f"f{i}" in _integrity.listed_files(m.root, expected)
-    assert len(set(seen)) == 3  # entries 0-2, 3-5, 6: three segments
+        assert m.tree.size == i + 1 and m.tree.root() == tree.root()  # the log goes on in the new segment
+    # Each commit adds its file and its tree head: commits 0-1, 2-3, 4-5, 6: four segments.
+    assert len(set(seen)) == 4

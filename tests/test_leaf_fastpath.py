@@ -33,3 +33,4 @@ def test_texts_orjson_and_rfc8785_write_differently_take_the_reference_path() ->
         '{"a":1}', '{"a":0}', '{"a":100000000000000000000}', '{"a":12345678901234567000}',
         '{"\U0001f600":2,"\ue000":1}',
     ]
+

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 import axon_audit
 from axon_audit import AuditEvent, AuditLogger, EventStatus, OperationType
+from axon_audit.integrity import merkle
+from axon_audit.integrity.leaf import event_leaf_hash, leaf_hashes
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -125,8 +127,12 @@ def test_rotated_parquet_equals_the_rotated_json(args: list[dict], max_events: i
         from_parquet = pl.concat([pl.read_parquet(root / x["file"]) for x in entries if x["kind"] == "parquet"])
         assert axon_audit.verify(root).ok
     assert sorted(e["event_id"] for e in from_json) == sorted(e.event_id for e in logged)  # exactly once
-    assert from_parquet["event_id"].to_list() == [e["event_id"] for e in from_json]  # same order, same chain
-    assert from_parquet["chain"].to_list() == [e["chain"] for e in from_json]
+    assert from_parquet["event_id"].to_list() == [e["event_id"] for e in from_json]  # same order: the log's
+    assert from_parquet.columns == list(axon_audit.COLUMNS)  # no column of the integrity's own
+    # Both copies give the same leaf hashes in the same order, and the newest tree head is their root.
+    leaves = [event_leaf_hash(e) for e in from_json]
+    assert [bytes(h) for h in leaf_hashes(from_parquet)] == leaves
+    assert [e["root"] for e in entries if e["kind"] == "tree"][-1] == merkle.root(leaves).hex()
     rows = from_parquet.with_columns(
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
         pl.col("operation", "status", "user_id", "session_id").cast(pl.String),

@@ -99,6 +99,29 @@ def _manifests(root: Location) -> dict[str, dict[str, Any]]:
     return {n: orjson.loads(d) for n, d in fetch(root, names) if d is not None}
 
 
+def _follows(doc: dict[str, Any]) -> str | None:
+    follows = doc.get("follows")
+    return follows.get("manifest") if isinstance(follows, dict) else None
+
+
+def _logs(root: Location) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each log under `root`, named by its newest manifest, with all its entries in
+    order: a writer on object storage goes on in manifests that each ``follows`` the
+    one before, so its log is their entries joined up."""
+    docs = _manifests(root)
+    followed = {_follows(d) for d in docs.values()}
+    logs = []
+    for name, doc in docs.items():
+        if name in followed:
+            continue  # a later segment holds the rest of its log
+        chain, seen = [doc], {name}
+        while (before := _follows(chain[-1])) is not None and before in docs and before not in seen:
+            seen.add(before)
+            chain.append(docs[before])
+        logs.append((name, [e for d in reversed(chain) for e in d.get("entries", [])]))
+    return logs
+
+
 def _newest_tree(entries: list[dict[str, Any]]) -> dict[str, Any]:
     for e in reversed(entries):
         if e.get("kind") == TREE_KIND:
@@ -152,8 +175,7 @@ def prove(path: str | Path, event_id: str, *, storage_options: StorageOptions | 
     if not isinstance(event_id, str) or not event_id:
         raise AuditTypeError(f"event_id must be a non-empty str, got {event_id!r}")
     root_loc = resolve(path, storage_options=storage_options)
-    for mname, doc in _manifests(root_loc).items():
-        entries = doc.get("entries", [])
+    for mname, entries in _logs(root_loc):
         if not any(e.get("kind") == TREE_KIND for e in entries):
             continue
         nodes, hit = _load(root_loc, entries, event_id)
@@ -229,8 +251,7 @@ def prove_consistency(path: str | Path, old_checkpoint: str | bytes | Path, *,
     old_note = checkpoint_note(old_checkpoint).decode("utf-8")
     old = Checkpoint.parse(old_note.split("\n\n")[0].encode() + b"\n")
     root_loc = resolve(path, storage_options=storage_options)
-    for mname, doc in _manifests(root_loc).items():
-        entries = doc.get("entries", [])
+    for mname, entries in _logs(root_loc):
         if origin_of(entries) != old.origin:
             continue
         head = _newest_tree(entries)

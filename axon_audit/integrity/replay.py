@@ -133,7 +133,9 @@ def _sha256_of(root: Location, name: str) -> tuple[str, int] | None:
 def _json_leaves(data: bytes) -> tuple[list[str], list[bytes | None]]:
     """Each event line's id and leaf hash (None: the line does not parse) of a
     JSON document: the slow path, run only for a document whose SHA-256 failed."""
-    lines = data.split(b"\n")[1:-2]
+    lines = data.split(b"\n")[1:]
+    if len(lines) >= 2 and lines[-1] == b"" and lines[-2].startswith(b"]"):
+        lines = lines[:-2]  # the trailer; a truncated document has none, and its cut line does not parse
     ids: list[str] = []
     leaves: list[bytes | None] = []
     for i, line in enumerate(lines):
@@ -160,11 +162,16 @@ class LogReplay:
         self.kept = kept  # set to None by `run` when it is another log's checkpoint
         self.problems = result.problems
         self.kept_seen = False
+        self.size = 0  # the log's size after `run`
 
     def run(self, entries: list[dict[str, Any]], base: int, tree: CompactRange, ov: Overrides,
             pool: ThreadPoolExecutor) -> None:
+        """Replay `entries` (numbered from `base`) onto `tree`, the log before them.
+        Whether a kept checkpoint was met is left in `kept_seen` (a writer's log may
+        span several manifests: `verify` decides once it has replayed them all)."""
         if self.kept is not None and origin_of(entries) != self.kept.origin:
             self.kept = None
+        before = tree.size  # a later segment goes on from the log its predecessor left
         docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]] = []
         parts: list[_Part] = []  # this commit's parts
         listed = [e for e in entries if e.get("kind") == "parquet" and "leaves" in e and e["file"] not in ov.removed]
@@ -188,16 +195,18 @@ class LogReplay:
                 self._tree(i, e, tree)
                 self._check_commit(docs, parts, ov)
                 docs, parts = [], []
+        if docs or parts:  # every commit ends with its tree head; these files have none
+            self.problems.append(f"{self.mname}: its last {len(docs) + len(parts)} file entries have no tree head "
+                                 "after them (a commit's tree head was removed: manifest truncated or edited)")
+            self._check_commit(docs, parts, ov)
         if self.verifier is not None and entries and entries[-1].get("kind") != TREE_KIND:
             self.problems.append(f"{self.mname}: its last {_unsigned_tail(entries)} entries follow the newest "
                                  "signed checkpoint, so no signature covers them (appended without the key)")
-        if self.kept is not None and not self.kept_seen:
-            if self.kept.size == 0 or (self.kept.size == tree.size and not parts):
-                self._check_kept(tree)
-            else:
-                self.problems.append(f"{self.mname}: the log holds {tree.size} events, fewer than the "
-                                     f"{self.kept.size} of the checkpoint kept (the log was rolled back or truncated)")
-        self.result.tree_size += tree.size
+        kept = self.kept
+        if kept is not None and not self.kept_seen and (kept.size == 0 or (kept.size == tree.size and not parts)):
+            self._check_kept(tree)
+        self.size = tree.size
+        self.result.tree_size += tree.size - before  # each log counted once, over all its segments
 
     def _part(self, part: _Part) -> _Part:
         """Record what loading a part found (in log order)."""
@@ -308,6 +317,8 @@ class LogReplay:
                 return f"; first altered event: {eid}"
         if len(ids) != end - first:
             return f"; {len(ids)} events, the log range holds {end - first} (events removed)"
+        if any(p not in reference for p in range(first, end)):  # nothing intact to tell its events by
+            return "; the Parquet copy of its events is damaged too, so the altered event cannot be named"
         return "; its events are intact (the document's other text was altered)"
 
     def _name_in_part(self, part: _Part, found: list[bytes | None], ov: Overrides) -> None:

@@ -10,7 +10,10 @@ part; the JSON document of the same commit is checked byte for byte against its
 SHA-256, and only when that fails are its lines re-hashed, to name the first
 altered event. Every export file must be listed by exactly one manifest. Given
 a checkpoint an auditor kept, the log must extend it (same root at its size),
-so a manifest rolled back to an older signed one is caught.
+so a manifest rolled back to an older signed one is caught. Every commit's files
+must be followed by its tree head, and a writer's later manifest segment must
+go on from the log of the one it follows (a kept checkpoint is checked across
+all of a writer's segments).
 
 Old folders (``axon_audit.manifest/1``) are checked by their event chain
 (`integrity.chain_v1`).
@@ -47,6 +50,16 @@ def _export_files(layout: ExportLayout[Location]) -> set[str]:
             | {p.name for p in layout.parts(strict=True)})
 
 
+def _same_tree(before: dict[str, Any], tree: Any) -> bool:
+    """Whether a segment's ``follows`` tree is the log its predecessor ends with."""
+    try:
+        end = tree_of(before.get("entries", []), before.get("follows"))
+        return isinstance(tree, dict) and tree.get("size") == end.size and \
+            tree.get("range") == [h.hex() for h in end.hashes]
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], keyb: bytes | None,
                  result: VerifyResult) -> tuple[int, str]:
     """Check a manifest's entry links, head and HMAC; return (first index, hash before it)."""
@@ -68,6 +81,9 @@ def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], key
             elif before.get("head") != {"entries": base, "hash": prev}:
                 problems.append(f"{mname}: follows {follows['manifest']}, whose head does not match "
                                 "(that manifest was altered or truncated)")
+            elif not _same_tree(before, follows.get("tree")):
+                problems.append(f"{mname}: follows {follows['manifest']}, but does not go on from its log "
+                                "(the tree it starts from is not the one that manifest ends with)")
     start_prev = prev
     for i, e in enumerate(entries, start=base):
         if e.get("prev") != prev:
@@ -145,14 +161,14 @@ def _listed_rows(docs: dict[str, Any]) -> int:
 def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs: dict[str, Any],
                      keyb: bytes | None, verifier: VerifierKey | None, kept: Checkpoint | None,
                      progress: Progress | None, total: int, result: VerifyResult,
-                     pool: ThreadPoolExecutor) -> set[str]:
-    """Check one manifest and the files it lists; return the names it lists."""
+                     pool: ThreadPoolExecutor) -> tuple[set[str], LogReplay | None]:
+    """Check one manifest and the files it lists; return the names it lists, and its replay."""
     try:
         entries = manifest["entries"]
         assert isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
     except Exception as exc:  # noqa: BLE001
         result.problems.append(f"{mname}: unreadable ({type(exc).__name__}: {exc})")
-        return set()
+        return set(), None
     base, _ = _check_chain(mname, manifest, docs, keyb, result)
     ov = overrides_of(entries)
     _record_history(entries, base, result)
@@ -163,8 +179,9 @@ def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs:
     except (KeyError, TypeError, ValueError) as exc:
         result.problems.append(f"{mname}: its 'follows' carries no usable tree ({exc})")
         tree = CompactRange()
-    LogReplay(root, mname, result, verifier, kept, progress, total).run(entries, base, tree, ov, pool)
-    return {e.get("file") for e in entries if e.get("kind") in ("json", "parquet")} | ov.removed
+    replay = LogReplay(root, mname, result, verifier, kept, progress, total)
+    replay.run(entries, base, tree, ov, pool)
+    return {e.get("file") for e in entries if e.get("kind") in ("json", "parquet")} | ov.removed, replay
 
 
 def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any = None,
@@ -227,13 +244,18 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
             docs.pop(name, None)
     total = _listed_rows(docs)
     owner: dict[str, str] = {}
+    replays: list[LogReplay] = []
     # One thread hashes JSON documents while this one replays the Parquet parts.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-verify-json") as pool:
         for name, doc in docs.items():
-            for f in _verify_manifest(root, name, doc, docs, keyb, verifier, kept, progress, total, result, pool):
+            listed, replay = _verify_manifest(root, name, doc, docs, keyb, verifier, kept, progress, total, result,
+                                              pool)
+            replays += [replay] if replay is not None else []
+            for f in listed:
                 if f in owner:
                     problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
                 owner.setdefault(f, name)
+    _check_kept_met(kept, replays, problems)
     if kept is not None and kept.origin not in {origin_of(d.get("entries", [])) for d in docs.values()}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "
                         "(its manifest was deleted or replaced)")
@@ -241,6 +263,21 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
         problems.append(f"{extra}: not listed in the manifest (inserted file)")
     result.ok = not problems
     return result
+
+
+def _check_kept_met(kept: Checkpoint | None, replays: list[LogReplay], problems: list[str]) -> None:
+    """The kept checkpoint's size must be met in its log, which may span a writer's
+    several manifests (each segment goes on from the one it follows)."""
+    mine = [r for r in replays if kept is not None and r.kept is not None]  # the replays of its origin
+    if kept is None or not mine or any(r.kept_seen for r in mine):
+        return
+    newest = max(mine, key=lambda r: r.size)
+    if newest.size < kept.size:
+        problems.append(f"{newest.mname}: the log holds {newest.size} events, fewer than the {kept.size} of the "
+                        "checkpoint kept (the log was rolled back or truncated)")
+    else:
+        problems.append(f"{newest.mname}: the log's first {kept.size} events (the checkpoint kept) cannot be "
+                        "replayed to check its root (their Parquet parts were deleted)")
 
 
 def _kept_checkpoint(checkpoint: str | bytes | Path | None, verifier: VerifierKey | None) -> Checkpoint | None:
