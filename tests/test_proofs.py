@@ -526,3 +526,15 @@ def _end_to_end(root: Path, sizes: list[int], data: st.DataObject) -> None:
     for t in trees(root):
         assert verify_consistency(prove_consistency(root, t["checkpoint"]), VERIFIER).size == n
         assert verify(root, public_key=VERIFIER, checkpoint=t["checkpoint"]).ok
+
+
+def test_entries_appended_after_the_newest_signed_head_are_reported(folder: Path) -> None:
+    """A record appended without the signing key (here a forged erasure that would
+    hand a replaced event its old leaf) is covered by no signature: verify says so."""
+    entries = manifest(folder)["entries"]
+    forged = {"kind": "erasure", "file": None, "events": 1, "replaced": {}, "leaves": {}, "deleted": []}
+    rehash(folder, [*entries, forged])
+    assert axon_audit.verify(folder).ok  # without the public key nothing can tell
+    found = axon_audit.verify(folder, public_key=VERIFIER).problems
+    assert found == ["manifest.json: its last 1 entries follow the newest signed checkpoint, "
+                     "so no signature covers them (appended without the key)"]

@@ -31,7 +31,7 @@ from axon_audit.integrity import chain_v1
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.leaf import leaf_hashes
-from axon_audit.integrity.log import TREE_KIND, signing_key_of
+from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.replay import Overrides, overrides_of, read_part
 from axon_audit.io.atomic import atomic_write, atomic_write_hashed
 from axon_audit.io.json_export import write_json_export, write_json_stream
@@ -41,7 +41,7 @@ from axon_audit.io.parquet import parquet_table as _table_of
 from axon_audit.io.parquet import parquet_writer as _parquet_writer
 from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, normalize_batch
-from axon_audit.model.timestamps import format_us, now_us, parse_timestamp
+from axon_audit.model.timestamps import parse_timestamp
 from axon_audit.read.sources import scan_sources
 from axon_audit.write.targets import FolderTarget
 
@@ -251,12 +251,11 @@ def erase_subject(
     for f in sealed:  # a keyed manifest is re-signed only with its key
         if "hmac" in _integrity.load_manifest(f) and key is None:
             raise AuditValueError(f"hmac_key: {f} has a signed manifest; erasure must re-sign it, give the key")
-    signer = signing_key_of(signing_key)
-    signed = folders and folders[0] in sealed and any(e.get("kind") == TREE_KIND and e.get("checkpoint")
-                                                      for e in _integrity.load_manifest(folders[0])["entries"])
-    if signed and not loggers and signer is None:  # the erasure's record is committed there, its tree head signed
-        raise AuditValueError(f"signing_key: {folders[0]} signs its tree heads and records the erasure as one more "
-                              "export there; give the signing key")
+    signer = signing_key_of(signing_key if signing_key is not None or not loggers
+                            else getattr(getattr(loggers[0], "_config", None), "signing_key", None))
+    for f in sealed:  # the erasure entry is covered by a new signed head there
+        if _integrity.signs_its_heads(_integrity.load_manifest(f)) and signer is None:
+            raise AuditValueError(f"signing_key: {f} signs its tree heads; the erasure must be signed, give the key")
 
     # The subject's sessions, from every source that can be scanned (live and archived).
     own = (scan_sources(scannable, user_id=user_id).select("event_id", "session_id").collect()
@@ -267,7 +266,7 @@ def erase_subject(
     sessions = sorted(own["session_id"].drop_nulls().unique().to_list())
     pseudonym = f"erased_{secrets.token_hex(8)}" if mode == "pseudonymize" else None
     fn = _Rewriter(user_id, sessions, mode, pseudonym)
-    seals = {f: _SealedErasure(f, fn, key) for f in folders if f in sealed}
+    seals = {f: _SealedErasure(f, fn, key, signer) for f in folders if f in sealed}
     for s in seals.values():
         s.check()
 
@@ -368,8 +367,8 @@ class _SealedErasure:
     nothing, for a file holding the subject that differs from its SHA-256 or is
     an old chained (format /1) one."""
 
-    def __init__(self, root: Path, fn: _Rewriter, key: bytes | None) -> None:
-        self.root, self.fn, self.key = root, fn, key
+    def __init__(self, root: Path, fn: _Rewriter, key: bytes | None, signer: SigningKey | None) -> None:
+        self.root, self.fn, self.key, self.signer = root, fn, key, signer
         self._seen: dict[tuple[str, str], _Rewrite | None] = {}  # (file, SHA-256 listed): its plan
 
     def _plan(self, manifest: dict[str, Any]) -> list[_Rewrite]:
@@ -410,7 +409,7 @@ class _SealedErasure:
                 leaves = {p: leaf for r in reversed(plan) for p, leaf in r.altered.items()}  # a part's leaf wins
                 entry = {"kind": "erasure", "file": None, **summary, "replaced": replaced,
                          "leaves": {str(p): leaves[p].hex() for p in sorted(leaves)}, "deleted": []}
-                _integrity.append_entries(root, manifest, [entry], self.key, format_us(now_us()))
+                _integrity.append_record(root, manifest, entry, self.key, self.signer)
             except BaseException:
                 try:  # the append may have landed although it raised (in its last step)
                     landed = _integrity.head_of(_integrity.load_manifest(root)) != _integrity.head_of(manifest)

@@ -22,6 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -30,11 +31,12 @@ import pyarrow.parquet as pq
 from axon_audit.display.html import card
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
+from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.merkle import root as merkle_root
 from axon_audit.integrity.replay import file_leaves, overrides_of, read_part
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder
-from axon_audit.model.timestamps import format_us, now_us, parse_timestamp, to_us
+from axon_audit.model.timestamps import parse_timestamp, to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
 
@@ -77,14 +79,15 @@ def _newest_event_us(path: Path) -> int | None:
 
 def apply_retention(
     path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False,
-    hmac_key: str | bytes | None = None,
+    hmac_key: str | bytes | None = None, signing_key: Any = None,
 ) -> RetentionResult:
     """Delete partitions and JSON exports under `path` whose events are all older than
     `keep_days` days before `now` (default: the current time). Nothing is removed
     with ``dry_run=True``; the result lists what would be. In a folder sealed by
     an integrity manifest, a ``retention`` entry listing the deleted files and
     the log cover of each deleted part is appended first (signed with
-    `hmac_key`), so `verify` passes and lists it; a deleted part that differs
+    `hmac_key`, and its re-stated tree head with `signing_key` where the
+    folder's heads are signed), so `verify` passes and lists it; a deleted part that differs
     from its manifest SHA-256 is refused (AuditValueError, nothing removed).
 
     Example:
@@ -143,6 +146,9 @@ def apply_retention(
         manifest = _integrity.load_manifest(root)
         if "hmac" in manifest and key is None:
             raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        signer = signing_key_of(signing_key)
+        if _integrity.signs_its_heads(manifest) and signer is None:
+            raise AuditValueError(f"signing_key: {root} signs its tree heads; retention must be signed, give the key")
         gone = [layout.name_of(p) for p in result.json_files]
         gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
         listed = {e.get("file") for e in manifest.get("entries", [])}
@@ -150,7 +156,7 @@ def apply_retention(
         entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,
                  "removed": [g for g in gone if g in listed], "events": result.events,
                  "covers": _covers(root, manifest.get("entries", []), set(gone))}
-        _integrity.append_entries(root, manifest, [entry], key, format_us(now_us()))
+        _integrity.append_record(root, manifest, entry, key, signer)
         _delete(result)
     result.manifest = "recorded in the integrity manifest"
     return result

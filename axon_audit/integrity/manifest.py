@@ -49,8 +49,10 @@ from axon_audit.integrity.merkle import CompactRange
 from axon_audit.io.atomic import TEMP_GLOB, atomic_write, temp_pid
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
+from axon_audit.model.timestamps import format_us, now_us
 
-__all__ = ["WriterManifest", "append_entries", "build_manifest", "file_entry", "folder_lock", "head_of"]
+__all__ = ["WriterManifest", "append_entries", "append_record", "build_manifest", "file_entry", "folder_lock",
+           "head_of", "signs_its_heads"]
 
 GENESIS = "0" * 64
 # The names are the layout's; kept here under their old names for the manifest's readers.
@@ -228,6 +230,22 @@ def append_entries(root: Path, manifest: dict[str, Any], new: list[dict[str, Any
     body = manifest_bytes(doc)
     atomic_write(ExportLayout(Path(root)).manifest_path, _writer(body))
     return doc
+
+
+def signs_its_heads(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest's tree heads carry signed checkpoints."""
+    return any(e.get("kind") == "tree" and e.get("checkpoint") for e in manifest.get("entries", []))
+
+
+def append_record(root: Path, manifest: dict[str, Any], entry: dict[str, Any], key: bytes | None,
+                  signing_key: SigningKey | None) -> dict[str, Any]:
+    """Append a record that changes no event (an erasure or retention entry) and,
+    in a folder with a log, re-state its unchanged tree head after it (signed with
+    `signing_key`), so the newest checkpoint covers the record too. The caller
+    holds `folder_lock`."""
+    entries = manifest.get("entries", [])
+    tree = tree_of(entries, manifest.get("follows")) if any(e.get("kind") == "tree" for e in entries) else None
+    return append_entries(root, manifest, [entry], key, format_us(now_us()), tree, signing_key)
 
 
 def _writer_id() -> str:

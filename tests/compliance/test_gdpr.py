@@ -279,11 +279,13 @@ def test_sealed_erasure_appends_one_entry_and_keeps_the_log(tmp_path):
 
     after = entries_of(folder)
     assert after[:len(entries)] == entries  # append only: every earlier entry, tree head and checkpoint as it was
-    erasure, *record = after[len(entries):]
+    erasure, head, *record = after[len(entries):]
     assert erasure["kind"] == "erasure" and erasure["events"] == 40 and erasure["deleted"] == []
-    # The erasure's own record is one more commit (JSON, its part, a signed tree head one event larger).
-    assert [e["kind"] for e in record] == ["json", "parquet", "tree"]
     newest = [e for e in entries if e["kind"] == "tree"][-1]
+    # The unchanged tree head, signed again over the erasure entry; then the erasure's own record,
+    # one more commit (JSON, its part, a signed tree head one event larger).
+    assert head["kind"] == "tree" and head["root"] == newest["root"] and head["checkpoint"] != newest["checkpoint"]
+    assert [e["kind"] for e in record] == ["json", "parquet", "tree"]
     assert record[-1]["size"] == newest["size"] + 1 and record[-1]["checkpoint"]
     # Every altered event is listed by position with the leaf it was logged with.
     assert {int(p) for p in erasure["leaves"]} == subject_positions

@@ -157,13 +157,16 @@ def test_sealed_retention_records_covers_and_verifies(tmp_path):
     leaves = {e["file"]: [bytes(x) for x in leaf_hashes(read_part((root / e["file"]).read_bytes()))]
               for e in expired}
 
-    r = apply_retention(root, 7, now=NOW, hmac_key=HMAC)
+    with pytest.raises(AuditValueError, match="signing_key"):  # a signed folder's record is signed too
+        apply_retention(root, 7, now=NOW, hmac_key=HMAC)
+    r = apply_retention(root, 7, now=NOW, hmac_key=HMAC, signing_key=signer)
 
     assert sorted(p.name for p in r.partitions) == [f"date=2026-10-{d:02d}" for d in range(1, 13)]
     assert r.manifest == "recorded in the integrity manifest" and r.json_files == []  # documents are named today
     after = entries_of(root)
     assert after[:len(entries)] == entries  # append only: the tree heads and their checkpoints as they were
-    (entry,) = after[len(entries):]
+    entry, head = after[len(entries):]  # the record, then the unchanged tree head re-signed over it
+    assert head["kind"] == "tree" and head["root"] == entries[-1]["root"] and head["checkpoint"]
     assert entry["kind"] == "retention" and sorted(entry["removed"]) == sorted(leaves)
     assert sorted(entry["covers"]) == sorted(leaves) and entry["events"] == sum(map(len, leaves.values()))
     for e in expired:  # each part's cover: its log range, as the perfect aligned subtrees of its events' leaves
@@ -175,18 +178,22 @@ def test_sealed_retention_records_covers_and_verifies(tmp_path):
     assert len(check.retentions) == 1 and f"{len(leaves)} files ({r.events} events)" in check.retentions[0]
 
 
+def _retention(entries: list[dict]) -> dict:
+    return next(e for e in reversed(entries) if e["kind"] == "retention")
+
+
 def _flip_a_node(entries: list[dict]) -> None:
-    cover = next(iter(entries[-1]["covers"].values()))
+    cover = next(iter(_retention(entries)["covers"].values()))
     cover[0][1] = ("0" if cover[0][1][0] != "0" else "1") + cover[0][1][1:]
 
 
 def _merge_two_nodes(entries: list[dict]) -> None:
-    name, cover = next((n, c) for n, c in entries[-1]["covers"].items() if len(c) > 1)
-    entries[-1]["covers"][name] = [[cover[0][0] + 1, cover[0][1]], *cover[2:]]
+    name, cover = next((n, c) for n, c in _retention(entries)["covers"].items() if len(c) > 1)
+    _retention(entries)["covers"][name] = [[cover[0][0] + 1, cover[0][1]], *cover[2:]]
 
 
 def _drop_a_cover(entries: list[dict]) -> None:
-    entries[-1]["covers"].pop(next(iter(entries[-1]["covers"])))
+    _retention(entries)["covers"].pop(next(iter(_retention(entries)["covers"])))
 
 
 @pytest.mark.parametrize(("forge", "problem"), [
