@@ -95,10 +95,11 @@ def _entries(names: list[str], plan: list[Any], df: pl.DataFrame, first: int,
     return entries
 
 
-class _JsonLane:
-    """A second thread for the JSON document, written while the export thread
-    writes Parquet and extends the log (both writers run mostly without the GIL:
-    polars' CSV writer, Arrow's Parquet writer, hashlib on large blocks)."""
+class _Lane:
+    """A thread of its own for one part of an export (the JSON document; the
+    events' leaf hashes), run while the export thread writes Parquet: each runs
+    mostly without the GIL (polars, Arrow's Parquet writer, hashlib on large
+    blocks), so the parts share the cores instead of queueing on one."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
@@ -154,11 +155,11 @@ class FolderTarget:
         self.key = key
         self.signing_key = signing_key
         self._listed: set[str] | None = None  # recovery: the manifest's files, read once
-        self._json = _JsonLane()
+        self._json, self._leaves = _Lane(), _Lane()
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
-        leaves = leaf_hashes(df)  # before the lock: they depend on the events alone
+        leaves_done = self._leaves.run(lambda: leaf_hashes(df))  # they depend on the events alone
         with _integrity.folder_lock(root):
             manifest = _integrity.load_manifest(root)
             tree = tree_of(manifest.get("entries", []))
@@ -174,10 +175,12 @@ class FolderTarget:
             json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest))
             try:
                 attempt.written += write_parquet_planned(df, plan, part_digests)
-                tree.extend(leaves)
+                tree.extend(leaves_done.result())
             except BaseException:
                 with contextlib.suppress(BaseException):  # wait for it: its file is undone too
                     attempt.written.append(json_done.result())
+                with contextlib.suppress(BaseException):
+                    leaves_done.result()
                 raise
             attempt.written.append(json_done.result())
             planned[0] = layout.name_of(attempt.written[-1])  # the name the JSON document got
@@ -238,13 +241,14 @@ class ObjectStoreTarget:
         self.signing_key = signing_key
         self.manifest: _integrity.WriterManifest | None = None  # made at the first export
         self._listed: dict[str, set[str]] = {}
+        self._leaves = _Lane()
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
         if self.manifest is None:
             self.manifest = _integrity.WriterManifest(root, self.key, self.signing_key)
         manifest = self.manifest
-        leaves = leaf_hashes(df)
+        leaves_done = self._leaves.run(lambda: leaf_hashes(df))
         tree = manifest.tree
         first = tree.size
         layout = ExportLayout(root)
@@ -255,8 +259,13 @@ class ObjectStoreTarget:
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
-        digests = put_export(df, json_path, plan)  # the uploads run side by side while the tree is extended
-        tree.extend(leaves)
+        try:
+            digests = put_export(df, json_path, plan)  # the uploads run side by side with the leaf hashes
+        except BaseException:
+            with contextlib.suppress(BaseException):  # the lane is idle again before the retry
+                leaves_done.result()
+            raise
+        tree.extend(leaves_done.result())
         entries = _entries(names, plan, df, first, digests)
         try:
             manifest.commit(entries, format_us(now_us()), tree)
