@@ -31,6 +31,8 @@ from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.hooks import audit_context
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
+from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.proofs import prove, verify_inclusion
 from axon_audit.integrity.verify import verify
 from axon_audit.io.layout import ExportLayout
 from axon_audit.read.sources import open_source
@@ -199,14 +201,33 @@ def _alerts_step(source: Any) -> list[Any]:
     return [table, worst] if len(alerts) else [table]
 
 
-def _verify_step(out: Path) -> list[Any]:
-    outcome = verify(out)
-    table = _timed_table("Integrity check", ["figure", "value"])
+def _verify_step(out: Path, signer: SigningKey) -> list[Any]:
+    """Verify the folder with the public key alone, keep its checkpoint, and prove one event."""
+    public = out / "demo-verifier.pub"
+    public.write_text(str(signer.verifier()) + "\n")
+    t = time.perf_counter()
+    outcome = verify(out, public_key=public)
+    seconds = time.perf_counter() - t
+    table = _timed_table("Integrity check (Merkle log, signed checkpoints)", ["figure", "value"])
     table.add_row("result", "[green]intact[/green]" if outcome.ok else "[red]PROBLEMS[/red]")
     table.add_row("files checked", _fmt(outcome.files_checked))
-    table.add_row("events checked", _fmt(outcome.events_checked))
+    table.add_row("events checked (each once)", f"{_fmt(outcome.events_checked)} "
+                  f"({outcome.events_checked / max(seconds, 1e-9):,.0f} events/s)")
+    table.add_row("signed checkpoints checked", _fmt(outcome.signatures_checked))
     for problem in outcome.problems[:5]:
         table.add_row("problem", problem)
+    if outcome.ok and outcome.checkpoints:
+        (origin, note), = outcome.checkpoints.items()
+        (out / "demo-checkpoint.txt").write_text(note)
+        table.add_row("checkpoint kept", f"{origin} at {_fmt(outcome.tree_size)} events -> {out}/demo-checkpoint.txt")
+        some = ExportLayout(out).parts(strict=True)[0].path
+        event_id = pl.read_parquet(some, columns=["event_id"])["event_id"][0]
+        bundle = prove(out, event_id)
+        checked = verify_inclusion(bundle, public)
+        table.add_row("inclusion proof", f"{event_id}: position {bundle['leaf_index']:,} of {checked.size:,}, "
+                                         f"{len(bundle['proof'])} hashes, verified with the public key")
+        table.add_row("check it yourself", f"axon-audit verify {out} --public-key {public} "
+                                           f"--checkpoint {out}/demo-checkpoint.txt")
     return [table]
 
 
@@ -253,7 +274,9 @@ def run_demo(
     df = generate_events(events, seed=seed)
     steps["generate workload"] = time.perf_counter() - t
 
-    audit = AuditLogger(max_events=max_events, auto_export_path=out)
+    # The demo's signing key lives in memory only; its public half is written beside the exports.
+    signer = SigningKey.generate("axon-audit.demo/trail")
+    audit = AuditLogger(max_events=max_events, auto_export_path=out, signing_key=signer)
     memory = MemorySystem(MemoryConfig(max_entries=max(200, memory_ops // 4), compact_below=0.2),
                           audit_logger=audit)
     slices = [df.slice(i * (events // tasks) + min(i, events % tasks), events // tasks + (i < events % tasks))
@@ -354,7 +377,7 @@ def run_demo(
     month = datetime.now().strftime("%Y-%m")
     for step, show in (("compliance report", lambda: _report_step(source, month)),
                        ("security alerts", lambda: _alerts_step(source)),
-                       ("integrity check", lambda: _verify_step(out))):
+                       ("integrity check", lambda: _verify_step(out, signer))):
         t = time.perf_counter()
         tables = show()
         steps[step] = time.perf_counter() - t
