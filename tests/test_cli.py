@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,26 +18,12 @@ import pytest
 
 from axon_audit import COLUMNS, AuditLogger
 from axon_audit.workload import generate_events
+from tests.cli_process import env, script
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 N = 3_000
-# The spawned script imports axon_audit from this checkout, whichever one the venv was installed from.
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def env(**more: str) -> dict[str, str]:
-    """os.environ as it is now (tests change it), with this checkout first on PYTHONPATH."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, **more}
-
-
-def _script() -> str:
-    found = Path(sys.executable).parent / "axon-audit"
-    return str(found) if found.exists() else shutil.which("axon-audit") or "axon-audit"
-
-
 def run(*args: str, check_ok: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([_script(), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd,
+    proc = subprocess.run([script(), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd,
                           env=env())
     if check_ok:
         assert proc.returncode == 0, proc.stderr
@@ -233,7 +218,7 @@ def test_tail_follows_new_rotations(tmp_path, request, monkeypatch, where):
     mine = pl.col("user_id").is_in(["u0", "u1"])
     first = _batch(DAY, 12, 0)
     rotate(first)
-    proc = subprocess.Popen([_script(), "tail", target, "-n", "3", "--interval", "0.1", "-u", "u0", "-u", "u1",
+    proc = subprocess.Popen([script(), "tail", target, "-n", "3", "--interval", "0.1", "-u", "u0", "-u", "u1",
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     lines: list[str] = []
     errors: list[str] = []

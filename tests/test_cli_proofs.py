@@ -21,28 +21,14 @@ import pytest
 from axon_audit import AuditLogger
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint, sign_checkpoint
 from axon_audit.workload import generate_events
+from tests.cli_process import env, script
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 NAME = "audit.example/trail"
 FIRST, MORE = 1_200, 500
-# The spawned script imports axon_audit from this checkout, whichever one the venv was installed from.
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def env(**more: str) -> dict[str, str]:
-    """os.environ as it is now (tests change it), with this checkout first on PYTHONPATH."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, **more}
-
-
-def _script() -> str:
-    found = Path(sys.executable).parent / "axon-audit"
-    return str(found) if found.exists() else shutil.which("axon-audit") or "axon-audit"
-
-
 def run(*args: object, code: int = 0, cwd: Path | None = None, stdin: bytes | None = None
         ) -> subprocess.CompletedProcess:
-    proc = subprocess.run([_script(), *map(str, args)], capture_output=True, timeout=120, cwd=cwd, env=env(),
+    proc = subprocess.run([script(), *map(str, args)], capture_output=True, timeout=120, cwd=cwd, env=env(),
                           input=stdin)
     out = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
     assert out.returncode == code, (out.returncode, out.stdout, out.stderr)
@@ -198,7 +184,7 @@ def _on_a_terminal(*args: object) -> tuple[str, str]:
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([_script(), *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
+    proc = subprocess.Popen([script(), *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
                             env=env(COLUMNS="100"))
     os.close(slave)
     shown: list[bytes] = []
