@@ -95,6 +95,27 @@ def _mth(level: np.ndarray) -> bytes:
     return level[0].tobytes()
 
 
+def _perfect_roots(d: np.ndarray, spans: list[tuple[int, int]]) -> list[bytes]:
+    """The root of each perfect subtree ``d[pos:pos + 2**height]`` of `spans`,
+    their levels hashed together: every subtree still above one node has an even
+    count at each level, so pairing neighbours over the concatenation pairs
+    within each subtree."""
+    levels = [d[pos:pos + (1 << height)] for pos, height in spans]
+    active = [i for i, (_, height) in enumerate(spans) if height > 0]
+    while active:
+        rows = np.concatenate([levels[i] for i in active]) if len(active) > 1 else levels[active[0]]
+        parents = sha256_rows(rows.reshape(-1, 2 * HASH_SIZE), b"\x01")
+        at, still = 0, []
+        for i in active:
+            half = len(levels[i]) // 2
+            levels[i] = parents[at:at + half]
+            at += half
+            if half > 1:
+                still.append(i)
+        active = still
+    return [level[0].tobytes() for level in levels]
+
+
 def root(leaves: LeafHashes) -> bytes:
     """The Merkle tree hash (RFC 6962 MTH) of the leaf hashes, any number of them.
 
@@ -333,16 +354,20 @@ class CompactRange:
         self._push(bytes(node), height)
 
     def extend(self, leaves: LeafHashes) -> None:
-        """Append many leaf hashes: each aligned perfect subtree of the new range
-        is hashed at once (a whole level per step), then merged in."""
+        """Append many leaf hashes: the new range splits into aligned perfect
+        subtrees, all of them hashed together a level per step (one batch of
+        SHA-256 per level, however many subtrees), then merged in."""
         d = _as_array(leaves)
-        pos = 0
+        spans: list[tuple[int, int]] = []  # (position in d, height) of each aligned perfect subtree
+        pos, size = 0, self._size
         while pos < len(d):
-            start = self._size
-            align = (start & -start).bit_length() - 1 if start else 63
+            align = (size & -size).bit_length() - 1 if size else 63
             height = min(align, (len(d) - pos).bit_length() - 1)
-            self._push(_mth(d[pos:pos + (1 << height)]), height)
+            spans.append((pos, height))
             pos += 1 << height
+            size += 1 << height
+        for (_, height), node in zip(spans, _perfect_roots(d, spans), strict=True):
+            self._push(node, height)
 
     def root(self) -> bytes:
         """The tree hash of the leaves appended so far (MTH; SHA-256("") when none).
