@@ -409,3 +409,25 @@ def test_hashing_from_several_threads_at_once() -> None:
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(leaf_hashes, frames))
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
+def _mth_reference(leaves: list[bytes]) -> bytes:
+    """RFC 6962 MTH by its recursive definition, hashlib only."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _mth_reference(leaves[:k]) + _mth_reference(leaves[k:])).digest()
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(1, 2500), min_size=1, max_size=4))
+def test_batched_hashing_matches_the_definition_at_sizes_past_the_batch_threshold(cuts: list[int]) -> None:
+    """Above `digest.BATCH_MIN` values the hashes come from polars-hash, in batches
+    across subtrees: the roots must still be the definition's."""
+    rng = np.random.default_rng(len(cuts) * 7919 + sum(cuts))
+    leaves = [bytes(x) for x in rng.integers(0, 256, (sum(cuts), 32), dtype=np.uint8)]
+    log, done = CompactRange(), 0
+    for n in cuts:
+        log.extend(np.frombuffer(b"".join(leaves[done:done + n]), np.uint8).reshape(-1, 32))
+        done += n
+        assert log.root() == _mth_reference(leaves[:done]) == root(leaves[:done])
