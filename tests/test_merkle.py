@@ -30,6 +30,7 @@ from axon_audit.integrity.leaf import (
     canonical_json,
     event_leaf_hash,
     leaf_hashes,
+    objects_and_leaves,
 )
 from axon_audit.integrity.merkle import (
     EMPTY_ROOT,
@@ -431,3 +432,27 @@ def test_batched_hashing_matches_the_definition_at_sizes_past_the_batch_threshol
         log.extend(np.frombuffer(b"".join(leaves[done:done + n]), np.uint8).reshape(-1, 32))
         done += n
         assert log.root() == _mth_reference(leaves[:done]) == root(leaves[:done])
+
+
+def _export_objects_before(df: pl.DataFrame) -> pl.Series:
+    """The export object as 5c6a5d3 wrote it (polars' JSON writer over two structs):
+    the seed format's bytes, which the shared field literals must keep exactly."""
+    head = pl.struct(
+        "event_id", pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("timestamp"),
+        pl.col("operation").cast(pl.String), pl.col("user_id").cast(pl.String), pl.col("session_id").cast(pl.String),
+        pl.col("entry_ids").fill_null([]),
+    ).struct.json_encode()
+    tail = pl.struct(pl.col("status").cast(pl.String), "error_message", "duration_ms").struct.json_encode()
+    return df.select(pl.concat_str(head.str.strip_suffix("}"), pl.lit(',"metadata":'),
+                                   pl.col("metadata").fill_null("{}"), pl.lit(","),
+                                   tail.str.strip_prefix("{"))).to_series()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(rows, min_size=1, max_size=12), st.integers(0, 700))
+def test_export_objects_and_leaves_from_one_query_keep_the_export_bytes(batch: list[dict], pad: int) -> None:
+    columns = {key for row in batch for key in row}
+    df = normalize_batch([{key: row.get(key) for key in columns} for row in batch] + [{"operation": "STORE"}] * pad)
+    objects, leaves = objects_and_leaves(df)  # past BATCH_MIN rows the one-query path runs
+    assert objects.to_list() == event_objects(df).to_list() == _export_objects_before(df).to_list()
+    assert [bytes(r) for r in leaves] == [bytes(r) for r in leaf_hashes(df)]

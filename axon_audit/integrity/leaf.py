@@ -44,17 +44,16 @@ import polars as pl
 
 from axon_audit.integrity.digest import BATCH_MIN, hex_digests, sha256_values
 from axon_audit.integrity.merkle import leaf_hash
+from axon_audit.model.json_text import NEEDS_ESCAPE, export_object, field_literals, json_object, quoted
 from axon_audit.model.schema import COLUMNS
 
-__all__ = ["canonical_event", "canonical_events", "canonical_json", "event_leaf_hash", "leaf_hashes"]
+__all__ = ["canonical_event", "canonical_events", "canonical_json", "event_leaf_hash", "leaf_hashes",
+           "objects_and_leaves"]
 
-# The one timestamp format of the export (`axon_audit.io.json_export.event_objects`).
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 _KEYS = frozenset(COLUMNS)
 
 _ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _ESCAPES.update({0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"})
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 _SAFE_INT = 2**53
 
 
@@ -173,51 +172,12 @@ def event_leaf_hash(obj: Mapping[str, Any]) -> bytes:
 # --------------------------------------------------------------------------- vectorized
 
 
-_STRING_COLUMNS = ("error_message", "event_id", "operation", "session_id", "status", "user_id")
-
-
-def _quoted(col: pl.Expr, escape: bool) -> pl.Expr:
-    """A JSON string literal per value, ``null`` for null."""
-    if escape:
-        # polars' JSON writer escapes exactly as RFC 8785 (checked over every code point in the tests);
-        # only a column that needs it pays for it.
-        return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-    return pl.concat_str(pl.lit('"'), col, pl.lit('"')).fill_null("null")
 
 
 def _strings(s: pl.Series) -> pl.Series:
-    """`_quoted` over a Series, escaping only if some value needs it."""
+    """`quoted` (`axon_audit.model.json_text`) over a Series, escaping only if some value needs it."""
     s = s.cast(pl.String)
-    return pl.select(_quoted(pl.lit(s), bool(s.str.contains(_NEEDS_ESCAPE).any()))).to_series()
-
-
-def _string_list(col: pl.Expr, escape: bool) -> pl.Expr:
-    """A JSON array of strings per list, ``[]`` for null or empty."""
-    col = col.fill_null([])
-    if escape:
-        return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-    return (pl.when(col.list.len() == 0).then(pl.lit("[]"))
-            .otherwise(pl.concat_str(pl.lit('["'), col.list.join('","'), pl.lit('"]'))))
-
-
-def _needs_escape(df: pl.DataFrame) -> dict[str, bool]:
-    """Which string columns hold a value that needs escaping (one parallel pass);
-    `entry_ids` also when a list holds a null (list.join would drop it)."""
-    lists = pl.col("entry_ids").fill_null([])
-    flat = lists.explode()
-    schema = df.schema
-    # An Enum's values are the fixed upper-case names: nothing to escape. A Categorical is
-    # checked on its distinct values.
-    plain = [c for c in _STRING_COLUMNS if not isinstance(schema[c], pl.Enum)]
-    checks = df.lazy().select(
-        *((pl.col(c).unique() if isinstance(schema[c], pl.Categorical) else pl.col(c))
-          .cast(pl.String).str.contains(_NEEDS_ESCAPE).any().alias(c) for c in plain),
-        (flat.str.contains(_NEEDS_ESCAPE).any() | (flat.null_count() != (lists.list.len() == 0).sum()))
-        .alias("entry_ids"),
-    ).collect()
-    found = {c: False for c in _STRING_COLUMNS}
-    found.update({c: bool(checks[c][0]) for c in checks.columns})
-    return found
+    return pl.select(quoted(pl.lit(s), bool(s.str.contains(NEEDS_ESCAPE).any()))).to_series()
 
 
 def _es_numbers(x: pl.Series) -> pl.Series:
@@ -324,34 +284,45 @@ def canonical_events(df: pl.DataFrame) -> pl.Series:
     return _canonical_query(df).select(pl.col("canonical")).collect().to_series()
 
 
-def _canonical_query(df: pl.DataFrame) -> pl.LazyFrame:
-    """A lazy query with one column, ``canonical``: each event's canonical text.
-    Lazily, so the engine splits the rows over the cores (half the eager time,
-    measured), and the caller may go on in the same query (`leaf_hashes` hashes there)."""
+def _canonical_query(df: pl.DataFrame, *, export: bool = False) -> pl.LazyFrame:
+    """A lazy query with the column ``canonical``, each event's canonical text, and
+    with `export` also ``export``, its export-format object: both from the same
+    field literals (`axon_audit.model.json_text`), built once. Lazily, so the
+    engine splits the rows over the cores (half the eager time, measured), and the
+    caller may go on in the same query (`leaf_hashes` hashes there)."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"the frame has no columns {missing}")
-    escape = _needs_escape(df)
-    frame = df.lazy().select(
-        pl.lit(_numbers(df["duration_ms"])).alias("duration_ms"),
-        "entry_ids",
-        *_STRING_COLUMNS,
-        pl.lit(_metadata(df["metadata"])).alias("metadata"),
-        pl.col("timestamp").dt.strftime(TIMESTAMP_FORMAT),
-    )
-    text = {c: _quoted(pl.col(c).cast(pl.String), escape[c]) for c in _STRING_COLUMNS}
-    text.update(
-        duration_ms=pl.col("duration_ms"),
-        entry_ids=_string_list(pl.col("entry_ids").cast(pl.List(pl.String)), escape["entry_ids"]),
-        metadata=pl.col("metadata"),
-        timestamp=pl.concat_str(pl.lit('"'), pl.col("timestamp"), pl.lit('"')),
-    )
-    parts: list[pl.Expr] = []
-    for i, key in enumerate(sorted(text)):  # the keys are ASCII: code-unit order is plain order
-        parts.append(pl.lit(("{" if i == 0 else ",") + f'"{key}":'))
-        parts.append(text[key])
-    parts.append(pl.lit("}"))
-    return frame.select(pl.concat_str(parts).alias("canonical"))
+    texts = field_literals(df)
+    canonical = {**texts, "duration_ms": pl.lit(_numbers(df["duration_ms"])),
+                 "metadata": pl.lit(_metadata(df["metadata"]))}
+    # The keys are ASCII: code-unit order is plain order.
+    columns = [json_object(sorted(canonical), canonical).alias("canonical")]
+    if export:
+        columns.append(export_object(texts).alias("export"))
+    return df.lazy().select(columns)
+
+
+def objects_and_leaves(df: pl.DataFrame) -> tuple[pl.Series, np.ndarray]:
+    """The export-format object text of each event (as `axon_audit.io.json_export.event_objects`)
+    and its leaf hash (as `leaf_hashes`), from one query: a rotation builds the
+    field strings once for both (0.63 CPU-s less per 1 M events, measured).
+
+    Example:
+        >>> from axon_audit.integrity.leaf import leaf_hashes, objects_and_leaves
+        >>> from axon_audit.io.json_export import event_objects
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> df = normalize_batch([{"operation": "store", "user_id": f"u{i}"} for i in range(600)])
+        >>> objects, leaves = objects_and_leaves(df)
+        >>> objects.equals(event_objects(df)), bool((leaves == leaf_hashes(df)).all())
+        (True, True)
+    """
+    if df.height < BATCH_MIN:
+        return _canonical_query(df, export=True).select("export").collect().to_series(), leaf_hashes(df)
+    out = _canonical_query(df, export=True).select(
+        "export", pl.concat_str(pl.lit("\x00"), pl.col("canonical")).chash.sha2_256().alias("leaf"),  # type: ignore[attr-defined]
+    ).collect()
+    return out["export"], hex_digests(out["leaf"])
 
 
 def leaf_hashes(df: pl.DataFrame) -> np.ndarray:

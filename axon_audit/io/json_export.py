@@ -17,6 +17,7 @@ from axon_audit.exceptions import ExportError
 from axon_audit.io.atomic import atomic_write_hashed
 from axon_audit.io.layout import unique_object
 from axon_audit.io.location import Location
+from axon_audit.model.json_text import export_object, field_literals
 from axon_audit.model.timestamps import format_us, now_us
 
 __all__ = ["JSON_PIECE_ROWS", "event_objects", "write_json_export", "write_json_stream"]
@@ -26,7 +27,7 @@ JSON_PIECE_ROWS = 200_000
 
 def event_objects(df: pl.DataFrame) -> pl.Series:
     """One JSON object text per event, the fixed keys in the export order
-    (vectorized).
+    (vectorized; the object is defined in `axon_audit.model.json_text.export_object`).
 
     Example:
         >>> from axon_audit.io.json_export import event_objects
@@ -35,26 +36,7 @@ def event_objects(df: pl.DataFrame) -> pl.Series:
         >>> event_objects(df)[0]
         '{"event_id":"evt_1","timestamp":"2025-01-15T12:00:00.000000Z","operation":"STORE","user_id":null,"session_id":null,"entry_ids":[],"metadata":{},"status":"SUCCESS","error_message":null,"duration_ms":null}'
     """
-    head = pl.struct(
-        "event_id",
-        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("timestamp"),
-        pl.col("operation").cast(pl.String),
-        pl.col("user_id").cast(pl.String),
-        pl.col("session_id").cast(pl.String),
-        pl.col("entry_ids").fill_null([]),
-    ).struct.json_encode()
-    tail = pl.struct(
-        pl.col("status").cast(pl.String), "error_message", "duration_ms"
-    ).struct.json_encode()
-    return df.select(
-        pl.concat_str(
-            head.str.strip_suffix("}"),
-            pl.lit(',"metadata":'),
-            pl.col("metadata").fill_null("{}"),
-            pl.lit(","),
-            tail.str.strip_prefix("{"),
-        )
-    ).to_series()
+    return df.lazy().select(export_object(field_literals(df)).alias("export")).collect().to_series()
 
 
 def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None,

@@ -31,7 +31,7 @@ import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
-from axon_audit.integrity.leaf import leaf_hashes
+from axon_audit.integrity.leaf import objects_and_leaves
 from axon_audit.integrity.log import tree_of
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
@@ -96,8 +96,8 @@ def _entries(names: list[str], plan: list[Any], df: pl.DataFrame, first: int,
 
 
 class _Lane:
-    """A thread of its own for one part of an export (the JSON document; the
-    events' leaf hashes), run while the export thread writes Parquet: each runs
+    """A thread of its own for one part of an export (the events' texts and leaf
+    hashes; the JSON document), run while the export thread writes Parquet: each runs
     mostly without the GIL (polars, Arrow's Parquet writer, hashlib on large
     blocks), so the parts share the cores instead of queueing on one."""
 
@@ -159,7 +159,9 @@ class FolderTarget:
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
-        leaves_done = self._leaves.run(lambda: leaf_hashes(df))  # they depend on the events alone
+        # The export objects and the leaf hashes from one query, on a lane of their own (they
+        # depend on the events alone): the JSON lane writes the objects once they are made.
+        texts = self._leaves.run(lambda: objects_and_leaves(df))
         with _integrity.folder_lock(root):
             manifest = _integrity.load_manifest(root)
             tree = tree_of(manifest.get("entries", []))
@@ -172,15 +174,16 @@ class FolderTarget:
                 attempt.job_file = record(planned, None)
             json_digest: list[tuple[str, int]] = []
             part_digests: list[tuple[str, int]] = []
-            json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest))
+            json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest,
+                                                                 objects=texts.result()[0]))
             try:
                 attempt.written += write_parquet_planned(df, plan, part_digests)
-                tree.extend(leaves_done.result())
+                tree.extend(texts.result()[1])
             except BaseException:
                 with contextlib.suppress(BaseException):  # wait for it: its file is undone too
                     attempt.written.append(json_done.result())
                 with contextlib.suppress(BaseException):
-                    leaves_done.result()
+                    texts.result()
                 raise
             attempt.written.append(json_done.result())
             planned[0] = layout.name_of(attempt.written[-1])  # the name the JSON document got
@@ -241,14 +244,13 @@ class ObjectStoreTarget:
         self.signing_key = signing_key
         self.manifest: _integrity.WriterManifest | None = None  # made at the first export
         self._listed: dict[str, set[str]] = {}
-        self._leaves = _Lane()
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
         if self.manifest is None:
             self.manifest = _integrity.WriterManifest(root, self.key, self.signing_key)
         manifest = self.manifest
-        leaves_done = self._leaves.run(lambda: leaf_hashes(df))
+        objects, leaves = objects_and_leaves(df)  # uploads are latency-bound: made first, then sent side by side
         tree = manifest.tree
         first = tree.size
         layout = ExportLayout(root)
@@ -259,13 +261,8 @@ class ObjectStoreTarget:
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
-        try:
-            digests = put_export(df, json_path, plan)  # the uploads run side by side with the leaf hashes
-        except BaseException:
-            with contextlib.suppress(BaseException):  # the lane is idle again before the retry
-                leaves_done.result()
-            raise
-        tree.extend(leaves_done.result())
+        digests = put_export(df, json_path, plan, objects)
+        tree.extend(leaves)
         entries = _entries(names, plan, df, first, digests)
         try:
             manifest.commit(entries, format_us(now_us()), tree)
