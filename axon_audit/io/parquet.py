@@ -97,8 +97,17 @@ def parquet_writer(table: pa.Table) -> Callable[[IO[bytes]], None]:
         >>> pq.read_metadata(io.BytesIO(buf.getvalue())).num_rows
         1
     """
-    # pq is looked up at call time, so a test can patch pq.write_table to inject faults.
-    return lambda fh: pq.write_table(table, fh, **PARQUET_OPTIONS)  # the same encoding as local files
+    def write(fh: IO[bytes]) -> None:
+        # Encoded into an Arrow buffer first, then handed over in one write: the encoder then
+        # never calls back into Python. Writing into the (Python) file object directly made
+        # ~120 calls per part, each waiting for the GIL behind a busy logging thread
+        # (92 ms -> 820 ms per 100 K events beside one, measured).
+        sink = pa.BufferOutputStream()
+        # pq is looked up at call time, so a test can patch pq.write_table to inject faults.
+        pq.write_table(table, sink, **PARQUET_OPTIONS)  # the same encoding as local files
+        fh.write(sink.getvalue())
+
+    return write
 
 
 @overload
