@@ -117,15 +117,6 @@ def sha256_rows(rows: np.ndarray, prefix: bytes = b"") -> np.ndarray:
         True
     """
     n, width = rows.shape
-    if n < BATCH_MIN:  # hashlib straight over the rows' bytes: no Arrow call that would release the GIL
-        data = memoryview(np.ascontiguousarray(rows, dtype=np.uint8).tobytes())
-        copy = hashlib.sha256(prefix).copy
-        out = []
-        for start in range(0, n * width, width):
-            h = copy()
-            h.update(data[start:start + width])
-            out.append(h.digest())
-        return np.frombuffer(b"".join(out), np.uint8).reshape(-1, 32)
     if prefix:  # the prefix written into each row: one contiguous buffer, no concatenation per value
         rows = np.concatenate([np.broadcast_to(np.frombuffer(prefix, np.uint8), (n, len(prefix))), rows], axis=1)
         width += len(prefix)

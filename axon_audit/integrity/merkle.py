@@ -25,10 +25,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import polars as pl
-import pyarrow as pa
 
-from axon_audit.integrity.digest import BATCH_MIN, sha256_rows
+from axon_audit.integrity.digest import sha256_rows
 
 __all__ = [
     "EMPTY_ROOT",
@@ -98,15 +96,12 @@ def _mth(level: np.ndarray) -> bytes:
 
 
 def _perfect_roots(d: np.ndarray, spans: list[tuple[int, int]]) -> list[bytes]:
-    """The root of each perfect subtree ``d[pos:pos + 2**height]`` of `spans`. A
-    large one is one polars query (`_perfect_root_pl`); the small ones are hashed
-    together a level per step: every subtree still above one node has an even
+    """The root of each perfect subtree ``d[pos:pos + 2**height]`` of `spans`,
+    their levels hashed together: every subtree still above one node has an even
     count at each level, so pairing neighbours over the concatenation pairs
     within each subtree."""
-    roots: dict[int, bytes] = {i: _perfect_root_pl(d[pos:pos + (1 << height)], height)
-                               for i, (pos, height) in enumerate(spans) if (1 << height) >= 2 * BATCH_MIN}
     levels = [d[pos:pos + (1 << height)] for pos, height in spans]
-    active = [i for i, (_, height) in enumerate(spans) if height > 0 and i not in roots]
+    active = [i for i, (_, height) in enumerate(spans) if height > 0]
     while active:
         rows = np.concatenate([levels[i] for i in active]) if len(active) > 1 else levels[active[0]]
         parents = sha256_rows(rows.reshape(-1, 2 * HASH_SIZE), b"\x01")
@@ -118,26 +113,7 @@ def _perfect_roots(d: np.ndarray, spans: list[tuple[int, int]]) -> list[bytes]:
             if half > 1:
                 still.append(i)
         active = still
-    return [roots[i] if i in roots else level[0].tobytes() for i, level in enumerate(levels)]
-
-
-def _perfect_root_pl(leaves: np.ndarray, height: int) -> bytes:
-    """MTH of ``2**height`` leaf hashes as ONE polars query, a level per step: the
-    GIL is released once per tree. A busy logging thread makes every release cost
-    up to the interpreter's switch interval (5 ms): a query per level, with the
-    conversions around it, took 262 ms per 100 K leaves beside one, this 95 ms
-    (alone it is the slower, 45 ms against 25 ms; logging beside exports is the
-    case that matters)."""
-    n = len(leaves)
-    flat = np.ascontiguousarray(leaves).reshape(-1)
-    offsets = np.arange(0, (n + 1) * HASH_SIZE, HASH_SIZE, dtype=np.int64)
-    nodes = pl.Series("v", pa.LargeBinaryArray.from_buffers(pa.large_binary(), n,
-                                                            [None, pa.py_buffer(offsets), pa.py_buffer(flat)]))
-    query = nodes.to_frame().lazy()
-    for _ in range(height):
-        pairs = pl.lit(b"\x01") + pl.col("v").gather_every(2) + pl.col("v").gather_every(2, 1)
-        query = query.select(pairs.chash.sha2_256().str.decode("hex").alias("v"))  # type: ignore[attr-defined]
-    return bytes(query.collect().item())
+    return [level[0].tobytes() for level in levels]
 
 
 def root(leaves: LeafHashes) -> bytes:
