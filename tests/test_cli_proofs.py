@@ -285,3 +285,27 @@ def test_save_checkpoint_refuses_a_lake_of_several_logs(signed, s3_server, s3_bu
                         rf"{re.escape(NAME)}/\S+\), one per writer, and it keeps one; keep each with the API: "
                         r"verify\(\.\.\.\)\.checkpoints\n", proc.stderr), proc.stderr
     assert not kept.exists()
+
+
+def test_audit_text_from_tampered_files_reaches_the_terminal_escaped(signed, tmp_path):
+    """An event id planted in a tampered export, or in a bundle, is audit data: its
+    control characters are printed as escapes, never as escape sequences."""
+    folder, key = signed
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    document = next(p for p in sorted(tampered.glob("audit_*.json")))
+    lines = document.read_bytes().split(b"\n")
+    first = orjson.loads(lines[1].rstrip(b","))
+    hostile = "evt\u001b[2J\u001b]0;owned\u0007\nPROBLEM none"
+    lines[1] = lines[1].replace(orjson.dumps(first["event_id"]), orjson.dumps(hostile))
+    document.write_bytes(b"\n".join(lines))
+    out = run("verify", tampered, "--public-key", key.with_suffix(".key.pub"), code=1)
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+    assert r"first altered event: evt\x1b[2J\x1b]0;owned\x07\x0aPROBLEM none (event #0)" in out.stdout
+    assert not any(line == "PROBLEM none" for line in out.stdout.splitlines())
+
+    bundle = orjson.loads(run("prove", folder, first["event_id"]).stdout)
+    bundle["event"]["event_id"] = hostile  # a forged bundle: it fails, and says so without escaping the line
+    (tmp_path / "b.json").write_bytes(orjson.dumps(bundle))
+    refused = run("verify-proof", tmp_path / "b.json", "--public-key", key.with_suffix(".key.pub"), code=1)
+    assert "\x1b" not in refused.stdout and r"evt\x1b[2J" in refused.stdout

@@ -24,6 +24,7 @@ import orjson
 from rich.console import Console
 
 from axon_audit.app.options import EXIT_FAILED, BadInput, with_storage_options
+from axon_audit.app.render import terminal_text
 from axon_audit.exceptions import AuditError, IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint
 from axon_audit.integrity.proofs import (
@@ -168,7 +169,7 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
         outcome = check(path, key=key, public_key=verifier, checkpoint=kept[0] if kept else None,
                         storage_options=storage_options, progress=progress)
     for problem in outcome.problems:
-        sys.stdout.write(f"PROBLEM {problem}\n")
+        sys.stdout.write(f"PROBLEM {terminal_text(problem)}\n")  # problems quote ids read from the files
     if kept is not None and outcome.ok:
         sys.stdout.write(f"checkpoint: the log extends the one kept ({kept[1].origin} at {kept[1].size:,} events)\n")
     saving_error = None
@@ -286,9 +287,9 @@ def verify_proof(bundle_file: str, public_key: str) -> None:
             text = f"{cp.origin} at {cp.size:,} events extends its checkpoint at {old.size:,} events ({signer})"
     except (AuditError, KeyError, TypeError, ValueError, AttributeError) as exc:
         reason = _reason(exc) if isinstance(exc, AuditError) else f"malformed bundle ({type(exc).__name__}: {exc})"
-        sys.stdout.write(f"NOT VERIFIED: {' '.join(reason.split())}\n")
+        sys.stdout.write(f"NOT VERIFIED: {terminal_text(' '.join(reason.split()))}\n")
         raise click.exceptions.Exit(EXIT_FAILED) from None
-    sys.stdout.write(f"verified: {text}\n")
+    sys.stdout.write(f"verified: {terminal_text(text)}\n")  # the bundle's event id is the sender's text
 
 
 @click.command(short_help="A new Ed25519 signing key and its public key.")

@@ -27,8 +27,26 @@ __all__ = [
     "new_console",
     "print_json",
     "print_lines",
+    "terminal_text",
     "write_events",
 ]
+
+# C0 and C1 control characters and DEL, written as \xNN escapes.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def terminal_text(text: str) -> str:
+    """`text` with its control characters written as ``\\xNN``: audit data (an event
+    id read from a tampered file, a bundle's event) that reaches a terminal cannot
+    move the cursor, recolour, retitle or split a line.
+
+    Example:
+        >>> from axon_audit.app.render import terminal_text
+        >>> terminal_text("evt_1\\x1b[2J\\nPROBLEM none")
+        'evt_1\\\\x1b[2J\\\\x0aPROBLEM none'
+    """
+    return text.translate(_CONTROL)
+
 
 def new_console(err: bool = False) -> Any:
     # Pipes get the width of a wide terminal, not rich's 80-column default.
