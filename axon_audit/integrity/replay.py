@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -34,12 +34,16 @@ from axon_audit.exceptions import IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
 from axon_audit.integrity.leaf import canonical_event, event_leaf_hash, leaf_hashes
 from axon_audit.integrity.log import TREE_KIND, manifest_extension
+from axon_audit.integrity.manifest import sha256_file
 from axon_audit.integrity.merkle import CompactRange
 from axon_audit.integrity.result import VerifyResult
 from axon_audit.io.location import UPLOAD_WORKERS, Location
 from axon_audit.model.schema import from_arrow
 
 __all__ = ["LogReplay", "Overrides", "fetch", "file_leaves", "origin_of", "overrides_of", "read_part"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Called as events are checked: (events checked so far, events the manifests list).
 Progress = Callable[[int, int], None]
@@ -104,28 +108,39 @@ def _get(root: Location, name: str) -> bytes | None:
     return (root / name).read_if_exists()
 
 
+def _in_order(fn: Callable[[_T], _R], items: list[_T], ahead: int, name: str) -> Iterator[_R]:
+    """`fn` of each item, in order, with up to `ahead` of them running at once in
+    worker threads (`name`): the next ones are fetched or hashed while the caller
+    works on this one, and memory holds at most `ahead` results."""
+    if len(items) <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix=name) as pool:
+        running = deque(pool.submit(fn, item) for item in items[:ahead])
+        for following in [*items[ahead:], *([_END] * len(running))]:
+            done = running.popleft().result()
+            if following is not _END:
+                running.append(pool.submit(fn, following))  # type: ignore[arg-type]
+            yield done
+
+
+_END = object()  # pads `_in_order`'s queue: no more items to start
+
+
 def fetch(root: Location, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
     """Each named file's bytes (None: missing), in order, one read ahead locally
     (the disk works while this thread hashes) and a few ahead on object storage
-    (latency-bound); memory holds at most that many."""
-    ahead_n = 1 if root.is_local else UPLOAD_WORKERS
-    if len(names) <= 1:
-        for name in names:
-            yield name, _get(root, name)
-        return
-    later = iter(names[ahead_n:])
-    with ThreadPoolExecutor(max_workers=ahead_n, thread_name_prefix="axon-audit-verify") as pool:
-        ahead = deque(pool.submit(_get, root, n) for n in names[:ahead_n])
-        for name in names:
-            data = ahead.popleft().result()
-            following = next(later, None)
-            if following is not None:
-                ahead.append(pool.submit(_get, root, following))
-            yield name, data
+    (latency-bound)."""
+    ahead = 1 if root.is_local else UPLOAD_WORKERS
+    return zip(names, _in_order(lambda n: _get(root, n), names, ahead, "axon-audit-verify"), strict=True)
 
 
 def _sha256_of(root: Location, name: str) -> tuple[str, int] | None:
-    """(SHA-256 hex, size) of a file, streamed; None when it is missing."""
+    """(SHA-256 hex, size) of a file, None when it is missing: a local file is read
+    in 1 MiB blocks (a JSON document is ~330 bytes per event), an object whole."""
+    if root.is_local:
+        path = (root / name).local_path()
+        return sha256_file(path) if path.is_file() else None
     data = _get(root, name)
     return None if data is None else (hashlib.sha256(data).hexdigest(), len(data))
 
@@ -379,17 +394,9 @@ def _load_part(root: Location, e: dict[str, Any], ov: Overrides) -> _Part:
 
 def _loaded_parts(root: Location, parts: list[dict[str, Any]], ov: Overrides) -> Iterator[_Part]:
     """`_load_part` of each part, in order, two at a time (one per core), a few
-    more ahead on object storage (latency-bound); memory holds that many parts."""
-    ahead_n = 2 if root.is_local else max(2, UPLOAD_WORKERS)
-    with ThreadPoolExecutor(max_workers=ahead_n, thread_name_prefix="axon-audit-replay") as pool:
-        ahead = deque(pool.submit(_load_part, root, e, ov) for e in parts[:ahead_n])
-        later = iter(parts[ahead_n:])
-        while ahead:
-            part = ahead.popleft().result()
-            following = next(later, None)
-            if following is not None:
-                ahead.append(pool.submit(_load_part, root, following, ov))
-            yield part
+    more ahead on object storage (latency-bound)."""
+    ahead = 2 if root.is_local else max(2, UPLOAD_WORKERS)
+    return _in_order(lambda e: _load_part(root, e, ov), parts, ahead, "axon-audit-replay")
 
 
 def origin_of(entries: list[dict[str, Any]]) -> str | None:
