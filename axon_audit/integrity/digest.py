@@ -48,7 +48,7 @@ def _hashlib_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
 
 
 def _polars_hashes(values: pa.Array, prefix: bytes) -> np.ndarray:
-    binary = pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
+    binary = _is_binary(values)
     col = pl.Series("v", values.cast(pa.large_binary() if binary else pa.large_string()))
     expr = pl.col("v")
     if prefix:
