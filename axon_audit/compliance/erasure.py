@@ -183,8 +183,9 @@ def erase_subject(
         raise AuditTypeError("source must be a logger, an archive, a folder or a list of them, got an empty list")
     loggers = [s for s in items if callable(getattr(s, "_rewrite_memory", None))]
     folders = _folders(items)
+    exporting = set(_folders(loggers))  # a logger's folder appears with its first export: none yet is fine
     for f in folders:
-        if not f.is_dir():
+        if f not in exporting and not f.is_dir():
             raise AuditValueError(f"source: export folder {f} does not exist")
     scannable = [s for s in items if callable(getattr(s, "scan", None))]
     for s in items:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axon_audit import AuditLogger, erase_subject, verify
+from axon_audit import AuditLogger, erase_subject, open_archive, verify
 
 HOSTILE = ["42", "null", "true", "false", "count", "n", "ann", "ann.lee@example.com", 'q"uote', "back\\slash",
            "é", "a b", "u1", "u10", "erased", "[erased]", "0"]
@@ -91,8 +91,9 @@ def scenario(draw: st.DrawFn) -> tuple[list[str], list[dict[str, Any]]]:
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
-@given(case=scenario(), mode=st.sampled_from(["pseudonymize", "remove"]), batched=st.booleans())
-def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, batched):
+@given(case=scenario(), mode=st.sampled_from(["pseudonymize", "remove"]), batched=st.booleans(),
+       via=st.sampled_from(["logger", "folder", "archive"]))
+def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, batched, via):
     users, events = case
     subject = users[0]
     folder = tmp_path_factory.mktemp("erase")
@@ -102,14 +103,18 @@ def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, 
     else:
         for e in events:
             audit.log(**e)
-    audit.flush()
+    if via == "logger":
+        audit.flush()  # some events stay in memory
+    else:
+        audit.close()  # all in files, erased through the folder's path or its archive
     mem, docs, parts = memory_rows(audit), json_lines(folder), parquet_rows(folder)
     assert set(docs) == set(parts) and not set(mem) & set(parts) and len(mem) + len(parts) == len(events)
     before = {**{k: v[1] for k, v in parts.items()}, **mem}  # every event once, as a row
     own = {k for k, r in before.items() if r[3] == subject}  # r[3]: user_id (event_id first, then COLUMNS order)
     assert own
 
-    result = erase_subject(audit, subject, mode=mode)
+    result = erase_subject({"logger": audit, "folder": str(folder), "archive": open_archive(folder)}[via], subject,
+                           mode=mode)
 
     mem2, docs2, parts2 = memory_rows(audit), json_lines(folder), parquet_rows(folder)
     after = {**{k: v[1] for k, v in parts2.items()}, **mem2}  # (the erasure's record may rotate memory out)
@@ -135,3 +140,33 @@ def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, 
     check = verify(folder)
     assert check.ok, check.problems
     audit.close()
+
+
+@pytest.mark.parametrize("subject", ["42", "null", "true", "count"])
+def test_the_issues_ids_leave_other_records_and_non_strings_alone(tmp_path, subject):
+    theirs = {"count": 42, "flag": True, "none": None, "s": "42", "who": subject, "note": f"x{subject}y"}
+    folder = tmp_path / "audit"
+    with AuditLogger(max_events=2, auto_export_path=folder) as audit:
+        audit.log_batch([{"operation": "store", "user_id": subject, "metadata": {**theirs, "me": f"by {subject}"}},
+                         {"operation": "store", "user_id": "bob", "metadata": theirs}])  # rotated to files
+        audit.log("store", user_id=subject, metadata={"count": 42, "flag": True, "me": subject})  # in memory
+        audit.flush()
+        assert audit.event_count == 1 and len(list(folder.glob("audit_*.json"))) == 1
+        result = erase_subject(audit, subject)
+        p = result.pseudonym
+        events = sorted(audit.scan(include_archived=True, operation="store").collect().rows(named=True),
+                        key=lambda r: r["timestamp"])
+    kept = {**theirs, "who": p, "s": p if subject == "42" else "42"}
+    assert [(e["user_id"], orjson.loads(e["metadata"])) for e in events] == [
+        (p, {**kept, "me": f"by {p}"}), ("bob", theirs), (p, {"count": 42, "flag": True, "me": p})]
+    assert verify(folder).ok
+
+
+def test_a_logger_that_has_not_exported_yet_can_erase(tmp_path):
+    folder = tmp_path / "not-yet"
+    with AuditLogger(auto_export_path=folder) as audit:
+        audit.log("store", user_id="ann", metadata={"by": "ann"})
+        assert not folder.exists()  # refused once: "export folder ... does not exist"
+        result = erase_subject(audit, "ann", mode="remove")
+        assert result.events == 1 and audit.query_events(user_id="ann") == []
+    assert verify(folder).ok and b"ann" not in b"".join(p.read_bytes() for p in folder.rglob("*.json"))
