@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import orjson
+import pyarrow.fs as pafs
 import pytest
 
 from axon_audit import AuditLogger, AuditTypeError, verify
@@ -180,3 +181,33 @@ def test_cli_keeps_an_hmac_folders_tree_head_and_catches_the_rollback(tmp_path):
     empty_manifest(folder)
     bare = run("verify", folder, code=0)
     assert "note: the log holds no events" in bare.stdout and bare.stdout.splitlines()[-1].startswith("intact: 0 files")
+
+
+def test_a_lake_writers_rolled_back_segment_fails_against_its_tree_head(s3_server, s3_bucket):
+    """On object storage each writer keeps its own log; its tree head names it by its manifest."""
+    fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint)
+    base, opts = f"{s3_bucket}/lake", {"endpoint_url": s3_server.endpoint}
+
+    def objects() -> set[str]:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return {i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File}
+
+    audit = AuditLogger(max_events=3, auto_export_path=f"s3://{base}", storage_options=opts, hmac_key=KEY)
+    audit.log_batch([{"operation": "store", "user_id": f"u{i}"} for i in range(3)])
+    audit.flush()
+    (segment,) = [k for k in objects() if k.startswith("manifests/")]
+    with fs.open_input_stream(f"{base}/{segment}") as fh:
+        old = fh.read()
+    before = objects()
+    audit.log_batch([{"operation": "store", "user_id": f"v{i}"} for i in range(3)])
+    audit.close()
+    newer = verify(f"s3://{base}", key=KEY, storage_options=opts)
+    assert newer.ok and list(newer.tree_heads) == [segment.rsplit("-", 1)[0]], newer.tree_heads
+    for k in objects() - before:
+        fs.delete_file(f"{base}/{k}")
+    with fs.open_output_stream(f"{base}/{segment}") as fh:
+        fh.write(old)
+    assert verify(f"s3://{base}", key=KEY, storage_options=opts).ok  # its HMAC is valid: only a kept head tells
+    (head,) = newer.tree_heads.values()
+    check = verify(f"s3://{base}", key=KEY, storage_options=opts, checkpoint=head)
+    assert any("fewer than the 6 of the checkpoint kept" in p for p in check.problems), check.problems
