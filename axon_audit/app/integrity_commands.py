@@ -6,7 +6,8 @@ Exit codes follow the rest of the command line: 0 when the check passes, 1 when
 it finds a problem (each printed on its own line), 2 for bad input (one
 ``axon-audit: error: …`` line naming the argument). Public keys and kept
 checkpoints are files: a key is its verifier string (``<name>+<id>+<base64>``,
-what `keygen` writes to ``FILE.pub``), a checkpoint its signed note.
+what `keygen` writes to ``FILE.pub``), a checkpoint its signed note, or for a
+folder kept with an HMAC key only, its tree head (`integrity.log.tree_head_text`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from axon_audit.app.options import EXIT_FAILED, BadInput, with_storage_options
 from axon_audit.app.render import terminal_text
 from axon_audit.exceptions import AuditError, IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint
+from axon_audit.integrity.log import looks_like_tree_head, open_tree_head
 from axon_audit.integrity.proofs import (
     CONSISTENCY_FORMAT,
     INCLUSION_FORMAT,
@@ -72,7 +74,7 @@ def _checkpoint_body(note: bytes, path: str, option: str) -> Checkpoint:
     """The checkpoint a note holds, its signature not checked (bad input when it is none)."""
     try:
         text = note.decode("utf-8")
-        return Checkpoint.parse(text.split("\n\n")[0].encode("utf-8") + b"\n")
+        return Checkpoint.parse(text.split("\n\n")[0].rstrip("\n").encode("utf-8") + b"\n")  # a tree head too
     except (UnicodeDecodeError, IntegrityError) as exc:
         raise BadInput(f"{option} {path}: not a signed checkpoint ({_reason(exc)})") from None
 
@@ -120,10 +122,17 @@ def _progress_bar(show: bool) -> Iterator[Progress | None]:
         yield update
 
 
-def _kept(path: str, verifier: VerifierKey | None) -> tuple[bytes, Checkpoint]:
+def _kept(path: str, verifier: VerifierKey | None, key: str | None) -> tuple[bytes, Checkpoint]:
+    note = _read(path, "--checkpoint")
+    if looks_like_tree_head(note):  # an HMAC folder's tree head
+        if key is None:
+            raise BadInput(f"--checkpoint {path}: a tree head (no signature lines) is checked with --key")
+        try:
+            return note, open_tree_head(note, key.encode())
+        except IntegrityError as exc:
+            raise BadInput(f"--checkpoint {path}: not a tree head of this --key ({_reason(exc)})") from None
     if verifier is None:
         raise BadInput("--checkpoint needs --public-key (the key that signed it)")
-    note = _read(path, "--checkpoint")
     _checkpoint_body(note, path, "--checkpoint")
     try:
         return note, open_checkpoint(note, [verifier])
@@ -137,10 +146,11 @@ def _kept(path: str, verifier: VerifierKey | None) -> tuple[bytes, Checkpoint]:
 @click.option("--public-key", "public_key", type=_IN_FILE, metavar="FILE",
               help="The log's verifier key (keygen's FILE.pub): every tree head must carry a checkpoint it signed.")
 @click.option("--checkpoint", "kept_file", type=_IN_FILE, metavar="FILE",
-              help="A checkpoint kept from an earlier run: the log must extend it (needs --public-key).")
+              help="A checkpoint kept from an earlier run: the log must extend it (a signed one needs "
+                   "--public-key, an HMAC folder's tree head --key).")
 @click.option("--save-checkpoint", "save_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the log's newest signed checkpoint here when intact, to pass as --checkpoint later "
-                   "(needs --public-key; may be the --checkpoint file itself).")
+              help="Write the log's newest signed checkpoint here when intact (with --key only: its tree head), "
+                   "to pass as --checkpoint later (may be the --checkpoint file itself).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (shown only when stderr is a terminal).")
 @with_storage_options
 def verify(path: str, key: str | None, public_key: str | None, kept_file: str | None, save_file: str | None,
@@ -156,13 +166,14 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
       axon-audit verify audit_demo --public-key log.key.pub --save-checkpoint kept.note
       axon-audit verify audit_demo --public-key log.key.pub --checkpoint kept.note --save-checkpoint kept.note
       axon-audit verify s3://audit-lake/prod --key "$KEY"
+      axon-audit verify audit_demo --key "$KEY" --checkpoint kept.head --save-checkpoint kept.head
     """
     verifier = _verifier(public_key) if public_key is not None else None
-    kept = _kept(kept_file, verifier) if kept_file is not None else None
+    kept = _kept(kept_file, verifier, key) if kept_file is not None else None
     if save_file is not None:
-        if verifier is None:
-            raise BadInput("--save-checkpoint needs --public-key (only a checkpoint whose signature was checked "
-                           "is worth keeping)")
+        if verifier is None and key is None:
+            raise BadInput("--save-checkpoint needs --public-key or --key (only a head whose signature or HMAC "
+                           "was checked is worth keeping)")
         _out_folder(save_file, "--save-checkpoint")
     open_source(path, storage_options=storage_options)  # the same clear error as the other commands
     with _progress_bar(not no_progress and sys.stderr.isatty()) as progress:
@@ -176,18 +187,20 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
     if save_file is not None:
         if not outcome.ok:
             sys.stdout.write("checkpoint: not saved (the log is not intact)\n")
-        elif len(outcome.checkpoints) != 1:
+        elif len(heads := outcome.checkpoints if verifier is not None else outcome.tree_heads) != 1:
             saving_error = (f"--save-checkpoint: {path} holds no signed checkpoint "
                             "(written without a signing_key, or before the log was signed)"
-                            if not outcome.checkpoints else
-                            f"--save-checkpoint: {path} holds {len(outcome.checkpoints)} logs "
-                            f"({', '.join(sorted(outcome.checkpoints))}), one per writer, and it keeps one; "
-                            "keep each with the API: verify(...).checkpoints")
+                            if not heads else
+                            f"--save-checkpoint: {path} holds {len(heads)} logs "
+                            f"({', '.join(sorted(heads))}), one per writer, and it keeps one; "
+                            f"keep each with the API: verify(...).{'checkpoints' if verifier else 'tree_heads'}")
         else:
-            (origin, note), = outcome.checkpoints.items()
+            (origin, note), = heads.items()
             _write_atomically(save_file, note.encode("utf-8"))
             size = _checkpoint_body(note.encode("utf-8"), save_file, "--save-checkpoint").size
             sys.stdout.write(f"checkpoint: saved {origin} at {size:,} events to {save_file}\n")
+    for note_text in outcome.notes:
+        sys.stdout.write(f"note: {note_text}\n")
     signed = f", {outcome.signatures_checked:,} signatures checked" if verifier is not None else ""
     sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "
                      f"{outcome.events_checked:,} events checked{signed}\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from axon_audit.compliance.erasure_rewrite import SubjectRewrite as _Rewriter
 from axon_audit.compliance.subject_access import check_subject
 from axon_audit.display.html import card
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
@@ -46,8 +46,6 @@ from axon_audit.read.sources import scan_sources
 from axon_audit.write.targets import FolderTarget
 
 __all__ = ["ErasureResult", "erase_subject"]
-
-_WORD = "A-Za-z0-9_"
 
 
 @dataclass
@@ -74,54 +72,6 @@ class ErasureResult:
         items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
         files = "<br>".join(str(p) for p in self.files_rewritten) or "none"
         return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": files})
-
-
-def _rust_escape(text: str) -> str:
-    """A literal for polars' (Rust) regex: every character but [A-Za-z0-9_] as a hex escape
-    (a backslash before some punctuation means something there, e.g. ``\\<``)."""
-    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else f"\\x{{{ord(c):X}}}" for c in text)
-
-
-class _Rewriter:
-    """The column rewrite of one erasure: exact ids replaced, token occurrences in text too."""
-
-    def __init__(self, user_id: str, sessions: list[str], mode: str, pseudonym: str | None) -> None:
-        self.user_id = user_id
-        self.sessions = sessions
-        self.mode = mode
-        self.pseudonym = pseudonym
-        self.session_map = {s: (f"{pseudonym}_s{i}" if pseudonym else None) for i, s in enumerate(sessions)}
-        # Every identifier as it appears in text, and JSON-escaped (metadata is JSON text).
-        swaps = {user_id: pseudonym or "[erased]"}
-        swaps.update({s: self.session_map[s] or "[erased]" for s in sessions})
-        swaps.update({orjson.dumps(t).decode()[1:-1]: r for t, r in list(swaps.items())})
-        # Longest first: a session id that contains the user id is replaced whole.
-        self.patterns = [(f"(^|[^{_WORD}]){_rust_escape(t)}([^{_WORD}]|$)", swaps[t])
-                         for t in sorted(swaps, key=len, reverse=True)]
-        self.needles = [t.encode() for t in swaps] + [
-            json.dumps(t, ensure_ascii=True)[1:-1].encode() for t in (user_id, *sessions)]
-
-    def _text(self, expr: pl.Expr) -> pl.Expr:
-        for pattern, value in self.patterns:
-            # Twice: adjacent occurrences share the separator the first pass consumed.
-            for _ in range(2):
-                expr = expr.str.replace_all(pattern, f"${{1}}{value.replace('$', '$$')}${{2}}")
-        return expr
-
-    def __call__(self, df: pl.DataFrame) -> pl.DataFrame:
-        user = pl.col("user_id").cast(pl.String)
-        session = pl.col("session_id").cast(pl.String)
-        new_user = pl.when(user == self.user_id).then(pl.lit(self.pseudonym, pl.String)).otherwise(user)
-        new_session = pl.when(session.is_in(self.sessions)).then(
-            session.replace_strict(self.session_map, default=None, return_dtype=pl.String)).otherwise(session)
-        out = df.with_columns(
-            self._text(new_user).cast(df.schema["user_id"]).alias("user_id"),
-            self._text(new_session).cast(df.schema["session_id"]).alias("session_id"),
-            self._text(pl.col("metadata")),
-            self._text(pl.col("error_message")),
-            pl.col("entry_ids").list.eval(self._text(pl.element())),
-        )
-        return out
 
 
 def _folders(items: list[Any]) -> list[Path]:
@@ -193,10 +143,13 @@ def erase_subject(
     """Erase `user_id` from `source`: a logger (its memory and its export folder), an
     archive, an export folder path, or a list of them.
 
-    The user's id, their session ids, and whole-token occurrences of either in
-    metadata, error messages and entry ids are replaced by one random pseudonym
-    per erasure (``mode="pseudonymize"``; no mapping is kept) or removed
-    (``mode="remove"``: ids become null, text says ``[erased]``). Affected Parquet
+    The user's id, their session ids, and whole-token occurrences of either in the
+    string values of their own events' metadata (decoded: keys, numbers, booleans
+    and null are never touched), error messages and entry ids are replaced by one
+    random pseudonym per erasure (``mode="pseudonymize"``; no mapping is kept) or
+    removed (``mode="remove"``: ids become null, text says ``[erased]``). Other
+    people's events change only where their session is one of the subject's
+    (`axon_audit.compliance.erasure_rewrite` has the exact rule). Affected Parquet
     and JSON files are rewritten atomically. A folder sealed by an integrity
     manifest gets one ``erasure`` entry appended (HMAC: `hmac_key`, default the
     logger's) with the rewritten files' new SHA-256 and the altered events'
@@ -230,8 +183,9 @@ def erase_subject(
         raise AuditTypeError("source must be a logger, an archive, a folder or a list of them, got an empty list")
     loggers = [s for s in items if callable(getattr(s, "_rewrite_memory", None))]
     folders = _folders(items)
+    exporting = set(_folders(loggers))  # a logger's folder appears with its first export: none yet is fine
     for f in folders:
-        if not f.is_dir():
+        if f not in exporting and not f.is_dir():
             raise AuditValueError(f"source: export folder {f} does not exist")
     scannable = [s for s in items if callable(getattr(s, "scan", None))]
     for s in items:

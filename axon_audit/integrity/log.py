@@ -28,24 +28,38 @@ is the JSON document's order and the Parquet parts' row order. Nothing per event
 is stored for integrity: `verify` recomputes the leaves from the Parquet parts.
 The origin is the signing key's name for a folder, ``<key name>/<writer>`` for
 one writer's manifest on object storage (each writer keeps its own log there).
+
+A folder kept with an HMAC key only has no signed checkpoints to keep; `verify`
+hands out its tree head instead (`tree_head_text`): the checkpoint's three
+lines naming the log by its manifest (``manifest.json``, or
+``manifests/<writer>`` on object storage), then ``axon_audit.hmac <hex>``, an
+HMAC with the folder's key over those lines. Whoever holds the key can forge
+one, so it proves freshness to the key's holders only (the auditor who kept it
+and checks it with the key); a signed checkpoint proves it to anyone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, sign_checkpoint
+from axon_audit.exceptions import AuditTypeError, AuditValueError, IntegrityError
+from axon_audit.integrity.checkpoint import Checkpoint, CheckpointError, SigningKey, VerifierKey, sign_checkpoint
 from axon_audit.integrity.merkle import CompactRange
 
-__all__ = ["TREE_KIND", "checkpoint_note", "checkpoint_of", "manifest_extension", "signing_key_of", "tree_entry",
-           "tree_of", "verifier_of"]
+__all__ = ["TREE_KIND", "checkpoint_note", "checkpoint_of", "is_tree_head", "looks_like_tree_head",
+           "manifest_extension", "open_tree_head", "signing_key_of", "tree_entry", "tree_head_text", "tree_of",
+           "verifier_of", "writer_log"]
 
 TREE_KIND = "tree"
 _EXTENSION = "axon_audit.manifest"
+_HMAC_EXTENSION = "axon_audit.hmac"
+_TREE_HEAD_DOMAIN = b"axon_audit.tree_head/1\n"  # apart from the manifest head's HMAC (`manifest.head_hmac`)
 
 
 def signing_key_of(value: Any, what: str = "signing_key") -> SigningKey | None:
@@ -147,3 +161,62 @@ def checkpoint_note(value: str | bytes | Path) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     raise AuditTypeError(f"checkpoint must be the note's text, bytes or a file path, got {type(value).__name__}")
+
+
+def writer_log(manifest_name: str) -> str:
+    """The name of the log a manifest holds, for its tree heads: the manifest's, without a segment number.
+
+    Example:
+        >>> from axon_audit.integrity.log import writer_log
+        >>> writer_log("manifest.json"), writer_log("manifests/20260101T000000-7-ab12-000003.json")
+        ('manifest.json', 'manifests/20260101T000000-7-ab12')
+    """
+    return re.sub(r"-[0-9]{6}\.json$", "", manifest_name)
+
+
+def _tree_head_mac(key: bytes, head: Checkpoint) -> str:
+    return hmac.new(key, _TREE_HEAD_DOMAIN + head.body(), hashlib.sha256).hexdigest()
+
+
+def tree_head_text(log: str, tree: CompactRange, key: bytes) -> str:
+    """A log's tree head as an auditor keeps it, authenticated with the folder's HMAC key
+    (see the module docstring); `open_tree_head` reads it back.
+
+    Example:
+        >>> from axon_audit.integrity.log import open_tree_head, tree_head_text
+        >>> from axon_audit.integrity.merkle import CompactRange, leaf_hash
+        >>> tree = CompactRange(); tree.extend([leaf_hash(b"a")])
+        >>> text = tree_head_text("manifest.json", tree, b"k")
+        >>> text.splitlines()[:2], open_tree_head(text.encode(), b"k").size
+        (['manifest.json', '1'], 1)
+    """
+    head = Checkpoint(log, tree.size, tree.root())
+    return Checkpoint(log, tree.size, tree.root(), (f"{_HMAC_EXTENSION} {_tree_head_mac(key, head)}",)).body().decode()
+
+
+def is_tree_head(checkpoint: Checkpoint) -> bool:
+    """Whether a kept head is an HMAC tree head (not a signed checkpoint)."""
+    return len(checkpoint.extensions) == 1 and checkpoint.extensions[0].startswith(_HMAC_EXTENSION + " ")
+
+
+def looks_like_tree_head(text: bytes) -> bool:
+    """Whether `text` is shaped as a tree head (a checkpoint body ending in the HMAC line), not a signed note."""
+    try:
+        return b"\n\n" not in text and is_tree_head(Checkpoint.parse(text))
+    except IntegrityError:
+        return False
+
+
+def open_tree_head(text: bytes, key: bytes | None) -> Checkpoint:
+    """The tree head in `text` (`tree_head_text`'s), once its HMAC with `key` checks.
+    Raises `IntegrityError` naming what is wrong."""
+    head = Checkpoint.parse(text)
+    if not is_tree_head(head):
+        raise CheckpointError("checkpoint: neither a signed checkpoint (no signature lines) nor a tree head "
+                              f"(its last line must be '{_HMAC_EXTENSION} <hex>')")
+    if key is None:
+        raise AuditTypeError("checkpoint: a tree head is checked with the folder's HMAC key; give key")
+    mac = head.extensions[0].split(" ", 1)[1]
+    if not hmac.compare_digest(mac, _tree_head_mac(key, Checkpoint(head.origin, head.size, head.root))):
+        raise IntegrityError("checkpoint: the tree head's HMAC does not match (altered, or another key's)")
+    return head

@@ -33,14 +33,14 @@ import pyarrow.parquet as pq
 from axon_audit.exceptions import IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
 from axon_audit.integrity.leaf import canonical_event, event_leaf_hash, leaf_hashes
-from axon_audit.integrity.log import TREE_KIND, manifest_extension
+from axon_audit.integrity.log import TREE_KIND, is_tree_head, manifest_extension, writer_log
 from axon_audit.integrity.manifest import sha256_file
 from axon_audit.integrity.merkle import CompactRange
 from axon_audit.integrity.result import VerifyResult
 from axon_audit.io.location import UPLOAD_WORKERS, Location
 from axon_audit.model.schema import from_arrow
 
-__all__ = ["LogReplay", "Overrides", "fetch", "file_leaves", "origin_of", "overrides_of", "read_part"]
+__all__ = ["LogReplay", "Overrides", "fetch", "file_leaves", "log_name", "origin_of", "overrides_of", "read_part"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -178,13 +178,14 @@ class LogReplay:
         self.problems = result.problems
         self.kept_seen = False
         self.size = 0  # the log's size after `run`
+        self.tree = CompactRange()  # and its state
 
     def run(self, entries: list[dict[str, Any]], base: int, tree: CompactRange, ov: Overrides,
             pool: ThreadPoolExecutor) -> None:
         """Replay `entries` (numbered from `base`) onto `tree`, the log before them.
         Whether a kept checkpoint was met is left in `kept_seen` (a writer's log may
         span several manifests: `verify` decides once it has replayed them all)."""
-        if self.kept is not None and origin_of(entries) != self.kept.origin:
+        if self.kept is not None and log_name(self.kept, self.mname, entries) != self.kept.origin:
             self.kept = None
         before = tree.size  # a later segment goes on from the log its predecessor left
         docs: list[tuple[dict[str, Any], Future[tuple[str, int] | None]]] = []
@@ -220,7 +221,7 @@ class LogReplay:
         kept = self.kept
         if kept is not None and not self.kept_seen and (kept.size == 0 or (kept.size == tree.size and not parts)):
             self._check_kept(tree)
-        self.size = tree.size
+        self.size, self.tree = tree.size, tree
         self.result.tree_size += tree.size - before  # each log counted once, over all its segments
 
     def _part(self, part: _Part) -> _Part:
@@ -408,3 +409,9 @@ def origin_of(entries: list[dict[str, Any]]) -> str | None:
             except IntegrityError:
                 return None
     return None
+
+
+def log_name(kept: Checkpoint, mname: str, entries: list[dict[str, Any]]) -> str | None:
+    """The name a kept head gives the log of manifest `mname`: a signed checkpoint's origin,
+    a tree head's manifest name (`integrity.log.writer_log`)."""
+    return writer_log(mname) if is_tree_head(kept) else origin_of(entries)

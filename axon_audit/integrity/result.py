@@ -13,7 +13,10 @@ class VerifyResult:
     (the first break first; each names the file and, where known, the event id).
     `checkpoints` holds each log's newest checkpoint whose signature was checked
     (by origin; only with `public_key`), for an auditor to keep and pass back
-    later as `verify(..., checkpoint=)`."""
+    later as `verify(..., checkpoint=)`; `tree_heads` each log's tree head,
+    HMAC-authenticated (only with `key`; `integrity.log.tree_head_text`), the
+    same for a folder kept without a signing key. `notes` say what was not
+    proven (e.g. freshness, without a kept checkpoint) and do not affect `ok`."""
 
     ok: bool
     files_checked: int = 0
@@ -23,6 +26,8 @@ class VerifyResult:
     signatures_checked: int = 0
     tree_size: int = 0
     checkpoints: dict[str, str] = field(default_factory=dict)
+    tree_heads: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
     retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
 

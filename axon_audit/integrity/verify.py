@@ -10,10 +10,13 @@ part; the JSON document of the same commit is checked byte for byte against its
 SHA-256, and only when that fails are its lines re-hashed, to name the first
 altered event. Every export file must be listed by exactly one manifest. Given
 a checkpoint an auditor kept, the log must extend it (same root at its size),
-so a manifest rolled back to an older signed one is caught. Every commit's files
+so a manifest rolled back to an older signed one is caught (a folder with an
+HMAC key only hands out `VerifyResult.tree_heads` to keep instead; without a kept
+head, a rollback to an earlier intact state cannot be told). Every commit's files
 must be followed by its tree head, and a writer's later manifest segment must
-go on from the log of the one it follows (a kept checkpoint is checked across
-all of a writer's segments).
+go on from the log of the one it follows, the writer's segment numbered just
+before it (a kept checkpoint is checked across all of a writer's segments). With
+a public key, a manifest without entries (so without a signed head) is refused.
 
 Old folders (``axon_audit.manifest/1``) are checked by their event chain
 (`integrity.chain_v1`).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,16 +36,31 @@ import orjson
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
-from axon_audit.integrity.log import checkpoint_note, tree_of, verifier_of
+from axon_audit.integrity.log import (
+    checkpoint_note,
+    looks_like_tree_head,
+    open_tree_head,
+    tree_head_text,
+    tree_of,
+    verifier_of,
+    writer_log,
+)
 from axon_audit.integrity.manifest import FORMAT, GENESIS, _key_bytes, entry_hash, head_hmac
 from axon_audit.integrity.merkle import CompactRange
-from axon_audit.integrity.replay import LogReplay, Overrides, Progress, fetch, origin_of, overrides_of
+from axon_audit.integrity.replay import LogReplay, Overrides, Progress, fetch, log_name, overrides_of
 from axon_audit.integrity.result import VerifyResult
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
 
 __all__ = ["Progress", "VerifyResult", "verify"]
 
+_SEGMENT = re.compile(r"(.+)-([0-9]{6})\.json")
+
+
+def _segment_before(mname: str) -> str | None:
+    """The writer segment a manifest may follow: the one numbered just before it (None: none may)."""
+    m = _SEGMENT.fullmatch(mname)
+    return f"{m[1]}-{int(m[2]) - 1:06d}.json" if m and mname.startswith("manifests/") and int(m[2]) > 1 else None
 
 
 def _export_files(layout: ExportLayout[Location]) -> set[str]:
@@ -75,7 +94,10 @@ def _check_chain(mname: str, manifest: dict[str, Any], docs: dict[str, Any], key
             problems.append(f"{mname}: its 'follows' is malformed ({exc})")
             before = None
         else:
-            if before is None:
+            if follows["manifest"] != _segment_before(mname):  # a segment following itself would vouch for itself
+                problems.append(f"{mname}: follows {follows['manifest']}, which is not the segment just before it "
+                                f"({_segment_before(mname) or 'it is no later segment of a writer'}): forged")
+            elif before is None:
                 problems.append(f"{mname}: follows {follows['manifest']}, which is missing "
                                 "(an earlier manifest of this writer was deleted)")
             elif before.get("head") != {"entries": base, "hash": prev}:
@@ -170,6 +192,9 @@ def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs:
         result.problems.append(f"{mname}: unreadable ({type(exc).__name__}: {exc})")
         return set(), None
     base, _ = _check_chain(mname, manifest, docs, keyb, result)
+    if verifier is not None and not entries:
+        result.problems.append(f"{mname}: no entries, so no signed checkpoint covers it, but a public key was given "
+                               "(the log was emptied or its manifest forged)")
     ov = overrides_of(entries)
     _record_history(entries, base, result)
     _check_v1(root, entries, base, ov, result)
@@ -197,7 +222,8 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
             `VerifierKey`, its text or a file); every tree head must then carry a
             checkpoint it signed.
         checkpoint: a signed checkpoint kept from an earlier run (its note text,
-            or a file holding it); the log must extend it. Needs `public_key`.
+            or a file holding it; needs `public_key`), or a tree head kept from
+            `VerifyResult.tree_heads` (needs `key`); the log must extend it.
         storage_options: as for `open_archive`.
         progress: called with (events checked, events listed) after each part.
 
@@ -220,7 +246,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
     root = resolve(path, storage_options=storage_options)
     keyb = _key_bytes(key)
     verifier = verifier_of(public_key) if public_key is not None else None
-    kept = _kept_checkpoint(checkpoint, verifier)
+    kept = _kept_checkpoint(checkpoint, verifier, keyb)
     result = VerifyResult(ok=False)
     problems = result.problems
     if not root.is_dir():
@@ -256,9 +282,15 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                     problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
                 owner.setdefault(f, name)
     _check_kept_met(kept, replays, problems)
-    if kept is not None and kept.origin not in {origin_of(d.get("entries", [])) for d in docs.values()}:
+    if kept is not None and kept.origin not in {log_name(kept, r.mname, docs[r.mname]["entries"]) for r in replays}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "
                         "(its manifest was deleted or replaced)")
+    if keyb is not None:  # each log's head, newest segment last: what an HMAC-only folder's auditor keeps
+        for r in sorted(replays, key=lambda r: r.size):
+            result.tree_heads[writer_log(r.mname)] = tree_head_text(writer_log(r.mname), r.tree, keyb)
+    if kept is None and result.tree_size == 0:
+        result.notes.append("the log holds no events; that it was not emptied or rolled back can only be told "
+                            "against a checkpoint or tree head kept earlier (checkpoint=)")
     for extra in sorted(exports - owner.keys()):
         problems.append(f"{extra}: not listed in the manifest (inserted file)")
     result.ok = not problems
@@ -280,10 +312,14 @@ def _check_kept_met(kept: Checkpoint | None, replays: list[LogReplay], problems:
                         "replayed to check its root (their Parquet parts were deleted)")
 
 
-def _kept_checkpoint(checkpoint: str | bytes | Path | None, verifier: VerifierKey | None) -> Checkpoint | None:
+def _kept_checkpoint(checkpoint: str | bytes | Path | None, verifier: VerifierKey | None,
+                     keyb: bytes | None) -> Checkpoint | None:
+    """The kept head: a signed checkpoint (its signature checked) or an HMAC tree head (its HMAC checked)."""
     if checkpoint is None:
         return None
+    note = checkpoint_note(checkpoint)
+    if looks_like_tree_head(note):
+        return open_tree_head(note, keyb)
     if verifier is None:
         raise AuditTypeError("checkpoint: checking a kept checkpoint needs the public_key that signed it")
-    note = checkpoint_note(checkpoint)
     return open_checkpoint(note, [verifier])
