@@ -147,8 +147,9 @@ def erase_subject(
     string values of their own events' metadata (decoded: keys, numbers, booleans
     and null are never touched), error messages and entry ids are replaced by one
     random pseudonym per erasure (``mode="pseudonymize"``; no mapping is kept) or
-    removed (``mode="remove"``: ids become null, text says ``[erased]``). Other
-    people's events change only where their session is one of the subject's
+    removed (``mode="remove"``: ids become null, text says ``[erased]``). In other
+    people's events only a metadata string value that is the id or a session id,
+    whole (``{"shared_with": "ann"}``), and a session of the subject's change
     (`axon_audit.compliance.erasure_rewrite` has the exact rule). Affected Parquet
     and JSON files are rewritten atomically. A folder sealed by an integrity
     manifest gets one ``erasure`` entry appended (HMAC: `hmac_key`, default the

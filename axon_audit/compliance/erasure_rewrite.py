@@ -14,13 +14,16 @@ What an erasure changes, in a frame of events (memory, an export document, a Par
   the ends of the text or a character outside ``[A-Za-z0-9_]``: erasing ``42``
   turns ``"42"`` and ``"by 42"`` into the pseudonym but leaves ``"4217"`` alone.
 
+* in other people's events, a metadata string value (at any depth) that *is* the
+  user id or a session id, whole, is replaced the same way: that is how a record
+  names another person (``{"shared_with": "ann"}``), and the right to erasure
+  covers it. Their text around an id (``"asked ann"``), their error messages
+  and entry ids are theirs and stay as they are.
+
 Never changed: metadata keys, numbers, booleans and null (erasing user ``42``,
-``null`` or ``true`` keeps ``{"n": 42, "ok": true}``), and other people's events
-but for a session id as above, byte for byte: what their record says is their
-record, and an id such as ``42`` or ``true`` is no proof that a value of theirs
-names the subject. (Erasure once replaced tokens in the JSON text of every
-event: it rewrote keys and numbers, and corrupted other people's records.) To
-find mentions of the subject in others' records, search them.
+``null`` or ``true`` keeps ``{"n": 42, "ok": true}``), and every other byte of
+other people's events. (Erasure once replaced tokens in the JSON text of every
+event: it rewrote keys and numbers, and corrupted other people's records.)
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class SubjectRewrite:
         >>> df = normalize_batch([{"operation": "store", "user_id": "42", "metadata": {"n": 42, "by": "42"}},
         ...                       {"operation": "store", "user_id": "bob", "metadata": {"42": "42"}}])
         >>> SubjectRewrite("42", [], "remove", None)(df).select("user_id", "metadata").rows()
-        [(None, '{"n":42,"by":"[erased]"}'), ('bob', '{"42":"42"}')]
+        [(None, '{"n":42,"by":"[erased]"}'), ('bob', '{"42":"[erased]"}')]
     """
 
     def __init__(self, user_id: str, sessions: list[str], mode: str, pseudonym: str | None) -> None:
@@ -90,6 +93,16 @@ class SubjectRewrite:
             return {k: self._value(v) for k, v in value.items()}
         return value  # a number, a boolean or null: never an identifier
 
+    def _whole(self, value: Any) -> Any:
+        """A decoded metadata value of someone else's with string values that are an id, whole, replaced."""
+        if isinstance(value, str):
+            return self.swaps.get(value, value)
+        if isinstance(value, list):
+            return [self._whole(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._whole(v) for k, v in value.items()}
+        return value
+
     def _texts(self, df: pl.DataFrame, rows: pl.Expr) -> list[str]:
         """The distinct metadata texts of `rows` that hold an id's JSON-escaped form (a token of it must)."""
         hit = rows & pl.col("metadata").str.contains_any(self.escaped)
@@ -102,16 +115,19 @@ class SubjectRewrite:
         return [t for t, d in docs if d.get("gdpr_erasure") is True and d.get("subject") == self.user_id]
 
     def _metadata(self, df: pl.DataFrame, own: pl.Expr) -> pl.Expr:
-        old, new = [], []
-        # One decode per distinct metadata text, in Python: metadata has no fixed schema for polars' json_decode.
-        for text in self._texts(df, own):
-            value = orjson.loads(text)
-            fixed = self._value(value)
-            if fixed != value:  # only a replaced string differs; an untouched text keeps its bytes
-                old.append(text)
-                new.append(orjson.dumps(fixed).decode())  # the stored form (`encode_metadata`'s)
         meta = pl.col("metadata")
-        return pl.when(own).then(meta.replace(old, new)).otherwise(meta) if old else meta
+        rewritten = []
+        for rows, rewrite in ((own, self._value), (~own, self._whole)):
+            old, new = [], []
+            # One decode per distinct metadata text, in Python: metadata has no fixed schema for json_decode.
+            for text in self._texts(df, rows):
+                value = orjson.loads(text)
+                fixed = rewrite(value)
+                if fixed != value:  # only a replaced string differs; an untouched text keeps its bytes
+                    old.append(text)
+                    new.append(orjson.dumps(fixed).decode())  # the stored form (`encode_metadata`'s)
+            rewritten.append(meta.replace(old, new) if old else meta)
+        return pl.when(own).then(rewritten[0]).otherwise(rewritten[1])
 
     def __call__(self, df: pl.DataFrame) -> pl.DataFrame:
         user = pl.col("user_id").cast(pl.String)

@@ -1,6 +1,7 @@
 """Erasure works on parsed values: hostile ids (``42``, ``null``, ``true``, a metadata key's
-name, quotes, substrings of other ids) are erased from the subject's events only, in
-memory, JSON export documents and Parquet parts, and nobody else's event changes."""
+name, quotes, substrings of other ids) are erased from the subject's events, in memory,
+JSON export documents and Parquet parts; in anybody else's event only a metadata string
+value that is the id, whole, changes, and nothing else of theirs."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def shape(value: Any) -> Any:
         return [shape(v) for v in value]
     if isinstance(value, dict):
         return {k: shape(v) for k, v in value.items()}
+    return value
+
+
+def whole_swapped(value: Any, subject: str, to: str) -> Any:
+    """Someone else's metadata after the erasure: string values equal to `subject` become `to`."""
+    if isinstance(value, str):
+        return to if value == subject else value
+    if isinstance(value, list):
+        return [whole_swapped(v, subject, to) for v in value]
+    if isinstance(value, dict):
+        return {k: whole_swapped(v, subject, to) for k, v in value.items()}
     return value
 
 
@@ -118,9 +130,14 @@ def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, 
 
     mem2, docs2, parts2 = memory_rows(audit), json_lines(folder), parquet_rows(folder)
     after = {**{k: v[1] for k, v in parts2.items()}, **mem2}  # (the erasure's record may rotate memory out)
-    for k in set(before) - own:  # nobody else's event changed, in memory or in any file, byte for byte
-        assert after[k] == before[k], k
-        assert (k not in docs or docs2[k] == docs[k]) and (k not in parts or parts2[k] == parts[k]), k
+    to = result.pseudonym if mode == "pseudonymize" else "[erased]"
+    for k in set(before) - own:  # anybody else's event: only a metadata value that is the id, whole, changed
+        meta = before[k][6]
+        swapped = meta and orjson.dumps(whole_swapped(orjson.loads(meta), subject, to)).decode()
+        expected = before[k] if swapped == meta else (*before[k][:6], swapped, *before[k][7:])
+        assert after[k] == expected, k
+        if swapped == meta:  # untouched: byte for byte in every file
+            assert (k not in docs or docs2[k] == docs[k]) and (k not in parts or parts2[k] == parts[k]), k
     for k in own:
         old, new = before[k], after[k]
         if mode == "pseudonymize":
@@ -143,7 +160,7 @@ def test_erasure_touches_only_the_subjects_values(tmp_path_factory, case, mode, 
 
 
 @pytest.mark.parametrize("subject", ["42", "null", "true", "count"])
-def test_the_issues_ids_leave_other_records_and_non_strings_alone(tmp_path, subject):
+def test_the_issues_ids_leave_keys_numbers_and_literals_alone(tmp_path, subject):
     theirs = {"count": 42, "flag": True, "none": None, "s": "42", "who": subject, "note": f"x{subject}y"}
     folder = tmp_path / "audit"
     with AuditLogger(max_events=2, auto_export_path=folder) as audit:
@@ -157,8 +174,8 @@ def test_the_issues_ids_leave_other_records_and_non_strings_alone(tmp_path, subj
         events = sorted(audit.scan(include_archived=True, operation="store").collect().rows(named=True),
                         key=lambda r: r["timestamp"])
     kept = {**theirs, "who": p, "s": p if subject == "42" else "42"}
-    assert [(e["user_id"], orjson.loads(e["metadata"])) for e in events] == [
-        (p, {**kept, "me": f"by {p}"}), ("bob", theirs), (p, {"count": 42, "flag": True, "me": p})]
+    assert [(e["user_id"], orjson.loads(e["metadata"])) for e in events] == [  # bob's "who" names the subject
+        (p, {**kept, "me": f"by {p}"}), ("bob", kept), (p, {"count": 42, "flag": True, "me": p})]
     assert verify(folder).ok
 
 
