@@ -240,7 +240,10 @@ def erase_subject(
 
     # Check every file before changing anything: an erasure that would stop halfway is refused whole.
     for lg in loggers:
-        lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
+        # Exports of the events logged so far land first, so they are checked (and rewritten) too. A cut:
+        # rotations by threads logging meanwhile are not waited for; a failed export stays in memory,
+        # where it is rewritten, so failures do not stop the erasure.
+        lg._settle()
     sealed = {f for f in folders if _is_sealed(f)}
     for f in folders:
         for p in _parts(f):
@@ -287,7 +290,7 @@ def erase_subject(
     record = {**summary, "files_rewritten": len(written)}
     if loggers:
         event_id = loggers[0].log("FORGET", user_id=requested_by, metadata=record).event_id
-        loggers[0].flush()
+        loggers[0]._settle(exports=False)  # the record fsynced (WAL); later rotations are not waited for
     elif folders:
         df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
         if _is_sealed(folders[0]):

@@ -61,6 +61,7 @@ class ExportJob:
     wal_first: int | None = None
     wal_last: int | None = None
     done: bool = False
+    poison: bool = False  # the last try failed on the data, not the storage (see write.exporter)
     # Object storage: the JSON object and Parquet plan of the first attempt. A retry
     # reuses the names, so objects of an attempt whose commit is in doubt are overwritten,
     # never left beside a second copy.
