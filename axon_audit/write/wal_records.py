@@ -35,7 +35,7 @@ MAGIC = b"AW"
 _HEADER = struct.Struct("<2scII")
 #: The largest payload one record holds: its length is a u32 in the header.
 MAX_PAYLOAD = 2**32 - 1
-_ROW_SLACK = 512  # an encoded row's bytes besides its texts: brackets, numbers, enum names, quotes
+ROW_SLACK = 512  # an encoded row's bytes besides its texts: brackets, numbers, enum names, quotes, commas
 _SEGMENT = re.compile(r"^wal-(\d{8})\.log$")
 
 
@@ -55,7 +55,7 @@ def row_too_large(row: tuple[Any, ...]) -> int | None:
     the logging path: the texts' lengths bound the size (orjson writes a character in
     at most 6 bytes, ``\\u00XX``); only a row near the limit is encoded to measure it."""
     chars = len(row[4] or "") + len(row[5] or "") + len(row[7] or "") + len(row[9] or "") + sum(map(len, row[6]))
-    if 6 * chars + 3 * len(row[6]) + _ROW_SLACK <= MAX_PAYLOAD:
+    if 6 * chars + 3 * len(row[6]) + ROW_SLACK <= MAX_PAYLOAD:  # an entry id adds its quotes and comma
         return None
     size = len(orjson.dumps([row]))
     return size if size > MAX_PAYLOAD else None
@@ -65,13 +65,13 @@ def frame_too_large(df: pl.DataFrame) -> int | None:
     """The bytes of the largest row of `df` if one row cannot fit in one record,
     else None (a frame is split into records of whole rows, so only one row's size
     matters)."""
-    if df.estimated_size() + _ROW_SLACK <= MAX_PAYLOAD:
+    if df.estimated_size() + ROW_SLACK <= MAX_PAYLOAD:
         return None
     texts = [pl.col(c).cast(pl.String).str.len_bytes().fill_null(0) for c, t in df.schema.items()
              if t in (pl.String, pl.Categorical) or isinstance(t, pl.Enum)]
     lists = [pl.col(c).list.eval(pl.element().cast(pl.String).str.len_bytes()).list.sum().fill_null(0)
              for c, t in df.schema.items() if isinstance(t, pl.List)]
-    biggest = df.select(pl.max_horizontal(pl.sum_horizontal([*texts, *lists, pl.lit(_ROW_SLACK)])).max()).item()
+    biggest = df.select(pl.max_horizontal(pl.sum_horizontal([*texts, *lists, pl.lit(ROW_SLACK)])).max()).item()
     return int(biggest) if biggest is not None and biggest > MAX_PAYLOAD else None
 
 
