@@ -114,7 +114,7 @@ def test_wal_writer_error_under_fail_closed_raises(tmp_path: Path, monkeypatch) 
                         fail_closed=True)
     with pytest.raises(AuditUnavailableError, match="write-ahead log"):
         within(lambda: audit.log("store"))
-    with pytest.raises(AuditUnavailableError, match="fail_closed: the write-ahead log .* cannot be written"):
+    with pytest.raises(AuditUnavailableError, match=r"fail_closed: the write-ahead log .* cannot be written"):
         within(lambda: audit.log("store"))  # refused at the door now: not stored
     assert audit.event_count == 1
 
@@ -221,25 +221,40 @@ def test_the_size_check_agrees_with_the_encoding(meta: str, err: str | None, use
 # ---------------------------------------------------------------- close() and erasure under concurrent logging
 
 
-def test_close_under_concurrent_logging_is_no_false_alarm(tmp_path: Path) -> None:
-    audit = AuditLogger(max_events=500, auto_export_path=tmp_path)
+def _slow_exports(monkeypatch, seconds: float) -> list[bool]:
+    real = _targets.FolderTarget.export
+    slow = [True]
+
+    def export(self, *args, **kwargs):  # exports lag behind logging
+        if slow[0]:
+            time.sleep(seconds)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(_targets.FolderTarget, "export", export)
+    return slow
+
+
+def test_close_under_concurrent_logging_is_no_false_alarm(tmp_path: Path, monkeypatch) -> None:
+    slow = _slow_exports(monkeypatch, 0.01)
+    audit = AuditLogger(max_events=100, auto_export_path=tmp_path)
     stop = threading.Event()
     logged: list[str] = []
 
-    def host() -> None:  # a steady stream the exports keep up with: close has a bounded cut
+    def host() -> None:  # rotations queue up behind the export being written
         while not stop.is_set():
-            logged.extend(audit.log("store", metadata={"i": i}).event_id for i in range(20))
-            time.sleep(0.005)
+            logged.extend(audit.log("store", metadata={"i": i}).event_id for i in range(50))
+            time.sleep(0.008)
 
     t = threading.Thread(target=host)
     t.start()
     try:
-        until(lambda: len(logged) > 2_000)
-        for _ in range(5):
-            within(audit.close)  # nothing failed: never "could not be exported"
+        until(lambda: len(logged) > 1_000)
+        for _ in range(2):
+            within(audit.close, 60)  # nothing failed: never "could not be exported"
     finally:
         stop.set()
         t.join()
+    slow[0] = False
     audit.close()
     assert Counter(listed_ids(tmp_path)) == Counter(logged) and axon_audit.verify(tmp_path).ok
 
@@ -276,15 +291,7 @@ def test_close_counts_exactly_its_own_failures(tmp_path: Path) -> None:
 
 
 def test_erasure_waits_for_a_cut_not_for_an_empty_backlog(tmp_path: Path, monkeypatch) -> None:
-    real = _targets.FolderTarget.export
-    slow = [True]
-
-    def export(self, *args, **kwargs):  # exports lag behind logging
-        if slow[0]:
-            time.sleep(0.03)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(_targets.FolderTarget, "export", export)
+    slow = _slow_exports(monkeypatch, 0.03)
     audit = AuditLogger(max_events=100, auto_export_path=tmp_path)
     ann = [audit.log("store", user_id="ann", session_id="s-ann", metadata={"i": i}).event_id for i in range(250)]
     stop = threading.Event()
@@ -334,14 +341,14 @@ def test_a_poison_batch_never_blocks_the_exports_behind_it(tmp_path: Path, monke
     with caplog.at_level(logging.ERROR, logger="axon_audit"):
         first = [audit.log("store", user_id="poison" if i == 7 else "ok").event_id for i in range(50)]
         later = [audit.log("store", user_id="ok").event_id for _ in range(100)]
-        with pytest.raises(ExportError, match="^50 events could not be exported.*ValueError"):
+        with pytest.raises(ExportError, match=r"^50 events could not be exported.*ValueError"):
             audit.flush()
     assert listed_ids(tmp_path / "exp") == later  # exported past the bad batch, in order
     stats = audit.get_stats()
     assert stats["poisoned_export_events"] == 50 and stats["pending_export_events"] == 50
     assert any("failed on their data" in r.getMessage() for r in caplog.records)
     assert audit.query_events(user_id="poison", include_archived=True)  # kept, queryable
-    with pytest.raises(ExportError, match="^50 events could not be exported"):
+    with pytest.raises(ExportError, match=r"^50 events could not be exported"):
         audit.close()
     assert audit._wal is not None
     audit._wal.close()  # as a crash would: the poison batch is only in memory and in the log
@@ -358,7 +365,7 @@ def test_a_poison_batch_is_retried_and_exported_once_it_can_be(tmp_path: Path, m
     armed = _poison_parquet(monkeypatch)
     audit = AuditLogger(max_events=20, auto_export_path=tmp_path)
     ids = [audit.log("store", user_id="poison" if i == 0 else "ok").event_id for i in range(60)]
-    with pytest.raises(ExportError, match="^20 events"):
+    with pytest.raises(ExportError, match=r"^20 events"):
         audit.flush()
     assert audit.get_stats()["export_failures"] >= 1
     armed[0] = False
@@ -366,3 +373,82 @@ def test_a_poison_batch_is_retried_and_exported_once_it_can_be(tmp_path: Path, m
     audit.close()
     assert Counter(listed_ids(tmp_path)) == Counter(ids) and axon_audit.verify(tmp_path).ok
     assert pl.DataFrame({"id": listed_ids(tmp_path)}).height == 60
+
+
+# ---------------------------------------------------------------- a crash between an export's files and its commit
+
+_CRASHING_CHILD = """
+import os, sys
+from axon_audit import AuditLogger
+from axon_audit.integrity import manifest as _integrity
+
+real = _integrity.append_entries
+calls = [0]
+
+def append_entries(*args, **kwargs):  # the second export dies after its files, before its commit
+    calls[0] += 1
+    if calls[0] == 2:
+        os._exit(9)
+    return real(*args, **kwargs)
+
+_integrity.append_entries = append_entries
+audit = AuditLogger(max_events=100, auto_export_path=sys.argv[1])
+for i in range(100):
+    audit.log("store", user_id="committed")
+audit.flush()
+for i in range(100):
+    audit.log("store", user_id="cut-off")
+audit.flush()
+"""
+
+
+def test_a_crash_before_the_commit_is_no_tamper_alarm_and_serves_nothing_uncommitted(tmp_path: Path,
+                                                                                      caplog) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "exp"
+    watcher = AuditLogger(max_events=10**6, auto_export_path=folder)  # started before: reads while it runs
+    env = {"PYTHONPATH": str(Path(axon_audit.__file__).parent.parent), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", _CRASHING_CHILD, str(folder)], env=env, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 9, proc.stderr.decode()[-2000:]
+    layout = axon_audit.io.layout.ExportLayout(folder)
+    on_disk = {f.name for f in layout.parts()} | {d.name for d in layout.json_documents()}
+    listed = layout.listed_names()
+    assert listed is not None
+    leftovers = sorted(on_disk - listed)
+    assert len(leftovers) >= 2  # the cut-off export's JSON document and Parquet part are there, unlisted
+    [intended] = layout.intents().values()
+    assert set(leftovers) <= set(intended)
+
+    result = axon_audit.verify(folder)
+    assert result.ok, result.problems  # no false tamper alarm
+    assert sorted(x.split(":")[0] for x in result.leftovers) == leftovers
+    assert all("uncommitted leftover of an interrupted export" in x for x in result.leftovers)
+
+    # Every reader serves the committed events only.
+    users = {"committed"}
+    assert set(axon_audit.open_archive(folder).scan().collect()["user_id"].to_list()) == users
+    assert axon_audit.AuditArchive(folder).sql("SELECT count(*) AS n FROM archived")["n"][0] == 100
+    assert axon_audit.AuditArchive(folder, source="json").scan().collect().height == 100
+    assert set(axon_audit.scan_lake(str(folder)).collect()["user_id"].to_list()) == users
+    assert {e.user_id for e in watcher.query_events(include_archived=True, limit=1000)} == users
+
+    # A file no intent names is still a tamper finding.
+    fake = folder / "audit_2020_01_01_000000.json"
+    shutil.copy(folder / leftovers[0] if leftovers[0].endswith(".json") else folder / leftovers[-1], fake)
+    tampered = axon_audit.verify(folder)
+    assert not tampered.ok and tampered.problems == [f"{fake.name}: not listed in the manifest (inserted file)"]
+    fake.unlink()
+
+    # The next logger on the folder removes the leftovers (their events were never committed) and the intent.
+    with caplog.at_level(logging.WARNING, logger="axon_audit"):
+        nxt = AuditLogger(max_events=100, auto_export_path=folder)
+    assert any("interrupted before its commit" in r.getMessage() for r in caplog.records)
+    assert not any((folder / name).exists() for name in leftovers) and not layout.intents()
+    after = axon_audit.verify(folder)
+    assert after.ok and not after.leftovers
+    nxt.log("store", user_id="later")
+    nxt.close()
+    assert axon_audit.open_archive(folder).scan().collect().height == 101 and axon_audit.verify(folder).ok

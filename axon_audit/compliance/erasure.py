@@ -240,10 +240,7 @@ def erase_subject(
 
     # Check every file before changing anything: an erasure that would stop halfway is refused whole.
     for lg in loggers:
-        # Exports of the events logged so far land first, so they are checked (and rewritten) too. A cut:
-        # rotations by threads logging meanwhile are not waited for; a failed export stays in memory,
-        # where it is rewritten, so failures do not stop the erasure.
-        lg._settle()
+        lg._settle()  # exports of the events logged so far land first (a cut; a failed one stays in memory)
     sealed = {f for f in folders if _is_sealed(f)}
     for f in folders:
         for p in _parts(f):

@@ -228,6 +228,8 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
         return result
     layout = ExportLayout(root)
     # Listed before any manifest is read: a file a writer adds meanwhile is in neither, never "inserted".
+    # An export records its intent before its first file: read before the listing (and after the manifests).
+    intended = {f for files in layout.intents().values() for f in files}
     exports = _export_files(layout)
     names = layout.manifest_names()
     if not names:
@@ -259,8 +261,14 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
     if kept is not None and kept.origin not in {origin_of(d.get("entries", [])) for d in docs.values()}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "
                         "(its manifest was deleted or replaced)")
-    for extra in sorted(exports - owner.keys()):
-        problems.append(f"{extra}: not listed in the manifest (inserted file)")
+    unlisted = sorted(exports - owner.keys())
+    intended |= {f for files in layout.intents().values() for f in files} if unlisted else set()
+    for extra in unlisted:
+        if extra in intended:
+            result.leftovers.append(f"{extra}: uncommitted leftover of an interrupted export (named in its intent, "
+                                    "listed by no manifest: not evidence; the next logger on the folder removes it)")
+        else:
+            problems.append(f"{extra}: not listed in the manifest (inserted file)")
     result.ok = not problems
     return result
 

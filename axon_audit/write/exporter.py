@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from axon_audit.write.durability import WalLane
-from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, RecordFn
+from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, FolderTarget, RecordFn
 
 __all__ = ["Exporter", "export_counters", "logger_exporter"]
 
@@ -200,6 +200,13 @@ def logger_exporter(target: ExportTarget, lock: threading.RLock, lane: WalLane |
             lane.release_locked()
         changed()
 
+    if isinstance(target, FolderTarget):  # a logger starting on the folder clears what a crash cut off
+        try:
+            if removed := target.undo_interrupted():
+                log.warning("axon_audit: removed %d file(s) of an export to %s interrupted before its commit "
+                            "(their events were never committed)", removed, target.root)
+        except OSError as exc:  # readers leave those files out anyway; the next logger tries again
+            log.warning("axon_audit: cannot clear an interrupted export in %s: %s", target.root, exc)
     return Exporter(target, lock, export_done, lane.record_for if lane is not None else _no_record)
 
 
