@@ -402,6 +402,7 @@ audit.flush()
 """
 
 
+@pytest.mark.filterwarnings("error")
 def test_a_crash_before_the_commit_is_no_tamper_alarm_and_serves_nothing_uncommitted(tmp_path: Path,
                                                                                       caplog) -> None:
     import subprocess
@@ -427,7 +428,7 @@ def test_a_crash_before_the_commit_is_no_tamper_alarm_and_serves_nothing_uncommi
     assert sorted(x.split(":")[0] for x in result.leftovers) == leftovers
     assert all("uncommitted leftover of an interrupted export" in x for x in result.leftovers)
 
-    # Every reader serves the committed events only.
+    # Every reader serves the committed events only (the leftovers an intent names: without a warning).
     users = {"committed"}
     assert set(axon_audit.open_archive(folder).scan().collect()["user_id"].to_list()) == users
     assert axon_audit.AuditArchive(folder).sql("SELECT count(*) AS n FROM archived")["n"][0] == 100
