@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axon_audit import AuditEvent, AuditLogger, AuditTypeError, EventStatus, OperationType
+from axon_audit import AuditEvent, AuditLogger, AuditTypeError, EventStatus, ExportError, OperationType
 
 UTC = timezone.utc
 EXPORT_KEYS = ["event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata",
@@ -233,7 +233,8 @@ def test_failed_rotation_keeps_the_events_and_retries(tmp_path):
     audit = AuditLogger(max_events=5, auto_export_path=blocker / "logs")
     for _ in range(5):
         audit.log("store")
-    audit.flush()
+    with pytest.raises(ExportError, match="5 events could not be exported"):
+        audit.flush()
     stats = audit.get_stats()
     assert stats["export_failures"] >= 1 and stats["pending_export_events"] == 5 and stats["exported_events"] == 0
     blocker.unlink()

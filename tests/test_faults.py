@@ -64,7 +64,8 @@ def test_unwritable_folder_keeps_events_retries_counts_and_logs(blocked_folder, 
     audit = AuditLogger(max_events=100, auto_export_path=folder)
     with caplog.at_level(logging.ERROR, logger="axon_audit"):
         ids = fill(audit, 250)  # two rotations; the first fails, the second waits behind it
-        audit.flush()
+        with pytest.raises(ExportError, match="200 events could not be exported"):
+            audit.flush()  # what it promises (those exports written) it cannot do: it says so
     stats = audit.get_stats()
     assert stats["export_failures"] >= 1
     assert stats["pending_export_events"] == 200 and stats["events_in_memory"] == 50
@@ -83,7 +84,8 @@ def test_retry_happens_at_next_rotation(blocked_folder) -> None:
     blocker, folder = blocked_folder
     audit = AuditLogger(max_events=100, auto_export_path=folder)
     ids = fill(audit, 100)
-    audit.flush()
+    with pytest.raises(ExportError, match="100 events could not be exported"):
+        audit.flush()
     assert audit.get_stats()["pending_export_events"] == 100
     blocker.unlink()
     ids += fill(audit, 100)  # this rotation first retries the failed export
@@ -104,7 +106,8 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs: Path, caplog) -> None:
     audit = AuditLogger(max_events=200, auto_export_path=small_tmpfs / "exp")
     with caplog.at_level(logging.ERROR, logger="axon_audit"):
         ids = fill(audit, 600)  # ~3 × 60 KB of JSON + Parquet: more than 64 KiB
-        audit.flush()
+        with pytest.raises(ExportError, match="No space left"):
+            audit.flush()
     stats = audit.get_stats()
     assert stats["export_failures"] >= 1 and "No space left" in stats["last_export_error"]
     # All or nothing: the failed export left no partial or temporary file behind.
@@ -129,7 +132,8 @@ def test_injected_enospc_in_the_parquet_writer(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(_parquet.pq, "write_table", write_table)
     audit = AuditLogger(max_events=50, auto_export_path=tmp_path)
     ids = fill(audit, 50)
-    audit.flush()
+    with pytest.raises(ExportError, match="50 events could not be exported"):
+        audit.flush()
     assert audit.get_stats()["export_failures"] == 1
     assert not list(tmp_path.glob("audit_*.json"))  # the JSON written before it was removed again
     broken[0] = False
@@ -144,7 +148,9 @@ def test_backlog_policy_raise_refuses_new_events_and_loses_none(blocked_folder) 
     with pytest.raises(AuditUnavailableError, match="backlog full: 100 events wait"):
         for i in range(1000):
             accepted.append(audit.log("store", metadata={"i": i}).event_id)
-            audit.flush() if i % 50 == 49 else None
+            if i % 50 == 49:
+                with pytest.raises(ExportError):
+                    audit.flush()
     stats = audit.get_stats()
     assert stats["refused_events"] == 1
     # Every accepted event is held (in memory or awaiting export); the refused one was not taken.
@@ -184,7 +190,8 @@ def test_fail_closed_refuses_while_exports_fail_and_recovers(blocked_folder) -> 
     blocker, folder = blocked_folder
     audit = AuditLogger(max_events=20, auto_export_path=folder, fail_closed=True)
     ids = fill(audit, 20)
-    audit.flush()
+    with pytest.raises(ExportError):
+        audit.flush()
     with pytest.raises(AuditUnavailableError, match=r"fail_closed: exports to .* are failing"):
         audit.log("store")
     blocker.unlink()
@@ -199,8 +206,9 @@ def test_fail_open_is_the_default_and_never_raises_from_log(blocked_folder) -> N
     audit = AuditLogger(max_events=10, auto_export_path=folder)
     for i in range(300):
         audit.log("store")
-        if i % 25 == 0:
-            audit.flush()
+        if i % 25 == 24:
+            with pytest.raises(ExportError):
+                audit.flush()
     assert audit.get_stats()["export_failures"] >= 10
     assert audit.event_count + audit.get_stats()["pending_export_events"] == 300
 
@@ -243,7 +251,8 @@ def test_read_only_file_system_then_writable_again(tmp_path: Path) -> None:
         assert _mount("-o", "remount,ro", str(point))  # read-only even for root
         audit = AuditLogger(max_events=50, auto_export_path=point / "exp")
         ids = fill(audit, 120)
-        audit.flush()
+        with pytest.raises(ExportError, match="Read-only file system"):
+            audit.flush()
         stats = audit.get_stats()
         assert stats["export_failures"] >= 1 and "Read-only file system" in stats["last_export_error"]
         assert stats["pending_export_events"] == 100

@@ -3,6 +3,7 @@ live, archived (Parquet and JSON) and both; lookups; pruning; safety."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import warnings
@@ -335,17 +336,26 @@ def test_corrupt_parquet_is_named_or_skipped_with_a_warning(tmp_path):
     day_dir = sorted((tmp_path / "parquet").iterdir())[0]
     bad = day_dir / "part-corrupt.parquet"
     bad.write_bytes(b"PAR1 this is not parquet at all")
-    with pytest.raises(ArchiveError, match=r"part-corrupt\.parquet"):
+    # A file the manifest does not list is never served: left out, named in a warning.
+    with pytest.warns(UserWarning, match=r"part-corrupt\.parquet is not listed in the manifest"):
+        assert len(AuditArchive(tmp_path).query_events(limit=None)) == n
+    bad.unlink()
+    listed = sorted(day_dir.iterdir())[0]  # a listed part, corrupted: named, or skipped
+    listed.write_bytes(b"PAR1 this is not parquet at all")
+    with pytest.raises(ArchiveError, match=re.escape(listed.name)):
         AuditArchive(tmp_path).query_events()
-    with pytest.warns(UserWarning, match=r"part-corrupt\.parquet"):
+    with pytest.warns(UserWarning, match=re.escape(listed.name)):
         got = AuditArchive(tmp_path, on_error="skip").get_statistics()["total_events"]
-    assert got == n
+    assert 0 < got < n
 
 
 def test_foreign_parquet_and_json_are_named(tmp_path):
     n = _small_archive(tmp_path)
     foreign = tmp_path / "parquet" / "date=2026-03-01" / "other.parquet"
     pl.DataFrame({"a": [1, 2]}).write_parquet(foreign)
+    with pytest.warns(UserWarning, match=r"other\.parquet is not listed in the manifest"):
+        assert AuditArchive(tmp_path).get_statistics()["total_events"] == n  # unlisted: not served
+    (tmp_path / "manifest.json").unlink()  # a folder without a manifest: every file is read, and checked
     with pytest.raises(ArchiveError, match=r"other\.parquet.*missing columns"):
         AuditArchive(tmp_path).get_statistics()
     with warnings.catch_warnings(record=True) as caught:
@@ -394,7 +404,8 @@ def test_a_rotation_being_written_is_counted_once(tmp_path):
         # The rotation's first file lands while the rest is still being written.
         job = audit._exporter.pending[0]
         early = write_parquet_partitions(job.df.head(50), tmp_path / "parquet")
-        assert counts() == (401,) * 4
+        with pytest.warns(UserWarning, match="not listed in the manifest"):  # written here without an intent
+            assert counts() == (401,) * 4
         for p in early:
             p.unlink()
     finally:

@@ -201,6 +201,8 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
             sys.stdout.write(f"checkpoint: saved {origin} at {size:,} events to {save_file}\n")
     for note_text in outcome.notes:
         sys.stdout.write(f"note: {note_text}\n")
+    for leftover in outcome.leftovers:  # a file name read from the folder: escaped like PROBLEM lines
+        sys.stdout.write(f"leftover: {terminal_text(leftover)}\n")
     signed = f", {outcome.signatures_checked:,} signatures checked" if verifier is not None else ""
     sys.stdout.write(f"{'intact' if outcome.ok else 'NOT INTACT'}: {outcome.files_checked:,} files, "
                      f"{outcome.events_checked:,} events checked{signed}\n")

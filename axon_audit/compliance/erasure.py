@@ -195,7 +195,7 @@ def erase_subject(
 
     # Check every file before changing anything: an erasure that would stop halfway is refused whole.
     for lg in loggers:
-        lg.flush()  # exports in flight land first, so they are checked (and rewritten) too
+        lg._settle()  # exports of the events logged so far land first (a cut; a failed one stays in memory)
     sealed = {f for f in folders if _is_sealed(f)}
     for f in folders:
         for p in _parts(f):
@@ -242,7 +242,7 @@ def erase_subject(
     record = {**summary, "files_rewritten": len(written)}
     if loggers:
         event_id = loggers[0].log("FORGET", user_id=requested_by, metadata=record).event_id
-        loggers[0].flush()
+        loggers[0]._settle(exports=False)  # the record fsynced (WAL); later rotations are not waited for
     elif folders:
         df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
         if _is_sealed(folders[0]):

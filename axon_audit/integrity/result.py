@@ -30,6 +30,9 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
     retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
+    # Files no manifest lists but an export's intent names: an export in progress, or one a crash cut off
+    # before its commit. Not evidence and not served; not a problem (the next logger removes them).
+    leftovers: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.ok

@@ -254,6 +254,8 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
         return result
     layout = ExportLayout(root)
     # Listed before any manifest is read: a file a writer adds meanwhile is in neither, never "inserted".
+    # An export records its intent before its first file: read before the listing (and after the manifests).
+    intended = {f for files in layout.intents().values() for f in files}
     exports = _export_files(layout)
     names = layout.manifest_names()
     if not names:
@@ -291,8 +293,14 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
     if kept is None and result.tree_size == 0:
         result.notes.append("the log holds no events; that it was not emptied or rolled back can only be told "
                             "against a checkpoint or tree head kept earlier (checkpoint=)")
-    for extra in sorted(exports - owner.keys()):
-        problems.append(f"{extra}: not listed in the manifest (inserted file)")
+    unlisted = sorted(exports - owner.keys())
+    intended |= {f for files in layout.intents().values() for f in files} if unlisted else set()
+    for extra in unlisted:
+        if extra in intended:
+            result.leftovers.append(f"{extra}: uncommitted leftover of an interrupted export (named in its intent, "
+                                    "listed by no manifest: not evidence; the next logger on the folder removes it)")
+        else:
+            problems.append(f"{extra}: not listed in the manifest (inserted file)")
     result.ok = not problems
     return result
 

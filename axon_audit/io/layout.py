@@ -8,11 +8,14 @@ An export folder (a local `Path`, or a `Location` such as an ``s3://`` prefix) h
     parquet/date=2025-01-15/part-….parquet the same events as Parquet, by UTC event day
     manifest.json                          the integrity manifest of a local folder
     manifests/<writer>-<segment>.json      object storage: one manifest per writer
+    .intents/<token>.json                  local: the files an export is writing, until it commits
 
 `ExportLayout` is the only place these names are made, parsed and listed: every
 writer asks it where a file goes, and every reader, `verify`, retention,
 erasure, the lake scan and the CLI ask it which files are there. Hidden names
-(a local write in progress uses one) are never listed. Moving the bytes is not
+(a local write in progress uses one) are never listed. Where a folder has a
+manifest, readers are served only the files it lists (`served`): an export cut
+off before its commit leaves files no manifest vouches for. Moving the bytes is not
 its business: `io.atomic`, `io.json_export` and `io.parquet` write, `Location`
 uploads.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Generic, TypeVar, overload
 
+import orjson
 import pyarrow.fs as pafs
 
 from axon_audit.io.location import Location
@@ -40,6 +45,10 @@ R = TypeVar("R", Path, Location)
 
 _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})\Z")
 _ROTATION = re.compile(r"audit_(\d{4})_(\d{2})_(\d{2})_(\d{2})(\d{2})(\d{2}).*\.json\Z")
+# A manifest's listed files, by manifest, with the version they were read from: a
+# read costs one stat (or the listing's info) while the manifest stays unchanged.
+_listed_cache: dict[str, tuple[tuple[object, ...], frozenset[str]]] = {}
+_listed_lock = threading.Lock()
 
 
 def numbered_names(path: Path) -> Iterator[Path]:
@@ -149,6 +158,7 @@ class ExportLayout(Generic[R]):
     PARQUET_DIR = "parquet"
     MANIFEST_NAME = "manifest.json"
     MANIFESTS_DIR = "manifests"  # object storage: one manifest per writer
+    INTENTS_DIR = ".intents"  # local: what an export is about to write (see `intents`)
     ROTATION_PREFIX = "audit_"
     JSON_SUFFIX = ".json"
     PARQUET_SUFFIX = ".parquet"
@@ -378,10 +388,59 @@ class ExportLayout(Generic[R]):
     def manifest_names(self) -> list[str]:
         """The integrity manifests now in the folder: ``manifest.json`` first, then
         the writers' ``manifests/*.json`` sorted."""
-        top = [rel for rel, _ in self._files(self.root, recursive=False) if rel == self.MANIFEST_NAME]
+        top = [self.MANIFEST_NAME] if (self.root / self.MANIFEST_NAME).is_file() else []  # no listing: readers ask
         folder = self.root / self.MANIFESTS_DIR
         return top + [f"{self.MANIFESTS_DIR}/{rel}" for rel, _ in self._files(folder, recursive=False)
                       if self.is_manifest(f"{self.MANIFESTS_DIR}/{rel}")]
+
+    def listed_names(self) -> frozenset[str] | None:
+        """The files the folder's manifests list; None when it has no manifest
+        (nothing vouches for any file there, so every one is served), and on object
+        storage (not filtered there: a read would fetch every writer's manifest)."""
+        if isinstance(self.root, Location) and not self.root.is_local:
+            return None
+        names = self.manifest_names()
+        if not names:
+            return None
+        out: set[str] = set()
+        for name in names:
+            path = self.root / name
+            if isinstance(path, Location):
+                info = path.info()  # one request: the version of the object
+                version: tuple[object, ...] = (info.size, info.mtime_ns)
+            else:
+                st = os.stat(path)
+                version = (st.st_ino, st.st_size, st.st_mtime_ns)
+            with _listed_lock:
+                cached = _listed_cache.get(str(path))
+            if cached is None or cached[0] != version:
+                entries = orjson.loads(path.read_bytes()).get("entries", [])
+                cached = (version, frozenset(e["file"] for e in entries if isinstance(e.get("file"), str)))
+                with _listed_lock:
+                    _listed_cache[str(path)] = cached
+            out |= cached[1]
+        return frozenset(out)
+
+    def served(self, files: list[ExportFile[R]]) -> list[ExportFile[R]]:
+        """What readers may serve of `files`: those a manifest lists (all of them in a
+        folder without a manifest). A file of an export that never committed (a
+        crash between its files and its manifest) holds no evidence, and is left out."""
+        listed = self.listed_names()
+        return files if listed is None else [f for f in files if f.name in listed]
+
+    def intents(self) -> dict[str, list[str]]:
+        """For each intent in the folder, the files an export was about to write: one
+        found while no export runs names the leftovers of an export a crash cut off."""
+        folder = self.root / self.INTENTS_DIR
+        out: dict[str, list[str]] = {}  # by name in the folder
+        for rel, _ in self._files(folder, recursive=False):
+            if rel.endswith(self.JSON_SUFFIX):
+                try:
+                    out[f"{self.INTENTS_DIR}/{rel}"] = [f for f in orjson.loads((folder / rel).read_bytes())["files"]
+                                         if isinstance(f, str)]
+                except (OSError, ValueError, KeyError, TypeError):  # gone, or torn: names nothing
+                    continue
+        return out
 
     def guess_source(self) -> str:
         """"parquet" when the folder holds Parquet (or a ``parquet/`` folder, or nothing

@@ -153,6 +153,17 @@ class ExportFolder:
             return
         raise ArchiveError(f"{path}: {message}")
 
+    def _served(self, files: list[Any]) -> list[Any]:
+        """`ExportLayout.served`: a file no manifest lists is left out, with a warning
+        unless an export's intent names it (one in progress, or cut off by a crash)."""
+        kept = self.layout.served(files)
+        if len(kept) < len(files):
+            left = {f.name for f in files} - {f.name for f in kept}
+            for name in sorted(left - {n for names in self.layout.intents().values() for n in names}):
+                warnings.warn(f"axon_audit: {self.path}: {name} is not listed in the manifest, not served "
+                              "(an inserted file? see verify)", stacklevel=5)
+        return kept
+
     # ------------------------------------------------------------------ Parquet
 
     def _parts(self) -> list[_Part]:
@@ -163,11 +174,12 @@ class ExportFolder:
                 return [_Part(p, None, (p.uri, info.size or 0, info.mtime_ns or 0))]
             # One listing of the prefix (no request per file): the keys come with it.
             return [_Part(f.path, f.day, (f.path.uri, f.info.size or 0, f.info.mtime_ns or 0) if f.info else None)
-                    for f in self.layout.parts()]
+                    for f in self._served(self.layout.parts())]
         if p.is_file():
             return [_Part(p, None)]
         # Local files are stat'ed when checked, so one removed since the listing is simply left out.
-        return [_Part(f.path, f.day) for f in self.layout.parts()]
+        # Only what a manifest lists (where there is one): files of an uncommitted export are no evidence.
+        return [_Part(f.path, f.day) for f in self._served(self.layout.parts())]
 
     def parts(self) -> list[_Part]:
         """Every Parquet file now in the folder (unchecked), with its partition day."""
@@ -249,7 +261,7 @@ class ExportFolder:
         return chunks
 
     def _json_documents(self) -> list[Path | Location]:
-        return [d.path for d in self.layout.json_documents()]
+        return [d.path for d in self._served(self.layout.json_documents())]
 
     def snapshot(self) -> Snapshot:
         return Snapshot(old=self.json_chunks(), folder=self, events_are_archived=True)

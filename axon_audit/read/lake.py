@@ -61,7 +61,8 @@ def lake_files(
     loc = resolve(path, storage_options=storage_options)
     lo, hi = _day_bounds(f)
     out = []
-    for part in ExportLayout(loc).parts():
+    layout = ExportLayout(loc)
+    for part in layout.served(layout.parts()):  # listed by a manifest, if there is one
         day = part.day
         if day is not None and ((lo and day < lo) or (hi and day > hi)):
             continue

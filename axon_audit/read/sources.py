@@ -99,7 +99,7 @@ def parquet_listing(
     layout = ExportLayout(loc)
 
     def listing() -> list[str]:
-        return [p.path.path for p in layout.parts()]
+        return [p.path.path for p in layout.served(layout.parts())]  # listed by a manifest, if there is one
 
     return loc.fs, listing
 

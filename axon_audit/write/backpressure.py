@@ -82,8 +82,8 @@ class Backpressure:
                 return (f"fail_closed: exports to {root} are failing "
                         f"({pending} events wait in memory): {last_error}")
             wal = lane.wal if lane is not None else None
-            if lane is not None and wal is not None and wal.failed_upto > wal.durable:
-                return f"fail_closed: the write-ahead log {lane.path} cannot be written: {wal.last_error}"
+            if lane is not None and wal is not None and wal.broken:
+                return f"fail_closed: the write-ahead log {lane.path} cannot be written: {wal.last_error!r}"
         if self.max_backlog is not None and pending >= self.max_backlog:
             return (f"backlog full: {pending} events wait for export to {root} "
                     f"(max_backlog={self.max_backlog}); last error: {last_error}")
@@ -93,7 +93,7 @@ class Backpressure:
         """Renew `refusing` after the backlog or a failure changed (under the logger's lock)."""
         self.refusing = self.reason_locked() is not None
 
-    def gate(self, lock: threading.RLock, flush: Callable[[], None]) -> None:
+    def gate(self, lock: threading.RLock, flush: Callable[[], object]) -> None:
         """Before accepting an event while refusing: raise (fail-closed or
         backlog_policy="raise") or block, retrying the exports, until there is room.
         `flush` retries the exports and waits for them."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import wait
 from datetime import datetime, timezone
 from typing import Any
 
@@ -94,19 +93,50 @@ class HotBuffer:
             self.rotate_if_full_locked()
             self.reset_check()
 
-    def flush(self) -> None:
-        """Seal the buffer, retry failed exports, wait for every export started so
-        far and (with a WAL) for every event logged so far to be fsynced."""
+    def flush(self) -> tuple[list[ExportJob], bool]:
+        """Seal the buffer, retry failed exports, wait for the exports of every event
+        logged so far and (with a WAL) for every event logged so far to be fsynced.
+        A cut: rotations started meanwhile are not waited for. Returns the jobs of
+        the cut (each committed or failed now) and whether the fsync succeeded."""
         with self.lock:
             self.maintain()
-            futures = []
+            jobs: list[ExportJob] = []
             if self.exporter is not None:
                 self.exporter.retry_failed_locked()
-                futures = self.exporter.in_flight_locked()
-        wait(futures)
+                jobs = list(self.exporter.pending)
+        return self.settle(jobs)
+
+    def export_everything(self) -> tuple[list[ExportJob], bool]:
+        """`flush`, having first handed everything in memory to the exporter (close)."""
+        with self.lock:
+            self.flush_locked()
+            jobs = []
+            if self.exporter is not None:
+                self.exporter.retry_failed_locked()
+                self.export_all_locked()
+                jobs = list(self.exporter.pending)
+            self.reset_check()
+        return self.settle(jobs)
+
+    def settle(self, jobs: list[ExportJob]) -> tuple[list[ExportJob], bool]:
+        if self.exporter is not None:
+            self.exporter.wait_for(jobs)
         wal = self.lane.wal if self.lane is not None else None
-        if wal is not None:
-            wal.sync()
+        return jobs, wal.sync() if wal is not None else True
+
+    def unsettled(self, jobs: list[ExportJob], wal_ok: bool, root: object) -> str | None:
+        """What a `flush`/`export_everything` could not make durable (None: all of it)."""
+        failed = sum(j.df.height for j in jobs if not j.done)
+        if failed:
+            err = self.exporter.last_error if self.exporter is not None else None
+            return (f"{failed} events could not be exported to {root}; they are kept in memory and "
+                    f"retried (last error: {err})")
+        if not wal_ok and self.lane is not None and self.lane.wal is not None:
+            wal = self.lane.wal
+            return (f"{wal.appended - wal.durable} write(s) of logged events are not durable in the write-ahead "
+                    f"log {self.lane.path}; the events are kept in memory and retried "
+                    f"(last error: {wal.last_error!r})")
+        return None
 
     def append_frame_locked(self, df: pl.DataFrame) -> None:
         """A batch, after the rows logged before it (insertion order is logging order)."""

@@ -182,7 +182,7 @@ class WalLane:
         with lock:
             self.not_durable += n
         msg = (f"{n} event(s) accepted but not written to the write-ahead log {self.path} "
-               f"(kept in memory, retried): {wal.last_error}")
+               f"(kept in memory, retried): {wal.last_error!r}")
         if fail_closed:
             raise AuditUnavailableError(msg)
         now = time.monotonic()
@@ -199,6 +199,9 @@ def wal_counters(lane: WalLane | None) -> dict[str, Any]:
         "wal_sync": None if wal is None else ("always" if wal.always else "interval"),
         "wal_fsyncs": 0 if wal is None else wal.fsyncs,
         "wal_write_failures": 0 if wal is None else wal.write_failures,
+        # The writer thread stopped on an unexpected error: nothing logged since is made durable.
+        "wal_writer_stopped": False if wal is None else wal.dead is not None,
+        "wal_last_error": None if wal is None or wal.last_error is None else repr(wal.last_error),
         "wal_not_durable_events": 0 if lane is None else lane.not_durable,
         "wal_recovered_events": 0 if lane is None else lane.recovered,
         "wal_dropped_bytes": 0 if lane is None else lane.dropped_bytes,

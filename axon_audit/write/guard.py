@@ -17,7 +17,9 @@ from typing import Any
 
 import polars as pl
 
+from axon_audit.exceptions import AuditValueError
 from axon_audit.write import wal as _wal
+from axon_audit.write import wal_records as _records
 from axon_audit.write.backpressure import Backpressure
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.durability import WalLane
@@ -49,11 +51,21 @@ class Guard:
 
     def append(self, row: tuple[Any, ...]) -> None:
         wal = self.wal
-        if self._bp.refusing or (self._bp.fail_closed and wal is not None and wal.failed_upto > wal.durable):
+        if self._bp.refusing or (self._bp.fail_closed and wal is not None and wal.broken):
             self.gate()
         if wal is None:
             self._rows.append(row)
             return
+        # Refused before it is acknowledged if it cannot fit one record (u32 length). The texts'
+        # lengths bound its size (6 bytes a character at most, once encoded): summed inline,
+        # ~0.1 us; only an event near the limit is measured (`row_too_large`).
+        _, _, _, _, u, s, t, m, _, e, _ = row
+        n = (len(m) if m else 0) + (len(e) if e else 0) + (len(u) if u else 0) + (len(s) if s else 0)
+        for x in t:
+            n += len(x) + 1  # and its quotes and comma: 3 bytes, bounded by 6 * 1 below
+        if 6 * n + _records.ROW_SLACK > _records.MAX_PAYLOAD and (size := _records.row_too_large(row)) is not None:
+            raise AuditValueError(_too_large(f"this event's texts (metadata, error_message, ids) encode to {size} "
+                                             "bytes"))
         with wal.lock:  # buffer and log take the row together (see WalLane.cut_locked)
             self._rows.append(row)
             seq = wal.append_locked(row)
@@ -83,6 +95,8 @@ class Guard:
         if self._bp.refusing:
             self.gate()
         wal = self.wal
+        if wal is not None and (size := _records.frame_too_large(df)) is not None:
+            raise AuditValueError(_too_large(f"events: a row of this batch holds {size} bytes of text"))
         seq = 0
         with self._hot.lock:
             if wal is not None:
@@ -95,3 +109,8 @@ class Guard:
     def report_not_durable(self, n: int) -> None:
         assert self._lane is not None
         self._lane.report_not_durable(n, self._hot.lock, self._bp.fail_closed)
+
+
+def _too_large(what: str) -> str:
+    return (f"{what}; a write-ahead log record holds at most {_records.MAX_PAYLOAD} bytes (its length is a u32), "
+            "so it cannot be made durable: nothing was stored")

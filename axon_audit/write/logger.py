@@ -313,9 +313,10 @@ class AuditLogger(Reader):
         return n
 
     def flush(self) -> None:
-        """Seal buffered events into the store, retry failed exports, wait until
-        every export started so far has been written and (with a WAL) until every
-        event logged so far is fsynced.
+        """Seal buffered events into the store, retry failed exports, wait until the
+        exports of every event logged so far are written and (with a WAL) until
+        every event logged so far is fsynced. Raises `ExportError` naming what is
+        not durable when some of it could not be (it stays in memory, retried).
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -324,43 +325,41 @@ class AuditLogger(Reader):
             >>> audit.flush(); audit.event_count
             1
         """
-        self._hot.flush()
+        if (problem := self._hot.unsettled(*self._hot.flush(), self._export_path)) is not None:
+            raise ExportError(problem)
+
+    def _settle(self, exports: bool = True) -> None:
+        """`flush` that leaves failures to the counters (erasure goes on while exports fail);
+        with `exports` False only the WAL's fsync of what was logged so far is waited for."""
+        self._hot.flush() if exports else self._hot.settle([])
 
     def _rewrite_memory(self, fn: Any) -> int:
         """Replace every in-memory frame (store and unwritten exports) by `fn(frame)`,
         which must keep the rows and their order; returns the events seen. Used by
-        GDPR erasure. Waits until no export is being written, so no file is
-        written from a frame that was not rewritten."""
-        while True:
-            self.flush()
-            with self._lock:
-                if self._exporter is not None and self._exporter.in_flight_locked():
-                    continue  # a rotation started after flush(): wait for it too
+        GDPR erasure. While the frames are swapped no export is being written (the
+        one in progress is waited for, later ones are held), so no file is written
+        from a frame that was not rewritten; logging goes on meanwhile, and no
+        backlog has to drain first."""
+        with self._lock:
+            if self._exporter is None:
+                return self._hot.rewrite_locked(fn)
+            with self._exporter.paused_locked():
                 return self._hot.rewrite_locked(fn)
 
     def close(self) -> None:
         """Flush, export everything in memory (when `auto_export_path` is set) and
         wait for the writes. The logger stays usable. Raises `ExportError` if some
-        events could not be written (they are still in memory).
+        of those events could not be written (they are still in memory); events
+        logged by other threads meanwhile are not counted.
 
         Example:
             >>> from axon_audit import AuditLogger
             >>> with AuditLogger() as audit:
             ...     _ = audit.log("store")
         """
-        with self._lock:
-            self._hot.flush_locked()
-            if self._exporter is not None:
-                self._exporter.retry_failed_locked()
-                self._hot.export_all_locked()
-            self._hot.reset_check()
-        self.flush()
-        with self._lock:
-            unwritten = self._exporter.pending_events if self._exporter is not None else 0
-            err = self._exporter.last_error if self._exporter is not None else None
-        if unwritten:
-            raise ExportError(f"{unwritten} events could not be exported to {self._export_path}; "
-                              f"they are kept in memory (last error: {err})")
+        jobs, _ = self._hot.export_everything()
+        if (problem := self._hot.unsettled(jobs, True, self._export_path)) is not None:
+            raise ExportError(problem)
 
     def __enter__(self) -> AuditLogger:
         return self

@@ -20,6 +20,7 @@ target what a commit left listed (`committed_files`) and removes the rest.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,12 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.leaf import objects_and_leaves
 from axon_audit.integrity.log import tree_of
+from axon_audit.io.atomic import atomic_write, fsync_dir
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
@@ -61,6 +64,7 @@ class ExportJob:
     wal_first: int | None = None
     wal_last: int | None = None
     done: bool = False
+    poison: bool = False  # the last try failed on the data, not the storage (see write.exporter)
     # Object storage: the JSON object and Parquet plan of the first attempt. A retry
     # reuses the names, so objects of an attempt whose commit is in doubt are overwritten,
     # never left beside a second copy.
@@ -73,16 +77,19 @@ class Attempt:
 
     written: list[Any] = field(default_factory=list)
     job_file: Path | None = None
+    intent: Path | None = None  # local folder: the intent naming the files (see FolderTarget)
 
     def undo(self) -> None:
         """Remove what this try wrote, so a retry writes no duplicate."""
+        left = False
         for path in self.written:
             try:
                 path.unlink(missing_ok=True)
-            except OSError:  # the store refuses even that: verify will name the stray file
-                pass
-        if self.job_file is not None:
-            self.job_file.unlink(missing_ok=True)
+            except OSError:  # the store refuses even that: the intent stays, naming the leftover
+                left = True
+        for record in (self.job_file, None if left else self.intent):
+            if record is not None:
+                record.unlink(missing_ok=True)
 
 
 def _entries(names: list[str], plan: list[Any], df: pl.DataFrame, first: int,
@@ -172,6 +179,7 @@ class FolderTarget:
             planned = [layout.name_of(p) for p in [json_path, *(p for p, _, _ in plan)]]
             if record is not None:
                 attempt.job_file = record(planned, None)
+            attempt.intent = _intend(layout, planned)  # durable before any file: a crash leaves it naming them
             json_digest: list[tuple[str, int]] = []
             part_digests: list[tuple[str, int]] = []
             json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest,
@@ -186,7 +194,9 @@ class FolderTarget:
                     texts.result()
                 raise
             attempt.written.append(json_done.result())
-            planned[0] = layout.name_of(attempt.written[-1])  # the name the JSON document got
+            if layout.name_of(attempt.written[-1]) != planned[0]:  # the name the JSON document got
+                _intend(layout, [*planned, layout.name_of(attempt.written[-1])], attempt.intent)
+                planned[0] = layout.name_of(attempt.written[-1])
             entries = _entries(planned, plan, df, first, json_digest + part_digests)
             try:
                 _integrity.append_entries(root, manifest, entries, self.key, format_us(now_us()), tree,
@@ -194,6 +204,35 @@ class FolderTarget:
             except BaseException:
                 if not self._committed(planned):  # the commit landed although its last step raised
                     raise
+            with contextlib.suppress(OSError):  # committed: a stale intent names only listed files
+                attempt.intent.unlink()
+            attempt.intent = None
+
+    def undo_interrupted(self) -> int:
+        """Remove the files of exports a crash cut off before their commit (named in
+        an intent, listed by no manifest; their events were never committed), and
+        those intents: run by each logger that starts on the folder. The same
+        protocol as the write-ahead log's recovery (`recovering`, `committed_files`,
+        `remove`). Returns the files removed.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from axon_audit.write.targets import FolderTarget
+            >>> FolderTarget(pathlib.Path(tempfile.mkdtemp()), key=None).undo_interrupted()
+            0
+        """
+        if not ExportLayout(self.root).intents():
+            return 0
+        removed = 0
+        with self.recovering():  # under the folder lock: no export is running, every intent is stale
+            listed = self.committed_files({})
+            for intent, files in ExportLayout(self.root).intents().items():
+                for name in files:
+                    if name not in listed and (self.root / name).exists():
+                        self.remove(name)
+                        removed += 1
+                (self.root / intent).unlink(missing_ok=True)
+        return removed
 
     def append(self, df: pl.DataFrame) -> list[Path]:
         """Write `df` as one more sealed export of the folder (all or nothing) and
@@ -232,6 +271,19 @@ class FolderTarget:
 
     def remove(self, name: str) -> None:
         (self.root / name).unlink(missing_ok=True)
+
+
+def _intend(layout: ExportLayout[Path], files: list[str], path: Path | None = None) -> Path:
+    """Record (durably) that an export is about to write `files`: its intent."""
+    if path is None:
+        folder = layout.root / layout.INTENTS_DIR
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True)
+            fsync_dir(layout.root)
+        path = folder / f"{secrets.token_hex(8)}.json"
+    body = orjson.dumps({"files": files})
+    atomic_write(path, lambda fh: fh.write(body))
+    return path
 
 
 class ObjectStoreTarget:

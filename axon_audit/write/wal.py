@@ -19,6 +19,7 @@ waits when the writer falls that far behind).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -26,13 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import polars as pl
 
 from axon_audit.write.wal_records import (
     Recovery,
-    encode_frame,
+    encode_frames,
     encode_record,
+    encode_rows,
     existing_epochs,
     recover,
     scan_segment,
@@ -114,12 +115,18 @@ class WriteAheadLog:
         self._async_waiters: list[tuple[int, Any, Any]] = []
         self.fsyncs = 0
         self.last_error: BaseException | None = None
+        self.dead: BaseException | None = None  # the writer thread stopped on this (see _run)
         self._closed = False
         self._fh: Any = None
         self._fh_epoch = -1
         self._w_epoch = first_epoch  # the epoch the writer thread's next item belongs to
         self._thread = threading.Thread(target=self._run, name="axon-audit-wal", daemon=True)
         self._thread.start()
+
+    @property
+    def broken(self) -> bool:
+        """Writes are failing, or the writer thread stopped: appends are not made durable."""
+        return self.failed_upto > self.durable or self.dead is not None
 
     # -- appending (caller holds self.lock)
     def append_locked(self, row: tuple) -> int:
@@ -149,7 +156,7 @@ class WriteAheadLog:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
             while self.durable < seq:
-                if self.failed_upto >= seq or self.failing or self._closed:
+                if self.failed_upto >= seq or self.failing or self._closed or self.dead is not None:
                     return False
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -166,7 +173,7 @@ class WriteAheadLog:
         with self._cv:
             if self.durable >= seq:
                 return True
-            if self.failing or self._closed:
+            if self.failing or self._closed or self.dead is not None:
                 return False
             self._async_waiters.append((seq, loop, fut))
             self._cv.notify()
@@ -178,7 +185,7 @@ class WriteAheadLog:
         for seq, loop, fut in self._async_waiters:
             if self.durable >= seq:
                 result = True
-            elif self.failed_upto >= seq or self.failing or self._closed:
+            elif self.failed_upto >= seq or self.failing or self._closed or self.dead is not None:
                 result = False
             else:
                 keep.append((seq, loop, fut))
@@ -215,6 +222,20 @@ class WriteAheadLog:
 
     # -- the writer thread
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - a bug in the loop itself: no waiter may hang on it
+            with self._cv:
+                self.dead = exc
+                self.last_error = exc
+                self.failing = True
+                self.failed_upto = self.appended
+                self._wake_async_locked()
+                self._cv.notify_all()
+            log.critical("axon_audit: the write-ahead log writer stopped (events are kept in memory, "
+                         "no longer made durable): %r", exc)
+
+    def _loop(self) -> None:
         pause = _RETRY_PAUSE[0]
         reported = 0.0
         while True:
@@ -232,7 +253,7 @@ class WriteAheadLog:
             done = 0
             try:
                 done = self._write(items, released)
-            except _WriteFailed as failed:
+            except _WriteFailed as failed:  # any exception: _write wraps them all
                 done = failed.done
                 with self._cv:
                     left = items[done:]
@@ -270,44 +291,51 @@ class WriteAheadLog:
 
     def _write(self, items: list[Any], released: int) -> int:
         """Write `items` (rows, frames, roll markers) with one fsync per epoch touched;
-        returns len(items). On failure raises `_WriteFailed` with how many items
-        are on disk, so a retry writes none of them twice."""
-        rows: list[tuple] = []
+        returns len(items). On any failure (an OSError, but also MemoryError or an
+        encoding error) raises `_WriteFailed` with how many items are on disk, so a
+        retry writes none of them twice."""
+        done = start = 0
+        try:
+            for i, item in enumerate(items):
+                if type(item) is _Roll:  # the items so far end its epoch
+                    self._write_epoch(self._w_epoch, items[start:i], released)
+                    done = start = i + 1
+                    self._close_fh()
+                    self._w_epoch = item.epoch + 1
+            self._write_epoch(self._w_epoch, items[start:], released)
+        except BaseException as exc:
+            raise _WriteFailed(done) from exc
+        return len(items)
+
+    def _write_epoch(self, epoch: int, part: list[Any], released: int) -> None:
+        """Append `part` (rows and frames of `epoch`) and fsync, unless the epoch is
+        released (exported: skipped). Raises if the segment file is no longer in
+        the folder: an fsync of an unlinked file makes nothing durable."""
+        if not part or epoch <= max(released, self.released_upto):
+            return
         chunks: list[bytes] = []
-        done = 0
-
-        def seal_rows() -> None:
-            if rows:
-                chunks.append(encode_record(b"R", orjson.dumps(rows)))
-                rows.clear()
-
-        def flush_to(epoch: int, upto: int) -> None:
-            nonlocal done
-            seal_rows()
-            with self._io_lock:  # see release(): `released_upto` is read again under it
-                if chunks and epoch > max(released, self.released_upto):  # released: exported, skip
-                    try:
-                        fh = self._open(epoch)
-                        fh.write(b"".join(chunks))
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    except BaseException as exc:
-                        raise _WriteFailed(done) from exc
-            chunks.clear()
-            done = upto
-
-        for i, item in enumerate(items):
+        rows: list[tuple] = []
+        for item in part:
             if type(item) is tuple:
                 rows.append(item)
-            elif type(item) is _Frame:
-                seal_rows()
-                chunks.append(encode_record(b"F", encode_frame(item.df)))
-            else:  # _Roll: the items so far end its epoch
-                flush_to(self._w_epoch, i + 1)
-                self._close_fh()
-                self._w_epoch = item.epoch + 1
-        flush_to(self._w_epoch, len(items))
-        return len(items)
+                continue
+            if rows:
+                chunks += encode_rows(rows)
+                rows = []
+            chunks += encode_frames(item.df)
+        if rows:
+            chunks += encode_rows(rows)
+        with self._io_lock:  # see release(): `released_upto` is read again under it
+            if epoch <= self.released_upto:
+                return
+            fh = self._open(epoch)
+            fh.write(b"".join(chunks))
+            fh.flush()
+            os.fsync(fh.fileno())
+            if os.fstat(fh.fileno()).st_nlink == 0:
+                path = str(segment_path(self.folder, epoch))
+                raise FileNotFoundError(errno.ENOENT, "write-ahead log segment deleted while open "
+                                                      "(was its folder removed?)", path)
 
     def _open(self, epoch: int) -> Any:
         if self._fh is None or self._fh_epoch != epoch:

@@ -28,11 +28,14 @@ import pyarrow as pa
 
 from axon_audit.model.enums import EventStatus, OperationType
 
-__all__ = ["MAGIC", "Recovery", "encode_frame", "encode_record", "existing_epochs", "recover", "scan_segment",
-           "segment_path"]
+__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "encode_frame", "encode_frames", "encode_record", "encode_rows",
+           "existing_epochs", "frame_too_large", "recover", "row_too_large", "scan_segment", "segment_path"]
 
 MAGIC = b"AW"
 _HEADER = struct.Struct("<2scII")
+#: The largest payload one record holds: its length is a u32 in the header.
+MAX_PAYLOAD = 2**32 - 1
+ROW_SLACK = 512  # an encoded row's bytes besides its texts: brackets, numbers, enum names, quotes, commas
 _SEGMENT = re.compile(r"^wal-(\d{8})\.log$")
 
 
@@ -41,7 +44,53 @@ def segment_path(folder: Path, epoch: int) -> Path:
 
 
 def encode_record(kind: bytes, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"a write-ahead log record holds at most {MAX_PAYLOAD} bytes (u32 length), "
+                         f"got {len(payload)}")
     return _HEADER.pack(MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
+
+
+def row_too_large(row: tuple[Any, ...]) -> int | None:
+    """The encoded size of `row` if it cannot fit in one record, else None. Cheap on
+    the logging path: the texts' lengths bound the size (orjson writes a character in
+    at most 6 bytes, ``\\u00XX``); only a row near the limit is encoded to measure it."""
+    chars = len(row[4] or "") + len(row[5] or "") + len(row[7] or "") + len(row[9] or "") + sum(map(len, row[6]))
+    if 6 * chars + 3 * len(row[6]) + ROW_SLACK <= MAX_PAYLOAD:  # an entry id adds its quotes and comma
+        return None
+    size = len(orjson.dumps([row]))
+    return size if size > MAX_PAYLOAD else None
+
+
+def frame_too_large(df: pl.DataFrame) -> int | None:
+    """The bytes of the largest row of `df` if one row cannot fit in one record,
+    else None (a frame is split into records of whole rows, so only one row's size
+    matters)."""
+    if df.estimated_size() + ROW_SLACK <= MAX_PAYLOAD:
+        return None
+    texts = [pl.col(c).cast(pl.String).str.len_bytes().fill_null(0) for c, t in df.schema.items()
+             if t in (pl.String, pl.Categorical) or isinstance(t, pl.Enum)]
+    lists = [pl.col(c).list.eval(pl.element().cast(pl.String).str.len_bytes()).list.sum().fill_null(0)
+             for c, t in df.schema.items() if isinstance(t, pl.List)]
+    biggest = df.select(pl.max_horizontal(pl.sum_horizontal([*texts, *lists, pl.lit(ROW_SLACK)])).max()).item()
+    return int(biggest) if biggest is not None and biggest > MAX_PAYLOAD else None
+
+
+def encode_rows(rows: list[tuple[Any, ...]]) -> list[bytes]:
+    """Row records holding `rows` in order, split so each payload fits the u32 length."""
+    payload = orjson.dumps(rows)
+    if len(payload) <= MAX_PAYLOAD or len(rows) == 1:
+        return [encode_record(b"R", payload)]  # one row too large raises (refused at the door before)
+    half = len(rows) // 2
+    return encode_rows(rows[:half]) + encode_rows(rows[half:])
+
+
+def encode_frames(df: pl.DataFrame) -> list[bytes]:
+    """Frame records holding `df`'s rows in order, split so each payload fits."""
+    payload = encode_frame(df)
+    if len(payload) <= MAX_PAYLOAD or df.height <= 1:
+        return [encode_record(b"F", payload)]
+    half = df.height // 2
+    return encode_frames(df.slice(0, half)) + encode_frames(df.slice(half))
 
 
 def encode_frame(df: pl.DataFrame) -> bytes:
