@@ -432,7 +432,7 @@ def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:
     frames = []
     parts = _parts(folder)
     if parts:
-        frames.append(pl.scan_parquet(parts).filter(pl.col("user_id").cast(pl.String) == user_id)
+        frames.append(pl.scan_parquet(parts, glob=False).filter(pl.col("user_id").cast(pl.String) == user_id)
                       .select("event_id", pl.col("session_id").cast(pl.String)).collect())
     needle = orjson.dumps(user_id)
     for p in _documents(folder):
