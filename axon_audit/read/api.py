@@ -24,7 +24,7 @@ from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot
-from axon_audit.read.sql import run_sql
+from axon_audit.read.sql import polars_safe, run_sql
 from axon_audit.store.statistics import snapshot_statistics, user_statistics
 
 __all__ = ["Reader"]
@@ -132,11 +132,19 @@ class Reader:
         snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
         return snap.guard(f, lambda: snap.arrow(f))
 
-    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+            read_only: bool = True) -> pl.DataFrame:
         """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
         the Parquet files and rotations still being written) and `all_events`
         (both, each event once). Pass values as `params` (`?` or `$name`), never
-        in the query text. Thread-safe. `sql_arrow` returns Arrow instead.
+        in the query text. Thread-safe; each call has a database of its own.
+        `sql_arrow` returns Arrow instead; here a column polars cannot hold (an
+        INTERVAL, a UNION) comes back as text.
+
+        Read-only by default: queries only (SELECT), no file access but the views,
+        no settings (COPY, ATTACH, INSTALL, SET, CREATE and `read_csv('/etc/…')`
+        raise `AuditValueError`). `read_only=False` runs any statement with full
+        file access: for trusted code only.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -145,12 +153,18 @@ class Reader:
             >>> audit.sql("SELECT user_id, sum(duration_ms) AS ms FROM events WHERE operation = ? GROUP BY 1",
             ...           ["STORE"]).rows()
             [('u1', 5.0)]
+            >>> audit.sql("COPY events TO 'x.csv'")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            axon_audit.exceptions.AuditValueError: query: sql() is read-only and runs queries only (SELECT); ...
         """
 
-        return pl.from_arrow(run_sql(self._snapshot(True), query, params))  # type: ignore[return-value]
+        table = run_sql(self._snapshot(True), query, params, read_only=read_only)
+        return pl.from_arrow(polars_safe(table))  # type: ignore[return-value]
 
-    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
-        """`sql`, returning a pyarrow Table.
+    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+                  read_only: bool = True) -> pa.Table:
+        """`sql`, returning a pyarrow Table (every DuckDB type as Arrow has it).
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -158,7 +172,7 @@ class Reader:
             [{'n': 0}]
         """
 
-        return run_sql(self._snapshot(True), query, params)
+        return run_sql(self._snapshot(True), query, params, read_only=read_only)
 
     def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
         """Statistics over the events in memory (and the rotated ones with
