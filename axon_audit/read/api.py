@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.io.json_export import write_json_export
+from axon_audit.io.layout import check_export_target
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
@@ -217,27 +218,37 @@ class Reader:
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return user_statistics(rows.lazy(), user_id)
 
-    def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
+    def export_to_file(self, path: str | Path, *, include_archived: bool = False, force: bool = False,
+                       **filters: Any) -> int:
         """Write the events matching `filters` (as `query_events`) to `path` in the
-        export format, oldest first; return how many were written.
+        export format, oldest first; return how many were written. Never inside an
+        export folder (one holding a manifest, or this source's own folder: its
+        files are sealed evidence); an existing file only with `force=True`.
 
         Example:
             >>> import tempfile, pathlib
             >>> from axon_audit import AuditLogger
             >>> audit = AuditLogger()
             >>> _ = audit.log("store", user_id="user_123")
-            >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
+            >>> target = pathlib.Path(tempfile.mkdtemp()) / "trail.json"
+            >>> audit.export_to_file(target, user_id="user_123")
             1
+            >>> audit.export_to_file(target)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            axon_audit.exceptions.AuditValueError: path: '...trail.json' already exists; pass force=True to replace it
         """
-        target = _as_target(path, self._storage_options)
+        target = self._target(path, force)
         _check_flag(include_archived)
         snap, f = self._snapshot(include_archived), Filters.of(filters)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
         write_json_export(df, target)
         return df.height
 
-    def export_events(self, events: Iterable[AuditEvent] | pl.DataFrame, path: str | Path) -> int:
-        """Write the given events (in their order) to `path` in the export format.
+    def export_events(self, events: Iterable[AuditEvent] | pl.DataFrame, path: str | Path, *,
+                      force: bool = False) -> int:
+        """Write the given events (in their order) to `path` in the export format
+        (where `export_to_file` may write).
 
         Example:
             >>> import tempfile, pathlib
@@ -248,18 +259,29 @@ class Reader:
             >>> audit.export_events(events, pathlib.Path(tempfile.mkdtemp()) / "user_123_audit.json")
             1
         """
-        target = _as_target(path, self._storage_options)
+        target = self._target(path, force)
         df = events if isinstance(events, pl.DataFrame) else events_to_frame(events)
         write_json_export(df, target)
         return df.height
 
+    def _target(self, path: Any, force: Any) -> Path | Location:
+        """Where an export may go (see `export_to_file`)."""
+        target = _as_target(path, self._storage_options)
+        if not isinstance(force, bool):
+            raise AuditTypeError(f"force must be a bool, got {type(force).__name__}")
+        # A logger names its folder `auto_export_path`, an archive `path`.
+        own = getattr(self, "auto_export_path", None) or getattr(self, "path", None)
+        check_export_target(resolve(target, storage_options=self._storage_options), force=force,
+                            own=None if own is None else resolve(own, storage_options=self._storage_options))
+        return target
+
     async def export_to_json(
         self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None,
-        *, include_archived: bool = False,
+        *, include_archived: bool = False, force: bool = False,
     ) -> int:
         """The older API's export (runs in a worker thread)."""
         return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time,
-                                       include_archived=include_archived)
+                                       include_archived=include_archived, force=force)
 
 
 def _check_flag(value: Any) -> None:
