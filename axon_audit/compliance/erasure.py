@@ -72,8 +72,7 @@ class ErasureResult:
 
     def _repr_html_(self) -> str:
         items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
-        files = "<br>".join(str(p) for p in self.files_rewritten) or "none"
-        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": files})
+        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": self.files_rewritten})
 
 
 def _rust_escape(text: str) -> str:
