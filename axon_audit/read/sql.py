@@ -106,18 +106,16 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         )
 
 
-def _locked_db(kind: str, path: str) -> duckdb.DuckDBPyConnection:
-    """A locked database that can read only under the folder `path` (kind "dir"),
-    only the file `path` ("file"), or nothing ("none"); DuckDB checks the name it
-    was given, so the glob-escaped spelling is allowed too."""
+def _locked_db(directories: Sequence[str] = (), paths: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
+    """A locked database that can read only under `directories` and the files
+    `paths`. DuckDB checks the name it was given, so each glob-escaped spelling
+    (what the views name) is allowed too."""
     con = _duckdb().connect(":memory:", config=_CONFIG)
     try:
-        if kind != "none":
-            names = {path, duckdb_literal_path(path)}
-            if kind == "dir":
-                con.execute(f"SET allowed_directories = [{', '.join(_quoted(n + '/') for n in sorted(names))}]")
-            else:
-                con.execute(f"SET allowed_paths = [{', '.join(map(_quoted, sorted(names)))}]")
+        for setting, names in (("allowed_directories", [d + "/" for d in directories]), ("allowed_paths", paths)):
+            spelled = sorted({*names, *map(duckdb_literal_path, names)})
+            if spelled:
+                con.execute(f"SET {setting} = [{', '.join(map(_quoted, spelled))}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
@@ -138,24 +136,19 @@ def _read_only_cursor(snap: Snapshot, files: list[str]) -> duckdb.DuckDBPyConnec
         else:  # the Parquet folder when every file lies in it (the manifest stays out of reach)
             key = ("dir", parts if all(f.startswith(parts + os.sep) for f in files) else root)
         if not all(f == key[1] if key[0] == "file" else f.startswith(key[1] + os.sep) for f in files):
-            return _locked_db_for_files(files)  # not expected: a database for exactly these files
+            return _locked_db(paths=files)  # not expected: a database for exactly these files
     with _locked_guard:
         base = _locked.get(key)
         if base is None:
-            base = _locked[key] = _locked_db(*key)
+            kind, path = key
+            base = _locked[key] = _locked_db(directories=[path] if kind == "dir" else [],
+                                             paths=[path] if kind == "file" else [])
             while len(_locked) > _LOCKED_MAX:
-                _locked.popitem(last=False)[1].close()  # its open cursors keep the database alive
+                # Dropped, not closed: closing would close the cursors other threads are using;
+                # the database goes when its last cursor does.
+                _locked.popitem(last=False)
         _locked.move_to_end(key)
         return base.cursor()
-
-
-def _locked_db_for_files(files: list[str]) -> duckdb.DuckDBPyConnection:
-    con = _duckdb().connect(":memory:", config=_CONFIG)
-    allowed = sorted({*files, *(duckdb_literal_path(f) for f in files)})
-    con.execute(f"SET allowed_paths = [{', '.join(map(_quoted, allowed))}]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
 
 
 def _has_unimportable(t: pa.DataType) -> bool:
