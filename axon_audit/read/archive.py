@@ -2,7 +2,8 @@
 
 An export folder holds `parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions
 by UTC event date) and `audit_*.json` export documents holding the same events.
-Parquet is read when present; a folder of JSON exports (or one JSON file) is
+Parquet is read when present; a folder of JSON exports (the documents its manifest
+lists; without a manifest its `audit_*.json`), or one JSON file, is
 read otherwise. Every file is checked once (by path, size and mtime) before it
 is used: a corrupt or foreign file raises `ArchiveError` naming it, or, with
 `on_error="skip"`, is left out with a warning, never silently half-read. Which
@@ -24,6 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
+from axon_audit.integrity.manifest import listed_files
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import COLUMNS, normalize_batch
@@ -249,7 +251,21 @@ class ExportFolder:
         return chunks
 
     def _json_documents(self) -> list[Path | Location]:
-        return [d.path for d in self.layout.json_documents()]
+        """The JSON documents served: exactly those the folder's manifests list (what
+        `verify` vouches for), or, in a folder without one, its rotation documents
+        (``audit_*.json``). Any other ``.json`` lying there is not evidence."""
+        docs = self.layout.json_documents()
+        manifests = self.layout.manifest_names()
+        if not manifests:
+            return [d.path for d in docs if ExportLayout.is_rotation_document(d.name)]
+        root = resolve(self.path) if isinstance(self.path, Path) else self.path
+        listed: set[str] = set()
+        for name in manifests:
+            try:
+                listed |= listed_files(root, name)
+            except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+                raise ArchiveError(f"{root / name}: not a readable integrity manifest ({exc})") from None
+        return [d.path for d in docs if d.name in listed]
 
     def snapshot(self) -> Snapshot:
         return Snapshot(old=self.json_chunks(), folder=self, events_are_archived=True)
