@@ -362,11 +362,14 @@ def test_foreign_parquet_and_json_are_named(tmp_path):
         warnings.simplefilter("always")
         assert len(AuditArchive(tmp_path, on_error="skip").query_events()) == n
     assert any("other.parquet" in str(w.message) for w in caught)
-    (tmp_path / "notes.json").write_text('{"hello": 1}')
-    with pytest.raises(ArchiveError, match=r"notes\.json"):
+    (tmp_path / "notes.json").write_text('{"hello": 1}')  # not in the manifest: not evidence, not read
+    assert len(AuditArchive(tmp_path, source="json").query_events()) == n
+    listed = next(tmp_path.glob("audit_*.json"))  # a document the manifest lists, made foreign: named
+    listed.write_text('{"hello": 1}')
+    with pytest.raises(ArchiveError, match=listed.name):
         AuditArchive(tmp_path, source="json").query_events()
-    with pytest.warns(UserWarning, match=r"notes\.json"):
-        assert len(AuditArchive(tmp_path, source="json", on_error="skip").query_events()) == n
+    with pytest.warns(UserWarning, match=listed.name):
+        assert AuditArchive(tmp_path, source="json", on_error="skip").query_events() == []
 
 
 def test_archive_arguments_are_checked(tmp_path):

@@ -24,6 +24,7 @@ import click
 
 from axon_audit.app.commands import COMMANDS
 from axon_audit.app.options import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, parse_storage_options, parse_time
+from axon_audit.app.render import terminal_text
 from axon_audit.exceptions import AuditError
 
 # BadInput, parse_time and parse_storage_options moved to app.options; re-exported
@@ -46,7 +47,8 @@ for _command in COMMANDS:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    # Messages quote paths, ids and SQL from the data: one line, no escape sequence of theirs.
+    return terminal_text(" ".join(message.split()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,18 +27,22 @@ from axon_audit.app.options import (
     TIME,
     BadInput,
     choice,
+    output_file,
     query_filters,
     with_filter_options,
     with_storage_options,
 )
 from axon_audit.app.render import (
-    cell_text,
+    cell,
     display_frame,
     frame_table,
+    markup_text,
     new_console,
     print_json,
     print_lines,
+    terminal_text,
     write_events,
+    write_text,
 )
 from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
@@ -65,8 +69,9 @@ def _open(path: str, storage_options: dict[str, Any] | None = None) -> Any:
 @click.option("--format", "-f", "fmt", type=choice(["table", "json", "csv", "parquet"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead.")
+@click.option("--force", is_flag=True, help="Replace the --output file if it exists.")
 @with_storage_options
-def query(path: str, limit: int | None, fmt: str, output: str | None,
+def query(path: str, limit: int | None, fmt: str, output: str | None, force: bool,
           storage_options: dict[str, Any] | None, **given: Any) -> None:
     """Events matching the filters, newest first.
 
@@ -79,6 +84,8 @@ def query(path: str, limit: int | None, fmt: str, output: str | None,
     if fmt == "table" and output is not None:
         raise BadInput("--output needs --format json, csv or parquet (a table is for the terminal)")
     source = _open(path, storage_options)
+    if output is not None:
+        output_file(output, "--output", source=path, force=force, storage_options=storage_options)
     filters = query_filters(**given)
     if fmt == "table" and limit is None:
         limit = 50
@@ -96,9 +103,12 @@ def query(path: str, limit: int | None, fmt: str, output: str | None,
 @click.argument("query_text", metavar="QUERY")
 @click.option("--format", "-f", "fmt", type=choice(["table", "json", "csv"]), default="table",
               show_default=True, help="Output format.")
+@click.option("--allow-writes", is_flag=True,
+              help="Trusted SQL only: any statement (COPY, ATTACH, SET, …) with full file access.")
 @with_storage_options
-def sql(path: str, query_text: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
-    """DuckDB SQL over the view `events` (every event in the folder).
+def sql(path: str, query_text: str, fmt: str, allow_writes: bool, storage_options: dict[str, Any] | None) -> None:
+    """DuckDB SQL over the view `events` (every event in the folder). Read-only: queries
+    only, no file access but the folder's events (--allow-writes lifts that).
 
     \b
     Example:
@@ -106,18 +116,19 @@ def sql(path: str, query_text: str, fmt: str, storage_options: dict[str, Any] | 
     """
     source = _open(path, storage_options)
     try:
-        df = source.sql(query_text)
+        df = source.sql(query_text, read_only=not allow_writes)
     except (duckdb.Error, AuditValueError) as exc:  # the archive wraps DuckDB's errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.replace("pass read_only=False", "pass --allow-writes")
         raise BadInput(f"SQL: {first.removeprefix('query cannot run: ')}") from None
     fmt = fmt.lower()
     if fmt == "json":
-        sys.stdout.write(df.write_json() + "\n")
+        write_text(df.write_json() + "\n")
     elif fmt == "csv":
         try:
-            sys.stdout.write(df.write_csv())
+            write_text(df.write_csv())
         except pl.exceptions.ComputeError:
-            sys.stdout.write(df.with_columns(pl.col(pl.List(pl.String)).list.join(";")).write_csv())
+            write_text(df.with_columns(pl.col(pl.List(pl.String)).list.join(";")).write_csv())
     else:
         new_console().print(frame_table(df, caption=f"{df.height:,} rows"))
 
@@ -140,17 +151,17 @@ def stats(path: str, user_id: str | None, fmt: str, storage_options: dict[str, A
     if fmt.lower() == "json":
         print_json(result)
         return
-    table = Table(title=f"statistics of {user_id}" if user_id else "statistics", title_justify="left")
+    table = Table(title=cell(f"statistics of {user_id}" if user_id else "statistics"), title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
         if isinstance(value, dict):  # by_operation, by_status: one row each, largest first
             for name, n in sorted(value.items(), key=lambda kv: -kv[1]):
-                table.add_row(f"{key} {name}", cell_text(n))
+                table.add_row(cell(f"{key} {name}"), cell(n))
             continue
         if key == "success_rate":
             value = f"{value:.2%}"
-        table.add_row(key, "" if value is None else cell_text(value))
+        table.add_row(cell(key), "" if value is None else cell(value))
     new_console().print(table)
 
 
@@ -207,10 +218,13 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fm
 @click.argument("path")
 @with_filter_options
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
-              help="The file to write: .json (the seed's export format), .parquet or .csv.")
+              help="The file to write: .json (the seed's export format), .parquet or .csv; never inside an "
+                   "export folder.")
+@click.option("--force", is_flag=True, help="Replace the --to file if it exists.")
 @with_storage_options
-def export(path: str, target: str, storage_options: dict[str, Any] | None, **given: Any) -> None:
-    """Write the matching events (oldest first) to one file.
+def export(path: str, target: str, force: bool, storage_options: dict[str, Any] | None, **given: Any) -> None:
+    """Write the matching events (oldest first) to one file (not inside an export folder:
+    its files are sealed evidence; an existing file only with --force).
 
     \b
     Example:
@@ -221,12 +235,13 @@ def export(path: str, target: str, storage_options: dict[str, Any] | None, **giv
     if fmt is None:
         raise BadInput(f"--to: expected a file ending in .json, .parquet or .csv, got {target!r}")
     source = _open(path, storage_options)
+    output_file(target, "--to", source=path, force=force, storage_options=storage_options)
     err = new_console(err=True)
     started = time.perf_counter()
-    with err.status(f"exporting to {target} …"):
+    with err.status(f"exporting to {markup_text(target)} …"):
         df = newest(source, **query_filters(**given)).reverse()
         write_events(df, fmt, target)
-    err.print(f"wrote {df.height:,} events to {target} in {time.perf_counter() - started:.2f} s")
+    err.print(f"wrote {df.height:,} events to {markup_text(target)} in {time.perf_counter() - started:.2f} s")
 
 
 @click.command()
@@ -259,7 +274,7 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, storage_option
         print_lines(newest(source, limit=lines, **filters).reverse())
     if no_follow:
         return
-    sys.stderr.write(f"axon-audit: following {path} for new files (Ctrl-C stops)\n")
+    sys.stderr.write(f"axon-audit: following {terminal_text(path)} for new files (Ctrl-C stops)\n")
     sys.stderr.flush()
     while True:
         time.sleep(interval)

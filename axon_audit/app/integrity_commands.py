@@ -24,7 +24,7 @@ import click
 import orjson
 from rich.console import Console
 
-from axon_audit.app.options import EXIT_FAILED, BadInput, with_storage_options
+from axon_audit.app.options import EXIT_FAILED, BadInput, output_file, with_storage_options
 from axon_audit.app.render import terminal_text
 from axon_audit.exceptions import AuditError, IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey, open_checkpoint
@@ -175,6 +175,7 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
             raise BadInput("--save-checkpoint needs --public-key or --key (only a head whose signature or HMAC "
                            "was checked is worth keeping)")
         _out_folder(save_file, "--save-checkpoint")
+        output_file(save_file, "--save-checkpoint", source=path, storage_options=storage_options)
     open_source(path, storage_options=storage_options)  # the same clear error as the other commands
     with _progress_bar(not no_progress and sys.stderr.isatty()) as progress:
         outcome = check(path, key=key, public_key=verifier, checkpoint=kept[0] if kept else None,
@@ -182,7 +183,8 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
     for problem in outcome.problems:
         sys.stdout.write(f"PROBLEM {terminal_text(problem)}\n")  # problems quote ids read from the files
     if kept is not None and outcome.ok:
-        sys.stdout.write(f"checkpoint: the log extends the one kept ({kept[1].origin} at {kept[1].size:,} events)\n")
+        sys.stdout.write(f"checkpoint: the log extends the one kept ({terminal_text(kept[1].origin)} at "
+                         f"{kept[1].size:,} events)\n")
     saving_error = None
     if save_file is not None:
         if not outcome.ok:
@@ -192,13 +194,14 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
                             "(written without a signing_key, or before the log was signed)"
                             if not heads else
                             f"--save-checkpoint: {path} holds {len(heads)} logs "
-                            f"({', '.join(sorted(heads))}), one per writer, and it keeps one; "
+                            f"({terminal_text(', '.join(sorted(heads)))}), one per writer, and it keeps one; "
                             f"keep each with the API: verify(...).{'checkpoints' if verifier else 'tree_heads'}")
         else:
             (origin, note), = heads.items()
             _write_atomically(save_file, note.encode("utf-8"))
             size = _checkpoint_body(note.encode("utf-8"), save_file, "--save-checkpoint").size
-            sys.stdout.write(f"checkpoint: saved {origin} at {size:,} events to {save_file}\n")
+            sys.stdout.write(f"checkpoint: saved {terminal_text(origin)} at {size:,} events to "
+                             f"{terminal_text(save_file)}\n")
     for note_text in outcome.notes:
         sys.stdout.write(f"note: {note_text}\n")
     for leftover in outcome.leftovers:  # a file name read from the folder: escaped like PROBLEM lines
@@ -240,6 +243,7 @@ def prove(path: str, event_id: str | None, old_file: str | None, out: str | None
         raise BadInput("prove needs EVENT_ID or --consistency CHECKPOINT_FILE (one of them)")
     if out is not None:
         _out_folder(out, "--out")
+        output_file(out, "--out", source=path, storage_options=storage_options)
     open_source(path, storage_options=storage_options)
     try:
         if old_file is not None:
@@ -264,7 +268,7 @@ def prove(path: str, event_id: str | None, old_file: str | None, out: str | None
         sys.stdout.buffer.flush()
     else:
         Path(out).write_bytes(_json(bundle))
-        sys.stderr.write(f"wrote {what} to {out}\n")
+        sys.stderr.write(f"wrote {terminal_text(what)} to {terminal_text(out)}\n")
 
 
 @click.command("verify-proof", short_help="Check a proof bundle offline, with the log's public key.")

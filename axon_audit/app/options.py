@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 
-from axon_audit.io.location import _S3_OPTIONS
+from axon_audit.exceptions import AuditValueError
+from axon_audit.io.location import _S3_OPTIONS, resolve
+from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import OPERATIONS, STATUSES
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "TIME",
     "BadInput",
     "choice",
+    "output_file",
     "parse_storage_options",
     "parse_time",
     "query_filters",
@@ -94,6 +97,20 @@ class _Time(click.ParamType):
 
 
 TIME = _Time()
+
+
+def output_file(target: str, option: str, *, source: str | None = None, force: bool = True,
+                storage_options: dict[str, Any] | None = None) -> None:
+    """Refuse a command's output file `target` inside an export folder (one holding a
+    manifest, or the folder `source` the command reads) and, without `force`, over an
+    existing file: bad input naming `option`. Sealed evidence is never written over."""
+    try:
+        check_export_target(resolve(target, argument=option), argument=option, force=True,
+                            own=None if source is None else resolve(source, storage_options=storage_options))
+    except AuditValueError as exc:
+        raise BadInput(str(exc)) from None
+    if not force and resolve(target).exists():
+        raise BadInput(f"{option}: {target!r} already exists; pass --force to replace it")
 
 
 def choice(values: Sequence[str]) -> click.Choice:

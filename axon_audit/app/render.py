@@ -14,21 +14,26 @@ import orjson
 import polars as pl
 import pyarrow.parquet as pq
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from axon_audit.app.options import BadInput
 from axon_audit.io.json_export import write_json_stream
 from axon_audit.model.schema import to_arrow
 
 __all__ = [
+    "cell",
     "cell_text",
     "display_frame",
     "frame_table",
+    "markup_text",
     "new_console",
     "print_json",
     "print_lines",
     "terminal_text",
     "write_events",
+    "write_text",
 ]
 
 # C0 and C1 control characters and DEL, written as \xNN escapes.
@@ -38,7 +43,9 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
 def terminal_text(text: str) -> str:
     """`text` with its control characters written as ``\\xNN``: audit data (an event
     id read from a tampered file, a bundle's event) that reaches a terminal cannot
-    move the cursor, recolour, retitle or split a line.
+    move the cursor, recolour, retitle or split a line. Every value from audit data
+    or file names that the command line prints goes through it (rich output as a
+    `Text` of it, which rich never reads as markup: `cell`, `markup_text`).
 
     Example:
         >>> from axon_audit.app.render import terminal_text
@@ -48,6 +55,34 @@ def terminal_text(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def cell(value: Any) -> Text:
+    """A value as rich shows it: its `terminal_text`, never read as markup
+    (``[red]admin[/red]`` stays those characters; ``[/x]`` cannot break a table)."""
+    return Text(terminal_text(value if isinstance(value, str) else cell_text(value)))
+
+
+def markup_text(text: str) -> str:
+    """`terminal_text` of `text` for a rich string that is read as markup (a status
+    line, `Console.print`): its brackets escaped.
+
+    Example:
+        >>> from axon_audit.app.render import markup_text
+        >>> markup_text("[red]x.json")
+        '\\\\[red]x.json'
+    """
+    return escape(terminal_text(text))
+
+
+# Row and line breaks are the format's own; every other control character is escaped.
+_CONTROL_NOT_NEWLINE = {k: v for k, v in _CONTROL.items() if k != 0x0A}
+
+
+def write_text(text: str) -> None:
+    """Data text (CSV) to stdout: as is into a pipe or file; on a terminal with its
+    control characters but newlines escaped (no escape sequence of the data runs)."""
+    sys.stdout.write(text.translate(_CONTROL_NOT_NEWLINE) if sys.stdout.isatty() else text)
+
+
 def new_console(err: bool = False) -> Any:
     # Pipes get the width of a wide terminal, not rich's 80-column default.
     width = None if sys.stdout.isatty() else 120
@@ -55,11 +90,12 @@ def new_console(err: bool = False) -> Any:
 
 
 def frame_table(df: pl.DataFrame, title: str | None = None, caption: str | None = None) -> Any:
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
-    for name, dtype in df.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+    table = Table(title=None if title is None else cell(title), caption=None if caption is None else cell(caption),
+                  title_justify="left", caption_justify="left")
+    for name, dtype in df.schema.items():  # a column name may come from the data (PIVOT)
+        table.add_column(cell(name), justify="right" if dtype.is_numeric() else "left", overflow="fold")
     for row in df.iter_rows():
-        table.add_row(*("" if v is None else cell_text(v) for v in row))
+        table.add_row(*("" if v is None else cell(v) for v in row))
     return table
 
 
@@ -117,7 +153,7 @@ def write_events(df: pl.DataFrame, fmt: str, output: str | None) -> None:
     if fmt == "csv":
         flat = _flat(df)
         if output is None:
-            sys.stdout.write(flat.write_csv())
+            write_text(flat.write_csv())
         else:
             flat.write_csv(output)
         return
@@ -125,7 +161,7 @@ def write_events(df: pl.DataFrame, fmt: str, output: str | None) -> None:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    write_text(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
 def print_lines(df: pl.DataFrame) -> None:
@@ -138,6 +174,6 @@ def print_lines(df: pl.DataFrame) -> None:
             text += f"  {ms}ms"
         if error:
             text += f"  error={error!r}"
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(terminal_text(text) + "\n")  # one event, one line, whatever its data holds
     sys.stdout.flush()
 

@@ -70,8 +70,7 @@ class ErasureResult:
 
     def _repr_html_(self) -> str:
         items = {k: v for k, v in self.__dict__.items() if k != "files_rewritten"}
-        files = "<br>".join(str(p) for p in self.files_rewritten) or "none"
-        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": files})
+        return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": self.files_rewritten})
 
 
 def _folders(items: list[Any]) -> list[Path]:
@@ -387,7 +386,7 @@ def _folder_events(folder: Path, user_id: str) -> pl.DataFrame:
     frames = []
     parts = _parts(folder)
     if parts:
-        frames.append(pl.scan_parquet(parts).filter(pl.col("user_id").cast(pl.String) == user_id)
+        frames.append(pl.scan_parquet(parts, glob=False).filter(pl.col("user_id").cast(pl.String) == user_id)
                       .select("event_id", pl.col("session_id").cast(pl.String)).collect())
     needle = orjson.dumps(user_id)
     for p in _documents(folder):

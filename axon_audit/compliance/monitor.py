@@ -111,8 +111,7 @@ class Alert:
 
     def _repr_html_(self) -> str:
         items = {k: v for k, v in self.to_dict().items() if k != "event_ids"}
-        ids = ", ".join(self.event_ids[:50]) + (" …" if len(self.event_ids) > 50 else "")
-        return card(f"Alert: {self.rule} ({self.severity})", items, {f"{len(self.event_ids)} events": ids})
+        return card(f"Alert: {self.rule} ({self.severity})", items, {f"{len(self.event_ids)} events": self.event_ids})
 
 
 class Alerts(list):

@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
-from axon_audit.display.html import card
+from axon_audit.display.html import card, lines
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.log import signing_key_of
@@ -65,7 +65,7 @@ class RetentionResult:
         items = {"cutoff": self.cutoff.isoformat(), "dry run": self.dry_run, "partitions": len(self.partitions),
                  "JSON files": len(self.json_files), "events": self.events, "bytes": self.bytes,
                  "manifest": self.manifest}
-        listing = "<br>".join(str(p) for p in [*self.partitions, *self.json_files]) or "nothing"
+        listing = lines([*self.partitions, *self.json_files], empty="nothing")
         return card("Retention" + (" (dry run)" if self.dry_run else ""), items, {"files": listing})
 
 

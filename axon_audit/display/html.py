@@ -1,22 +1,32 @@
-"""Small HTML builders for Jupyter's `_repr_html_`: a summary card and tables.
+"""The HTML builders behind every `_repr_html_`: a summary card, tables and lists.
 
-Everything shown is escaped; tables are polars' own HTML (bounded in rows).
+Every `_repr_html_` of the package builds its HTML here, and everything shown
+is escaped here (`html.escape` with quotes): audit data (user ids, messages,
+metadata, event ids) and file names are text in the notebook, never markup or
+script. Only fragments these builders made (`Html`) are passed through as HTML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
 import polars as pl
 
-__all__ = ["card", "logger_card", "table"]
+__all__ = ["Html", "card", "lines", "logger_card", "table", "text"]
 
 _STYLE = (
     "border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:4px 0;"
     "font-family:system-ui,sans-serif;font-size:13px;max-width:980px"
 )
+_CELL = "padding:1px 8px;border-bottom:1px solid #eef;text-align:left;vertical-align:top;white-space:pre-wrap"
+
+
+class Html(str):
+    """An HTML fragment made by this module's builders (its data already escaped)."""
+
+    __slots__ = ()
 
 
 def _fmt(value: Any) -> str:
@@ -27,32 +37,90 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def card(title: str, items: Mapping[str, Any], sections: Mapping[str, str] | None = None) -> str:
-    """A titled box of key/value rows, then optional titled HTML sections (already HTML).
+def text(value: Any) -> Html:
+    """Any value as HTML text: its `str` (numbers grouped), with ``& < > " '`` escaped.
+
+    Example:
+        >>> from axon_audit.display.html import text
+        >>> text('<script>"x"</script>')
+        '&lt;script&gt;&quot;x&quot;&lt;/script&gt;'
+    """
+    return Html(escape(_fmt(value), quote=True))
+
+
+def lines(values: Iterable[Any], limit: int = 50, empty: str = "none") -> Html:
+    """Values one per line, escaped; at most `limit`, then how many more.
+
+    Example:
+        >>> from axon_audit.display.html import lines
+        >>> lines(["a.json", "<b>.json", "c.json"], limit=2)
+        'a.json<br>&lt;b&gt;.json<br>… 1 more'
+    """
+    items = list(values)
+    shown = "<br>".join(text(v) for v in items[:limit])
+    more = f"<br>… {len(items) - limit:,} more" if len(items) > limit else ""
+    return Html(shown + more if items else text(empty))
+
+
+def _section(value: Html | str | Iterable[Any]) -> Html:
+    if isinstance(value, Html):
+        return value
+    if isinstance(value, str):
+        return text(value)
+    return lines(value)
+
+
+def card(title: str, items: Mapping[str, Any],
+         sections: Mapping[str, Html | str | Iterable[Any]] | None = None) -> Html:
+    """A titled box of key/value rows, then optional titled sections that fold
+    open: a table or list built here (`Html`), plain text, or values one per line.
 
     Example:
         >>> from axon_audit.display.html import card
-        >>> "<b>Report</b>" in card("Report", {"events": 3})
-        True
+        >>> html = card("Report", {"events": 3}, {"users": ["<ann>", "bob"]})
+        >>> "<b>Report</b>" in html, "&lt;ann&gt;<br>bob" in html
+        (True, True)
     """
     rows = "".join(
-        f"<tr><td style='padding:1px 12px 1px 0;color:#556'>{escape(str(k))}</td>"
-        f"<td style='padding:1px 0'><b>{escape(_fmt(v))}</b></td></tr>"
+        f"<tr><td style='padding:1px 12px 1px 0;color:#556'>{text(k)}</td>"
+        f"<td style='padding:1px 0'><b>{text(v)}</b></td></tr>"
         for k, v in items.items()
     )
-    body = f"<div style='{_STYLE}'><div style='font-size:15px'><b>{escape(title)}</b></div><table>{rows}</table>"
-    for name, html in (sections or {}).items():
-        body += f"<details><summary>{escape(name)}</summary>{html}</details>"
-    return body + "</div>"
+    body = f"<div style='{_STYLE}'><div style='font-size:15px'><b>{text(title)}</b></div><table>{rows}</table>"
+    for name, value in (sections or {}).items():
+        body += f"<details><summary>{text(name)}</summary>{_section(value)}</details>"
+    return Html(body + "</div>")
 
 
-def table(df: pl.DataFrame, max_rows: int = 20) -> str:
-    """A polars DataFrame as HTML, at most `max_rows` rows."""
-    with pl.Config(tbl_rows=max_rows, fmt_str_lengths=60, tbl_hide_dataframe_shape=False):
-        return df._repr_html_()
+def _cell(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return ", ".join(map(_fmt, value))
+    return _fmt(value)
 
 
-def logger_card(logger: Any) -> str:
+def table(df: pl.DataFrame, max_rows: int = 20) -> Html:
+    """A polars DataFrame as an HTML table (names, types, then at most `max_rows`
+    rows, each value escaped), with its shape.
+
+    Example:
+        >>> import polars as pl
+        >>> from axon_audit.display.html import table
+        >>> "<td style" in table(pl.DataFrame({"user": ["<img src=x>"]})), "&lt;img src=x&gt;" in table(
+        ...     pl.DataFrame({"user": ["<img src=x>"]}))
+        (True, True)
+    """
+    head = "".join(f"<th style='{_CELL}'>{text(name)}<br><small>{text(dtype)}</small></th>"
+                   for name, dtype in df.schema.items())
+    body = "".join("<tr>" + "".join(f"<td style='{_CELL}'>{text(_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in df.head(max_rows).iter_rows())
+    more = f"; {df.height - max_rows:,} more rows not shown" if df.height > max_rows else ""
+    return Html(f"<small>shape: ({df.height:,}, {df.width:,}){more}</small>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def logger_card(logger: Any) -> Html:
     """The summary card of an `AuditLogger` (its statistics and counters)."""
     s = logger.get_statistics()
     items = {

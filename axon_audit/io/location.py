@@ -28,7 +28,7 @@ import pyarrow.fs as pafs
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 
-__all__ = ["Location", "StorageOptions", "local_folder", "put_all", "resolve"]
+__all__ = ["Location", "StorageOptions", "duckdb_literal_path", "local_folder", "put_all", "resolve"]
 
 StorageOptions = Mapping[str, Any]
 
@@ -317,6 +317,23 @@ def resolve(
     raise AuditValueError(
         f"{argument}: unsupported URI scheme {scheme!r} in {path!r}; expected a local path, file:// or s3://"
     )
+
+
+_DUCKDB_GLOB = str.maketrans({"[": "[[]", "*": "[*]", "?": "[?]"})
+
+
+def duckdb_literal_path(path: str) -> str:
+    """`path` as DuckDB's file readers take it literally: DuckDB expands glob
+    characters in every path it reads (no option turns that off), so a folder
+    named ``audit[eu]`` would read ``audite/`` instead; each glob character is
+    written as a one-character class. (polars takes ``glob=False``.)
+
+    Example:
+        >>> from axon_audit.io.location import duckdb_literal_path
+        >>> duckdb_literal_path("/srv/audit[eu]*?/part.parquet")
+        '/srv/audit[[]eu][*][?]/part.parquet'
+    """
+    return path.translate(_DUCKDB_GLOB)
 
 
 def local_folder(path: str | os.PathLike[str], *, argument: str, task: str) -> Path:

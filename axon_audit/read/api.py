@@ -19,12 +19,13 @@ import pyarrow as pa
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot
-from axon_audit.read.sql import run_sql
+from axon_audit.read.sql import polars_safe, run_sql
 from axon_audit.store.statistics import snapshot_statistics, user_statistics
 
 __all__ = ["Reader"]
@@ -132,11 +133,19 @@ class Reader:
         snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
         return snap.guard(f, lambda: snap.arrow(f))
 
-    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pl.DataFrame:
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+            read_only: bool = True) -> pl.DataFrame:
         """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
         the Parquet files and rotations still being written) and `all_events`
         (both, each event once). Pass values as `params` (`?` or `$name`), never
-        in the query text. Thread-safe. `sql_arrow` returns Arrow instead.
+        in the query text. Thread-safe; each call has a database of its own.
+        `sql_arrow` returns Arrow instead; here a column polars cannot hold (an
+        INTERVAL, a UNION) comes back as text.
+
+        Read-only by default: queries only (SELECT), no file access but the views,
+        no settings (COPY, ATTACH, INSTALL, SET, CREATE and `read_csv('/etc/…')`
+        raise `AuditValueError`). `read_only=False` runs any statement with full
+        file access: for trusted code only.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -145,12 +154,18 @@ class Reader:
             >>> audit.sql("SELECT user_id, sum(duration_ms) AS ms FROM events WHERE operation = ? GROUP BY 1",
             ...           ["STORE"]).rows()
             [('u1', 5.0)]
+            >>> audit.sql("COPY events TO 'x.csv'")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            axon_audit.exceptions.AuditValueError: query: sql() is read-only and runs queries only (SELECT); ...
         """
 
-        return pl.from_arrow(run_sql(self._snapshot(True), query, params))  # type: ignore[return-value]
+        table = run_sql(self._snapshot(True), query, params, read_only=read_only)
+        return pl.from_arrow(polars_safe(table))  # type: ignore[return-value]
 
-    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
-        """`sql`, returning a pyarrow Table.
+    def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+                  read_only: bool = True) -> pa.Table:
+        """`sql`, returning a pyarrow Table (every DuckDB type as Arrow has it).
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -158,7 +173,7 @@ class Reader:
             [{'n': 0}]
         """
 
-        return run_sql(self._snapshot(True), query, params)
+        return run_sql(self._snapshot(True), query, params, read_only=read_only)
 
     def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
         """Statistics over the events in memory (and the rotated ones with
@@ -203,27 +218,37 @@ class Reader:
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return user_statistics(rows.lazy(), user_id)
 
-    def export_to_file(self, path: str | Path, *, include_archived: bool = False, **filters: Any) -> int:
+    def export_to_file(self, path: str | Path, *, include_archived: bool = False, force: bool = False,
+                       **filters: Any) -> int:
         """Write the events matching `filters` (as `query_events`) to `path` in the
-        export format, oldest first; return how many were written.
+        export format, oldest first; return how many were written. Never inside an
+        export folder (one holding a manifest, or this source's own folder: its
+        files are sealed evidence); an existing file only with `force=True`.
 
         Example:
             >>> import tempfile, pathlib
             >>> from axon_audit import AuditLogger
             >>> audit = AuditLogger()
             >>> _ = audit.log("store", user_id="user_123")
-            >>> audit.export_to_file(pathlib.Path(tempfile.mkdtemp()) / "trail.json", user_id="user_123")
+            >>> target = pathlib.Path(tempfile.mkdtemp()) / "trail.json"
+            >>> audit.export_to_file(target, user_id="user_123")
             1
+            >>> audit.export_to_file(target)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            axon_audit.exceptions.AuditValueError: path: '...trail.json' already exists; pass force=True to replace it
         """
-        target = _as_target(path, self._storage_options)
+        target = self._target(path, force)
         _check_flag(include_archived)
         snap, f = self._snapshot(include_archived), Filters.of(filters)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
         write_json_export(df, target)
         return df.height
 
-    def export_events(self, events: Iterable[AuditEvent] | pl.DataFrame, path: str | Path) -> int:
-        """Write the given events (in their order) to `path` in the export format.
+    def export_events(self, events: Iterable[AuditEvent] | pl.DataFrame, path: str | Path, *,
+                      force: bool = False) -> int:
+        """Write the given events (in their order) to `path` in the export format
+        (where `export_to_file` may write).
 
         Example:
             >>> import tempfile, pathlib
@@ -234,18 +259,29 @@ class Reader:
             >>> audit.export_events(events, pathlib.Path(tempfile.mkdtemp()) / "user_123_audit.json")
             1
         """
-        target = _as_target(path, self._storage_options)
+        target = self._target(path, force)
         df = events if isinstance(events, pl.DataFrame) else events_to_frame(events)
         write_json_export(df, target)
         return df.height
 
+    def _target(self, path: Any, force: Any) -> Path | Location:
+        """Where an export may go (see `export_to_file`)."""
+        target = _as_target(path, self._storage_options)
+        if not isinstance(force, bool):
+            raise AuditTypeError(f"force must be a bool, got {type(force).__name__}")
+        # A logger names its folder `auto_export_path`, an archive `path`.
+        own = getattr(self, "auto_export_path", None) or getattr(self, "path", None)
+        check_export_target(resolve(target, storage_options=self._storage_options), force=force,
+                            own=None if own is None else resolve(own, storage_options=self._storage_options))
+        return target
+
     async def export_to_json(
         self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None,
-        *, include_archived: bool = False,
+        *, include_archived: bool = False, force: bool = False,
     ) -> int:
         """The older API's export (runs in a worker thread)."""
         return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time,
-                                       include_archived=include_archived)
+                                       include_archived=include_archived, force=force)
 
 
 def _check_flag(value: Any) -> None:

@@ -2,7 +2,8 @@
 
 An export folder holds `parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions
 by UTC event date) and `audit_*.json` export documents holding the same events.
-Parquet is read when present; a folder of JSON exports (or one JSON file) is
+Parquet is read when present; a folder of JSON exports (the documents its manifest
+lists; without a manifest its `audit_*.json`), or one JSON file, is
 read otherwise. Every file is checked once (by path, size and mtime) before it
 is used: a corrupt or foreign file raises `ArchiveError` naming it, or, with
 `on_error="skip"`, is left out with a warning, never silently half-read. Which
@@ -261,7 +262,13 @@ class ExportFolder:
         return chunks
 
     def _json_documents(self) -> list[Path | Location]:
-        return [d.path for d in self._served(self.layout.json_documents())]
+        """The JSON documents served: those the folder's manifests list (what `verify`
+        vouches for; `_served`), or, in a folder without one, its rotation documents
+        (``audit_*.json``). Any other ``.json`` lying there is not evidence."""
+        docs = self._served(self.layout.json_documents())
+        if not self.layout.manifest_names():
+            docs = [d for d in docs if ExportLayout.is_rotation_document(d.name)]
+        return [d.path for d in docs]
 
     def snapshot(self) -> Snapshot:
         return Snapshot(old=self.json_chunks(), folder=self, events_are_archived=True)

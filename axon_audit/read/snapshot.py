@@ -49,7 +49,8 @@ def files_dataset(files: list) -> pads.Dataset:
 def _scan_files(files: list) -> pl.LazyFrame:
     if files and isinstance(files[0], Location):
         return pl.scan_pyarrow_dataset(files_dataset(files)).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
-    return pl.scan_parquet(files, hive_partitioning=False).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
+    # glob=False: the paths are listed files, read by name (a folder may be named `audit[eu]`).
+    return pl.scan_parquet(files, hive_partitioning=False, glob=False).select(COLUMNS).cast(_CAST)  # type: ignore[arg-type]
 
 
 def newest_first(lf: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
