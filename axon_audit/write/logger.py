@@ -230,8 +230,13 @@ class AuditLogger(Reader):
                 text = _dumps(metadata, None, _DUMPS_OPTS).decode()
             except Exception:  # noqa: BLE001 - re-raised as AuditValueError by encode_metadata
                 meta = encode_metadata(metadata)
-            else:  # orjson writes NaN/inf as null: encode_metadata checks them
-                meta = encode_metadata(metadata) if "null" in text or "NaN" in text else text
+            else:  # orjson writes NaN/inf as null and an Enum/UUID as its value: only plain,
+                meta = text  # finite scalars pass here; encode_metadata refuses or accepts the rest
+                for v in metadata.values():
+                    t = type(v)
+                    if not (t is str or t is int or v is None or t is bool or (t is float and v - v == 0.0)):
+                        meta = encode_metadata(metadata)
+                        break
         else:
             meta = encode_metadata(metadata)
         if error_message is not None and (type(error_message) is not str or not error_message.isascii()):
