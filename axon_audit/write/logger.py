@@ -44,12 +44,12 @@ from axon_audit.model.coerce import (
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.ids import IDS
-from axon_audit.model.schema import normalize_batch
 from axon_audit.read.api import Reader
 from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import Backpressure
+from axon_audit.write.batch import BatchIntake
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
 from axon_audit.write.durability import WalLane, wal_counters
@@ -163,6 +163,7 @@ class AuditLogger(Reader):
         # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
         self._guarded = cfg.guarded
         self._guard = Guard(hot, lane, bp)
+        self._intake = BatchIntake(hot, self._guard, self._redact)
         self._wal: _wal.WriteAheadLog | None = None
         self._wal_always = False
         if lane is not None and self._exporter is not None and cfg.export_root is not None:
@@ -297,6 +298,7 @@ class AuditLogger(Reader):
         DataFrame, or a list of dicts (export-format keys) or `AuditEvent`s.
 
         Only `operation` is required; missing ids and timestamps are generated.
+        Values obey `log`'s rules; ids a batch brings must be distinct and new.
         The whole batch is validated first: either all of it is logged or none.
 
         Example:
@@ -308,14 +310,7 @@ class AuditLogger(Reader):
             >>> audit.event_count
             2
         """
-        df = normalize_batch(events)
-        if self._redact is not None:
-            df = self._redact.redact_frame(df)
-        n = df.height
-        if n == 0:
-            return 0
-        self._guard.append_frame(df)
-        return n
+        return self._intake.admit(events)  # checks ids the batch brings against what is held
 
     def flush(self) -> None:
         """Seal buffered events into the store, retry failed exports, wait until
