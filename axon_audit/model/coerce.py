@@ -18,7 +18,8 @@ from a refused call. The rules:
   columns), finite and >= 0, stored as a float64; -0.0 stays -0.0. Refused:
   bool, str, Decimal, Fraction, an integer a float64 cannot hold exactly
   (``2**53 + 1``, ``10**400``).
-* `metadata`: a dict with str keys (or a Mapping) of JSON values: str, bool,
+* `metadata`: a dict with str keys (a str subclass, a StrEnum member among
+  them, is written as its text: keys are names) or a Mapping, of JSON values: str, bool,
   int within 64 bits (-2**63 to 2**64-1, what orjson writes), finite float,
   None, list/tuple (a tuple reads back as a list) and dicts of these, at most
   255 levels deep. Refused, naming the place (``metadata['k'][0]``): NaN and
@@ -56,12 +57,14 @@ E = TypeVar("E", bound=Enum)
 
 __all__ = [
     "check_text",
+    "checked_metadata",
     "coerce_duration",
     "coerce_entry_ids",
     "coerce_operation",
     "coerce_status",
     "encode_metadata",
     "metadata_from_json",
+    "metadata_problem",
 ]
 
 
@@ -123,58 +126,106 @@ _MAX_DEPTH = 255  # orjson's limit; the walk below stops there too
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes
 
 
-def metadata_problem(obj: Any, path: str = "metadata", depth: int = 0) -> str | None:
+def _leaf_problem(obj: Any) -> str | None:
+    """Why a non-container value is not storable (None if it is): the uncommon types."""
+    t = type(obj)
+    if t is str:
+        return None if obj.isascii() else _surrogate_problem(obj)
+    if t is bool or obj is None:
+        return None
+    if t is float:
+        return None if obj - obj == 0.0 else "is not a finite number (NaN and infinity are refused)"
+    if t is int:
+        return None if _INT_MIN <= obj <= _INT_MAX else f"is an integer beyond 64 bits ({_INT_MIN} to {_INT_MAX})"
+    if isinstance(obj, Enum):
+        return f"is an Enum member ({t.__name__}.{obj.name}); store its .value"
+    if isinstance(obj, str):  # a str subclass: written as its text
+        return _surrogate_problem(obj)
+    if isinstance(obj, int) and not isinstance(obj, bool):  # an int subclass: written as its value
+        return None if _INT_MIN <= obj <= _INT_MAX else "is an integer beyond 64 bits"
+    return (f"has type {t.__module__}.{t.__qualname__}, which metadata cannot hold "
+            "(JSON values only: str, int, float, bool, None, list, dict)")
+
+
+def _surrogate_problem(value: str) -> str | None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (lone surrogate)"
+    return None
+
+
+def _walk(obj: Any, depth: int, encoded: bool) -> tuple[list[Any], str] | None:
+    """(the keys down to the problem, innermost first; the problem) or None.
+
+    `encoded`: orjson has written `obj` already, so its keys are str without
+    surrogates and it is at most 255 levels deep (no cycle); only the values
+    orjson rewrites are left to find. Plain scalar children are tested inline and
+    the path is built only for a problem found: this runs for every `log()` whose
+    metadata nests (measured: a third faster than building each child's path).
+    """
+    if isinstance(obj, dict):
+        if not encoded:
+            for k in obj:
+                if not isinstance(k, str):
+                    return [], f"has a key of type {type(k).__name__} ({k!r}); keys must be str"
+                if not k.isascii() and _surrogate_problem(k):
+                    return [], "has a key that is not valid Unicode text (lone surrogate)"
+        items: Iterable[tuple[Any, Any]] = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        problem = _leaf_problem(obj)
+        return ([], problem) if problem else None
+    if not encoded and depth >= _MAX_DEPTH:
+        return [], f"is nested deeper than {_MAX_DEPTH} levels"
+    for k, v in items:
+        t = type(v)
+        if t is str:
+            if v.isascii():
+                continue
+        elif t is bool or v is None:
+            continue
+        elif t is int:
+            if _INT_MIN <= v <= _INT_MAX:
+                continue
+        elif t is float:
+            if v - v == 0.0:
+                continue
+        hit = _walk(v, depth + 1, encoded)
+        if hit:
+            hit[0].append(k)
+            return hit
+    return None
+
+
+def metadata_problem(obj: Any, path: str = "metadata", encoded: bool = False) -> str | None:
     """Why `obj` is not storable metadata (naming the place), or None.
 
     orjson writes some types as something else (an Enum as its value, a UUID as
     text, a `Fragment` as raw text, NaN as null): this walk refuses them; it also
     names the place of anything orjson refuses.
+
+    Example:
+        >>> from axon_audit.model.coerce import metadata_problem
+        >>> metadata_problem({"a": [1, {"b": float("inf")}]})
+        "metadata['a'][1]['b'] is not a finite number (NaN and infinity are refused)"
     """
-    t = type(obj)
-    if t is str:
-        return None if obj.isascii() else check_text_problem(obj, path)
-    if t is bool or obj is None:
+    hit = _walk(obj, 0, encoded)
+    if hit is None:
         return None
-    if t is float or t is int:
-        if t is float and not math.isfinite(obj):
-            return f"{path} is not a finite number (NaN and infinity are refused)"
-        if t is int and not _INT_MIN <= obj <= _INT_MAX:
-            return f"{path} is an integer beyond 64 bits ({_INT_MIN} to {_INT_MAX})"
-        return None
-    if isinstance(obj, Enum):
-        return f"{path} is an Enum member ({t.__name__}.{obj.name}); store its .value"
-    if depth >= _MAX_DEPTH and isinstance(obj, (dict, list, tuple)):
-        return f"{path} is nested deeper than {_MAX_DEPTH} levels"
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                return f"{path} has a key of type {type(k).__name__} ({k!r}); keys must be str"
-            if not k.isascii() and check_text_problem(k, path):
-                return f"{path} has a key that is not valid Unicode text (lone surrogate)"
-            hit = metadata_problem(v, f"{path}[{k!r}]", depth + 1)
-            if hit:
-                return hit
-        return None
-    if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            hit = metadata_problem(v, f"{path}[{i}]", depth + 1)
-            if hit:
-                return hit
-        return None
-    if isinstance(obj, str):  # a str subclass: written as its text
-        return check_text_problem(obj, path)
-    if isinstance(obj, int) and not isinstance(obj, bool):  # an int subclass: written as its value
-        return None if _INT_MIN <= obj <= _INT_MAX else f"{path} is an integer beyond 64 bits"
-    return (f"{path} has type {t.__module__}.{t.__qualname__}, which metadata cannot hold "
-            "(JSON values only: str, int, float, bool, None, list, dict)")
+    keys, problem = hit
+    shown = "".join(f"[{k!r}]" for k in reversed(keys[-10:])) + ("[…]" if len(keys) > 10 else "")
+    return f"{path}{shown} {problem}"
 
 
-def check_text_problem(value: str, path: str) -> str | None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"{path} is not valid Unicode text (lone surrogate)"
-    return None
+def checked_metadata(value: dict[str, Any], text: str) -> str:
+    """`text` (orjson's JSON of the dict `value`) if `value` is storable metadata,
+    else the error naming the place: `log()`'s path for nested metadata."""
+    where = metadata_problem(value, encoded=True)
+    if where:
+        raise AuditValueError(where)
+    return text
 
 
 def encode_metadata(value: Any, argument: str = "metadata") -> str | None:
@@ -205,7 +256,7 @@ def encode_metadata(value: Any, argument: str = "metadata") -> str | None:
     except (orjson.JSONEncodeError, TypeError) as exc:
         where = metadata_problem(value, argument)
         raise AuditValueError(where or f"{argument} cannot be represented as JSON: {exc}") from None
-    where = metadata_problem(value, argument)  # orjson accepted it: only the types it rewrites remain
+    where = metadata_problem(value, argument, encoded=True)  # orjson accepted it: only what it rewrites remains
     if where:
         raise AuditValueError(where)
     return text

@@ -11,7 +11,7 @@ read back as given is refused, naming the row (``events[3]: ...`` for a dict,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import Any, TypeVar
@@ -146,9 +146,8 @@ def dicts_to_columns(items: Sequence[Any], columns: Sequence[str]) -> dict[str, 
     raw: dict[str, list[Any]] = {c: [] for c in columns}
     known = set(columns)
     for i, item in enumerate(items):  # the Python objects must be visited once: one pass, by column
-        if not isinstance(item, dict):
-            if not hasattr(item, "keys") or not hasattr(item, "get"):
-                raise AuditTypeError(f"events[{i}] must be a dict, got {type(item).__name__}")
+        if not isinstance(item, Mapping):
+            raise AuditTypeError(f"events[{i}] must be a dict, got {type(item).__name__}")
         unknown = item.keys() - known
         if unknown:
             raise AuditValueError(f"events[{i}] has unknown keys: {sorted(map(str, unknown))}")

@@ -35,6 +35,7 @@ from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.location import Location, StorageOptions
 from axon_audit.model.coerce import (
     check_text,
+    checked_metadata,
     coerce_duration,
     coerce_entry_ids,
     coerce_operation,
@@ -236,7 +237,7 @@ class AuditLogger(Reader):
                 for v in metadata.values():
                     t = type(v)
                     if not (t is str or t is int or v is None or t is bool or (t is float and v - v == 0.0)):
-                        meta = encode_metadata(metadata)
+                        meta = checked_metadata(metadata, text)  # walks the rest; no second dumps
                         break
         else:
             meta = encode_metadata(metadata)
