@@ -471,3 +471,17 @@ def test_coercions_that_are_kept_round_trip_exactly() -> None:
     assert math.copysign(1, audit.log("store", duration_ms=-0.0).duration_ms) == -1
     assert audit.log("store", duration_ms=np.int64(3)).duration_ms == 3.0
     assert audit.log("store", duration_ms=np.float32(0.1)).duration_ms == float(np.float32(0.1))
+
+
+def test_a_batch_of_audit_events_gets_the_same_id_checks() -> None:
+    audit = AuditLogger()
+    logged = audit.log("store", user_id="u")
+    made = AuditEvent("recall", event_id="made", timestamp="2025-01-15T10:30:45Z")
+    with pytest.raises(AuditValueError, match="occurs more than once"):
+        audit.log_batch([made, made])
+    with pytest.raises(AuditValueError, match=f"'{logged.event_id}' is already logged"):
+        audit.log_batch([made, logged])
+    other = AuditLogger()
+    assert other.log_batch([made, logged]) == 2  # a copy into another logger keeps ids and times
+    assert {e.event_id: e for e in other.query_events()} == {"made": made, logged.event_id: logged}
+    assert audit.event_count == 1
