@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import gc
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
-import orjson
 import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.model.coerce import encode_metadata
+from axon_audit.model.coerce import coerce_operation, coerce_status
+from axon_audit.model.door import (
+    check_arrow_times,
+    dicts_to_columns,
+    duration_column,
+    entries_column,
+    enum_column,
+    metadata_column,
+    refuse_duplicate_ids,
+    timestamp_column,
+)
 from axon_audit.model.enums import OPERATIONS, STATUSES, EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.ids import ID_MAX_US, ID_MIN_US
@@ -223,49 +232,30 @@ def _frame_of(data: Any) -> pl.DataFrame:
     if isinstance(data, pl.LazyFrame):
         return data.collect()
     if isinstance(data, (pa.Table, pa.RecordBatch)):
+        check_arrow_times(data)
         df = pl.from_arrow(data)
         assert isinstance(df, pl.DataFrame)
         return df
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        if all(isinstance(e, AuditEvent) for e in data):
+        if data and all(isinstance(e, AuditEvent) for e in data):
             return events_to_frame(data)
-        return _dicts_to_frame(data)
+        cols = dicts_to_columns(data, COLUMNS)
+        return pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})
     raise AuditTypeError(
         "events must be a pyarrow Table/RecordBatch, a polars DataFrame, or a list of dicts or "
         f"AuditEvents, got {type(data).__name__}"
     )
 
 
-def _dicts_to_frame(items: Sequence[Any]) -> pl.DataFrame:
-    cols: dict[str, list] = {c: [] for c in COLUMNS}
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise AuditTypeError(f"events[{i}] must be a dict, got {type(item).__name__}")
-        unknown = item.keys() - set(COLUMNS)
-        if unknown:
-            raise AuditValueError(f"events[{i}] has unknown keys: {sorted(unknown)}")
-        for c in COLUMNS:
-            cols[c].append(item.get(c))
-    try:
-        cols["metadata"] = [encode_metadata(m) for m in cols["metadata"]]
-    except (AuditValueError, AuditTypeError) as exc:
-        raise type(exc)(f"events: {exc}") from None
-    for c in ("operation", "status"):
-        cols[c] = [v.value if isinstance(v, (OperationType, EventStatus)) else v for v in cols[c]]
-    try:
-        return pl.DataFrame(
-            {c: v for c, v in cols.items() if any(x is not None for x in v) or c == "operation"},
-            strict=False,
-        )
-    except Exception as exc:  # noqa: BLE001 - polars raises several types; its message names the column
-        raise AuditTypeError(f"events: {exc}") from None
-
-
-def normalize_batch(data: Any) -> pl.DataFrame:
+def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | None = None) -> pl.DataFrame:
     """Validate bulk input and return it as a hot frame; nothing is accepted partly.
 
     Columns: `operation` is required; every other column of `COLUMNS` is optional
-    (`timestamp` defaults to now, `event_id` is generated, `status` is SUCCESS).
+    (`timestamp` defaults to now, `event_id` is generated, `status` is SUCCESS;
+    a null in a row means the same as a missing column). The values obey the
+    rules of `log` (`axon_audit.model.coerce`), checked in `axon_audit.model.door`;
+    event ids the batch brings must be distinct, and `known_ids` (given the
+    batch's own ids, returning one already stored, or None) refuses reused ones.
     """
     df = _frame_of(data)
     unknown = [c for c in df.columns if c not in FRAME_SCHEMA]
@@ -277,28 +267,6 @@ def normalize_batch(data: Any) -> pl.DataFrame:
     if n == 0:
         return EMPTY_FRAME.clear()
 
-    def enum_col(name: str, dtype: pl.Enum, default: str | None) -> pl.Series:
-        s = df[name] if name in df.columns else pl.Series(name, [default] * n)
-        if s.null_count():
-            if default is None:
-                raise AuditValueError(f"events: {name} has {s.null_count()} null values")
-            s = s.fill_null(default)
-        if not isinstance(s.dtype, pl.Enum):
-            if s.dtype not in (pl.String, pl.Categorical):
-                raise AuditTypeError(f"events: {name} must be strings, got {s.dtype}")
-            s = s.cast(pl.String)
-            # Fast path: values already in canonical form cast straight to the Enum
-            # (one hash lookup each); only a batch with other spellings pays for
-            # strip + upper-casing.
-            fast = s.cast(dtype, strict=False)
-            if not fast.null_count():
-                return fast.alias(name)
-            s = s.str.strip_chars().str.to_uppercase()
-        bad = s.cast(pl.String).filter(~s.cast(pl.String).is_in(dtype.categories.to_list())).unique().head(5).to_list()
-        if bad:
-            raise AuditValueError(f"events: unknown {name} values {bad}; expected one of {list(dtype.categories)}")
-        return s.cast(pl.String).cast(dtype).alias(name)
-
     def text_col(name: str) -> pl.Series:
         if name not in df.columns:
             return pl.Series(name, [None] * n, dtype=pl.String)
@@ -307,117 +275,55 @@ def normalize_batch(data: Any) -> pl.DataFrame:
             raise AuditTypeError(f"events: {name} must be strings, got {s.dtype}")
         return s.cast(pl.String)
 
-    if "timestamp" in df.columns:
-        ts = df["timestamp"]
-        dtype = ts.dtype  # a local, so isinstance narrows it for the time_zone check
-        if dtype == pl.String:
-            try:
-                ts = ts.str.replace(r"[Zz]$", "+00:00").str.to_datetime(time_unit="us", time_zone="UTC")
-            except Exception as exc:  # noqa: BLE001 - polars' parse errors vary by version; all mean "not ISO"
-                raise AuditValueError(f"events: timestamp strings must be ISO 8601: {exc}") from None
-        elif isinstance(dtype, pl.Datetime):
-            ts = ts.dt.cast_time_unit("us")
-            # A zone-less timestamp column is read as UTC (the export format's zone).
-            ts = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
-        else:
-            raise AuditTypeError(f"events: timestamp must be datetimes or ISO strings, got {dtype}")
-        if ts.null_count():
-            ts = ts.fill_null(pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-    else:
-        ts = pl.Series("timestamp", [now_us()] * n, dtype=pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    def null_means(name: str, default: str | None) -> pl.Series:
+        s = df[name] if name in df.columns else pl.Series(name, [default] * n, dtype=pl.String)
+        if s.null_count():
+            if default is None:
+                raise AuditValueError(f"events: {name} has {s.null_count()} null values")
+            s = s.cast(pl.String).fill_null(default)
+        return s
+
+    now = pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    ts = timestamp_column(df["timestamp"]) if "timestamp" in df.columns else pl.repeat(now, n, eager=True)
+    ts = ts.fill_null(now).alias("timestamp") if ts.null_count() else ts
 
     # A fresh random node per batch keeps generated ids distinct from the logger's.
     node = secrets.token_hex(3)
     gen_ids = pl.select(
         _id_expr(ts.dt.epoch("us"), pl.int_range(0, n, eager=True), pl.lit(node))
     ).to_series()
-    needs_id = df["event_id"].is_null() if "event_id" in df.columns else pl.repeat(True, n, eager=True)
+    given = text_col("event_id") if "event_id" in df.columns else None
+    needs_id = given.is_null() if given is not None else pl.repeat(True, n, eager=True)
     us = ts.dt.epoch("us")
     outside = needs_id & ((us < ID_MIN_US) | (us > ID_MAX_US))
     if outside.any():
         i = int(outside.arg_true()[0])
         raise AuditValueError(f"events: row {i}: timestamp {ts[i]} is outside the range event ids can sort "
                               "(1938-04-24 to 2286-11-20 UTC); give the row an event_id or fix its time")
-    if "event_id" in df.columns:
-        eid = text_col("event_id")
-        eid = eid.fill_null(gen_ids)
-        if (eid.str.len_bytes() == 0).any():
-            raise AuditValueError("events: event_id must not be empty")
-    else:
-        eid = gen_ids
+    eid = gen_ids if given is None else given.fill_null(gen_ids)
+    if given is not None:
+        refuse_duplicate_ids(eid)
 
-    if "entry_ids" in df.columns:
-        entries = df["entry_ids"]
-        if entries.dtype == pl.Null:
-            entries = pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String))
-        elif not (isinstance(entries.dtype, pl.List) and entries.dtype.inner in (pl.String, pl.Null, pl.Categorical)):
-            raise AuditTypeError(f"events: entry_ids must be lists of strings, got {entries.dtype}")
-        entries = entries.cast(pl.List(pl.String)).fill_null([])
-    else:
-        entries = pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String))
-
-    if "metadata" in df.columns:
-        meta = df["metadata"]
-        if isinstance(meta.dtype, pl.Struct):
-            meta = meta.struct.json_encode()
-        elif meta.dtype not in (pl.String, pl.Null):
-            raise AuditTypeError(f"events: metadata must be JSON object text or structs, got {meta.dtype}")
-        meta = meta.cast(pl.String)
-        empty = _check_json_objects(meta)
-        if empty:
-            meta = pl.select(pl.when(meta.is_in(empty)).then(None).otherwise(meta)).to_series()
-    else:
-        meta = pl.Series("metadata", [None] * n, dtype=pl.String)
-
-    if "duration_ms" in df.columns:
-        dur = df["duration_ms"]
-        if not dur.dtype.is_numeric() and dur.dtype != pl.Null:
-            raise AuditTypeError(f"events: duration_ms must be numbers, got {dur.dtype}")
-        dur = dur.cast(pl.Float64)
-        bad = dur.filter(dur.is_not_null() & ~((dur >= 0) & dur.is_finite()))
-        if bad.len():
-            raise AuditValueError(f"events: duration_ms must be finite and >= 0, got {bad.head(3).to_list()}")
-    else:
-        dur = pl.Series("duration_ms", [None] * n, dtype=pl.Float64)
-
-    return pl.DataFrame(
+    out = pl.DataFrame(
         [
             eid.alias("event_id"),
             ts.alias("timestamp"),
-            enum_col("operation", OPERATION_DTYPE, None),
+            enum_column(null_means("operation", None), OPERATION_DTYPE, coerce_operation),
             text_col("user_id").cast(pl.Categorical).alias("user_id"),
             text_col("session_id").alias("session_id"),
-            entries.alias("entry_ids"),
-            meta.alias("metadata"),
-            enum_col("status", STATUS_DTYPE, "SUCCESS"),
+            entries_column(df["entry_ids"]) if "entry_ids" in df.columns
+            else pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String)),
+            metadata_column(df["metadata"]) if "metadata" in df.columns
+            else pl.Series("metadata", [None] * n, dtype=pl.String),
+            enum_column(null_means("status", "SUCCESS"), STATUS_DTYPE, coerce_status),
             text_col("error_message").alias("error_message"),
-            dur.alias("duration_ms"),
+            duration_column(df["duration_ms"]) if "duration_ms" in df.columns
+            else pl.Series("duration_ms", [None] * n, dtype=pl.Float64),
         ]
     )
-
-
-def _check_json_objects(meta: pl.Series) -> list[str]:
-    """Every non-null value must be a JSON object; return the spellings of `{}` seen.
-
-    Parsed once per *distinct* text: audit metadata repeats heavily (a workload of
-    1 M events has ~2 000 distinct texts), so this is far cheaper than parsing
-    every row (DuckDB's json_valid over all rows took ~0.9 us/event).
-    """
-    distinct = meta.drop_nulls().unique()
-    bad: list[str] = []
-    empty: list[str] = []
-    loads = orjson.loads
-    for text in distinct.to_list():  # per distinct value, not per event
-        try:
-            value = loads(text)
-        except orjson.JSONDecodeError:
-            value = None
-        if type(value) is not dict:
-            bad.append(text)
-            if len(bad) == 3:
-                break
-        elif not value:
-            empty.append(text)
-    if bad:
-        raise AuditValueError(f"events: metadata must be JSON objects, got {[b[:60] for b in bad]}")
-    return empty
+    if given is not None and known_ids is not None and given.null_count() < n:
+        found = known_ids(given.drop_nulls())
+        if found is not None:
+            raise AuditValueError(f"events: event_id {found!r} is already logged (in memory or in the export "
+                                  "folder); an event id names one event")
+    return out

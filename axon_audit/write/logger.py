@@ -35,6 +35,7 @@ from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.location import Location, StorageOptions
 from axon_audit.model.coerce import (
     check_text,
+    checked_metadata,
     coerce_duration,
     coerce_entry_ids,
     coerce_operation,
@@ -44,12 +45,12 @@ from axon_audit.model.coerce import (
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.ids import IDS
-from axon_audit.model.schema import normalize_batch
 from axon_audit.read.api import Reader
 from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import Backpressure
+from axon_audit.write.batch import BatchIntake
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
 from axon_audit.write.durability import WalLane, wal_counters
@@ -163,6 +164,7 @@ class AuditLogger(Reader):
         # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
         self._guarded = cfg.guarded
         self._guard = Guard(hot, lane, bp)
+        self._intake = BatchIntake(hot, self._guard, self._redact)
         self._wal: _wal.WriteAheadLog | None = None
         self._wal_always = False
         if lane is not None and self._exporter is not None and cfg.export_root is not None:
@@ -230,8 +232,13 @@ class AuditLogger(Reader):
                 text = _dumps(metadata, None, _DUMPS_OPTS).decode()
             except Exception:  # noqa: BLE001 - re-raised as AuditValueError by encode_metadata
                 meta = encode_metadata(metadata)
-            else:  # orjson writes NaN/inf as null: encode_metadata checks them
-                meta = encode_metadata(metadata) if "null" in text or "NaN" in text else text
+            else:  # orjson writes NaN/inf as null and an Enum/UUID as its value: only plain,
+                meta = text  # finite scalars pass here; encode_metadata refuses or accepts the rest
+                for v in metadata.values():
+                    t = type(v)
+                    if not (t is str or t is int or v is None or t is bool or (t is float and v - v == 0.0)):
+                        meta = checked_metadata(metadata, text)  # walks the rest; no second dumps
+                        break
         else:
             meta = encode_metadata(metadata)
         if error_message is not None and (type(error_message) is not str or not error_message.isascii()):
@@ -292,6 +299,7 @@ class AuditLogger(Reader):
         DataFrame, or a list of dicts (export-format keys) or `AuditEvent`s.
 
         Only `operation` is required; missing ids and timestamps are generated.
+        Values obey `log`'s rules; ids a batch brings must be distinct and new.
         The whole batch is validated first: either all of it is logged or none.
 
         Example:
@@ -303,14 +311,7 @@ class AuditLogger(Reader):
             >>> audit.event_count
             2
         """
-        df = normalize_batch(events)
-        if self._redact is not None:
-            df = self._redact.redact_frame(df)
-        n = df.height
-        if n == 0:
-            return 0
-        self._guard.append_frame(df)
-        return n
+        return self._intake.admit(events)  # checks ids the batch brings against what is held
 
     def flush(self) -> None:
         """Seal buffered events into the store, retry failed exports, wait until the
