@@ -385,7 +385,7 @@ rows = st.fixed_dictionaries(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(rows, min_size=1, max_size=12))
+@given(st.lists(rows, min_size=1, max_size=12, unique_by=lambda r: r["event_id"]))
 def test_vectorized_leaf_hashes_equal_scalar_on_built_rows(batch: list[dict]) -> None:
     columns = {key for row in batch for key in row}  # every row names every column it uses, None elsewhere
     df = normalize_batch([{key: row.get(key) for key in columns} for row in batch])
@@ -449,7 +449,7 @@ def _export_objects_before(df: pl.DataFrame) -> pl.Series:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(rows, min_size=1, max_size=12), st.integers(0, 700))
+@given(st.lists(rows, min_size=1, max_size=12, unique_by=lambda r: r["event_id"]), st.integers(0, 700))
 def test_export_objects_and_leaves_from_one_query_keep_the_export_bytes(batch: list[dict], pad: int) -> None:
     columns = {key for row in batch for key in row}
     df = normalize_batch([{key: row.get(key) for key in columns} for row in batch] + [{"operation": "STORE"}] * pad)

@@ -167,7 +167,7 @@ def polars_safe(table: pa.Table) -> pa.Table:
     Example:
         >>> import duckdb
         >>> from axon_audit.read.sql import polars_safe
-        >>> t = duckdb.sql("SELECT INTERVAL 90 MINUTE AS i, 1 AS n").to_arrow_table()
+        >>> t = duckdb.connect().sql("SELECT INTERVAL 90 MINUTE AS i, 1 AS n").to_arrow_table()
         >>> polars_safe(t).to_pylist()
         [{'i': '01:30:00', 'n': 1}]
     """
