@@ -485,3 +485,26 @@ def test_a_batch_of_audit_events_gets_the_same_id_checks() -> None:
     assert other.log_batch([made, logged]) == 2  # a copy into another logger keeps ids and times
     assert {e.event_id: e for e in other.query_events()} == {"made": made, logged.event_id: logged}
     assert audit.event_count == 1
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    (np.float64(0.5), {"x": 0.5}), (_Level.HIGH, {"x": 3}), (float("inf"), {}), (2**70, {"x_bits": 71}),
+    (True, {"x": True}), (-(2**63), {"x": -(2**63)}),
+])
+def test_audited_summaries_are_metadata_the_door_accepts(value: Any, stored: dict[str, Any]) -> None:
+    # The summary of an argument the metadata rules refuse failed the call after it ran, unaudited.
+    audit = AuditLogger()
+    ran = []
+
+    @axon_audit.audited("store", audit_logger=audit)
+    def call(x: Any) -> str:
+        ran.append(x)
+        return "done"
+
+    assert call(value) == "done" and len(ran) == 1
+    (event,) = audit.query_events()
+    assert {k: v for k, v in event.metadata.items() if k.startswith("x")} == stored

@@ -229,6 +229,39 @@ def test_a_loggers_own_folder_is_refused_before_it_is_sealed(tmp_path):
     assert verify(root).ok
 
 
+def test_a_loggers_write_ahead_log_is_never_written_over(tmp_path):
+    # force=True replaced the WAL segment: the acknowledged events were gone at recovery.
+    logger = AuditLogger(auto_export_path=tmp_path / "exp", wal_path=tmp_path / "wal", max_events=100)
+    try:
+        _ = [logger.log("store", user_id=f"u{i}") for i in range(5)]
+        segment = next(p for p in (tmp_path / "wal").iterdir() if p.name.startswith("wal-"))
+        before = segment.read_bytes()
+        for force in (False, True):
+            with pytest.raises(AuditValueError, match="lies inside"):
+                logger.export_to_file(segment, force=force)
+        assert segment.read_bytes() == before
+    finally:
+        logger.close()
+
+
+def test_other_writers_of_user_paths_never_write_into_an_export_folder(folder, tmp_path):
+    import asyncio
+
+    from axon_audit import MemorySystem
+
+    before = _digests(folder)
+    memory = MemorySystem(audit_logger=AuditLogger())
+    asyncio.run(memory.store("note"))
+    with pytest.raises(AuditValueError, match="lies inside the export folder"):
+        asyncio.run(memory.export(folder / "manifest.json"))
+    # A logger whose folder lies inside another export folder would add files to its evidence.
+    with pytest.raises(AuditValueError, match=r"^auto_export_path: .* lies inside the export folder"):
+        AuditLogger(auto_export_path=folder / "parquet" / "nested")
+    assert _digests(folder) == before
+    assert len(asyncio.run(memory.export(tmp_path / "memory.json"))) == 1  # outside it is fine
+    assert verify(folder).ok
+
+
 def test_an_existing_file_is_replaced_only_with_force(tmp_path):
     audit = AuditLogger()
     _ = audit.log("store", user_id="u1")

@@ -15,6 +15,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -148,12 +149,20 @@ def audit_note(
 def _summary(name: str, value: Any) -> tuple[str, Any] | None:
     """One metadata item describing an argument without copying its content:
     scalars as they are, text by its length, collections by their size."""
-    if value is None or (isinstance(value, float) and value != value):  # nothing to say; NaN is not JSON
-        return None
-    if isinstance(value, (bool, int, float)):
-        return name, value
     if isinstance(value, (OperationType, EventStatus)):
         return name, value.value
+    # Plain JSON numbers only (an IntEnum, a numpy float64 are int/float subclasses metadata
+    # refuses): a summary the door refused would fail the call after it ran, unaudited.
+    if isinstance(value, bool):
+        return name, bool(value)
+    if isinstance(value, int):
+        value = int(value)
+        return (name, value) if -(2**63) <= value < 2**64 else (f"{name}_bits", value.bit_length())
+    if isinstance(value, float):
+        value = float(value)
+        return (name, value) if math.isfinite(value) else None  # nothing to say; NaN, inf are not JSON
+    if value is None:
+        return None
     if isinstance(value, (str, bytes)):
         return f"{name}_chars", len(value)
     if isinstance(value, (list, tuple, set, frozenset, dict)):

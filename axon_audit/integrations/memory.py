@@ -20,6 +20,8 @@ import orjson
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrations.hooks import audit_note, audited
+from axon_audit.io.location import resolve
+from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import EventStatus, OperationType
 
 __all__ = ["MemoryConfig", "MemoryEntry", "MemorySystem"]
@@ -323,6 +325,10 @@ class MemorySystem:
             raise AuditTypeError(f"path must be a str or Path or None, got {type(path).__name__}")
         data = [e.to_dict() for e in self._entries.values()]
         if path is not None:
+            # Never over sealed evidence (an export folder's manifest, its files) nor the logger's WAL.
+            own = [getattr(self.audit_logger, "auto_export_path", None),
+                   getattr(getattr(self.audit_logger, "_config", None), "wal_path", None)]
+            check_export_target(resolve(str(path)), force=True, own=[resolve(o) for o in own if o is not None])
             Path(path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         audit_note(entries=len(data), path=None if path is None else str(path))
         return data

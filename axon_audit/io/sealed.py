@@ -9,6 +9,7 @@ exports, the CLI's output options) asks here first.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from axon_audit.exceptions import AuditValueError
@@ -24,12 +25,13 @@ def _real(loc: Location) -> str:
 
 
 def check_export_target(target: Location, *, argument: str = "path", force: bool = False,
-                        own: Location | None = None) -> None:
+                        own: Location | Sequence[Location] | None = None) -> None:
     """Refuse to write an export at `target` over sealed evidence: anywhere inside an
     export folder (a folder above it holds a manifest: its rotations, its
     ``parquet/`` tree, the manifest itself) or inside `own` (the writer's own export
-    folder, sealed or not yet), and over an existing file unless `force`. The error
-    names `argument`.
+    folder, sealed or not yet, and its write-ahead log's folder: a segment written
+    over loses acknowledged events), and over an existing file unless `force`. The
+    error names `argument`.
 
     Example:
         >>> import tempfile
@@ -47,8 +49,10 @@ def check_export_target(target: Location, *, argument: str = "path", force: bool
     """
     path = _real(target)
     sealed = None
-    if own is not None and own.is_local == target.is_local and path.startswith(_real(own) + "/"):
-        sealed = own.uri
+    for place in () if own is None else (own,) if isinstance(own, Location) else own:
+        if place.is_local == target.is_local and path.startswith(_real(place) + "/"):
+            sealed = place.uri
+            break
     parts = path.split("/")
     for i in range(len(parts) - 1, 0, -1):  # the folders above, nearest first
         if sealed is not None:

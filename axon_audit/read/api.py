@@ -269,10 +269,11 @@ class Reader:
         target = _as_target(path, self._storage_options)
         if not isinstance(force, bool):
             raise AuditTypeError(f"force must be a bool, got {type(force).__name__}")
-        # A logger names its folder `auto_export_path`, an archive `path`.
-        own = getattr(self, "auto_export_path", None) or getattr(self, "path", None)
+        # A logger names its folder `auto_export_path`, an archive `path`; a logger's WAL folder is its own too.
+        own = [getattr(self, "auto_export_path", None) or getattr(self, "path", None),
+               getattr(getattr(self, "_config", None), "wal_path", None)]
         check_export_target(resolve(target, storage_options=self._storage_options), force=force,
-                            own=None if own is None else resolve(own, storage_options=self._storage_options))
+                            own=[resolve(o, storage_options=self._storage_options) for o in own if o is not None])
         return target
 
     async def export_to_json(

@@ -25,6 +25,7 @@ from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.manifest import _key_bytes
 from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.io.sealed import check_export_target
 from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import BACKLOG_POLICIES, default_max_backlog
 
@@ -88,6 +89,8 @@ class LoggerConfig:
         if isinstance(wal_interval, bool) or not isinstance(wal_interval, (int, float)) or not 0 <= wal_interval <= 10:
             raise AuditValueError(f"wal_interval must be a number of seconds in [0, 10], got {wal_interval!r}")
         root = export_root(auto_export_path, storage_options)
+        if isinstance(root, Path):  # a folder nested in another's files would be an inserted file there
+            check_export_target(resolve(root), argument="auto_export_path", force=True)
         if isinstance(max_backlog, str) and max_backlog == "default":
             # Without exports (or rotation) nothing ever waits for export: no bound to apply.
             max_backlog = default_max_backlog(max_events) if root is not None and enable_rotation else None
