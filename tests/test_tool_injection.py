@@ -281,7 +281,8 @@ def test_an_existing_file_is_replaced_only_with_force(tmp_path):
 # --------------------------------------------------------------------------- the command line
 
 
-HOSTILE = ["[/x]", "[red]admin[/red]", "[link=http://x]y[/link]", "\n2026-01-01 FORGED", "\x1b[2J", "[bold]"]
+HOSTILE = ["[/x]", "[red]admin[/red]", "[link=http://x]y[/link]", "\n2026-01-01 FORGED", "\x1b[2J", "[bold]",
+           "x\u202eevil"]  # a bidi override reorders what the terminal shows
 
 
 def _cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -329,9 +330,11 @@ def test_audit_data_reaches_the_terminal_as_text(hostile_folder, command, shown)
     proc = _cli(*(c.format(root=hostile_folder, month=month) for c in command))
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x1b" not in proc.stderr
+    assert "\u202e" not in proc.stdout and "\u202e" not in proc.stderr
     assert not any(line.lstrip("│ ").startswith("2026-01-01 FORGED") for line in proc.stdout.splitlines())
     for text in shown:  # literally, control characters as \xNN
-        assert _shown(text.replace("\n", "\\x0a").replace("\x1b", "\\x1b")) in _shown(proc.stdout), (text, proc.stdout)
+        shown_as = text.replace("\n", "\\x0a").replace("\x1b", "\\x1b").replace("\u202e", "\\u202e")
+        assert _shown(shown_as) in _shown(proc.stdout), (text, proc.stdout)
 
 
 def test_file_names_cannot_forge_verifys_verdict(tmp_path):

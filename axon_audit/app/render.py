@@ -38,12 +38,16 @@ __all__ = [
 
 # C0 and C1 control characters and DEL, written as \xNN escapes.
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+# Bidirectional overrides and isolates reorder what a terminal shows ("x\u202eevil" reads
+# backwards), and the Unicode line and paragraph separators split a line on some.
+_CONTROL.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]})
 
 
 def terminal_text(text: str) -> str:
     """`text` with its control characters written as ``\\xNN``: audit data (an event
     id read from a tampered file, a bundle's event) that reaches a terminal cannot
-    move the cursor, recolour, retitle or split a line. Every value from audit data
+    move the cursor, recolour, retitle, split a line or reorder it (bidi controls
+    as ``\\uNNNN``). Every value from audit data
     or file names that the command line prints goes through it (rich output as a
     `Text` of it, which rich never reads as markup: `cell`, `markup_text`).
 
@@ -51,6 +55,8 @@ def terminal_text(text: str) -> str:
         >>> from axon_audit.app.render import terminal_text
         >>> terminal_text("evt_1\\x1b[2J\\nPROBLEM none")
         'evt_1\\\\x1b[2J\\\\x0aPROBLEM none'
+        >>> terminal_text("x\\u202eevil")
+        'x\\\\u202eevil'
     """
     return text.translate(_CONTROL)
 
