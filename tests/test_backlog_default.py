@@ -14,24 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from axon_audit import AuditLogger, AuditUnavailableError, AuditValueError
 from axon_audit.write import backpressure
+from tests.exported import listed_ids
 
 MAX_EVENTS = 100
 FLOOR = 1_000  # the default bound in these tests: max(4 * 100, 1_000) = 10 rotations
 
 
-def exported_ids(folder: Path) -> list[str]:
-    """Event ids in the folder's JSON exports, in manifest (= export) order."""
-    manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    out: list[str] = []
-    for e in manifest["entries"]:
-        if e["kind"] == "json":
-            out += [ev["event_id"] for ev in orjson.loads((folder / e["file"]).read_bytes())["events"]]
-    return out
 
 
 @pytest.fixture
@@ -135,7 +127,7 @@ async def test_slow_exports_block_log_event_at_the_default_bound_and_lose_nothin
     stats = audit.get_stats()
     assert stats["exported_events"] == stats["total_events_logged"] == len(ids)
     assert stats["pending_export_events"] == 0 and stats["events_in_memory"] == 0
-    assert exported_ids(folder) == ids  # each event once, in logging order
+    assert listed_ids(folder) == ids  # each event once, in logging order
 
 
 def test_many_threads_blocked_at_the_default_bound_all_finish_and_lose_nothing(
@@ -165,7 +157,7 @@ def test_many_threads_blocked_at_the_default_bound_all_finish_and_lose_nothing(
     audit.close()
     stats = audit.get_stats()
     assert stats["exported_events"] == threads_n * per
-    on_disk = exported_ids(folder)
+    on_disk = listed_ids(folder)
     assert sorted(on_disk) == sorted(i for part in ids for i in part)  # each event exactly once
     for part in ids:  # each thread's events in its own order
         pos = {e: n for n, e in enumerate(on_disk)}
@@ -201,7 +193,7 @@ def test_a_held_writer_blocks_callers_until_it_goes_on(tmp_path: Path, small_def
     assert done.is_set()
     audit.close()
     assert audit.get_stats()["exported_events"] == len(ids) == 3 * small_default
-    assert exported_ids(folder) == ids
+    assert listed_ids(folder) == ids
 
 
 # --------------------------------------------------------------------------- explicit choices
@@ -224,7 +216,7 @@ def test_explicit_none_stays_unbounded(tmp_path: Path, small_default: int, held_
     held_writer.set()
     audit.close()
     assert audit.get_stats()["exported_events"] == n
-    assert exported_ids(folder) == ids
+    assert listed_ids(folder) == ids
 
 
 def test_raise_policy_at_the_default_bound_names_max_backlog(tmp_path: Path, small_default: int,
@@ -247,4 +239,4 @@ def test_raise_policy_at_the_default_bound_names_max_backlog(tmp_path: Path, sma
     audit.flush()  # the backlog is written: room again
     accepted.append(audit.log("store").event_id)
     audit.close()
-    assert exported_ids(folder) == accepted
+    assert listed_ids(folder) == accepted

@@ -12,21 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 import axon_audit
 from axon_audit import AuditLogger, AuditUnavailableError, ExportError
 from axon_audit.io import parquet as _parquet
-
-
-def listed_ids(folder: Path) -> list[str]:
-    manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    out: list[str] = []
-    for e in manifest["entries"]:
-        if e["kind"] == "json":
-            out += [ev["event_id"] for ev in orjson.loads((folder / e["file"]).read_bytes())["events"]]
-    return out
+from tests.exported import listed_ids
 
 
 def _mount(*args: str) -> bool:

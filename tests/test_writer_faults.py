@@ -32,6 +32,7 @@ from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.write import targets as _targets
 from axon_audit.write import wal as _wal
 from axon_audit.write import wal_records as _records
+from tests.exported import listed_ids
 
 
 def within(fn: Callable[[], Any], seconds: float = 20.0) -> Any:
@@ -68,13 +69,6 @@ def segment_records(wdir: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def listed_ids(folder: Path) -> list[str]:
-    manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    out: list[str] = []
-    for e in manifest["entries"]:
-        if e["kind"] == "json":
-            out += [ev["event_id"] for ev in orjson.loads((folder / e["file"]).read_bytes())["events"]]
-    return out
 
 
 # ---------------------------------------------------------------- the WAL writer thread
