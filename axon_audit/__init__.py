@@ -28,7 +28,8 @@ from axon_audit.exceptions import (
     ExportError,
     IntegrityError,
 )
-from axon_audit.integrations.hooks import AuditLogHandler, audit_context, audit_note, audited, current_audit_context
+from axon_audit.integrations.hooks import audit_context, audit_note, audited, current_audit_context
+from axon_audit.integrations.log_handler import AuditLogHandler
 from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey
 from axon_audit.integrity.proofs import ProofError, prove, prove_consistency, verify_consistency, verify_inclusion

@@ -1,3 +1,3 @@
 """Where applications meet the logger: the demo memory system (`memory`), auditing
-decorators, context and the `logging` bridge (`hooks`).
+decorators and context (`hooks`), and the `logging` bridge (`log_handler`).
 """

@@ -1,5 +1,5 @@
-"""Plugging axon_audit into existing code: `audited`, `audit_context`, `audit_note`,
-and `AuditLogHandler` (the stdlib `logging` bridge).
+"""Plugging axon_audit into existing code: `audited`, `audit_context` and
+`audit_note` (the stdlib `logging` bridge, `AuditLogHandler`, is in `log_handler`).
 
 `audited(operation)` wraps an async (or plain) function so every call becomes one
 audit event: who (user/session from the call or the surrounding `audit_context`),
@@ -25,7 +25,7 @@ from axon_audit.exceptions import AuditError, AuditTypeError, AuditValueError
 from axon_audit.model.coerce import coerce_operation, coerce_status, encode_metadata
 from axon_audit.model.enums import EventStatus, OperationType
 
-__all__ = ["AuditLogHandler", "audit_context", "audit_note", "audited", "current_audit_context"]
+__all__ = ["audit_context", "audit_note", "audited", "current_audit_context"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -382,78 +382,3 @@ def _reset(tokens: tuple) -> None:
     _NOTE.reset(note)
     _SESSION.reset(session)
     _USER.reset(user)
-
-
-# --------------------------------------------------------------------------- logging bridge
-
-# Attribute names a log record may carry (from `extra=`) that become audit fields.
-_RECORD_FIELDS = ("operation", "user_id", "session_id", "entry_ids", "metadata", "status",
-                  "error_message", "duration_ms")
-
-
-class AuditLogHandler(logging.Handler):
-    """A `logging.Handler` that turns log records carrying audit fields into audit events.
-
-    A record is an audit record when it has an `operation` attribute (pass it
-    with ``extra={"operation": "STORE", "user_id": …, "entry_ids": […],
-    "duration_ms": …, "metadata": {…}}``; structlog's stdlib integration does
-    the same with its event dict). Other records are ignored, so the handler can
-    sit on a logger that also carries ordinary logs. Missing `user_id` /
-    `session_id` come from `audit_context`. The status is the record's `status`,
-    else FAILURE for ERROR and above, else SUCCESS; a FAILURE without an
-    `error_message` gets the log message (and the exception, if any). The
-    metadata gains the logger name and the message.
-
-    A record with bad audit fields is reported through `logging`'s usual
-    `handleError` (the application keeps running) and logs nothing.
-
-    Example:
-        >>> import logging
-        >>> from axon_audit import AuditLogger, AuditLogHandler
-        >>> audit = AuditLogger()
-        >>> app_log = logging.getLogger("myapp.memory")
-        >>> app_log.addHandler(AuditLogHandler(audit))
-        >>> app_log.warning("stored note", extra={"operation": "STORE", "user_id": "user_123",
-        ...                                        "entry_ids": ["entry_1"], "duration_ms": 3.5})
-        >>> app_log.warning("no audit fields here")
-        >>> [(e.operation.value, e.user_id, e.metadata["message"]) for e in audit.query_events()]
-        [('STORE', 'user_123', 'stored note')]
-    """
-
-    def __init__(self, audit_logger: Any, level: int | str = logging.NOTSET) -> None:
-        if not (hasattr(audit_logger, "log") and hasattr(audit_logger, "query_events")):
-            raise AuditTypeError(f"audit_logger must be an AuditLogger, got {type(audit_logger).__name__}")
-        super().__init__(level)
-        self.audit_logger = audit_logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = record.__dict__
-        if fields.get("operation") is None:
-            return
-        try:
-            message = record.getMessage()
-            status = fields.get("status")
-            if status is None:
-                status = EventStatus.FAILURE if record.levelno >= logging.ERROR else EventStatus.SUCCESS
-            status = coerce_status(status)
-            error = fields.get("error_message")
-            if error is None and status is EventStatus.FAILURE:
-                error = message
-                if record.exc_info and record.exc_info[1] is not None:
-                    exc = record.exc_info[1]
-                    error = f"{message} ({type(exc).__name__}: {exc})"
-            metadata = dict(fields.get("metadata") or {})
-            metadata.setdefault("logger", record.name)
-            metadata.setdefault("message", message)
-            self.audit_logger.log(
-                fields["operation"],
-                fields.get("user_id") or _USER.get(),
-                fields.get("session_id") or _SESSION.get(),
-                fields.get("entry_ids"),
-                metadata,
-                status,
-                error,
-                fields.get("duration_ms"),
-            )
-        except Exception:  # noqa: BLE001 - logging's contract: report, never raise into the app
-            self.handleError(record)
