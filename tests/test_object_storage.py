@@ -227,7 +227,9 @@ def test_an_upload_denied_midway_leaves_no_object_and_the_retry_writes_each_even
             audit.close()
         # Uploaded side by side: the JSON document and whichever other days went up are taken back.
         deleted = sorted(p.split("/deny/")[1] for m, p, q, r in s3_server.requests if m == "DELETE")
-        assert deleted[0].startswith("audit_") and len(deleted) >= 2
+        intents = [k for k in deleted if k.startswith(".intents/")]  # the export's intent goes with them
+        deleted = [k for k in deleted if k not in intents]
+        assert len(intents) == 1 and deleted[0].startswith("audit_") and len(deleted) >= 2
         assert all("date=2025-05-02/" not in k for k in deleted[1:])
         assert keys(s3_server, s3_bucket, "deny") == []  # what had gone up was taken back
         assert audit.get_stats()["pending_export_events"] == 900
@@ -487,3 +489,47 @@ def test_cli_storage_options_name_the_endpoint(s3_server, s3_bucket, no_endpoint
     expected = [e for e in events if e.user_id == "u1" and e.operation == OperationType.RECALL]
     assert doc["total_events"] == len(expected) > 0
     assert [e["event_id"] for e in doc["events"]] == [e.event_id for e in reversed(expected)]  # newest first
+
+
+def test_an_upload_cut_off_before_its_commit_is_a_leftover_not_an_inserted_object(s3_server, s3_bucket):
+    # Without a WAL: the writer dies after uploading its second export's objects, before the
+    # commit. Its intent names them, so verify lists them as leftovers and stays intact.
+    script = textwrap.dedent("""
+        import os, sys
+        from axon_audit import AuditLogger
+        from axon_audit.integrity import manifest
+        commit, calls = manifest.WriterManifest.commit, []
+        def dying(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                os._exit(9)  # killed between the uploads and the commit
+            return commit(self, *args, **kwargs)
+        manifest.WriterManifest.commit = dying
+        audit = AuditLogger(max_events=100, auto_export_path=sys.argv[1])
+        for i in range(250):
+            audit.log("store", user_id=f"u{i % 3}")
+        audit.close()
+    """)
+    uri = f"s3://{s3_bucket}/cutoff"
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    done = subprocess.run([sys.executable, "-c", script, uri], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 9, done.stderr
+    names = keys(s3_server, s3_bucket, "cutoff")
+    assert [k for k in names if k.startswith(".intents/")], names  # the cut-off export's intent stayed
+    options = {"endpoint_url": s3_server.endpoint}
+    check = verify(uri, storage_options=options)
+    assert check.ok, check.problems
+    assert check.events_checked == 100 and len(check.leftovers) == 2  # its JSON document and one part
+    planted = s3fs(s3_server)
+    with planted.open_output_stream(f"{s3_bucket}/cutoff/audit_2099_01_01_000000_aaaaaaaaaaaa.json") as fh:
+        fh.write(b"{}")
+    check = verify(uri, storage_options=options)  # a file no intent names is still a finding
+    assert not check.ok and any("inserted" in p for p in check.problems), check.problems
+
+
+def test_a_committed_export_leaves_no_intent_on_s3(s3_server, s3_bucket, no_endpoint_env):
+    uri = f"s3://{s3_bucket}/clean"
+    with AuditLogger(max_events=50, auto_export_path=uri, storage_options={"endpoint_url": s3_server.endpoint}) as a:
+        for _ in range(120):
+            a.log("recall", user_id="u")
+    assert not [k for k in keys(s3_server, s3_bucket, "clean") if k.startswith(".intents/")]

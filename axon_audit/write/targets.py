@@ -77,7 +77,7 @@ class Attempt:
 
     written: list[Any] = field(default_factory=list)
     job_file: Path | None = None
-    intent: Path | None = None  # local folder: the intent naming the files (see FolderTarget)
+    intent: Any = None  # the intent naming the files (a Path, or a Location on object storage)
 
     def undo(self) -> None:
         """Remove what this try wrote, so a retry writes no duplicate."""
@@ -312,6 +312,12 @@ class ObjectStoreTarget:
         names = [layout.name_of(p) for p in [json_path, *(p for p, _, _ in plan)]]
         if record is not None:
             attempt.job_file = record(names, manifest.commit_name)
+        # The intent (one PUT) before any object: a crash before the commit leaves leftovers that
+        # verify can tell from inserted objects. No writer removes another's: it may still be running.
+        intent = root / layout.INTENTS_DIR / f"{manifest.writer}-{secrets.token_hex(6)}.json"
+        body = orjson.dumps({"files": names})
+        intent.put(lambda fh: fh.write(body))
+        attempt.intent = intent
         attempt.written = [json_path, *(p for p, _, _ in plan)]  # before the upload: one may fail midway
         digests = put_export(df, json_path, plan, objects)
         tree.extend(leaves)
@@ -328,6 +334,9 @@ class ObjectStoreTarget:
                 raise
             if not landed:
                 raise
+        with contextlib.suppress(OSError):  # committed: a stale intent names only listed objects
+            intent.unlink(missing_ok=True)
+        attempt.intent = None
 
     def recovering(self) -> contextlib.AbstractContextManager[None]:
         # Each job names the writer manifest that commits it; only this WAL's logger wrote
