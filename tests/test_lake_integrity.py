@@ -423,6 +423,7 @@ def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, 
     assert not set(acks) - set(counts), "acknowledged events lost"
     result = verify(lake.uri, key="k", storage_options=lake.opts)
     assert result.ok, result.problems  # an uncommitted object left behind would be 'not listed'
+    assert not result.leftovers and not [k for k in lake.keys() if k.startswith(".intents/")]  # nor its intent
     recovered.close()
     ids = lake.exported_ids()
     assert len(ids) == len(set(ids)) and set(acks) <= set(ids)

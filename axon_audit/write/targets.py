@@ -34,7 +34,7 @@ import polars as pl
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.leaf import objects_and_leaves
-from axon_audit.integrity.log import tree_of
+from axon_audit.integrity.log import tree_of, writer_log
 from axon_audit.io.atomic import atomic_write, fsync_dir
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
@@ -338,11 +338,18 @@ class ObjectStoreTarget:
             intent.unlink(missing_ok=True)
         attempt.intent = None
 
-    def recovering(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def recovering(self) -> Iterator[None]:
         # Each job names the writer manifest that commits it; only this WAL's logger wrote
         # those files and that manifest, so no lock is needed to undo what it left halfway.
         self._listed = {}
-        return contextlib.nullcontext()
+        yield
+        # Then that writer's intents are stale: what they name is now removed or committed.
+        dead = {writer_log(name).rpartition("/")[2] for name in self._listed}  # manifests/<writer>
+        for name in ExportLayout(self.root).intents() if dead else ():
+            if name.rpartition("/")[2].removesuffix(ExportLayout.JSON_SUFFIX).rpartition("-")[0] in dead:
+                with contextlib.suppress(OSError):
+                    (self.root / name).unlink(missing_ok=True)
 
     def committed_files(self, record: dict[str, Any]) -> set[str]:
         name = record.get("manifest")
