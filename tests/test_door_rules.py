@@ -508,3 +508,13 @@ def test_audited_summaries_are_metadata_the_door_accepts(value: Any, stored: dic
     assert call(value) == "done" and len(ran) == 1
     (event,) = audit.query_events()
     assert {k: v for k, v in event.metadata.items() if k.startswith("x")} == stored
+
+
+def test_a_null_inside_a_frames_entry_ids_is_refused_naming_the_row() -> None:
+    audit = AuditLogger()
+    frame = pl.DataFrame({"operation": ["STORE"] * 3, "entry_ids": [["a"], [], ["b", None]]})
+    with pytest.raises(AuditValueError, match=r"^events: row 2: entry_ids holds a null"):
+        audit.log_batch(frame)
+    assert audit.event_count == 0
+    assert audit.log_batch(pl.DataFrame({"operation": ["STORE"] * 3, "entry_ids": [["a"], [], None]})) == 3
+    assert [e.entry_ids for e in sorted(audit.query_events(), key=lambda e: e.event_id)] == [["a"], [], []]
