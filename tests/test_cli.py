@@ -265,8 +265,10 @@ def test_report(folder, workload):
     assert doc["operations"]["STORE"] == january.filter(pl.col("operation") == "STORE").height
     table = run("report", folder, "--month", "2025-01").stdout
     assert "2025-01: summary" in table and f"{january.height:,}" in table
-    empty = orjson.loads(run("report", folder, "--month", "2031-05", "-f", "json").stdout)
-    assert empty["total_events"] == 0
+    # A month with no events is a note and exit 1 (an empty report looked like a clean one).
+    empty = run("report", folder, "--month", "2031-05", "-f", "json", check_ok=False)
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert empty.stderr.strip() == f"axon-audit: error: no audit events in {str(folder)!r} for 2031-05"
 
 
 def test_alerts(folder, tmp_path):
@@ -314,6 +316,13 @@ BAD_INPUT = [
     (["sql", "{folder}", "SELEC 1"], "SQL: Parser Error"),
     (["sql", "{folder}", "SELECT * FROM nope"], "SQL: Catalog Error"),
     (["sql", "{missing}", "SELECT 1"], "does not exist"),
+    (["sql", "{folder}", ""], "SQL: query is empty"),
+    (["sql", "{folder}", "   "], "SQL: query is empty"),
+    (["query", "{folder}", "--since", "2025-02-01", "--until", "2025-01-01"],
+     r"--since \(2025-02-01T00:00:00\+00:00\) is after --until"),
+    (["export", "{folder}", "--since", "2d", "--until", "3d", "--to", "x.json"], "--since .* is after --until"),
+    (["alerts", "{folder}", "--since", "2025-02-01", "--until", "2025-01-01"], "--since .* is after --until"),
+    (["export", "{folder}", "--to", "{missing}/x.json"], r"--to: the folder '.*nope' does not exist"),
     (["stats", "{missing}"], "does not exist"),
     (["report", "{folder}", "--month", "2025-13"], "--month: expected YYYY-MM"),
     (["report", "{folder}"], "Missing option '--month'"),

@@ -17,6 +17,7 @@ traceback (set AXON_AUDIT_DEBUG=1 to see one).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -51,11 +52,29 @@ def _one_line(message: str) -> str:
     return terminal_text(" ".join(message.split()))
 
 
+_UNREACHABLE = re.compile(r"Failed to connect to (\S+)|Could not resolve host: (\S+)")
+
+
+def _os_reason(exc: OSError) -> str:
+    # pyarrow's S3 errors run to hundreds of characters of curl detail; say what happened.
+    text = str(exc)
+    found = _UNREACHABLE.search(text)
+    if found:
+        where = (found.group(1) or found.group(2)).rstrip(";:,")
+        return f"cannot reach object storage at {where}: connection refused or host unknown (check --endpoint-url)"
+    return f"{type(exc).__name__}: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input, 1 failure)."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if not args:  # no command: the help, laid out as click lays it out, and exit 0
+        with click.Context(cli, info_name="axon-audit") as ctx:
+            click.echo(cli.get_help(ctx))
+        return 0
     try:
         # Outside standalone mode click returns a command's `Exit` code instead of exiting.
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="axon-audit",
+        code = cli.main(args=args, prog_name="axon-audit",
                         standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -79,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if os.environ.get("AXON_AUDIT_DEBUG"):
+            raise
+        sys.stderr.write(f"axon-audit: failed: {_one_line(_os_reason(exc))}\n")
+        return EXIT_FAILED
     except Exception as exc:  # a CLI prints one line, never a traceback
         if os.environ.get("AXON_AUDIT_DEBUG"):
             raise

@@ -26,6 +26,7 @@ from axon_audit.app.integrity_commands import INTEGRITY_COMMANDS, keygen, prove,
 from axon_audit.app.options import (
     TIME,
     BadInput,
+    check_order,
     choice,
     output_file,
     query_filters,
@@ -148,6 +149,10 @@ def stats(path: str, user_id: str | None, fmt: str, storage_options: dict[str, A
     """
     source = _open(path, storage_options)
     result = source.get_user_statistics(user_id) if user_id else source.get_statistics()
+    # Zero events is not "100% success": a typo in PATH or --user must not look like a clean result.
+    if not (result["total_operations"] if user_id else result["total_events"]):
+        raise click.ClickException(f"no events for user {user_id!r} in {path!r}" if user_id else
+                                   f"no audit events in {path!r} (is it a folder an AuditLogger exports to?)")
     if fmt.lower() == "json":
         print_json(result)
         return
@@ -181,6 +186,8 @@ def report(path: str, month: str, fmt: str, storage_options: dict[str, Any] | No
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
     result = compliance_report(_open(path, storage_options), month.strip())
+    if not result.total_events:
+        raise click.ClickException(f"no audit events in {path!r} for {month.strip()}")
     if fmt.lower() == "json":
         print_json(result.to_dict())
         return
@@ -204,6 +211,7 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fm
     Example:
       axon-audit alerts audit_demo --since 1d
     """
+    check_order(start_time, end_time)
     monitor = SecurityMonitor()
     found = monitor.evaluate(_open(path, storage_options), start_time, end_time)
     if fmt.lower() == "json":

@@ -109,8 +109,18 @@ def output_file(target: str, option: str, *, source: str | None = None, force: b
                             own=None if source is None else resolve(source, storage_options=storage_options))
     except AuditValueError as exc:
         raise BadInput(str(exc)) from None
-    if not force and resolve(target).exists():
+    where = resolve(target)
+    if not force and where.exists():
         raise BadInput(f"{option}: {target!r} already exists; pass --force to replace it")
+    if where.is_local and not where.local_path().parent.is_dir():
+        raise BadInput(f"{option}: the folder {str(where.local_path().parent)!r} does not exist; create it first")
+
+
+def check_order(start: Any, end: Any) -> None:
+    """Refuse `--since` after `--until`: such a window matches nothing, and an empty
+    answer to a typo looks like a clean result."""
+    if start is not None and end is not None and start > end:
+        raise BadInput(f"--since ({start.isoformat()}) is after --until ({end.isoformat()})")
 
 
 def choice(values: Sequence[str]) -> click.Choice:
@@ -144,6 +154,7 @@ def with_filter_options(fn: Callable) -> Callable:
 def query_filters(**given: Any) -> dict[str, Any]:
     """Click's values as `query_events` keywords (empty tuples mean: not given)."""
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in given.items() if v is not None and v != ()}
+    check_order(out.get("start_time"), out.get("end_time"))
     if "metadata" in out:
         pairs = {}
         for item in out["metadata"]:

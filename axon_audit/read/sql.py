@@ -91,6 +91,8 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
         raise AuditValueError(f"query cannot run: {exc}") from None
+    if not statements:
+        raise AuditValueError("query is empty: expected a SQL statement such as SELECT count(*) FROM events")
     for st in statements:
         kind = st.type
         if kind == duckdb.StatementType.EXPLAIN:
@@ -192,6 +194,8 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
     the result as Arrow (an empty table when the last statement returns no rows)."""
     if not isinstance(query, str):
         raise AuditTypeError(f"query must be a str, got {type(query).__name__}")
+    if not query.strip():
+        raise AuditValueError("query is empty: expected a SQL statement such as SELECT count(*) FROM events")
     if params is not None and (isinstance(params, (str, bytes)) or not isinstance(params, (Sequence, Mapping))):
         raise AuditTypeError(f"params must be a list, tuple or dict, got {type(params).__name__}")
     if not isinstance(read_only, bool):
