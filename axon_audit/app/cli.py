@@ -55,10 +55,10 @@ def _one_line(message: str) -> str:
 _UNREACHABLE = re.compile(r"Failed to connect to (\S+)|Could not resolve host: (\S+)")
 
 
-def _os_reason(exc: OSError) -> str:
-    # pyarrow's S3 errors run to hundreds of characters of curl detail; say what happened.
+def _failure(exc: Exception) -> str:
     text = str(exc)
-    found = _UNREACHABLE.search(text)
+    # pyarrow's S3 errors run to hundreds of characters of curl detail; say what happened.
+    found = _UNREACHABLE.search(text) if isinstance(exc, OSError) else None
     if found:
         where = (found.group(1) or found.group(2)).rstrip(";:,")
         return f"cannot reach object storage at {where}: connection refused or host unknown (check --endpoint-url)"
@@ -98,15 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except OSError as exc:
-        if os.environ.get("AXON_AUDIT_DEBUG"):
-            raise
-        sys.stderr.write(f"axon-audit: failed: {_one_line(_os_reason(exc))}\n")
-        return EXIT_FAILED
     except Exception as exc:  # a CLI prints one line, never a traceback
         if os.environ.get("AXON_AUDIT_DEBUG"):
             raise
-        sys.stderr.write(f"axon-audit: failed: {type(exc).__name__}: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"axon-audit: failed: {_one_line(_failure(exc))}\n")
         return EXIT_FAILED
     return code if isinstance(code, int) else 0
 

@@ -105,11 +105,11 @@ def output_file(target: str, option: str, *, source: str | None = None, force: b
     manifest, or the folder `source` the command reads) and, without `force`, over an
     existing file: bad input naming `option`. Sealed evidence is never written over."""
     try:
-        check_export_target(resolve(target, argument=option), argument=option, force=True,
+        where = resolve(target, argument=option)
+        check_export_target(where, argument=option, force=True,
                             own=None if source is None else resolve(source, storage_options=storage_options))
     except AuditValueError as exc:
         raise BadInput(str(exc)) from None
-    where = resolve(target)
     if not force and where.exists():
         raise BadInput(f"{option}: {target!r} already exists; pass --force to replace it")
     if where.is_local and not where.local_path().parent.is_dir():

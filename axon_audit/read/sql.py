@@ -83,6 +83,9 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_EMPTY = "query is empty: expected a SQL statement such as SELECT count(*) FROM events"
+
+
 def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     """Refuse any statement of `query` that is not a query (an EXPLAIN ANALYZE runs
     the statement it explains, so an EXPLAIN passes only when that one is a query)."""
@@ -92,7 +95,7 @@ def _check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     except duckdb.Error as exc:
         raise AuditValueError(f"query cannot run: {exc}") from None
     if not statements:
-        raise AuditValueError("query is empty: expected a SQL statement such as SELECT count(*) FROM events")
+        raise AuditValueError(_EMPTY)
     for st in statements:
         kind = st.type
         if kind == duckdb.StatementType.EXPLAIN:
@@ -195,7 +198,7 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
     if not isinstance(query, str):
         raise AuditTypeError(f"query must be a str, got {type(query).__name__}")
     if not query.strip():
-        raise AuditValueError("query is empty: expected a SQL statement such as SELECT count(*) FROM events")
+        raise AuditValueError(_EMPTY)
     if params is not None and (isinstance(params, (str, bytes)) or not isinstance(params, (Sequence, Mapping))):
         raise AuditTypeError(f"params must be a list, tuple or dict, got {type(params).__name__}")
     if not isinstance(read_only, bool):
