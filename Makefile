@@ -52,9 +52,11 @@ DEMO_ARGS ?=
 demo: $(RUNTIME)
 	@$(VENV)/bin/axon-audit demo $(DEMO_ARGS)
 
-# JupyterLab on the analysis notebook (notebooks/compliance_analysis.ipynb).
+# JupyterLab on the analysis notebook (notebooks/compliance_analysis.ipynb); as root
+# (a container) JupyterLab refuses to start without --allow-root.
+NOTEBOOK_ARGS ?= $(if $(SUDO),,--allow-root)
 notebook: $(NOTEBOOK)
-	$(VENV)/bin/jupyter lab notebooks/compliance_analysis.ipynb
+	$(VENV)/bin/jupyter lab $(NOTEBOOK_ARGS) notebooks/compliance_analysis.ipynb
 
 # Benchmarks against the baselines (see benchmarks/ and the README's performance section).
 bench: $(DEV)
