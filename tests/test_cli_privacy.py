@@ -5,6 +5,7 @@ irreversible, and leave a sealed folder that still verifies."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -21,8 +22,8 @@ from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.model.schema import normalize_batch
-from axon_audit.workload import generate_events
 from axon_audit.read.sources import open_source
+from axon_audit.workload import generate_events
 from tests.cli_process import env, script
 
 UTC = timezone.utc
@@ -296,3 +297,29 @@ def test_subject_access_never_writes_into_the_export_folder(sealed):
 def test_the_erasure_plan_sees_nothing_of_an_unknown_user(sealed):
     plan = plan_erasure(sealed, "nobody")
     assert (plan.events, plan.files, plan.sealed) == (0, [], True)
+
+
+def on_a_terminal(answer: str, *args: object) -> tuple[int, str]:
+    """Run the script with a pseudo-terminal as stdin, typing `answer`; (exit code, stderr)."""
+    main, side = os.openpty()
+    try:
+        env_ = env()
+        env_.pop("AXON_AUDIT_HMAC_KEY", None)
+        with subprocess.Popen([script(), *map(str, args)], stdin=side, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env_) as proc:
+            os.write(main, answer.encode() + b"\n")
+            _, err = proc.communicate(timeout=120)
+            return proc.returncode, err
+    finally:
+        os.close(main)
+        os.close(side)
+
+
+def test_erase_on_a_terminal_asks_and_a_no_changes_nothing(sealed, keys):
+    was = hashes(sealed)
+    code, err = on_a_terminal("n", "erase", sealed, SUBJECT, *sealing(keys))
+    assert code == 1 and "This cannot be undone" in err and "not confirmed; nothing was changed" in err, err
+    assert hashes(sealed) == was
+    code, err = on_a_terminal("y", "erase", sealed, SUBJECT, *sealing(keys))
+    assert code == 0, err
+    assert ids(sealed, SUBJECT) == []

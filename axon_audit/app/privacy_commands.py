@@ -13,6 +13,7 @@ Both work on local export folders only (as their Python API does).
 
 from __future__ import annotations
 
+import hmac
 import math
 import sys
 from datetime import datetime, timezone
@@ -79,8 +80,8 @@ def _keys(root: Path, path: str, key: str | None, signing_key: str | None,
             raise BadInput(f"--key: {path} has an HMAC-signed manifest and {what} must re-sign it; "
                            "pass --key or set $AXON_AUDIT_HMAC_KEY")
         count, head = _integrity.head_of(manifest)
-        fmt = manifest.get("format", _integrity.FORMAT)
-        if _integrity.head_hmac(key.encode(), count, head, fmt) != manifest["hmac"]:
+        fmt = str(manifest.get("format", _integrity.FORMAT))  # an old folder's head is signed under its format
+        if not hmac.compare_digest(_integrity.head_hmac(key.encode(), count, head, fmt), str(manifest["hmac"])):
             raise BadInput(f"--key: not the HMAC key of {path}'s manifest (its HMAC does not match); "
                            "nothing was changed (run verify with the right key)")
     elif key is not None:
@@ -117,7 +118,7 @@ def _name(root: Path, p: Path) -> str:
 # --------------------------------------------------------------------------- erase
 
 
-@click.command()
+@click.command(short_help="Erase a user's ids from the folder (GDPR art. 17).")
 @click.argument("path")
 @click.argument("user_id")
 @click.option("--mode", type=choice(["pseudonymize", "remove"]), default="pseudonymize", show_default=True,
@@ -214,7 +215,7 @@ def _days(value: float) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-@click.command()
+@click.command(short_help="Delete the partitions and exports older than N days.")
 @click.argument("path")
 @click.option("--keep-days", "keep_days", type=float, required=True, metavar="N",
               help="Keep this many days of events (> 0); older whole partitions and exports go.")
@@ -264,7 +265,7 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
 # --------------------------------------------------------------------------- subject access
 
 
-@click.command("subject-access")
+@click.command("subject-access", short_help="Write every event about a user to a file (GDPR art. 15).")
 @click.argument("path")
 @click.argument("user_id")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
