@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from axon_audit import AuditLogger, apply_retention
@@ -243,6 +244,7 @@ def test_retention_without_yes_on_a_pipe_refuses_and_deletes_nothing(sealed, key
     (["--keep-days", 0], r"--keep-days: expected a number of days > 0, got 0"),
     (["--keep-days", -3], r"--keep-days: expected a number of days > 0, got -3"),
     (["--keep-days", "nan"], r"--keep-days: expected a number of days > 0"),
+    (["--keep-days", "1e9"], r"--keep-days: expected at most 100,000 days"),
     (["--keep-days", "many"], r"--keep-days"),
     (["--keep-days", 5, "--now", "soon"], r"--now"),
     (["--keep-days", 5, "--now", NOW, "--yes"], r"--key: .* has an HMAC-signed manifest"),
@@ -323,3 +325,26 @@ def test_erase_on_a_terminal_asks_and_a_no_changes_nothing(sealed, keys):
     code, err = on_a_terminal("y", "erase", sealed, SUBJECT, *sealing(keys))
     assert code == 0, err
     assert ids(sealed, SUBJECT) == []
+
+
+def tamper(part: Path) -> None:
+    """Rewrite a Parquet part with the same events in other bytes: it no longer matches its manifest SHA-256."""
+    pq.write_table(pq.read_table(part), part, compression="gzip")
+
+
+def test_erase_refuses_a_folder_whose_file_differs_from_its_manifest_exit_1(sealed, keys):
+    part = next(p for p in sorted((sealed / "parquet").rglob("*.parquet"))
+                if SUBJECT in pq.read_table(p, columns=["user_id"]).column("user_id").to_pylist())
+    tamper(part)
+    was = hashes(sealed)
+    one_error_line(run("erase", sealed, SUBJECT, "--yes", *sealing(keys)), 1,
+                   r"erasure refused: .* differs from the manifest's SHA-256")
+    assert hashes(sealed) == was
+
+
+def test_retention_refuses_to_delete_a_part_that_differs_from_its_manifest_exit_1(sealed, keys):
+    tamper(next((sealed / "parquet" / "date=2026-01-02").glob("*.parquet")))
+    was = hashes(sealed)
+    one_error_line(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--yes", *sealing(keys)), 1,
+                   r"retention refused: .* differs from the manifest's SHA-256")
+    assert hashes(sealed) == was

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hmac
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from axon_audit.compliance.erasure import erase_subject
 from axon_audit.compliance.erasure_plan import plan_erasure
 from axon_audit.compliance.retention import RetentionResult, apply_retention
 from axon_audit.compliance.subject_access import subject_access_report
-from axon_audit.exceptions import AuditValueError, IntegrityError
+from axon_audit.exceptions import ArchiveError, AuditValueError, IntegrityError
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey, open_checkpoint
 from axon_audit.io.layout import ExportLayout
@@ -43,6 +45,7 @@ from axon_audit.read.sources import open_source
 __all__ = ["PRIVACY_COMMANDS", "erase", "retention", "subject_access"]
 
 _KEY_HELP = "HMAC key of the folder's manifest, to re-sign it (or $AXON_AUDIT_HMAC_KEY)."
+_MAX_DAYS = 100_000
 _SIGNING_HELP = "The folder's signing key (the file keygen wrote), where its tree heads are signed."
 
 
@@ -111,6 +114,17 @@ def _confirm(yes: bool, question: str) -> None:
         raise click.ClickException("not confirmed; nothing was changed")
 
 
+@contextmanager
+def _refusal(what: str) -> Iterator[None]:
+    """The API's refusal of a folder it cannot change safely (a file that differs from its
+    manifest, an unknown column, an old chained export): exit 1 like verify's problems,
+    not bad input; the API changed nothing."""
+    try:
+        yield
+    except (AuditValueError, ArchiveError) as exc:
+        raise click.ClickException(f"{what} refused: {exc}") from None
+
+
 def _name(root: Path, p: Path) -> str:
     return terminal_text(ExportLayout(root).name_of(p))
 
@@ -144,7 +158,8 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
     if not user_id.strip():
         raise BadInput("USER_ID: expected a user id, got an empty one")
     root = _local(path, "erase")
-    plan = plan_erasure(root, user_id)
+    with _refusal("erasure"):
+        plan = plan_erasure(root, user_id)
     if not plan.events:
         raise click.ClickException(f"no events for user {user_id!r} in {path!r}")
     if requested_by is not None and not requested_by.strip():
@@ -163,8 +178,9 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
         return
     _confirm(yes, f"Erase user {who} ({mode}) from {terminal_text(path)}: {plan.events:,} events "
                   f"in {len(plan.files):,} files?")
-    result = erase_subject(str(root), user_id, mode=mode, requested_by=requested_by, hmac_key=key,
-                           signing_key=signer)
+    with _refusal("erasure"):
+        result = erase_subject(str(root), user_id, mode=mode, requested_by=requested_by, hmac_key=key,
+                               signing_key=signer)
     out(f"erased {who} ({mode}): {result.events:,} events changed, {len(result.files_rewritten):,} files rewritten\n")
     for p in result.files_rewritten:
         out(f"  {_name(root, p)}\n")
@@ -212,6 +228,8 @@ def _listing(root: Path, result: RetentionResult) -> pl.DataFrame:
 def _days(value: float) -> int | float:
     if not math.isfinite(value) or value <= 0:
         raise BadInput(f"--keep-days: expected a number of days > 0, got {value:g}")
+    if value > _MAX_DAYS:  # a cutoff before year 1 is no date
+        raise BadInput(f"--keep-days: expected at most {_MAX_DAYS:,} days, got {value:g}")
     return int(value) if value.is_integer() else value
 
 
@@ -241,7 +259,8 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
     signer = None
     if not dry_run:
         key, signer = _keys(root, path, key, signing_key, "retention")
-    planned = apply_retention(root, days, now=now, dry_run=True)
+    with _refusal("retention"):
+        planned = apply_retention(root, days, now=now, dry_run=True)
     listing = _listing(root, planned)
     verb = "would delete" if dry_run else "to delete"
     console = new_console()
@@ -257,7 +276,8 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
         sys.stdout.write(f"dry run: would delete {total}; nothing was changed\n")
         return
     _confirm(yes, f"Delete {total} from {terminal_text(path)}?")
-    done = apply_retention(root, days, now=now, hmac_key=key, signing_key=signer)
+    with _refusal("retention"):
+        done = apply_retention(root, days, now=now, hmac_key=key, signing_key=signer)
     sys.stdout.write(f"deleted {len(done.partitions):,} partitions ({done.events:,} events) and "
                      f"{len(done.json_files):,} JSON exports, {done.bytes:,} bytes; manifest: {done.manifest}\n")
 
