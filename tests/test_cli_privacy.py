@@ -110,7 +110,9 @@ def test_erase_replaces_the_user_everywhere_and_the_folder_still_verifies(sealed
     out = ok(run("erase", sealed, SUBJECT, "--requested-by", "dpo", "--yes", *sealing(keys)))
     assert f"{len(theirs):,} events changed" in out
     pseudonym = re.search(r"^pseudonym: (erased_[0-9a-f]{16})$", out, re.M).group(1)  # type: ignore[union-attr]
-    assert re.search(r"^manifest: erasure entry #\d+ ", out, re.M)
+    index = int(re.search(r"^manifest: erasure entry #(\d+) ", out, re.M).group(1))  # type: ignore[union-attr]
+    entry = next(e for e in orjson.loads((sealed / "manifest.json").read_bytes())["entries"] if e["index"] == index)
+    assert entry["kind"] == "erasure" and entry["events"] == len(theirs)
     assert event_ids(sealed, "--user", SUBJECT) == []
     assert ids(sealed, pseudonym) == theirs  # the same events, under the pseudonym
     after = ids(sealed)

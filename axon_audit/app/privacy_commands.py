@@ -157,13 +157,13 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
     """
     if not user_id.strip():
         raise BadInput("USER_ID: expected a user id, got an empty one")
+    if requested_by is not None and not requested_by.strip():
+        raise BadInput("--requested-by: expected who asked for the erasure, got an empty name")
     root = _local(path, "erase")
     with _refusal("erasure"):
         plan = plan_erasure(root, user_id)
     if not plan.events:
         raise click.ClickException(f"no events for user {user_id!r} in {path!r}")
-    if requested_by is not None and not requested_by.strip():
-        raise BadInput("--requested-by: expected who asked for the erasure, got an empty name")
     signer = None
     if not dry_run:
         key, signer = _keys(root, path, key, signing_key, "the erasure")
@@ -178,6 +178,7 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
         return
     _confirm(yes, f"Erase user {who} ({mode}) from {terminal_text(path)}: {plan.events:,} events "
                   f"in {len(plan.files):,} files?")
+    known = _integrity.head_of(_integrity.load_manifest(root))[0]  # the erasure's own entry comes after
     with _refusal("erasure"):
         result = erase_subject(str(root), user_id, mode=mode, requested_by=requested_by, hmac_key=key,
                                signing_key=signer)
@@ -186,14 +187,14 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
         out(f"  {_name(root, p)}\n")
     out(f"pseudonym: {result.pseudonym or 'none (identifiers removed)'}\n")
     out(f"recorded as event {result.audit_event_id} (FORGET)\n")
-    out(f"manifest: {_erasure_entry(root)}\n")
+    out(f"manifest: {_erasure_entry(root, known)}\n")
 
 
-def _erasure_entry(root: Path) -> str:
+def _erasure_entry(root: Path, known: int) -> str:
     if not ExportLayout(root).manifest_path.exists():
         return "none (the folder is not sealed)"
     entries = _integrity.load_manifest(root).get("entries", [])
-    e = next((e for e in reversed(entries) if e.get("kind") == "erasure"), None)
+    e = next((e for e in entries if e.get("kind") == "erasure" and e.get("index", -1) >= known), None)
     if e is None:
         return "no erasure entry (no sealed file held the subject)"
     return (f"erasure entry #{e.get('index')} ({len(e.get('replaced', {})):,} files re-hashed, "
