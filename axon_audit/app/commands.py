@@ -1,6 +1,7 @@
 """The `axon-audit` commands: query, sql, stats and export (events); report and alerts
 (compliance); tail (the folder itself); demo. The integrity commands (verify, prove,
-verify-proof, keygen) are in `axon_audit.app.integrity_commands`; `COMMANDS` holds all.
+verify-proof, keygen) are in `axon_audit.app.integrity_commands`, the privacy ones (erase,
+retention, subject-access) in `axon_audit.app.privacy_commands`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.
@@ -33,6 +34,7 @@ from axon_audit.app.options import (
     with_filter_options,
     with_storage_options,
 )
+from axon_audit.app.privacy_commands import PRIVACY_COMMANDS
 from axon_audit.app.render import (
     cell,
     display_frame,
@@ -318,4 +320,5 @@ def demo(events: int, out: str, seed: int, tasks: int) -> None:
 
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
-COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS)
+COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS,
+                                         *PRIVACY_COMMANDS)
