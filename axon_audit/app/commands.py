@@ -45,6 +45,7 @@ from axon_audit.app.render import (
     write_events,
     write_text,
 )
+from axon_audit.app.serve_command import SERVE_COMMANDS
 from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
@@ -318,4 +319,5 @@ def demo(events: int, out: str, seed: int, tasks: int) -> None:
 
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
-COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS)
+COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS,
+                                       *SERVE_COMMANDS)
