@@ -60,11 +60,12 @@ function failure(err) { return el("p", { class: "error", role: "alert" }, String
 
 // ------------------------------------------------------------------ charts
 
+// A round axis maximum at or above v, split into 4 round steps.
 function scaleMax(v) {
-  if (v <= 0) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  if (!(v > 0)) return 1;
+  const raw = v / 4, p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= raw) return 4 * m * p;
+  return 40 * p;
 }
 
 function frame(width, height, max, yfmt, pad) {
@@ -94,7 +95,7 @@ function paintSwatches(root) {
 }
 
 function stackedBars(labels, series, names, opts = {}) {
-  const W = 900, H = 260, pad = { l: 56, r: 10, t: 10, b: 28 };
+  const W = opts.width || 900, H = 260, pad = { l: 56, r: 10, t: 10, b: 28 };
   const totals = labels.map((_, i) => names.reduce((s, n) => s + (series[n][i] || 0), 0));
   const max = scaleMax(Math.max(0, ...totals));
   const root = frame(W, H, max, (v) => NUM.format(Math.round(v)), pad);
@@ -107,7 +108,8 @@ function stackedBars(labels, series, names, opts = {}) {
       if (!v) return;
       const h = y(v);
       base -= h;
-      root.append(titled(svg("rect", { x: pad.l + i * bw + bw * 0.1, y: base, width: Math.max(1, bw * 0.8),
+      const w = Math.max(1, Math.min(bw * 0.8, 48));
+      root.append(titled(svg("rect", { x: pad.l + i * bw + (bw - w) / 2, y: base, width: w,
         height: h, fill: COLORS[k % COLORS.length] }), `${label} ${n}: ${NUM.format(v)}`));
     });
   });
@@ -117,7 +119,7 @@ function stackedBars(labels, series, names, opts = {}) {
 }
 
 function lines(labels, series, names, yfmt, opts = {}) {
-  const W = 900, H = 220, pad = { l: 64, r: 10, t: 10, b: 28 };
+  const W = opts.width || 900, H = opts.height || 220, pad = { l: 64, r: 10, t: 10, b: 28 };
   const all = names.flatMap((n) => series[n].filter((v) => v !== null));
   const max = opts.max || scaleMax(Math.max(0, ...all));
   const root = frame(W, H, max, yfmt, pad);
@@ -138,17 +140,25 @@ function lines(labels, series, names, yfmt, opts = {}) {
 }
 
 function bars(labels, values, opts = {}) {
-  const W = 900, H = opts.height || 220, pad = { l: 56, r: 10, t: 10, b: 28 };
+  const W = opts.width || 900, H = opts.height || 220, pad = { l: 56, r: 10, t: 10, b: 28 };
   const max = scaleMax(Math.max(0, ...values));
   const root = frame(W, H, max, (v) => NUM.format(Math.round(v)), pad);
   const bw = (W - pad.l - pad.r) / Math.max(1, labels.length);
   values.forEach((v, i) => {
     const h = ((H - pad.t - pad.b) * v) / max;
-    root.append(titled(svg("rect", { x: pad.l + i * bw + bw * 0.1, y: H - pad.b - h, width: bw * 0.8, height: h,
-      fill: COLORS[0] }), `${labels[i]}: ${NUM.format(v)}`));
+    const w = Math.min(bw * 0.8, 48);
+    root.append(titled(svg("rect", { x: pad.l + i * bw + (bw - w) / 2, y: H - pad.b - h, width: w, height: h,
+      fill: COLORS[0] }), `${(opts.titles || labels)[i]}: ${NUM.format(v)}`));
   });
-  xLabels(root, labels, (i) => pad.l + i * bw + bw / 2, H - 8, 1);
+  xLabels(root, labels, (i) => pad.l + i * bw + bw / 2, H - 8, Math.max(1, Math.ceil(labels.length / 14)));
   return root;
+}
+
+const HALF = 560; // viewBox width of a chart in a half-width panel: its text stays legible
+
+function edgeLabel(ms, i, all) {
+  const t = ms >= 1000 ? `${ms / 1000}s` : String(ms);
+  return i === all.length - 1 ? `≥${t}` : t;
 }
 
 function panel(title, ...children) { return el("section", { class: "panel" }, el("h2", {}, title), ...children); }
@@ -185,14 +195,18 @@ const EVENT_COLUMNS = [
 
 function cards(items, id) {
   return el("dl", { class: "cards", id },
-    ...items.map(([key, label, value, raw]) => el("div", { class: "card", "data-key": key },
+    ...items.map(([key, label, value, raw]) => el("div", { class: /(_event|_activity|time_span)$/.test(key) ? "card time" : "card", "data-key": key },
       el("dt", {}, label), el("dd", { "data-value": raw === undefined ? "" : raw }, value))));
 }
 
 async function overview(root, params) {
-  const bucket = params.get("bucket") === "hour" ? "hour" : "day";
-  const [s, tl, lat, us, al] = await Promise.all([api("/api/summary"), api(`/api/timeline?bucket=${bucket}`),
+  let bucket = params.get("bucket") === "hour" ? "hour" : "day";
+  let [s, tl, lat, us, al] = await Promise.all([api("/api/summary"), api(`/api/timeline?bucket=${bucket}`),
     api("/api/latency"), api("/api/users?top=10"), api("/api/alerts")]);
+  if (!params.get("bucket") && tl.start.length < 3) {  // a day or two: hours say more
+    bucket = "hour";
+    tl = await api("/api/timeline?bucket=hour");
+  }
   document.getElementById("folder").textContent = `folder: ${s.path}`;
   root.append(cards([
     ["total_events", "Events", fmt.n(s.total_events), s.total_events],
@@ -215,14 +229,17 @@ async function overview(root, params) {
   root.append(events);
   const rate = { "failure rate": tl.failure_rate };
   root.append(el("div", { class: "grid2" },
-    panel("Failure rate over time", lines(tl.start, rate, ["failure rate"], (v) => `${(v * 100).toFixed(1)}%`, { xfmt })),
+    panel("Failure rate over time", lines(tl.start, rate, ["failure rate"], (v) => `${(v * 100).toFixed(1)}%`,
+      { xfmt, width: HALF })),
     panel("Latency per day (p50 / p95 / p99)",
       lines(lat.daily.start, { p50: lat.daily.p50, p95: lat.daily.p95, p99: lat.daily.p99 }, ["p50", "p95", "p99"],
-        (v) => `${NUM.format(Math.round(v))} ms`, { xfmt: fmt.day }), legend(["p50", "p95", "p99"]))));
+        (v) => `${NUM.format(Math.round(v))} ms`, { xfmt: fmt.day, width: HALF }), legend(["p50", "p95", "p99"]))));
   const o = lat.overall;
   root.append(el("div", { class: "grid2" },
     panel(`Latency histogram (p50 ${fmt.ms(o.p50)}, p95 ${fmt.ms(o.p95)}, p99 ${fmt.ms(o.p99)})`,
-      bars(lat.histogram.labels.map((l) => l.replace(" ms", "")), lat.histogram.counts)),
+      bars(lat.histogram.edges_ms.map(edgeLabel), lat.histogram.counts,
+        { width: HALF, height: 260, titles: lat.histogram.labels }),
+      el("p", { class: "muted" }, "bins by lower edge (ms; s = seconds); hover a bar for its range")),
     panel(`Top users (of ${fmt.n(us.unique_users)})`, table([
       { key: "user_id", label: "user", render: (v) => (v === null ? "(none)" : userLink(v)) },
       { key: "events", cls: "num", render: fmt.n }, { key: "failures", cls: "num", render: fmt.n },
@@ -238,7 +255,7 @@ const STATUSES = ["SUCCESS", "FAILURE", "PARTIAL"];
 function select(name, values, current) {
   const s = el("select", { name }, el("option", { value: "" }, "any"));
   for (const v of values) s.append(el("option", { value: v }, v));
-  s.value = current || "";
+  s.value = (current || "").toUpperCase();
   return s;
 }
 
@@ -286,7 +303,7 @@ async function userPage(root, userId) {
   ], "user-totals"));
   const ops = Object.keys(u.operations);
   root.append(el("div", { class: "grid2" },
-    panel("Operations", bars(ops, ops.map((k) => u.operations[k]), { height: 180 })),
+    panel("Operations", bars(ops, ops.map((k) => u.operations[k]), { height: 200, width: HALF })),
     panel(`Sessions (${fmt.n(u.session_count)})`, table([
       { key: "session_id", label: "session", cls: "mono" }, { key: "events", cls: "num", render: fmt.n },
       { key: "failures", cls: "num", render: fmt.n }, { key: "first", render: fmt.time },
