@@ -108,7 +108,7 @@ def test_token_bearer_cookie_and_401(served):
 
 
 def test_only_reads_are_answered(served):
-    for method in ("POST", "PUT", "DELETE", "PATCH"):
+    for method in ("POST", "PUT", "DELETE", "PATCH", "PROPFIND"):
         status, body, headers = served.request("/api/summary", method=method)
         assert status == 405, method
         assert headers["Allow"] == "GET, HEAD" and "read-only" in body["error"]
@@ -124,6 +124,14 @@ def test_security_headers_and_static_page(served):
     page = b"".join(served.request(p)[1] for p in ("/", "/app.js", "/style.css"))
     assert b"http://" not in page.replace(b"http://www.w3.org/2000/svg", b"") and b"https://" not in page
     assert b"innerHTML" not in page and b"insertAdjacentHTML" not in page
+
+
+def test_a_foreign_host_header_is_refused(served):
+    """DNS rebinding: a page on evil.example resolved to 127.0.0.1 sends its own name as Host."""
+    port = served.base.rsplit(":", 1)[1]
+    status, body, _ = served.request("/api/summary", headers={"Host": f"evil.example:{port}"})
+    assert status == 403 and "Host header" in body["error"]
+    assert served.request("/api/summary", headers={"Host": f"localhost:{port}"})[0] == 200
 
 
 def test_unknown_paths_and_users_are_404(served):

@@ -9,7 +9,6 @@ log out. `SERVE_COMMANDS` is what `axon_audit.app.commands.COMMANDS` adds.
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import os
 import re
 import signal
@@ -23,30 +22,14 @@ from typing import Any
 import click
 
 from axon_audit.app.options import BadInput, with_storage_options
-from axon_audit.dashboard.server import Dashboard, make_server
+from axon_audit.dashboard.server import Dashboard, is_loopback, make_server
 from axon_audit.io.location import resolve
 from axon_audit.read.sources import open_source
 from axon_audit.write.logger import AuditLogger
 
-__all__ = ["SERVE_COMMANDS", "access_log_default", "is_loopback", "serve"]
+__all__ = ["SERVE_COMMANDS", "access_log_default", "serve"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{8,256}$")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is reachable only from this machine (127.0.0.0/8, ::1, localhost).
-
-    Example:
-        >>> from axon_audit.app.serve_command import is_loopback
-        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0"), is_loopback("::1")
-        (True, True, False, True)
-    """
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
 
 
 def access_log_default(path: str) -> str:

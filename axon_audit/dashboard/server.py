@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hmac
 import http.server
+import ipaddress
+import socket
 import threading
 import time
 import traceback
@@ -35,7 +37,7 @@ from axon_audit.dashboard.params import EVENT_PARAMS, BadParam, int_param, parse
 from axon_audit.integrity.verify import verify
 from axon_audit.write.logger import AuditLogger
 
-__all__ = ["COOKIE", "Dashboard", "make_server"]
+__all__ = ["COOKIE", "Dashboard", "is_loopback", "make_server"]
 
 COOKIE = "axon_audit_token"
 
@@ -85,6 +87,8 @@ class Dashboard:
         self._integrity_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        # The Host headers answered (None: any); `make_server` sets them for a loopback server.
+        self.hosts: set[str] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -251,6 +255,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse_method
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (the stdlib looks up do_<METHOD>) is refused the same way: 405.
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
+
     def _send(self, status: int, body: Any, *, content_type: str = "application/json",
               extra: dict[str, str] | None = None, head: bool = False) -> None:
         data = body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -286,6 +296,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         route, query = parts.path, parts.query
         d = self.dashboard
+        if d.hosts is not None and self.headers.get("Host", "").lower() not in d.hosts:
+            self._send(HTTPStatus.FORBIDDEN, {"error": "Host header: not this server's name (expected one of "
+                                                       f"{', '.join(sorted(d.hosts))})"}, head=head)
+            return
         cookie: dict[str, str] = {}
         if d.token is not None:
             ok, from_query = self._token_given(query)
@@ -343,9 +357,37 @@ class _Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (127.0.0.0/8, ::1, localhost).
+
+    Example:
+        >>> from axon_audit.dashboard.server import is_loopback
+        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0"), is_loopback("::1")
+        (True, True, False, True)
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 def make_server(dashboard: Dashboard, host: str = "127.0.0.1", port: int = 0) -> http.server.ThreadingHTTPServer:
     """A server bound to (host, port) (port 0: any free one; see `server_address`), not started:
     call `dashboard.start()` and `serve_forever()`, then `shutdown()`, `server_close()` and
-    `dashboard.close()`."""
+    `dashboard.close()`.
+
+    On loopback, only requests naming this server in their Host header are answered: a web
+    page elsewhere cannot reach it through a name it rebinds to 127.0.0.1 (DNS rebinding)."""
     handler = type("DashboardHandler", (_Handler,), {"dashboard": dashboard})
-    return _Server((host, port), handler)
+    server = (_Server6 if ":" in host.strip("[]") else _Server)((host.strip("[]"), port), handler)
+    if is_loopback(host):
+        bound = server.server_address[1]
+        names = {"127.0.0.1", "localhost", "[::1]", host.lower() if ":" not in host else f"[{host.strip('[]')}]"}
+        dashboard.hosts = {f"{n}:{bound}" for n in names}
+    return server
