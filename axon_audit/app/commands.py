@@ -1,6 +1,7 @@
 """The `axon-audit` commands: query, sql, stats and export (events); report and alerts
 (compliance); tail (the folder itself); demo. The integrity commands (verify, prove,
-verify-proof, keygen) are in `axon_audit.app.integrity_commands`; `COMMANDS` holds all.
+verify-proof, keygen) are in `axon_audit.app.integrity_commands`, serve (the web
+dashboard) in `axon_audit.app.serve_command`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.

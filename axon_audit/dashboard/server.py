@@ -19,6 +19,7 @@ import hmac
 import http.server
 import ipaddress
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -114,7 +115,10 @@ class Dashboard:
         while not self._stop.wait(ACCESS_LOG_EVERY_S):
             if self.access_log.total_events_logged != written:
                 written = self.access_log.total_events_logged
-                self.access_log.close()  # exports what is in memory; the logger stays usable
+                try:
+                    self.access_log.close()  # exports what is in memory; the logger stays usable
+                except Exception as exc:  # noqa: BLE001 - the events stay in memory and are retried
+                    sys.stderr.write(f"axon-audit: access log not written yet (retried): {exc}\n")
 
     def _check_integrity(self) -> None:
         started = time.perf_counter()
