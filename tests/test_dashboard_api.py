@@ -206,6 +206,17 @@ def test_access_log_records_each_api_request_and_the_folder_is_untouched(folder,
     assert listing(folder) == before  # sealed evidence: nothing written under PATH
 
 
+def test_an_empty_folder_is_no_clean_result(tmp_path):
+    s = Served(tmp_path, None, None)
+    try:
+        got = s.get("/api/summary")
+        assert got["total_events"] == 0 and got["success_rate"] is None
+        assert s.get("/api/events")["events"] == [] and s.get("/api/timeline")["start"] == []
+        assert sum(s.get("/api/latency")["histogram"]["counts"]) == 0
+    finally:
+        s.stop()
+
+
 def test_summary_is_cached_until_the_folder_changes(tmp_path):
     folder = build_folder(tmp_path / "export", n=100)
     s = Served(folder, None, None)

@@ -60,11 +60,17 @@ def _columns(df: pl.DataFrame) -> dict[str, list[Any]]:
 
 
 def summary(source: Any) -> dict[str, Any]:
-    """The folder's totals: `get_statistics()` as JSON, with the time span in seconds."""
+    """The folder's totals: `get_statistics()` as JSON, with the time span in seconds
+    (rates and latencies are null when the folder holds no event)."""
     stats = source.get_statistics()
     first, last = stats.get("first_event"), stats.get("last_event")
     span = (last - first).total_seconds() if first is not None and last is not None else None
-    return {**_jsonable(stats), "time_span_seconds": span}
+    out = {**_jsonable(stats), "time_span_seconds": span}
+    if not stats.get("total_events"):
+        # Zero events is not "100% success": an empty or mistyped folder must not look clean.
+        out.update(success_rate=None, avg_duration_ms=None, p50_duration_ms=None, p95_duration_ms=None,
+                   p99_duration_ms=None, max_duration_ms=None)
+    return out
 
 
 def timeline(source: Any, bucket: str = "day") -> dict[str, Any]:

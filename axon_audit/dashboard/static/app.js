@@ -208,6 +208,10 @@ async function overview(root, params) {
     tl = await api("/api/timeline?bucket=hour");
   }
   document.getElementById("folder").textContent = `folder: ${s.path}`;
+  if (!s.total_events) {
+    root.append(el("p", { class: "error", id: "empty" },
+      "No audit events in this folder (is it a folder an AuditLogger exports to?)"));
+  }
   root.append(cards([
     ["total_events", "Events", fmt.n(s.total_events), s.total_events],
     ["unique_users", "Users", fmt.n(s.unique_users), s.unique_users],
