@@ -98,7 +98,7 @@ function stackedBars(labels, series, names, opts = {}) {
   const W = opts.width || 900, H = 260, pad = { l: 56, r: 10, t: 10, b: 28 };
   const totals = labels.map((_, i) => names.reduce((s, n) => s + (series[n][i] || 0), 0));
   const max = scaleMax(Math.max(0, ...totals));
-  const root = frame(W, H, max, (v) => NUM.format(Math.round(v)), pad);
+  const root = frame(W, H, max, (v) => NUM.format(v), pad);
   const bw = (W - pad.l - pad.r) / Math.max(1, labels.length);
   const y = (v) => ((H - pad.t - pad.b) * v) / max;
   labels.forEach((label, i) => {
@@ -142,7 +142,7 @@ function lines(labels, series, names, yfmt, opts = {}) {
 function bars(labels, values, opts = {}) {
   const W = opts.width || 900, H = opts.height || 220, pad = { l: 56, r: 10, t: 10, b: 28 };
   const max = scaleMax(Math.max(0, ...values));
-  const root = frame(W, H, max, (v) => NUM.format(Math.round(v)), pad);
+  const root = frame(W, H, max, (v) => NUM.format(v), pad);
   const bw = (W - pad.l - pad.r) / Math.max(1, labels.length);
   values.forEach((v, i) => {
     const h = ((H - pad.t - pad.b) * v) / max;
@@ -237,7 +237,7 @@ async function overview(root, params) {
       { xfmt, width: HALF })),
     panel("Latency per day (p50 / p95 / p99)",
       lines(lat.daily.start, { p50: lat.daily.p50, p95: lat.daily.p95, p99: lat.daily.p99 }, ["p50", "p95", "p99"],
-        (v) => `${NUM.format(Math.round(v))} ms`, { xfmt: fmt.day, width: HALF }), legend(["p50", "p95", "p99"]))));
+        (v) => `${NUM.format(v >= 10 ? Math.round(v) : v)} ms`, { xfmt: fmt.day, width: HALF }), legend(["p50", "p95", "p99"]))));
   const o = lat.overall;
   root.append(el("div", { class: "grid2" },
     panel(`Latency histogram (p50 ${fmt.ms(o.p50)}, p95 ${fmt.ms(o.p95)}, p99 ${fmt.ms(o.p99)})`,
