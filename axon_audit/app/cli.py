@@ -1,12 +1,12 @@
 """The `axon-audit` command line (click): query, sql, stats, report, alerts, verify,
-prove, export, tail and demo over an export folder (a local path or an `s3://`
-URI); erase, retention and subject-access (privacy, local folders); verify-proof
-(a proof bundle, offline) and keygen (a log's signing key).
+prove, export, tail, serve (a read-only web dashboard) and demo over an export folder (a
+local path or an `s3://` URI); erase, retention and subject-access (privacy, local
+folders); verify-proof (a proof bundle, offline) and keygen (a log's signing key).
 
 This module holds the click group and the entry point `main` with the error
 contract; the commands are in `axon_audit.app.commands` (the integrity ones in
 `axon_audit.app.integrity_commands`, the privacy ones in
-`axon_audit.app.privacy_commands`), their shared options
+`axon_audit.app.privacy_commands`, serve in `axon_audit.app.serve_command`), their shared options
 in `axon_audit.app.options` and their output in `axon_audit.app.render`.
 
 Every command reads the folder through `axon_audit.read.sources.open_source`;

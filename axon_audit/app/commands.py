@@ -1,7 +1,8 @@
 """The `axon-audit` commands: query, sql, stats and export (events); report and alerts
 (compliance); tail (the folder itself); demo. The integrity commands (verify, prove,
 verify-proof, keygen) are in `axon_audit.app.integrity_commands`, the privacy ones (erase,
-retention, subject-access) in `axon_audit.app.privacy_commands`; `COMMANDS` holds all.
+retention, subject-access) in `axon_audit.app.privacy_commands`, serve (the web dashboard)
+in `axon_audit.app.serve_command`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.
@@ -47,6 +48,7 @@ from axon_audit.app.render import (
     write_events,
     write_text,
 )
+from axon_audit.app.serve_command import SERVE_COMMANDS
 from axon_audit.compliance.monitor import SecurityMonitor
 from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
@@ -321,4 +323,4 @@ def demo(events: int, out: str, seed: int, tasks: int) -> None:
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
 COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS,
-                                         *PRIVACY_COMMANDS)
+                                       *PRIVACY_COMMANDS, *SERVE_COMMANDS)
