@@ -14,27 +14,22 @@ and the DuckDB one-liner a user can paste.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
-import random
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
 from rich.console import Console
 
+from axon_audit.app.demo_agents import AtSimulatedTime, memory_agent, replay
 from axon_audit.app.demo_plan import CALENDAR, Incident, office_traffic, plant_incidents
 from axon_audit.app.demo_steps import alerts_step, fmt, folder_size, ms, phase, report_step, titled_table, verify_step
 from axon_audit.exceptions import AuditValueError
-from axon_audit.integrations.hooks import audit_context
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.layout import ExportLayout
@@ -46,8 +41,6 @@ __all__ = ["DemoResult", "default_out", "duckdb_one_liner", "run_demo"]
 MARKER = ".axon_audit_demo"  # written into the output folder: lets a rerun replace its own output only
 CHUNK = 5_000  # events an agent logs (one log_batch) before handing the loop to the others
 DAYS = 30
-# The simulated "now" of each memory agent (each asyncio task has its own context).
-_NOW: contextvars.ContextVar[datetime] = contextvars.ContextVar("axon_audit_demo_now")
 
 
 def default_out() -> Path:
@@ -119,86 +112,6 @@ def _prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("written by `axon-audit demo`; a rerun replaces this folder\n")
 
 
-async def _replay(audit: AuditLogger, chunks: list[pl.DataFrame], advance: Callable[[int], None]) -> None:
-    """One agent: its share of the workload through `log_batch`, timestamps included."""
-    for chunk in chunks:
-        audit.log_batch(chunk)
-        advance(chunk.height)
-        await asyncio.sleep(0)
-
-
-class _AtSimulatedTime:
-    """The logger as the MemorySystem sees it: each event stamped with its agent's
-    simulated time (`_NOW`), handed to `log_batch` in small batches (one-row
-    batches cost ~3 ms each); `flush` logs the rest."""
-
-    def __init__(self, audit: AuditLogger, every: int = 50) -> None:
-        self._audit = audit
-        self._every = every
-        self._rows: list[dict[str, Any]] = []
-        self.auto_export_path = audit.auto_export_path  # MemorySystem.export refuses to write there
-
-    def log(self, operation: Any, user_id: str | None = None, session_id: str | None = None,
-            entry_ids: list[str] | None = None, metadata: dict[str, Any] | None = None, status: Any = "SUCCESS",
-            error_message: str | None = None, duration_ms: float | None = None) -> None:
-        self._rows.append({"timestamp": _NOW.get(), "operation": operation, "user_id": user_id,
-                           "session_id": session_id, "entry_ids": entry_ids, "metadata": metadata,
-                           "status": status, "error_message": error_message, "duration_ms": duration_ms})
-        if len(self._rows) >= self._every:
-            self.flush()
-
-    def flush(self) -> None:
-        rows, self._rows = self._rows, []
-        if rows:
-            self._audit.log_batch(rows)
-
-
-def _agent_clock(agent: int, ops: int, seed: int, start: datetime) -> list[datetime]:
-    """Sorted office-hours times of one memory agent's operations over the demo's month."""
-    rng = np.random.default_rng([seed, 77, agent])
-    start_us = int(start.timestamp()) * 1_000_000
-    us = np.sort(CALENDAR.times(rng, CALENDAR.offsets_us(np.full(ops, agent)), start_us, DAYS * 86_400_000_000))
-    return pl.Series(us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).to_list()
-
-
-async def _memory_agent(memory: MemorySystem, agent: int, ops: int, seed: int, start: datetime,
-                        advance: Callable[[int], None]) -> None:
-    """One user of the memory system: stores, recalls, forgets, imports, compacts, and
-    (rarely: a bulk export is an event the monitor watches) exports."""
-    rng = random.Random(seed * 1_000 + agent)
-    words = ["tea", "meeting", "project", "invoice", "travel", "birthday", "password", "report"]
-    mine: list[str] = []
-    clock = _agent_clock(agent, ops, seed, start)
-    with audit_context(user_id=f"agent_{agent:02d}", session_id=f"agent_{agent:02d}_s{seed}"):
-        for i in range(ops):
-            _NOW.set(clock[i])
-            roll = rng.random()
-            try:
-                if roll < 0.40:
-                    mine.append(await memory.store(f"{rng.choice(words)} note {i}", importance=round(rng.random(), 2),
-                                                   tags=[rng.choice(["work", "home"])]))
-                elif roll < 0.85:
-                    await memory.recall(rng.choice(words), k=rng.choice([3, 5, 10]))
-                elif roll < 0.95:
-                    # Some ids were already forgotten (by compaction): a PARTIAL event, as in real life.
-                    picks = rng.sample(mine, min(len(mine), 2)) + (["entry_gone"] if rng.random() < 0.2 else [])
-                    await memory.forget(picks)
-                    mine = [m for m in mine if m not in picks]
-                elif roll < 0.989:
-                    await memory.import_data([f"{w} imported" for w in rng.sample(words, 4)])
-                elif roll < 0.990:
-                    await memory.export()
-                else:
-                    await memory.compact()
-            except AuditValueError:
-                # "memory is full": audited as FAILURE already; make room as an operator would.
-                await memory.compact(session_id="maintenance")
-            if i % 50 == 49:
-                advance(50)
-                await asyncio.sleep(0)
-    advance(ops % 50)
-
-
 def run_demo(
     events: int = 1_000_000,
     out: str | Path | None = None,
@@ -262,7 +175,7 @@ def run_demo(
     # The demo's signing key lives in memory only; its public half is written beside the exports.
     signer = SigningKey.generate("axon-audit.demo/trail")
     audit = AuditLogger(max_events=max_events, auto_export_path=out, signing_key=signer)
-    clocked = _AtSimulatedTime(audit)
+    clocked = AtSimulatedTime(audit)
     memory = MemorySystem(MemoryConfig(max_entries=max(200, memory_ops // 4), compact_below=0.2),
                           audit_logger=clocked)
     chunks = [df.slice(o, CHUNK) for o in range(0, df.height, CHUNK)]
@@ -280,8 +193,8 @@ def run_demo(
         async def main() -> None:
             per_agent = [memory_ops // memory_agents + (i < memory_ops % memory_agents) for i in range(memory_agents)]
             await asyncio.gather(
-                *(_replay(audit, chunks[i::tasks], advance) for i in range(tasks)),
-                *(_memory_agent(memory, i, n, seed, start, advance) for i, n in enumerate(per_agent)),
+                *(replay(audit, chunks[i::tasks], advance) for i in range(tasks)),
+                *(memory_agent(memory, i, n, seed, start, DAYS, advance) for i, n in enumerate(per_agent)),
             )
 
         asyncio.run(main())
