@@ -4,6 +4,7 @@ synthetic office traffic alone trips none, and the demo writes outside the cwd."
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,12 +110,8 @@ def test_the_console_script_writes_to_the_temp_dir_not_the_cwd(tmp_path: Path) -
     folder = temp / "axon_audit_demo"
     assert (folder / ".axon_audit_demo").exists() and list((folder / "parquet").rglob("*.parquet"))
     assert f"Output: {folder}/" in proc.stdout
-    for line in proc.stdout.splitlines():
-        if "│ found" in line or "│  found" in line:
-            break
-    else:
-        raise AssertionError(proc.stdout)
-    assert proc.stdout.count("found") >= 6 and "missed" not in proc.stdout  # 5 rows and the summary line
+    rows = [line for line in proc.stdout.splitlines() if re.search(r"│\s+found\s+│", line)]
+    assert len(rows) == 5 and "missed" not in proc.stdout, proc.stdout
     assert "Planted incidents found: 5 of 5." in proc.stdout
     assert "\r" not in proc.stdout and "Traceback" not in proc.stderr  # no progress bar in a pipe
     # A rerun replaces its own folder (the marker), as with --out.
@@ -130,3 +127,30 @@ def test_default_out_is_under_the_temp_dir(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     assert default_out() == tmp_path / "axon_audit_demo"
+
+
+def test_progress_bars_go_to_a_terminal_stderr_only(tmp_path: Path) -> None:
+    import os  # only here: the pty plumbing of this one test
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([script(), "demo", "--events", "20000", "--tasks", "2", "--out", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=slave, env=env(COLUMNS="120"), text=True)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=180)
+    os.close(master)
+    assert proc.returncode == 0
+    bars = seen.decode(errors="replace")
+    for label in ("logging", "writing the last exports", "queries", "compliance report", "security alerts",
+                  "integrity check"):
+        assert label in bars, label
+    assert "━" in bars and "\x1b" not in out and "Planted incidents found: 5 of 5." in out

@@ -283,7 +283,7 @@ def run_demo(
                             ("security alerts", lambda _: alerts_step(source, result.incidents, result.found)),
                             ("integrity check", lambda update: verify_step(out, signer, update))):
         t = time.perf_counter()
-        with phase(show, step) as update:
+        with phase(show, step, counts=step == "integrity check") as update:
             tables = show_step(update)
         steps[step] = time.perf_counter() - t
         tables[0].title = f"{tables[0].title} ({ms(steps[step])})"

@@ -30,13 +30,17 @@ Update = Callable[..., None]  # rich's Progress.update for one task: advance=, c
 
 
 @contextmanager
-def phase(show: bool, label: str, total: float | None = None, rate: bool = False) -> Iterator[Update]:
+def phase(show: bool, label: str, total: float | None = None, rate: bool = False,
+          counts: bool | None = None) -> Iterator[Update]:
     """A transient progress bar on stderr for one phase (as `verify`'s in the CLI);
-    a no-op when hidden (stderr not a terminal), so piped output holds the tables only."""
+    a no-op when hidden (stderr not a terminal), so piped output holds the tables only.
+    `counts`: show done/total (default: when `total` is known; a pulsing bar otherwise)."""
     if not show:
         yield lambda **_: None
         return
-    columns: list[Any] = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    columns: list[Any] = [TextColumn(label), BarColumn()]
+    if total is not None if counts is None else counts:
+        columns.append(MofNCompleteColumn())
     if rate:
         columns.append(TextColumn("{task.fields[rate]}"))
     bar = Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True, highlight=False), transient=True)
