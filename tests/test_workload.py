@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import polars as pl
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditLogger
-from axon_audit.workload import OPERATION_MIX, generate_events, iter_log_calls
+from axon_audit.workload import OPERATION_MIX, OfficeCalendar, generate_events, iter_log_calls
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 
@@ -90,3 +90,62 @@ def test_feeds_the_logger_in_bulk_and_per_event() -> None:
     first = next(iter_log_calls(df))
     assert isinstance(first["metadata"], dict) and first["entry_ids"] == df["entry_ids"][0].to_list()
     np.testing.assert_allclose(first["duration_ms"], df["duration_ms"][0])
+
+
+# ---------------------------------------------------------------- office-hours calendar
+
+CAL = OfficeCalendar()
+
+
+@pytest.fixture(scope="module")
+def office() -> pl.DataFrame:
+    return generate_events(100_000, seed=5, start=START, days=30, calendar=CAL)
+
+
+def local_time(df: pl.DataFrame) -> pl.Series:
+    """Each event's time in its user's zone (the zone is the user's rank modulo the zones)."""
+    rank = df["user_id"].str.slice(5).cast(pl.Int64).to_numpy()
+    shifted = df["timestamp"].dt.epoch("us") + pl.Series(CAL.offsets_us(rank))
+    return shifted.cast(pl.Datetime("us", "UTC"))
+
+
+def test_office_hours_time_model(office: pl.DataFrame) -> None:
+    ts = office["timestamp"]
+    assert ts.is_sorted() and ts.min() >= START and ts.max() < START + timedelta(days=30)
+    local = local_time(office)
+    weekday_share = (local.dt.weekday() <= 5).mean()
+    office_share = ((local.dt.hour() >= 8) & (local.dt.hour() < 19)).mean()
+    assert weekday_share > 0.85 and office_share > 0.80
+    # Nobody works at night in their own zone; a weekend day is light, but not empty.
+    assert office_share == 1.0
+    per_day = local.dt.date().value_counts()["count"]
+    assert per_day.max() > 5 * per_day.filter(per_day > 0).min()
+    # Every day of the span has traffic in some zone, and the busiest local hours are mid-morning or afternoon.
+    assert ts.dt.date().n_unique() == 30
+    busiest = local.dt.hour().value_counts(sort=True)["timestamp"][0]
+    assert busiest in (10, 11, 14, 15)
+    # Three zones: the UTC hours span London's, Berlin's and New York's office hours.
+    utc_hours = set(ts.dt.hour().unique().to_list())
+    assert {7, 12, 23} <= utc_hours and not {1, 2, 3, 4, 5} & utc_hours
+
+
+def test_office_hours_are_deterministic_for_a_seed() -> None:
+    a = generate_events(20_000, seed=9, start=START, calendar=CAL, mix={"RECALL": 0.6, "STORE": 0.4})
+    assert a.equals(generate_events(20_000, seed=9, start=START, calendar=CAL, mix={"RECALL": 0.6, "STORE": 0.4}))
+    assert not a.equals(generate_events(20_000, seed=10, start=START, calendar=CAL, mix={"RECALL": 0.6, "STORE": 0.4}))
+    assert set(a["operation"].unique()) == {"RECALL", "STORE"}
+    assert (a["operation"] == "STORE").mean() == pytest.approx(0.4, abs=0.02)
+
+
+def test_office_users_touch_only_their_own_entries(office: pl.DataFrame) -> None:
+    pairs = office.select("user_id", pl.col("entry_ids").alias("e")).explode("e").drop_nulls().unique()
+    assert pairs["e"].n_unique() == pairs.height  # no entry is touched by two users
+
+
+def test_short_spans_and_bad_calendars() -> None:
+    short = generate_events(1000, seed=1, start=START, days=0.5, calendar=CAL)
+    assert short["timestamp"].min() >= START and short["timestamp"].max() < START + timedelta(hours=12)
+    with pytest.raises(ValueError, match="24 hour weights"):
+        OfficeCalendar(hour_weights=(1.0,) * 23)
+    with pytest.raises(ValueError, match="mix must map"):
+        generate_events(10, mix={"NAP": 1.0})

@@ -307,11 +307,12 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, storage_option
 @click.command()
 @click.option("--events", "-n", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Workload events to log.")
-@click.option("--out", type=click.Path(file_okay=False), default="audit_demo", show_default=True,
-              help="Export folder (a previous demo's folder is replaced; any other must be empty).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Export folder (a previous demo's folder is replaced; any other must be empty). "
+                   "Default: axon_audit_demo in the system temp dir ($TMPDIR or /tmp).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
 @click.option("--tasks", type=click.IntRange(1, 256), default=8, show_default=True, help="Concurrent agents.")
-def demo(events: int, out: str, seed: int, tasks: int) -> None:
+def demo(events: int, out: str | None, seed: int, tasks: int) -> None:
     """A memory system with audit logging under a realistic load, end to end.
 
     \b

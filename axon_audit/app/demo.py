@@ -1,48 +1,51 @@
-"""`axon-audit demo`: the whole product on a realistic load, printed as tables.
+"""`axon-audit demo`: the whole product on a month of realistic load, printed as tables.
 
-Several asyncio "agents" replay the seeded workload (`axon_audit.workload`)
-through the real `log_event` path while others drive a `MemorySystem` (whose
-calls are audited by `audited`); the logger rotates into Parquet + JSON in the
-output folder; then the folder is read back for the seed's queries, the
-statistics, SQL, and the DuckDB one-liner a user can paste.
+The workload (`demo_plan.office_traffic`) is 30 days of synthetic office-hours
+traffic of a memory system for AI agents, with five planted incidents
+(`demo_plan.plant_incidents`); concurrent asyncio "agents" replay it through
+`log_batch` with its timestamps while others drive a `MemorySystem` (audited by
+`audited`) on their own simulated office clock. The logger rotates into Parquet
++ JSON in the output folder (by default under the system temp dir), which is
+then read back for the seed's queries, the statistics, the compliance report,
+the security alerts (with each incident found or missed), verification, SQL,
+and the DuckDB one-liner a user can paste.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from axon_audit.compliance.monitor import SecurityMonitor
-from axon_audit.compliance.report import compliance_report
+from axon_audit.app.demo_agents import AtSimulatedTime, memory_agent, replay
+from axon_audit.app.demo_plan import CALENDAR, Incident, office_traffic, plant_incidents
+from axon_audit.app.demo_steps import alerts_step, fmt, folder_size, ms, phase, report_step, titled_table, verify_step
 from axon_audit.exceptions import AuditValueError
-from axon_audit.integrations.hooks import audit_context
 from axon_audit.integrations.memory import MemoryConfig, MemorySystem
 from axon_audit.integrity.checkpoint import SigningKey
-from axon_audit.integrity.proofs import prove, verify_inclusion
-from axon_audit.integrity.verify import verify
 from axon_audit.io.layout import ExportLayout
 from axon_audit.read.sources import open_source
-from axon_audit.workload import generate_events, iter_log_calls
 from axon_audit.write.logger import AuditLogger
 
-__all__ = ["DemoResult", "duckdb_one_liner", "run_demo"]
+__all__ = ["DemoResult", "default_out", "duckdb_one_liner", "run_demo"]
 
 MARKER = ".axon_audit_demo"  # written into the output folder: lets a rerun replace its own output only
-YIELD_EVERY = 1_000  # events an agent logs before handing the loop to the others
+CHUNK = 5_000  # events an agent logs (one log_batch) before handing the loop to the others
+DAYS = 30
+
+
+def default_out() -> Path:
+    """Where the demo writes unless told: outside any checkout, replaced by the next run."""
+    return Path(tempfile.gettempdir()) / "axon_audit_demo"
 
 
 @dataclass
@@ -54,10 +57,17 @@ class DemoResult:
     folder: Path
     steps: dict[str, float] = field(default_factory=dict)
     duckdb_command: str = ""
+    incidents: list[Incident] = field(default_factory=list)
+    found: dict[str, bool] = field(default_factory=dict)  # incident name -> its rule fired for it
+    folder_bytes: int = 0
+
+    @property
+    def planted_events(self) -> int:
+        return sum(i.events for i in self.incidents)
 
     @property
     def total_events(self) -> int:
-        return self.workload_events + self.memory_events
+        return self.workload_events + self.planted_events + self.memory_events
 
 
 def duckdb_one_liner(folder: str | Path, python: str = "python") -> tuple[str, str]:
@@ -102,145 +112,19 @@ def _prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("written by `axon-audit demo`; a rerun replaces this folder\n")
 
 
-async def _replay(audit: AuditLogger, df: pl.DataFrame, advance: Callable[[int], None]) -> None:
-    """One agent: the workload's events through `log_event`, yielding now and then."""
-    log_event = audit.log_event
-    n = 0
-    for kwargs in iter_log_calls(df):
-        await log_event(**kwargs)
-        n += 1
-        if n == YIELD_EVERY:
-            advance(n)
-            n = 0
-            await asyncio.sleep(0)
-    advance(n)
-
-
-async def _memory_agent(memory: MemorySystem, agent: int, ops: int, seed: int,
-                        advance: Callable[[int], None]) -> None:
-    """One user of the memory system: stores, recalls, forgets, imports, compacts."""
-    rng = random.Random(seed * 1_000 + agent)
-    words = ["tea", "meeting", "project", "invoice", "travel", "birthday", "password", "report"]
-    mine: list[str] = []
-    with audit_context(user_id=f"agent_{agent:02d}", session_id=f"agent_{agent:02d}_s{seed}"):
-        for i in range(ops):
-            roll = rng.random()
-            try:
-                if roll < 0.40:
-                    mine.append(await memory.store(f"{rng.choice(words)} note {i}", importance=round(rng.random(), 2),
-                                                   tags=[rng.choice(["work", "home"])]))
-                elif roll < 0.85:
-                    await memory.recall(rng.choice(words), k=rng.choice([3, 5, 10]))
-                elif roll < 0.95:
-                    # Some ids were already forgotten (by compaction): a PARTIAL event, as in real life.
-                    picks = rng.sample(mine, min(len(mine), 2)) + (["entry_gone"] if rng.random() < 0.2 else [])
-                    await memory.forget(picks)
-                    mine = [m for m in mine if m not in picks]
-                elif roll < 0.98:
-                    await memory.import_data([f"{w} imported" for w in rng.sample(words, 4)])
-                elif roll < 0.99:
-                    await memory.export()
-                else:
-                    await memory.compact()
-            except AuditValueError:
-                # "memory is full": audited as FAILURE already; make room as an operator would.
-                await memory.compact(session_id="maintenance")
-            if i % 50 == 49:
-                advance(50)
-                await asyncio.sleep(0)
-    advance(ops % 50)
-
-
-def _timed_table(title: str, columns: list[str]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
-    return table
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
-def _report_step(source: Any, month: str) -> list[Any]:
-    report = compliance_report(source, month)
-    d = report.to_dict()
-    summary = _timed_table(f"Compliance report {d['period']}", ["figure", "value"])
-    summary.add_row("events", _fmt(d["total_events"]))
-    summary.add_row("users", _fmt(d["users"]))
-    summary.add_row("success rate", f"{d['success_rate']:.2%}")
-    for op in ("STORE", "RECALL", "FORGET", "EXPORT"):
-        summary.add_row(f"{op} events", _fmt(d["operations"].get(op, 0)))
-    users = _timed_table("Most active users this month",
-                         ["user", "total", "stores", "recalls", "deletions"])
-    top = sorted(d["user_activity"].items(), key=lambda kv: -kv[1]["total"])[:5]
-    for user, a in top:
-        users.add_row(user, _fmt(a["total"]), _fmt(a["stores"]), _fmt(a["recalls"]), _fmt(a["deletions"]))
-    return [summary, users]
-
-
-def _alerts_step(source: Any) -> list[Any]:
-    alerts = SecurityMonitor().evaluate(source)
-    table = _timed_table(f"Security alerts: {len(alerts):,}", ["rule", "alerts"])
-    for rule, n in sorted(alerts.by_rule().items(), key=lambda kv: -kv[1]):
-        table.add_row(rule, _fmt(n))
-    worst = _timed_table("Most severe alerts", ["rule", "severity", "user", "events", "threshold", "window (UTC)"])
-    for a in list(alerts)[:5]:
-        worst.add_row(a.rule, a.severity, a.user_id or "(all users)", _fmt(a.count), _fmt(a.threshold),
-                      f"{a.window_start:%Y-%m-%d %H:%M} +{a.window_end - a.window_start}")
-    return [table, worst] if len(alerts) else [table]
-
-
-def _verify_step(out: Path, signer: SigningKey) -> list[Any]:
-    """Verify the folder with the public key alone, keep its checkpoint, and prove one event."""
-    public = out / "demo-verifier.pub"
-    public.write_text(str(signer.verifier()) + "\n")
-    t = time.perf_counter()
-    outcome = verify(out, public_key=public)
-    seconds = time.perf_counter() - t
-    table = _timed_table("Integrity check (Merkle log, signed checkpoints)", ["figure", "value"])
-    table.add_row("result", "[green]intact[/green]" if outcome.ok else "[red]PROBLEMS[/red]")
-    table.add_row("files checked", _fmt(outcome.files_checked))
-    table.add_row("events checked (each once)", f"{_fmt(outcome.events_checked)} "
-                  f"({outcome.events_checked / max(seconds, 1e-9):,.0f} events/s)")
-    table.add_row("signed checkpoints checked", _fmt(outcome.signatures_checked))
-    for problem in outcome.problems[:5]:
-        table.add_row("problem", problem)
-    if outcome.ok and outcome.checkpoints:
-        (origin, note), = outcome.checkpoints.items()
-        (out / "demo-checkpoint.txt").write_text(note)
-        table.add_row("checkpoint kept", f"{origin} at {_fmt(outcome.tree_size)} events -> {out}/demo-checkpoint.txt")
-        some = ExportLayout(out).parts(strict=True)[0].path
-        event_id = pl.read_parquet(some, columns=["event_id"])["event_id"][0]
-        bundle = prove(out, event_id)
-        checked = verify_inclusion(bundle, public)
-        table.add_row("inclusion proof", f"{event_id}: position {bundle['leaf_index']:,} of {checked.size:,}, "
-                                         f"{len(bundle['proof'])} hashes, verified with the public key")
-        table.add_row("check it yourself", f"axon-audit verify {out} --public-key {public} "
-                                           f"--checkpoint {out}/demo-checkpoint.txt")
-    return [table]
-
-
 def run_demo(
     events: int = 1_000_000,
-    out: str | Path = "audit_demo",
+    out: str | Path | None = None,
     seed: int = 0,
     tasks: int = 8,
     console: Console | None = None,
+    progress: bool | None = None,
 ) -> DemoResult:
-    """Run the demo: log `events` workload events from `tasks` concurrent agents
-    (plus about `events / 200` memory-system operations), rotate into `out`,
-    then query, summarize and print. Returns what it did.
+    """Run the demo: log `events` events of a month's office-hours workload plus the
+    planted incidents from `tasks` concurrent agents (plus about `events / 200`
+    memory-system operations), rotate into `out` (default: `default_out()`), then
+    query, summarize, check the incidents were found, and print. `progress`: show
+    transient progress bars on stderr (default: when stderr is a terminal).
 
     Example:
         >>> import tempfile, io
@@ -248,69 +132,86 @@ def run_demo(
         >>> from axon_audit.app.demo import run_demo
         >>> folder = tempfile.mkdtemp()
         >>> result = run_demo(events=2000, out=folder, console=Console(file=io.StringIO()))
-        >>> result.workload_events, (result.folder / "parquet").is_dir()
-        (2000, True)
+        >>> result.workload_events, (result.folder / "parquet").is_dir(), len(result.incidents)
+        (2000, True, 5)
     """
     if isinstance(events, bool) or not isinstance(events, int) or events < 1:
         raise AuditValueError(f"events must be an int >= 1, got {events!r}")
     if isinstance(tasks, bool) or not isinstance(tasks, int) or not 1 <= tasks <= 256:
         raise AuditValueError(f"tasks must be an int in [1, 256], got {tasks!r}")
     console = console or Console()
-    out = Path(out)
+    show = sys.stderr.isatty() if progress is None else progress
+    out = default_out() if out is None else Path(out)
     _prepare_folder(out)
     memory_ops = max(100, events // 200)
     max_events = min(100_000, max(1_000, events // 10))
+    # The month ends at today's UTC midnight: the same seed gives the same events all day.
+    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=DAYS)
     result = DemoResult(events, 0, out)
     steps = result.steps
 
+    t = time.perf_counter()
+    with phase(show, "generating the workload"):
+        df, result.incidents = plant_incidents(office_traffic(events, seed, start, DAYS), seed, start, DAYS)
+    steps["generate workload"] = time.perf_counter() - t
+
+    zones = ", ".join(name for name, _ in CALENDAR.zones)
     console.rule("[bold]axon_audit demo")
     console.print(
-        f"{events:,} workload events (seed {seed}) from {tasks} concurrent agents through `log_event`, "
-        f"plus {memory_ops:,} audited MemorySystem operations; rotation every {max_events:,} events "
-        f"into [bold]{out}/[/bold] (Parquet + JSON)."
+        f"Simulated: {DAYS} days ({start:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d} UTC) of synthetic "
+        f"office-hours traffic of a memory system for AI agents: {events:,} events (seed {seed}), weekdays "
+        f"08:00-19:00 local in {zones}, light weekends, plus {memory_ops:,} audited MemorySystem operations "
+        f"of {max(1, tasks // 2)} agents on the same calendar. Logged by {tasks} concurrent agents through "
+        f"`log_batch` with their timestamps; rotation every {max_events:,} events into [bold]{out}/[/bold] "
+        "(Parquet + JSON)."
     )
-
-    t = time.perf_counter()
-    df = generate_events(events, seed=seed)
-    steps["generate workload"] = time.perf_counter() - t
+    itable = titled_table(f"Planted incidents: {len(result.incidents)} ({result.planted_events:,} events), "
+                          "each meant to trip one rule of the SecurityMonitor", ["incident", "rule", "planted"], text=3)
+    for inc in result.incidents:
+        itable.add_row(inc.name, inc.rule, inc.story)
+    console.print(itable)
 
     # The demo's signing key lives in memory only; its public half is written beside the exports.
     signer = SigningKey.generate("axon-audit.demo/trail")
     audit = AuditLogger(max_events=max_events, auto_export_path=out, signing_key=signer)
+    clocked = AtSimulatedTime(audit)
     memory = MemorySystem(MemoryConfig(max_entries=max(200, memory_ops // 4), compact_below=0.2),
-                          audit_logger=audit)
-    slices = [df.slice(i * (events // tasks) + min(i, events % tasks), events // tasks + (i < events % tasks))
-              for i in range(tasks)]
+                          audit_logger=clocked)
+    chunks = [df.slice(o, CHUNK) for o in range(0, df.height, CHUNK)]
     memory_agents = max(1, tasks // 2)
+    total_in = df.height + memory_ops
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task("logging", total=events + memory_ops, rate="")
+    with phase(show, "logging", total=total_in, rate=True) as update:
         started = time.perf_counter()
         done = [0]
 
         def advance(n: int) -> None:
             done[0] += n
-            rate = done[0] / max(time.perf_counter() - started, 1e-9)
-            progress.update(bar, advance=n, rate=f"{rate:,.0f} ev/s")
+            update(advance=n, rate=f"{done[0] / max(time.perf_counter() - started, 1e-9):,.0f} ev/s")
 
         async def main() -> None:
             per_agent = [memory_ops // memory_agents + (i < memory_ops % memory_agents) for i in range(memory_agents)]
             await asyncio.gather(
-                *(_replay(audit, s, advance) for s in slices),
-                *(_memory_agent(memory, i, n, seed, advance) for i, n in enumerate(per_agent)),
+                *(replay(audit, chunks[i::tasks], advance) for i in range(tasks)),
+                *(memory_agent(memory, i, n, seed, start, DAYS, advance) for i, n in enumerate(per_agent)),
             )
 
         asyncio.run(main())
+        clocked.flush()
         steps["log (concurrent agents)"] = time.perf_counter() - started
-    slices.clear()  # the workload frames are not needed any more
+    chunks.clear()  # the workload frames are not needed any more
+    month = df["timestamp"].dt.strftime("%Y-%m").value_counts(sort=True)["timestamp"][0]  # the busiest month
+    last = df["timestamp"].max()
+    assert isinstance(last, datetime)  # the frame holds at least the planted events
     del df
 
     t = time.perf_counter()
-    audit.close()  # the last partial rotation, and wait for every write
+    with phase(show, "writing the last exports"):
+        audit.close()  # the last partial rotation, and wait for every write
     steps["final rotation + writes"] = time.perf_counter() - t
     counters = audit.get_stats()
-    result.memory_events = counters["total_events_logged"] - events
+    result.memory_events = counters["total_events_logged"] - events - result.planted_events
     console.print(
         f"logged {counters['total_events_logged']:,} events in {steps['log (concurrent agents)']:.1f} s "
         f"({counters['total_events_logged'] / steps['log (concurrent agents)']:,.0f} events/s), "
@@ -321,7 +222,7 @@ def run_demo(
     json_files = [d.path for d in ExportLayout(out).json_documents() if ExportLayout.is_rotation_document(d.name)]
     source = open_source(out)
     parquet_files = [Path(p) for p in source.files() if Path(p).suffix == ".parquet"]  # a local folder's files
-    files = _timed_table("Export folder", ["files", "count", "size", "bytes/event"])
+    files = titled_table("Export folder", ["files", "count", "size", "bytes/event"])
     total = counters["total_events_logged"]
     for name, group in (("JSON (seed export format)", json_files), ("Parquet (zstd, by date)", parquet_files)):
         size = sum(p.stat().st_size for p in group)
@@ -332,7 +233,7 @@ def run_demo(
     top_user = source.sql(
         "SELECT user_id FROM events WHERE user_id LIKE 'user_%' GROUP BY user_id ORDER BY count(*) DESC LIMIT 1"
     )["user_id"][0]
-    now = datetime.now()
+    now = last + timedelta(microseconds=1)  # "now" is the end of the simulated trail
     queries: list[tuple[str, dict[str, Any]]] = [
         (f"all events of {top_user}", {"user_id": top_user}),
         (f"{top_user}, STORE", {"user_id": top_user, "operation": "STORE"}),
@@ -346,42 +247,46 @@ def run_demo(
         ("events on entry_0000001 or entry_0000002", {"entry_ids": ["entry_0000001", "entry_0000002"]}),
         ("newest 100 failures", {"status": "FAILURE", "limit": 100}),
     ]
-    qtable = _timed_table("The seed's queries (query_events over the export folder)", ["query", "events", "time"])
+    qtable = titled_table(f"The seed's queries (query_events over the export folder; \"last\" = before "
+                          f"{now:%Y-%m-%d %H:%M} UTC, the trail's end)", ["query", "events", "time"])
     t_all = time.perf_counter()
-    for label, filters in queries:
-        t = time.perf_counter()
-        found = source.query_events(**filters)
-        qtable.add_row(label, f"{len(found):,}", _ms(time.perf_counter() - t))
+    with phase(show, "queries", total=len(queries)) as update:
+        for label, filters in queries:
+            t = time.perf_counter()
+            found = source.query_events(**filters)
+            qtable.add_row(label, f"{len(found):,}", ms(time.perf_counter() - t))
+            update(advance=1)
     steps["seed queries"] = time.perf_counter() - t_all
     console.print(qtable)
 
     # ---------------------------------------------------------------- statistics
     t = time.perf_counter()
-    stats = source.get_statistics()
-    user = source.get_user_statistics(top_user)
+    with phase(show, "statistics"):
+        stats = source.get_statistics()
+        user = source.get_user_statistics(top_user)
     steps["statistics"] = time.perf_counter() - t
-    stable = _timed_table(f"Statistics ({_ms(steps['statistics'])})", ["figure", "value"])
+    stable = titled_table(f"Statistics ({ms(steps['statistics'])})", ["figure", "value"])
     for key in ("total_events", "success_rate", "failure_count", "avg_duration_ms", "p95_duration_ms",
                 "p99_duration_ms", "unique_users", "unique_sessions"):
         value = stats[key]
-        stable.add_row(key, f"{value:.2%}" if key == "success_rate" else _fmt(value))
+        stable.add_row(key, f"{value:.2%}" if key == "success_rate" else fmt(value))
     for key in ("total_operations", "most_common_operation", "last_activity"):
-        stable.add_row(f"{top_user}: {key}", _fmt(user[key]))
+        stable.add_row(f"{top_user}: {key}", fmt(user[key]))
     console.print(stable)
-    optable = _timed_table("By operation", ["operation", "events", "share"])
+    optable = titled_table("By operation", ["operation", "events", "share"])
     for op, n in sorted(stats["by_operation"].items(), key=lambda kv: -kv[1]):
         optable.add_row(op, f"{n:,}", f"{n / max(stats['total_events'], 1):.1%}")
     console.print(optable)
 
     # ---------------------------------------------------------------- compliance, security, integrity
-    month = datetime.now().strftime("%Y-%m")
-    for step, show in (("compliance report", lambda: _report_step(source, month)),
-                       ("security alerts", lambda: _alerts_step(source)),
-                       ("integrity check", lambda: _verify_step(out, signer))):
+    for step, show_step in (("compliance report", lambda _: report_step(source, month)),
+                            ("security alerts", lambda _: alerts_step(source, result.incidents, result.found)),
+                            ("integrity check", lambda update: verify_step(out, signer, update))):
         t = time.perf_counter()
-        tables = show()
+        with phase(show, step, counts=step == "integrity check") as update:
+            tables = show_step(update)
         steps[step] = time.perf_counter() - t
-        tables[0].title = f"{tables[0].title} ({_ms(steps[step])})"
+        tables[0].title = f"{tables[0].title} ({ms(steps[step])})"
         tables[0].min_width = len(tables[0].title)  # keep the title on one line
         for table in tables:
             console.print(table)
@@ -393,19 +298,19 @@ def run_demo(
         "WHERE status = 'FAILURE' GROUP BY user_id ORDER BY failures DESC, user_id LIMIT 5"
     )
     steps["SQL: top failing users"] = time.perf_counter() - t
-    wtable = _timed_table(f"SQL: users with most failures ({_ms(steps['SQL: top failing users'])})",
+    wtable = titled_table(f"SQL: users with most failures ({ms(steps['SQL: top failing users'])})",
                           ["user_id", "failures", "an error"])
     for row in worst.iter_rows():
         wtable.add_row(str(row[0]), f"{row[1]:,}", str(row[2]))
     console.print(wtable)
 
     # ---------------------------------------------------------------- timings and DuckDB
-    ttable = _timed_table("Timings", ["step", "time"])
+    ttable = titled_table("Timings", ["step", "time"])
     for name, seconds in steps.items():
-        ttable.add_row(name, _ms(seconds))
+        ttable.add_row(name, ms(seconds))
     console.print(ttable)
 
-    import duckdb
+    import duckdb  # CLI-only: `import axon_audit` must not load duckdb
 
     sql, command = duckdb_one_liner(out, _python_for_display())
     result.duckdb_command = command
@@ -414,12 +319,16 @@ def run_demo(
     assert relation is not None  # a SELECT gives a relation (None is for statements without a result)
     answer = relation.pl()
     elapsed = time.perf_counter() - t
-    dtable = _timed_table(f"Plain DuckDB over the exported Parquet ({_ms(elapsed)})",
+    dtable = titled_table(f"Plain DuckDB over the exported Parquet ({ms(elapsed)})",
                           ["operation", "events", "failure %", "median ms"])
     for row in answer.iter_rows():
-        dtable.add_row(*(_fmt(v) for v in row))
+        dtable.add_row(*(fmt(v) for v in row))
     console.print(dtable)
+    n_files, result.folder_bytes = folder_size(out)
+    n_found = sum(result.found.values())
+    console.print(f"Planted incidents found: {n_found} of {len(result.incidents)}. Output: {out}/ "
+                  f"({n_files:,} files, {result.folder_bytes / 1e6:,.1f} MB; the next demo replaces it).",
+                  markup=False, highlight=False, soft_wrap=True)
     console.print("Query the export yourself, with no axon_audit code:")
     console.print(command, markup=False, highlight=False, soft_wrap=True)
     return result
-
