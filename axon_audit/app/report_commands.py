@@ -64,11 +64,18 @@ def _rows(df: pl.DataFrame, top: int | None, title: str, what: str) -> Table:
     table = Table(title=cell(title), caption=cell(caption), title_justify="left", caption_justify="left")
     for name, dtype in df.schema.items():
         key = name in _KEYS
-        table.add_column(cell(name), justify="right" if dtype.is_numeric() else "left", no_wrap=key,
-                         overflow="fold", min_width=len(name) if key else None)
+        table.add_column(cell(name), justify="right" if dtype.is_numeric() else "left",
+                         no_wrap=key or dtype.is_numeric(), overflow="fold", min_width=len(name) if key else None)
     for row in shown.iter_rows():
-        table.add_row(*("" if v is None else cell(v) for v in row))
+        table.add_row(*("" if v is None else cell(_number(v)) if isinstance(v, float) else cell(v) for v in row))
     return table
+
+
+def _number(value: float) -> str:
+    """A float as a narrow column holds it: whole above 100, else three figures (12.3 ms, 0.031)."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}".removesuffix(".0") if abs(value) >= 10 else f"{value:.3g}"
 
 
 def _pairs(title: str, rows: list[tuple[str, str]]) -> Table:
