@@ -1,8 +1,9 @@
-"""The `axon-audit` commands: query, sql, stats and export (events); report and alerts
-(compliance); tail (the folder itself); demo. The integrity commands (verify, prove,
-verify-proof, keygen) are in `axon_audit.app.integrity_commands`, the privacy ones (erase,
-retention, subject-access) in `axon_audit.app.privacy_commands`, serve (the web dashboard)
-in `axon_audit.app.serve_command`; `COMMANDS` holds all.
+"""The `axon-audit` commands: query, sql, stats and export (events); tail (the folder
+itself); demo. The compliance commands (report, alerts) are in
+`axon_audit.app.report_commands`, the integrity ones (verify, prove, verify-proof,
+keygen) in `axon_audit.app.integrity_commands`, the privacy ones (erase, retention,
+subject-access) in `axon_audit.app.privacy_commands`, serve (the web dashboard) in
+`axon_audit.app.serve_command`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.
@@ -10,10 +11,8 @@ Every command reads the folder through `axon_audit.read.sources.open_source`.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,7 @@ from rich.table import Table
 from axon_audit.app.demo import run_demo
 from axon_audit.app.integrity_commands import INTEGRITY_COMMANDS, keygen, prove, verify, verify_proof
 from axon_audit.app.options import (
-    TIME,
     BadInput,
-    check_order,
     choice,
     output_file,
     query_filters,
@@ -48,9 +45,8 @@ from axon_audit.app.render import (
     write_events,
     write_text,
 )
+from axon_audit.app.report_commands import REPORT_COMMANDS, alerts, report
 from axon_audit.app.serve_command import SERVE_COMMANDS
-from axon_audit.compliance.monitor import SecurityMonitor
-from axon_audit.compliance.report import compliance_report
 from axon_audit.exceptions import AuditValueError
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
 from axon_audit.query.filters import Filters
@@ -58,8 +54,6 @@ from axon_audit.read.sources import newest, open_source, parquet_listing
 
 __all__ = ["COMMANDS", "alerts", "demo", "export", "keygen", "prove", "query", "report", "sql", "stats", "tail",
            "verify", "verify_proof"]
-
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def _open(path: str, storage_options: dict[str, Any] | None = None) -> Any:
@@ -176,58 +170,6 @@ def stats(path: str, user_id: str | None, fmt: str, storage_options: dict[str, A
 
 @click.command()
 @click.argument("path")
-@click.option("--month", required=True, help="The month to report, as YYYY-MM (UTC).")
-@click.option("--format", "-f", "fmt", type=choice(["table", "json"]), default="table", show_default=True)
-@with_storage_options
-def report(path: str, month: str, fmt: str, storage_options: dict[str, Any] | None) -> None:
-    """The monthly compliance report of the folder's events.
-
-    \b
-    Example:
-      axon-audit report audit_demo --month 2025-01
-    """
-    m = _MONTH.match(month.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise BadInput(f"--month: expected YYYY-MM, got {month!r}")
-    result = compliance_report(_open(path, storage_options), month.strip())
-    if not result.total_events:
-        raise click.ClickException(f"no audit events in {path!r} for {month.strip()}")
-    if fmt.lower() == "json":
-        print_json(result.to_dict())
-        return
-    console = new_console()
-    for name, df in result.frames.items():
-        if df.height:
-            console.print(frame_table(df, title=f"{result.period}: {name}"))
-
-
-@click.command()
-@click.argument("path")
-@click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC).")
-@click.option("--until", "end_time", type=TIME, help="End: as --since.")
-@click.option("--format", "-f", "fmt", type=choice(["table", "json"]), default="table", show_default=True)
-@with_storage_options
-def alerts(path: str, start_time: datetime | None, end_time: datetime | None, fmt: str,
-           storage_options: dict[str, Any] | None) -> None:
-    """Security alerts (excessive deletions, failure bursts, unusual exports, …), most severe first.
-
-    \b
-    Example:
-      axon-audit alerts audit_demo --since 1d
-    """
-    check_order(start_time, end_time)
-    monitor = SecurityMonitor()
-    found = monitor.evaluate(_open(path, storage_options), start_time, end_time)
-    if fmt.lower() == "json":
-        print_json([a.to_dict() for a in found])
-        return
-    frame = found.to_frame().with_columns(pl.col("event_ids").list.len().alias("events")).drop(
-        "event_ids", "message")
-    new_console().print(frame_table(frame, title="security alerts", caption=f"{len(found):,} alerts"))
-
-
-@click.command()
-@click.argument("path")
 @with_filter_options
 @click.option("--to", "target", required=True, type=click.Path(dir_okay=False),
               help="The file to write: .json (the seed's export format), .parquet or .csv; never inside an "
@@ -323,5 +265,5 @@ def demo(events: int, out: str | None, seed: int, tasks: int) -> None:
 
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
-COMMANDS: tuple[click.Command, ...] = (alerts, demo, export, query, report, sql, stats, tail, *INTEGRITY_COMMANDS,
+COMMANDS: tuple[click.Command, ...] = (demo, export, query, sql, stats, tail, *REPORT_COMMANDS, *INTEGRITY_COMMANDS,
                                        *PRIVACY_COMMANDS, *SERVE_COMMANDS)

@@ -6,6 +6,7 @@ a table's text does not depend on the terminal that happened to run it.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -90,8 +91,9 @@ def write_text(text: str) -> None:
 
 
 def new_console(err: bool = False) -> Any:
-    # Pipes get the width of a wide terminal, not rich's 80-column default.
-    width = None if sys.stdout.isatty() else 120
+    # Pipes get the width of a wide terminal, not rich's 80-column default; $COLUMNS,
+    # when set, is the width asked for (rich reads it), terminal or not.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 120
     return Console(stderr=err, width=width, highlight=False, soft_wrap=False)
 
 

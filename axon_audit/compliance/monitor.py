@@ -20,7 +20,7 @@ from axon_audit.display.html import card, table
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
 
-__all__ = ["RULES", "Alert", "Alerts", "MonitorThresholds", "SecurityMonitor"]
+__all__ = ["RULES", "SEVERITIES", "Alert", "Alerts", "MonitorThresholds", "SecurityMonitor"]
 
 log = logging.getLogger("axon_audit.security")
 
@@ -34,7 +34,9 @@ RULES: dict[str, str] = {
     "unusual_hours": "low",  # activity in an hour of day the user (almost) never works
     "recall_sweep": "high",  # recalls of entries stored by many other users
 }
-_SEVERITIES = ("low", "medium", "high", "critical")
+#: The severities, least first (a rule's base severity rises one step at 3x its threshold).
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+_SEVERITIES = SEVERITIES
 _LEVELS = {"low": logging.INFO, "medium": logging.WARNING, "high": logging.ERROR, "critical": logging.CRITICAL}
 
 

@@ -2,7 +2,9 @@
 
 One collect of the period's events, then every section is a polars aggregation
 over that frame. A report is a dict (`to_dict`), a polars DataFrame per section
-(`frames`), and HTML for Jupyter (`_repr_html_`).
+(`frames`), the small frames its charts draw (`charts`: per day and operation,
+a latency histogram), HTML for Jupyter (`_repr_html_`) and a self-contained
+HTML page for an auditor (`to_html`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from axon_audit.display.html import card, table
+from axon_audit.display.report_html import report_page
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
@@ -25,6 +28,8 @@ __all__ = ["ComplianceReport", "compliance_report", "month_period"]
 
 ANONYMOUS = "anonymous"  # the seed's name for events without a user
 _PERCENTILES = (0.5, 0.95, 0.99)
+#: Upper bounds (ms) of the latency histogram's buckets; the last bucket is open.
+LATENCY_BUCKETS_MS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 
 def month_period(year: int, month: int, tz: timezone = timezone.utc) -> tuple[datetime, datetime]:
     """[first instant of the month, first instant of the next month) in `tz`.
@@ -78,6 +83,9 @@ class ComplianceReport:
     start: datetime | None
     end: datetime | None
     frames: dict[str, pl.DataFrame] = field(repr=False)
+    #: What the HTML page's charts draw: "daily" (day, operation, events, failures) and
+    #: "latency_histogram" (bucket, upper_ms, events); empty for a report built by hand.
+    charts: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def total_events(self) -> int:
@@ -122,6 +130,23 @@ class ComplianceReport:
         items = {"period": self.period, **{k: v for k, v in s.items() if k != "period"}}
         sections = {name: table(df) for name, df in self.frames.items() if name != "summary"}
         return card("Compliance report", items, sections)
+
+    def to_html(self, alerts: Any = None, *, source: str | None = None, top: int | None = 50) -> str:
+        """The report as one self-contained HTML page (inline CSS and SVG charts, no
+        script, no external URL): summary, charts, sections (at most `top` rows each;
+        None or 0 for all), `alerts` (an `Alerts`, e.g. the month's) and a footer
+        naming `source` and when and by which version it was made.
+
+        Example:
+            >>> from axon_audit import AuditLogger, compliance_report
+            >>> audit = AuditLogger()
+            >>> _ = audit.log("store", user_id="<b>ann</b>", duration_ms=3.0)
+            >>> page = compliance_report(audit).to_html()
+            >>> page.startswith("<!DOCTYPE html>"), "<svg" in page, "&lt;b&gt;ann" in page
+            (True, True, True)
+        """
+        frame = None if alerts is None else alerts.to_frame()
+        return report_page(self, frame, source=source, top=top or None)
 
     def __repr__(self) -> str:
         return f"ComplianceReport(period={self.period!r}, total_events={self.total_events})"
@@ -180,7 +205,31 @@ def compliance_report(
         pl.col("entry_ids").list.len().alias("n_entries"), "status", "error_message", "duration_ms",
     ).collect()
     period = _period_label(start, end)
-    return ComplianceReport(period, start, end, _sections(df, period, wanted))
+    return ComplianceReport(period, start, end, _sections(df, period, wanted), _charts(df))
+
+
+def _charts(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Per day and operation, events and failures; durations in `LATENCY_BUCKETS_MS`."""
+    daily = (
+        df.group_by(pl.col("timestamp").dt.date().alias("day"), pl.col("operation").cast(pl.String))
+        .agg(pl.len().cast(pl.Int64).alias("events"),
+             (pl.col("status") == "FAILURE").sum().cast(pl.Int64).alias("failures"))
+        .sort("day", "operation")
+    )
+    def ms(b: float) -> str:
+        return f"{b / 1000:g}s" if b >= 1000 else f"{b:g}"  # short: a chart's axis shows them
+
+    labels = [f"<{ms(b)}" for b in LATENCY_BUCKETS_MS] + [f"≥{ms(LATENCY_BUCKETS_MS[-1])}"]
+    buckets = pl.DataFrame({"bucket": labels, "upper_ms": [*LATENCY_BUCKETS_MS, None]},
+                           schema={"bucket": pl.String, "upper_ms": pl.Float64})
+    counts = (
+        df.select(pl.col("duration_ms").drop_nulls()
+                  .bin_intervals(list(LATENCY_BUCKETS_MS), labels=labels).cast(pl.String).alias("bucket"))
+        .group_by("bucket").agg(pl.len().cast(pl.Int64).alias("events"))
+    )
+    latency = buckets.join(counts, on="bucket", how="left", maintain_order="left").with_columns(
+        pl.col("events").fill_null(0))
+    return {"daily": daily, "latency_histogram": latency}
 
 def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dict[str, pl.DataFrame]:
     op, st, user = pl.col("operation"), pl.col("status"), pl.col("user_id")
