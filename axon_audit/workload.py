@@ -120,8 +120,10 @@ class OfficeCalendar:
         its weekday and hour; a span under a week is clipped.
         """
         n = len(offsets_us)
-        first_day = start_us // _DAY_US - 1
-        n_days = -(-(start_us + span_us) // _DAY_US) + 1 - first_day
+        # Local days are the span's own days: drawing the edge days as well (and moving
+        # their events a week in) doubled the traffic of two days of the month.
+        first_day = start_us // _DAY_US
+        n_days = max(1, -(-(start_us + span_us) // _DAY_US) - first_day)
         days = first_day + np.arange(n_days)
         weekday = (days + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
         w_day = np.where(weekday < 5, 1.0, self.weekend)

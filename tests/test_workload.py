@@ -120,6 +120,9 @@ def test_office_hours_time_model(office: pl.DataFrame) -> None:
     assert office_share == 1.0
     per_day = local.dt.date().value_counts()["count"]
     assert per_day.max() > 5 * per_day.filter(per_day > 0).min()
+    # Every weekday carries about the same traffic (no day doubled by the span's edges).
+    weekdays = office.filter(pl.col("timestamp").dt.weekday() <= 5)["timestamp"].dt.date().value_counts()["count"]
+    assert weekdays.max() < 1.15 * weekdays.min()
     # Every day of the span has traffic in some zone, and the busiest local hours are mid-morning or afternoon.
     assert ts.dt.date().n_unique() == 30
     busiest = local.dt.hour().value_counts(sort=True)["timestamp"][0]
