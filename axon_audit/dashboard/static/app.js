@@ -78,6 +78,21 @@ function frame(width, height, max, yfmt, pad) {
   return root;
 }
 
+// Every how many labels one is drawn so that they never overlap (a date takes ~84 px).
+function labelStep(count, plotWidth) {
+  return Math.max(1, Math.ceil(count / Math.max(2, Math.floor(plotWidth / 84))));
+}
+
+// Tick labels for a share axis with as many decimals as its step needs (0.05%, 1.5%, 25%).
+function pctAxis(values) {
+  const max = scaleMax(Math.max(0, ...values.filter((v) => v !== null)));
+  const step = (max * 100) / 4;
+  let digits = Math.max(0, -Math.floor(Math.log10(step)));
+  if (Math.abs(step * 10 ** digits - Math.round(step * 10 ** digits)) > 1e-9) digits += 1;
+  digits = Math.min(digits, 4);
+  return { max, fmt: (v) => `${(v * 100).toFixed(digits)}%` };
+}
+
 function xLabels(root, labels, x, y, every) {
   labels.forEach((label, i) => {
     if (i % every === 0) root.append(svg("text", { x: x(i), y, "text-anchor": "middle" }, label));
@@ -114,7 +129,7 @@ function stackedBars(labels, series, names, opts = {}) {
     });
   });
   xLabels(root, labels.map(opts.xfmt || String), (i) => pad.l + i * bw + bw / 2, H - 8,
-    Math.max(1, Math.ceil(labels.length / 12)));
+    labelStep(labels.length, W - pad.l - pad.r));
   return root;
 }
 
@@ -135,7 +150,7 @@ function lines(labels, series, names, yfmt, opts = {}) {
         `${labels[i]} ${n}: ${yfmt(v)}`));
     });
   });
-  xLabels(root, labels.map(opts.xfmt || String), x, H - 8, Math.max(1, Math.ceil(labels.length / 12)));
+  xLabels(root, labels.map(opts.xfmt || String), x, H - 8, labelStep(labels.length, W - pad.l - pad.r));
   return root;
 }
 
@@ -232,9 +247,10 @@ async function overview(root, params) {
   events.querySelector("h2").append(toggle);
   root.append(events);
   const rate = { "failure rate": tl.failure_rate };
+  const share = pctAxis(tl.failure_rate);
   root.append(el("div", { class: "grid2" },
-    panel("Failure rate over time", lines(tl.start, rate, ["failure rate"], (v) => `${(v * 100).toFixed(1)}%`,
-      { xfmt, width: HALF })),
+    panel("Failure rate over time", lines(tl.start, rate, ["failure rate"], share.fmt,
+      { xfmt, width: HALF, max: share.max })),
     panel("Latency per day (p50 / p95 / p99)",
       lines(lat.daily.start, { p50: lat.daily.p50, p95: lat.daily.p95, p99: lat.daily.p99 }, ["p50", "p95", "p99"],
         (v) => `${NUM.format(v >= 10 ? Math.round(v) : v)} ms`, { xfmt: fmt.day, width: HALF }), legend(["p50", "p95", "p99"]))));
