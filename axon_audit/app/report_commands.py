@@ -93,6 +93,12 @@ def _top(top: int | None, default: int) -> int | None:
     return n or None
 
 
+def _working(what: str) -> Any:
+    # A spinner on stderr while a large folder is read (rich shows it only on a terminal:
+    # piped and redirected output stay clean).
+    return new_console(err=True).status(markup_text(what))
+
+
 def _open(path: str, storage_options: dict[str, Any] | None) -> Any:
     return open_source(path, storage_options=storage_options)
 
@@ -144,7 +150,8 @@ def report(path: str, month: str, fmt: str, top: int | None, section: str | None
         raise BadInput(f"--section picks the section -f csv writes; -f {fmt} shows every section")
     source = _open(path, storage_options)
     _output(fmt, output, path, force, storage_options)
-    result = compliance_report(source, month.strip())
+    with _working(f"reading {path} for the report of {month.strip()} …"):
+        result = compliance_report(source, month.strip())
     if not result.total_events:
         raise click.ClickException(f"no audit events in {path!r} for {month.strip()}")
     if fmt == "json":
@@ -153,7 +160,8 @@ def report(path: str, month: str, fmt: str, top: int | None, section: str | None
     elif fmt == "csv":
         _emit(_csv(result.frames[(section or "user_activity").lower()]), output)
     elif fmt == "html":
-        found = SecurityMonitor().evaluate(source, result.start, result.end)
+        with _working("evaluating the security rules over the month …"):
+            found = SecurityMonitor().evaluate(source, result.start, result.end)
         _emit(report_page(result, found.to_frame(), source=path, top=_top(top, _HTML_TOP), hint=_MORE), output)
     else:
         _print_report(result, _top(top, _TABLE_TOP))
@@ -286,7 +294,8 @@ def alerts(path: str, start_time: datetime | None, end_time: datetime | None, ru
     source = _open(path, storage_options)
     _output(fmt, output, path, force, storage_options)
     monitor = SecurityMonitor(limits, rules=tuple(dict.fromkeys(rules)) or None)
-    found = monitor.evaluate(source, start_time, end_time)
+    with _working(f"evaluating the security rules over {path} …"):
+        found = monitor.evaluate(source, start_time, end_time)
     if severity:
         least = SEVERITIES.index(severity.lower())
         found = Alerts(a for a in found if SEVERITIES.index(a.severity) >= least)
