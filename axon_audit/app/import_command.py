@@ -1,0 +1,69 @@
+"""The `axon-audit import` command: an Axon export file (the reference AuditLogger's
+bare JSON list, or the seed's export document) into an export folder
+(`axon_audit.write.migrate.import_axon_export`), then the folder verified.
+
+Exit codes as the rest of the command line: 0 imported and verified; 2 bad input
+(a missing or unreadable file, a folder that is not an export folder, an event
+the folder already holds: nothing is written then); 1 when the folder does not
+hold every imported event once, or fails `verify`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from axon_audit.app.options import BadInput
+from axon_audit.app.render import markup_text, new_console, terminal_text
+from axon_audit.exceptions import AuditError, ExportError
+from axon_audit.integrity.verify import verify as check
+from axon_audit.write.migrate import check_import_folder, import_axon_export
+
+__all__ = ["IMPORT_COMMANDS", "import_events"]
+
+
+@click.command("import")
+@click.argument("legacy", metavar="LEGACY.json")
+@click.option("--into", "into", required=True, type=click.Path(file_okay=False),
+              help="The export folder to write: new, empty, or an existing export folder (never another folder).")
+@click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", default=None,
+              help="HMAC key signing the folder's manifest (as AuditLogger(hmac_key=...)); env AXON_AUDIT_HMAC_KEY.")
+def import_events(legacy: str, into: str, key: str | None) -> None:
+    """Import an Axon audit export (a JSON list of events; naive times are UTC, as
+    Axon wrote them) into an export folder, ids and times kept, then verify it.
+
+    \b
+    Example:
+      axon-audit import audit_trail.json --into audit_logs
+      axon-audit query audit_logs --since 30d
+    """
+    path = Path(legacy)
+    if not path.is_file():
+        raise BadInput(f"LEGACY.json: {legacy!r} is not a file (expected an Axon export, a JSON list of events)")
+    try:
+        check_import_folder(into, "--into")
+    except AuditError as exc:
+        raise BadInput(str(exc)) from None
+    err = new_console(err=True)
+    started = time.perf_counter()
+    try:
+        with err.status(f"importing {markup_text(legacy)} …"):
+            n = import_axon_export(path, into, **({"hmac_key": key} if key else {}))
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    except AuditError as exc:
+        raise BadInput(str(exc)) from None
+    outcome = check(into, key=key)
+    for problem in outcome.problems:
+        sys.stdout.write(f"PROBLEM {terminal_text(problem)}\n")
+    if not outcome.ok:
+        raise click.ClickException(f"{into}: imported {n:,} events but the folder does not verify")
+    sys.stdout.write(f"imported {n:,} events from {terminal_text(legacy)} into {terminal_text(into)} "
+                     f"(the folder verifies: {outcome.events_checked:,} events)\n")
+    err.print(f"in {time.perf_counter() - started:.2f} s")
+
+
+IMPORT_COMMANDS: tuple[click.Command, ...] = (import_events,)
