@@ -35,7 +35,7 @@ from axon_audit import (
     verify,
 )
 from axon_audit.io.legacy import load_axon_export
-from axon_audit.write.migrate import import_axon_export
+from axon_audit.write.migrate import ImportResult, import_axon_export
 from tests.cli_process import env, script
 from tests.exported import listed_ids
 
@@ -198,7 +198,7 @@ def test_import_appends_to_an_export_folder_and_refuses_a_foreign_one(legacy, tm
     folder = tmp_path / "audit"
     with AuditLogger(auto_export_path=folder) as audit:
         own = audit.log("recall", user_id="live").event_id
-    assert import_axon_export(path, folder) == 6
+    assert import_axon_export(path, folder) == ImportResult(6, 0)
     assert sorted(listed_ids(folder)) == sorted([own] + [e["event_id"] for e in events])
     assert verify(folder).ok
     foreign = tmp_path / "mine"
@@ -216,6 +216,32 @@ def test_import_appends_to_an_export_folder_and_refuses_a_foreign_one(legacy, tm
     with pytest.raises(AuditValueError, match="operation"):
         import_axon_export(broken, tmp_path / "new")
     assert not (tmp_path / "new").exists()  # checked whole before the folder is made
+
+
+def test_overlapping_daily_exports_import_once_with_skip_known(tmp_path):
+    events = axon_events(9)
+    days = [tmp_path / f"audit_2025_01_1{d}_000000.json" for d in range(3)]
+    for d, path in enumerate(days):  # Axon's daily export of its in-memory log: each holds the earlier days' too
+        path.write_text(json.dumps(events[: 3 * (d + 1)]))
+    # A folder of Axon's files reads as it is (an event in three files is there three times: import dedupes).
+    assert {e.event_id for e in open_archive(tmp_path).query_events()} == {e["event_id"] for e in events}
+    folder = tmp_path / "audit"
+    refused = run("import", *days, "--into", folder)
+    assert refused.returncode == 2 and "occurs more than once" in refused.stderr and not folder.exists()
+    proc = run("import", days[0], days[1], "--into", folder, "--skip-known")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 6 events from 2 files" in proc.stdout and "3 already there skipped" in proc.stdout
+    assert import_axon_export(days, folder, skip_known=True) == ImportResult(3, 15)
+    ids = listed_ids(folder)
+    assert sorted(ids) == sorted(e["event_id"] for e in events) and len(ids) == 9 and verify(folder).ok
+    changed = [dict(events[0], user_id="someone_else")]  # same id, other content: conflicting evidence
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    before = listed_ids(folder)
+    with pytest.raises(AuditValueError, match=r"differs from the event with that id already in"):
+        import_axon_export(tmp_path / "changed.json", folder, skip_known=True)
+    proc = run("import", days[0], tmp_path / "changed.json", "--into", tmp_path / "fresh", "--skip-known")
+    assert proc.returncode == 2 and "differs from the event with that id in" in proc.stderr
+    assert listed_ids(folder) == before and not (tmp_path / "fresh").exists()
 
 
 def test_log_batch_of_load_axon_export_keeps_every_event(tmp_path):

@@ -6,25 +6,27 @@ folder, so the folder is written, listed in its manifest and sealed like any
 other (`verify` passes). Evidence is never lost nor mixed: the whole file is
 checked before anything is written; a folder that holds files but is no export
 folder is refused, as is one inside an export folder; an id the folder already
-holds refuses the whole import (a second import of the same file adds nothing);
-and after writing, every imported id is looked up in the folder once.
+holds refuses the whole import (a second import of the same file adds nothing),
+or with `skip_known` is skipped when the event is the very same; and after
+writing, every imported id is looked up in the folder once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from axon_audit.exceptions import AuditValueError, ExportError
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.legacy import load_axon_export
-from axon_audit.model.schema import normalize_batch
+from axon_audit.model.event import AuditEvent
+from axon_audit.model.schema import frame_to_events, normalize_batch
 from axon_audit.read.archive import open_archive
 from axon_audit.write.logger import AuditLogger
 
-__all__ = ["check_import_folder", "import_axon_export"]
+__all__ = ["ImportResult", "check_import_folder", "import_axon_export"]
 
 
 def check_import_folder(into: str | Path, argument: str = "into") -> Path:
@@ -59,10 +61,55 @@ def check_import_folder(into: str | Path, argument: str = "into") -> Path:
     return folder
 
 
-def import_axon_export(path: str | Path, into: str | Path, **logger_options: Any) -> int:
-    """Import the events of the Axon export file `path` (Axon's bare list, or the
-    seed's document) into the export folder `into`; return how many. `logger_options`
-    go to the `AuditLogger` that writes the folder (`hmac_key`, `signing_key`, ...).
+@dataclass(frozen=True)
+class ImportResult:
+    """What `import_axon_export` did: events written, and identical events skipped
+    (`skip_known`: already in the folder, or in an earlier file of the same import)."""
+
+    imported: int
+    already_there: int = 0
+
+
+def _known_and_new(files: list[list[dict[str, Any]]], folder: Path, paths: list[Path]) -> tuple[list[Any], int]:
+    """The events not yet held (by the folder or an earlier file), after checking that
+    every repeated id is the very same event: a conflicting one refuses the import."""
+    seen: dict[str, tuple[dict[str, Any], Path]] = {}
+    new: list[Any] = []
+    repeated = 0
+    for rows, path in zip(files, paths, strict=True):
+        for event in frame_to_events(normalize_batch(rows)):
+            mine = event.to_dict()
+            earlier = seen.get(event.event_id)
+            if earlier is not None:
+                if earlier[0] != mine:
+                    raise AuditValueError(f"{path}: event {event.event_id!r} differs from the event with that id "
+                                          f"in {earlier[1]}; an event id names one event")
+                repeated += 1
+                continue
+            seen[event.event_id] = (mine, path)
+            new.append(event)
+    if ExportLayout(folder).manifest_names():
+        held = open_archive(folder).query_events(event_id=list(seen))
+        for event in held:
+            mine, path = seen[event.event_id]
+            if event.to_dict() != mine:
+                raise AuditValueError(f"{path}: event {event.event_id!r} differs from the event with that id "
+                                      f"already in {folder}; an event id names one event")
+        known = {e.event_id for e in held}
+        repeated += len(known)
+        new = [e for e in new if e.event_id not in known]
+    return new, repeated
+
+
+def import_axon_export(paths: str | Path | Iterable[str | Path], into: str | Path, *, skip_known: bool = False,
+                       **logger_options: Any) -> ImportResult:
+    """Import the events of Axon export files (Axon's bare list, or the seed's
+    document) into the export folder `into`. An id the folder (or an earlier file)
+    already holds refuses the whole import, unless `skip_known`: then an event
+    identical to the one held is skipped (Axon's daily exports of its in-memory
+    log overlap), and a different one with that id still refuses it.
+    `logger_options` go to the `AuditLogger` that writes the folder (`hmac_key`,
+    `signing_key`, ...).
 
     Example:
         >>> import json, tempfile, pathlib
@@ -72,21 +119,32 @@ def import_axon_export(path: str | Path, into: str | Path, **logger_options: Any
         >>> _ = (tmp / "legacy.json").write_text(json.dumps([{"event_id": "3d6f0a2e-8c4b-4e1f-9a7d-2b5c8e1f4a6d",
         ...     "timestamp": "2025-01-15T10:30:45.123456", "operation": "store", "status": "success"}]))
         >>> import_axon_export(tmp / "legacy.json", tmp / "audit")
-        1
+        ImportResult(imported=1, already_there=0)
         >>> verify(tmp / "audit").ok, open_archive(tmp / "audit").query_events()[0].event_id
         (True, '3d6f0a2e-8c4b-4e1f-9a7d-2b5c8e1f4a6d')
+        >>> import_axon_export(tmp / "legacy.json", tmp / "audit", skip_known=True)
+        ImportResult(imported=0, already_there=1)
     """
+    if not isinstance(skip_known, bool):
+        raise AuditValueError(f"skip_known must be a bool, got {skip_known!r}")
+    sources = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     folder = check_import_folder(into)
-    rows = load_axon_export(path)
-    if not rows:
-        raise AuditValueError(f"{path}: holds no events; nothing to import")
-    ids = [r["event_id"] for r in rows]
-    normalize_batch(rows)  # the whole file is checked before the folder is touched
-    options = {"max_events": max(10_000, min(len(rows), 1_000_000)), **logger_options}
-    with AuditLogger(auto_export_path=folder, **options) as audit:
-        audit.log_batch(rows)  # refuses ids the folder already holds
-    found = (open_archive(folder).scan(event_id=ids).group_by("event_id").len().collect()
-             if ids else pl.DataFrame({"event_id": [], "len": []}))
-    if found.height != len(set(ids)) or (found.height and found["len"].max() != 1):
-        raise ExportError(f"{folder}: holds {found['len'].sum()} of the {len(ids)} events imported from {path}")
-    return len(rows)
+    files = [load_axon_export(p) for p in sources]
+    if not any(files):
+        raise AuditValueError(f"{', '.join(map(str, sources)) or 'paths'}: no events; nothing to import")
+    repeated = 0
+    batch: list[Any]
+    if skip_known:
+        batch, repeated = _known_and_new(files, folder, sources)
+    else:
+        batch = [row for rows in files for row in rows]
+        normalize_batch(batch)  # the whole input is checked before the folder is touched
+    if batch:
+        options = {"max_events": max(10_000, min(len(batch), 1_000_000)), **logger_options}
+        with AuditLogger(auto_export_path=folder, **options) as audit:
+            audit.log_batch(batch)  # refuses ids the folder already holds
+        ids = [e.event_id if isinstance(e, AuditEvent) else e["event_id"] for e in batch]
+        found = open_archive(folder).scan(event_id=ids).group_by("event_id").len().collect()
+        if found.height != len(ids) or found["len"].max() != 1:
+            raise ExportError(f"{folder}: holds {found['len'].sum()} of the {len(ids)} events imported")
+    return ImportResult(len(batch), repeated)
