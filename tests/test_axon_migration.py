@@ -34,7 +34,7 @@ from axon_audit import (
     open_archive,
     verify,
 )
-from axon_audit.io.legacy import load_axon_export
+from axon_audit.io.legacy import axon_rows, load_axon_export
 from axon_audit.write.migrate import ImportResult, import_axon_export
 from tests.cli_process import env, script
 from tests.exported import listed_ids
@@ -140,6 +140,10 @@ def test_zoned_times_and_pydantic_objects_in_a_legacy_list(tmp_path):
     event = AuditEvent.model_validate(obj, from_attributes=True)
     assert (event.event_id, event.operation, event.timestamp_us) == (
         str(obj.event_id), OperationType.STORE, AuditEvent(operation="store", timestamp=BASE).timestamp_us)
+    audit = AuditLogger()  # Axon's events still in memory: axon_rows reads their utcnow() times as UTC
+    assert audit.log_batch(axon_rows([obj, AxonEvent(Op.STORE, entry_ids=["e1"])])) == 2
+    got = audit.query_events(entry_ids=["e1"])[0]
+    assert got.timestamp == BASE.replace(tzinfo=UTC) and audit.get_event(str(obj.event_id)) is not None
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -207,6 +211,10 @@ def test_import_appends_to_an_export_folder_and_refuses_a_foreign_one(legacy, tm
     proc = run("import", path, "--into", foreign)
     assert proc.returncode == 2 and "--into" in proc.stderr and "not an axon_audit export folder" in proc.stderr
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    signed = run("import", path, "--into", tmp_path / "signed", "--key", "s3cret")
+    assert signed.returncode == 0, signed.stderr
+    assert run("verify", tmp_path / "signed", "--key", "s3cret").returncode == 0
+    assert run("verify", tmp_path / "signed", "--key", "wrong").returncode == 1
     inside = run("import", path, "--into", folder / "parquet")
     assert inside.returncode == 2 and "inside the export folder" in inside.stderr
     missing = run("import", tmp_path / "none.json", "--into", tmp_path / "new")
