@@ -74,7 +74,9 @@ def legacy(tmp_path) -> tuple[Path, list[dict[str, Any]]]:
 
 
 def run(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([script(), *map(str, args)], capture_output=True, text=True, timeout=120, env=env())
+    # Away from UTC: a naive legacy time read as local would show here.
+    return subprocess.run([script(), *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env=env(TZ="America/New_York"))
 
 
 # --------------------------------------------------------------------------- reading a bare-list export
@@ -215,6 +217,8 @@ def test_import_appends_to_an_export_folder_and_refuses_a_foreign_one(legacy, tm
     assert signed.returncode == 0, signed.stderr
     assert run("verify", tmp_path / "signed", "--key", "s3cret").returncode == 0
     assert run("verify", tmp_path / "signed", "--key", "wrong").returncode == 1
+    uri = run("import", path, "--into", "s3://bucket/audit")
+    assert uri.returncode == 2 and "is a URI" in uri.stderr and not (Path.cwd() / "s3:").exists()
     inside = run("import", path, "--into", folder / "parquet")
     assert inside.returncode == 2 and "inside the export folder" in inside.stderr
     missing = run("import", tmp_path / "none.json", "--into", tmp_path / "new")

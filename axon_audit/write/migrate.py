@@ -46,6 +46,9 @@ def check_import_folder(into: str | Path, argument: str = "into") -> Path:
     """
     if not isinstance(into, (str, Path)):
         raise AuditValueError(f"{argument} must be a folder path, got {type(into).__name__}")
+    if "://" in str(into):  # a URI as a Path would make a local folder named "s3:"
+        raise AuditValueError(f"{argument}: {str(into)!r} is a URI; import into a local folder (then copy it "
+                              "to object storage as a whole)")
     folder = Path(into)
     real = folder.resolve()
     for above in real.parents:
