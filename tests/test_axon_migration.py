@@ -215,12 +215,12 @@ def test_import_appends_to_an_export_folder_and_refuses_a_foreign_one(legacy, tm
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     signed = run("import", path, "--into", tmp_path / "signed", "--key", "s3cret")
     assert signed.returncode == 0, signed.stderr
-    assert run("verify", tmp_path / "signed", "--key", "s3cret").returncode == 0
-    assert run("verify", tmp_path / "signed", "--key", "wrong").returncode == 1
-    uri = run("import", path, "--into", "s3://bucket/audit")
-    assert uri.returncode == 2 and "is a URI" in uri.stderr and not (Path.cwd() / "s3:").exists()
-    inside = run("import", path, "--into", folder / "parquet")
-    assert inside.returncode == 2 and "inside the export folder" in inside.stderr
+    assert verify(tmp_path / "signed", key="s3cret").ok and not verify(tmp_path / "signed", key="wrong").ok
+    with pytest.raises(AuditValueError, match="is a URI"):
+        import_axon_export(path, "s3://bucket/audit")
+    assert not (Path.cwd() / "s3:").exists()
+    with pytest.raises(AuditValueError, match="lies inside the export folder"):
+        import_axon_export(path, folder / "parquet")
     missing = run("import", tmp_path / "none.json", "--into", tmp_path / "new")
     assert missing.returncode == 2 and "LEGACY.json" in missing.stderr and not (tmp_path / "new").exists()
     broken = tmp_path / "broken.json"
