@@ -240,6 +240,7 @@ def test_overlapping_daily_exports_import_once_with_skip_known(tmp_path):
     folder = tmp_path / "audit"
     refused = run("import", *days, "--into", folder)
     assert refused.returncode == 2 and "occurs more than once" in refused.stderr and not folder.exists()
+    assert "--skip-known imports each event once" in refused.stderr
     proc = run("import", days[0], days[1], "--into", folder, "--skip-known")
     assert proc.returncode == 0, proc.stderr
     assert "imported 6 events from 2 files" in proc.stdout and "3 already there skipped" in proc.stdout

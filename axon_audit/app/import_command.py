@@ -60,7 +60,7 @@ def import_events(legacy: tuple[str, ...], into: str, skip_known: bool, key: str
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     except AuditError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput(str(exc).replace("skip_known imports", "--skip-known imports")) from None
     outcome = check(into, key=key)
     for problem in outcome.problems:
         sys.stdout.write(f"PROBLEM {terminal_text(problem)}\n")
@@ -70,7 +70,7 @@ def import_events(legacy: tuple[str, ...], into: str, skip_known: bool, key: str
     skipped = f", {done.already_there:,} already there skipped" if skip_known else ""
     sys.stdout.write(f"imported {done.imported:,} events from {source} into {terminal_text(into)}{skipped} "
                      f"(the folder verifies: {outcome.events_checked:,} events)\n")
-    err.print(f"in {time.perf_counter() - started:.2f} s")
+    err.print(f"import took {time.perf_counter() - started:.2f} s")
 
 
 IMPORT_COMMANDS: tuple[click.Command, ...] = (import_events,)

@@ -141,7 +141,12 @@ def import_axon_export(paths: str | Path | Iterable[str | Path], into: str | Pat
         batch, repeated = _known_and_new(files, folder, sources)
     else:
         batch = [row for rows in files for row in rows]
-        normalize_batch(batch)  # the whole input is checked before the folder is touched
+        try:
+            normalize_batch(batch)  # the whole input is checked before the folder is touched
+        except AuditValueError as exc:
+            if "occurs more than once" in str(exc) and len(sources) > 1:
+                raise AuditValueError(f"{exc} (overlapping exports? skip_known imports each event once)") from None
+            raise
     if batch:
         options = {"max_events": max(10_000, min(len(batch), 1_000_000)), **logger_options}
         with AuditLogger(auto_export_path=folder, **options) as audit:
