@@ -25,7 +25,7 @@ from axon_audit.write.migrate import check_import_folder, import_axon_export
 __all__ = ["IMPORT_COMMANDS", "import_events"]
 
 
-@click.command("import")
+@click.command("import", short_help="Import Axon audit exports into an export folder, then verify it.")
 @click.argument("legacy", metavar="LEGACY.json...", nargs=-1, required=True)
 @click.option("--into", "into", required=True, type=click.Path(file_okay=False),
               help="The export folder to write: new, empty, or an existing export folder (never another folder).")
