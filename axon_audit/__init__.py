@@ -34,12 +34,14 @@ from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySyst
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey
 from axon_audit.integrity.proofs import ProofError, prove, prove_consistency, verify_consistency, verify_inclusion
 from axon_audit.integrity.verify import VerifyResult, verify
+from axon_audit.io.legacy import load_axon_export
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS
 from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.lake import scan_lake
 from axon_audit.write.logger import AuditLogger
+from axon_audit.write.migrate import ImportResult, import_axon_export
 
 __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     # logging and the event model
@@ -53,6 +55,10 @@ __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     "AuditArchive",
     "open_archive",
     "scan_lake",
+    # migrating from Axon's AuditLogger
+    "load_axon_export",
+    "import_axon_export",
+    "ImportResult",
     # integrity
     "VerifyResult",
     "verify",

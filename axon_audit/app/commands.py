@@ -3,7 +3,8 @@ itself); demo. The compliance commands (report, alerts) are in
 `axon_audit.app.report_commands`, the integrity ones (verify, prove, verify-proof,
 keygen) in `axon_audit.app.integrity_commands`, the privacy ones (erase, retention,
 subject-access) in `axon_audit.app.privacy_commands`, serve (the web dashboard) in
-`axon_audit.app.serve_command`; `COMMANDS` holds all.
+`axon_audit.app.serve_command`, import (an Axon export into a folder) in
+`axon_audit.app.import_command`; `COMMANDS` holds all.
 
 Each is a plain click command; `axon_audit.app.cli` adds them to the group.
 Every command reads the folder through `axon_audit.read.sources.open_source`.
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from rich.table import Table
 
 from axon_audit.app.demo import run_demo
+from axon_audit.app.import_command import IMPORT_COMMANDS
 from axon_audit.app.integrity_commands import INTEGRITY_COMMANDS, keygen, prove, verify, verify_proof
 from axon_audit.app.options import (
     BadInput,
@@ -266,4 +268,4 @@ def demo(events: int, out: str | None, seed: int, tasks: int) -> None:
 
 # Every command of the group (click lists them by name in --help, whatever the order here).
 COMMANDS: tuple[click.Command, ...] = (demo, export, query, sql, stats, tail, *REPORT_COMMANDS, *INTEGRITY_COMMANDS,
-                                       *PRIVACY_COMMANDS, *SERVE_COMMANDS)
+                                       *PRIVACY_COMMANDS, *SERVE_COMMANDS, *IMPORT_COMMANDS)

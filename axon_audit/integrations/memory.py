@@ -20,6 +20,7 @@ import orjson
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrations.hooks import audit_note, audited
+from axon_audit.integrations.memory_audit import AuditLogExport, attribution
 from axon_audit.io.location import resolve
 from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import EventStatus, OperationType
@@ -103,7 +104,7 @@ def _tags(value: Any) -> list[str]:
     return tags
 
 
-class MemorySystem:
+class MemorySystem(AuditLogExport):
     """An in-memory memory system whose operations are audited when it has an
     `audit_logger`: one event per `store`, `recall`, `forget`, `compact`,
     `export` and `import_data` call (an import of N entries is one event), with
@@ -111,7 +112,8 @@ class MemorySystem:
     FAILURE plus the error message when a call raises.
 
     Every operation takes `user_id` and `session_id` (or inherits them from
-    `audit_context`).
+    `audit_context`); `store` also reads them from its metadata, as Axon's does.
+    `export_audit_log` returns (and can write) the audit trail, as Axon's.
 
     Example:
         >>> import asyncio
@@ -164,26 +166,37 @@ class MemorySystem:
             raise AuditValueError(f"memory is full: max_entries={limit} reached")
         self._entries[entry.entry_id] = entry
 
-    @audited(OperationType.STORE)
     async def store(
         self,
         content: str,
-        *,
+        metadata: Mapping[str, Any] | None = None,
         importance: float = 0.5,
         tags: Sequence[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        *,
         user_id: str | None = None,
         session_id: str | None = None,
     ) -> str:
-        """Store `content`; return the new entry's id.
+        """Store `content`; return the new entry's id. Positional order as Axon's
+        (content, metadata, importance, tags); the user and session are the
+        arguments, else `metadata["user_id"]`/`["session_id"]` as in Axon, else
+        those of `audit_context`.
 
         Example:
             >>> import asyncio
-            >>> from axon_audit import MemorySystem
-            >>> memory = MemorySystem()
-            >>> asyncio.run(memory.store("data", user_id="user_123")).startswith("entry_")
+            >>> from axon_audit import AuditLogger, MemorySystem
+            >>> memory = MemorySystem(audit_logger=AuditLogger())
+            >>> asyncio.run(memory.store("data", {"user_id": "user_123"})).startswith("entry_")
             True
+            >>> memory.audit_logger.query_events()[0].user_id
+            'user_123'
         """
+        user_id, session_id = attribution(user_id, session_id, metadata)
+        return await self._store(content, importance=importance, tags=tags, metadata=metadata,
+                                 user_id=user_id, session_id=session_id)
+
+    @audited(OperationType.STORE)
+    async def _store(self, content: str, *, importance: float, tags: Sequence[str] | None,
+                     metadata: Mapping[str, Any] | None, user_id: str | None, session_id: str | None) -> str:
         if not isinstance(content, str) or not content:
             raise AuditValueError(f"content must be a non-empty str, got {content!r:.40}")
         entry = MemoryEntry(self._new_id(), content, _importance(importance), _tags(tags),

@@ -6,14 +6,19 @@ allocation; the event id, the `datetime` and the metadata dict are made only
 when read.
 
 The enums, ids, UTC time helpers and value coercions it uses live in their own
-modules (`enums`, `ids`, `timestamps`, `coerce`).
+modules (`enums`, `ids`, `timestamps`, `coerce`). It also has pydantic's shapes
+(`model_dump`, `model_dump_json`, `model_validate`, `model_validate_json`) for
+code written against Axon's pydantic `AuditEvent`, without importing pydantic.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from enum import Enum
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -47,6 +52,30 @@ from axon_audit.model.timestamps import format_us, from_us, now_us, parse_timest
 __all__ = ["AuditEvent"]
 
 _new = object.__new__
+_FIELDS = ("event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata", "status",
+           "error_message", "duration_ms")
+# The fields' defaults, as a pydantic model declares them (`exclude_defaults`).
+_DEFAULTS: dict[str, Any] = {"user_id": None, "session_id": None, "entry_ids": [], "metadata": {},
+                             "status": EventStatus.SUCCESS, "error_message": None, "duration_ms": None}
+
+
+def _field_names(names: Iterable[str], argument: str) -> set[str]:
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise AuditTypeError(f"{argument} must be a set of field names, got {type(names).__name__}")
+    chosen = set(names)
+    unknown = sorted(map(str, chosen - set(_FIELDS)))
+    if unknown:
+        raise AuditValueError(f"{argument} names unknown fields {unknown}; fields: {', '.join(_FIELDS)}")
+    return chosen
+
+
+def _text_of(value: Any) -> Any:
+    # Another model's UUID id and enum members (Axon's) as their text; ours pass as they are.
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum) and not isinstance(value, (OperationType, EventStatus)):
+        return value.value
+    return value
 
 
 class AuditEvent:
@@ -219,6 +248,103 @@ class AuditEvent:
             event_id=data.get("event_id"),
             timestamp=data.get("timestamp"),
         )
+
+    # -- pydantic-shaped conversion (FastAPI code calls these; pydantic is not imported)
+    def model_dump(
+        self,
+        *,
+        mode: str = "python",
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+        exclude_none: bool = False,
+        exclude_defaults: bool = False,
+        by_alias: bool = False,
+    ) -> dict[str, Any]:
+        """The fields as a dict, as pydantic's `BaseModel.model_dump`: mode "python"
+        gives the aware `datetime` and the enum members, "json" JSON values (the
+        export format's timestamp text, the enum values). `include`/`exclude` pick
+        fields; `exclude_none` drops None values, `exclude_defaults` values equal
+        to the field's default. `by_alias` is accepted (no field has an alias).
+
+        Example:
+            >>> from axon_audit import AuditEvent
+            >>> e = AuditEvent(operation="store", user_id="u1", event_id="evt_1",
+            ...                timestamp="2025-01-15T10:30:45.123456Z")
+            >>> e.model_dump(mode="json", exclude_none=True, exclude={"metadata", "entry_ids"})
+            {'event_id': 'evt_1', 'timestamp': '2025-01-15T10:30:45.123456Z', 'operation': 'STORE', \
+'user_id': 'u1', 'status': 'SUCCESS'}
+            >>> e.model_dump()["operation"]
+            <OperationType.STORE: 'STORE'>
+        """
+        if mode not in ("python", "json"):
+            raise AuditValueError(f"mode must be 'python' or 'json', got {mode!r}")
+        if not isinstance(by_alias, bool):
+            raise AuditTypeError(f"by_alias must be a bool, got {type(by_alias).__name__}")
+        data = self.to_dict()
+        if mode == "python":
+            data.update(timestamp=self.timestamp, operation=self.operation, status=self.status)
+        keep = set(data) if include is None else _field_names(include, "include")
+        keep -= set() if exclude is None else _field_names(exclude, "exclude")
+        return {k: v for k, v in data.items()
+                if k in keep and not (exclude_none and v is None)
+                and not (exclude_defaults and k in _DEFAULTS and v == _DEFAULTS[k])}
+
+    def model_dump_json(self, *, indent: int | None = None, **options: Any) -> str:
+        """`model_dump(mode="json", **options)` as JSON text: compact, as pydantic
+        writes it, or indented by `indent` spaces."""
+        data = self.model_dump(mode="json", **options)
+        if indent is None:
+            return orjson.dumps(data).decode()
+        if isinstance(indent, bool) or not isinstance(indent, int) or indent < 0:
+            raise AuditValueError(f"indent must be an int >= 0 or None, got {indent!r}")
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *, from_attributes: bool | None = None) -> AuditEvent:
+        """An event from a dict (`from_dict`'s rules) or an `AuditEvent` (itself:
+        events are immutable); with `from_attributes`, from any object carrying the
+        fields as attributes (an Axon pydantic event: its UUID id and enums are
+        taken as their text). Naive times follow `AuditEvent`'s rule; Axon's
+        utcnow() times are UTC: read those files with `io.legacy.load_axon_export`.
+
+        Example:
+            >>> from axon_audit import AuditEvent
+            >>> e = AuditEvent(operation="forget", entry_ids=["entry_1"])
+            >>> AuditEvent.model_validate(e.model_dump()) == e, AuditEvent.model_validate(e) is e
+            (True, True)
+        """
+        if isinstance(obj, AuditEvent):
+            return obj
+        if not isinstance(obj, Mapping):
+            if not from_attributes:
+                raise AuditTypeError(f"model_validate takes a dict or an AuditEvent (from_attributes=True: "
+                                     f"any object with the fields), got {type(obj).__name__}")
+            obj = {f: getattr(obj, f) for f in _FIELDS if hasattr(obj, f)}
+        return cls.from_dict({k: _text_of(v) for k, v in obj.items()})
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray) -> AuditEvent:
+        """`model_validate` of one JSON object's text (`model_dump_json`'s reverse).
+
+        Example:
+            >>> from axon_audit import AuditEvent
+            >>> e = AuditEvent(operation="recall", metadata={"k": 5}, duration_ms=1.5)
+            >>> AuditEvent.model_validate_json(e.model_dump_json()) == e
+            True
+        """
+        if not isinstance(json_data, (str, bytes, bytearray)):
+            raise AuditTypeError(f"json_data must be str or bytes, got {type(json_data).__name__}")
+        try:
+            data = orjson.loads(json_data)
+        except orjson.JSONDecodeError as exc:
+            raise AuditValueError(f"json_data is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise AuditValueError(f"json_data must hold one JSON object, got {type(data).__name__}")
+        return cls.model_validate(data)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> AuditEvent:
+        """A new event with the fields of `update` replaced (pydantic's `model_copy`)."""
+        return self if not update else AuditEvent.from_dict({**self.model_dump(), **update})
 
     def _key(self) -> tuple[Any, ...]:
         row = self._row

@@ -80,9 +80,34 @@ class Reader:
         snap = self._snapshot(include_archived)
         return frame_to_events(snap.guard(f, lambda: snap.select(f)))
 
-    async def get_events(self, **filters: Any) -> list[AuditEvent]:
-        """`query_events` for async code (runs in a worker thread)."""
-        return await asyncio.to_thread(self.query_events, **filters)
+    async def get_events(
+        self,
+        operation: OperationType | str | Iterable[OperationType | str] | None = None,
+        user_id: str | Iterable[str] | None = None,
+        session_id: str | Iterable[str] | None = None,
+        status: EventStatus | str | Iterable[EventStatus | str] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        limit: int | None = None,
+        **filters: Any,
+    ) -> list[AuditEvent]:
+        """`query_events` for async code (runs in a worker thread). The positional
+        order is Axon's `AuditLogger.get_events` (operation, user_id, session_id,
+        status, start_time, end_time, limit), so Axon callers run unchanged; every
+        filter also works by keyword, and the other `query_events` filters too.
+
+        Example:
+            >>> import asyncio
+            >>> from axon_audit import AuditLogger
+            >>> audit = AuditLogger()
+            >>> for op in ("store", "recall", "store"):
+            ...     _ = audit.log(op, user_id="user_123")
+            >>> len(asyncio.run(audit.get_events("store", "user_123"))), len(asyncio.run(audit.get_events(limit=1)))
+            (2, 1)
+        """
+        return await asyncio.to_thread(self.query_events, user_id=user_id, session_id=session_id,
+                                       operation=operation, status=status, start_time=start_time,
+                                       end_time=end_time, limit=limit, **filters)
 
     def get_event(self, event_id: str, *, include_archived: bool = False) -> AuditEvent | None:
         """The event with this id, or None; answered from the chunk indexes (and,

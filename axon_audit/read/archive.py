@@ -1,7 +1,8 @@
 """Export folders as a read-only source: discovery, validation, pruning, `AuditArchive`.
 
 An export folder holds `parquet/date=YYYY-MM-DD/part-….parquet` (hive partitions
-by UTC event date) and `audit_*.json` export documents holding the same events.
+by UTC event date) and `audit_*.json` export documents holding the same events;
+one JSON file may also be Axon's own export (a bare list of events: `io.legacy`).
 Parquet is read when present; a folder of JSON exports (the documents its manifest
 lists; without a manifest its `audit_*.json`), or one JSON file, is
 read otherwise. Every file is checked once (by path, size and mtime) before it
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
 from axon_audit.io.layout import ExportLayout
+from axon_audit.io.legacy import axon_rows, is_axon_export
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import COLUMNS, normalize_batch
 from axon_audit.query.filters import Filters
@@ -86,23 +88,31 @@ def _load_json(path: Path | Location) -> list[Chunk]:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ArchiveError(f"{path}: not a readable JSON export ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
-        raise ArchiveError(f"{path}: not an axon_audit JSON export (no 'events' list)")
-    events = doc["events"]
-    if not all(isinstance(e, dict) for e in events):
-        raise ArchiveError(f"{path}: not an axon_audit JSON export ('events' holds non-objects)")
-    if "total_events" in doc and doc["total_events"] != len(events):
-        raise ArchiveError(f"{path}: says total_events={doc['total_events']} but holds {len(events)} events")
-    # Extra keys may follow the export format's keys: keep only those.
-    rows = [{c: e.get(c) for c in COLUMNS} for e in events]
-    missing = [i for i, e in enumerate(events) if "event_id" not in e or "timestamp" not in e]
-    if missing:
-        raise ArchiveError(f"{path}: events[{missing[0]}] has no event_id or timestamp")
+    if is_axon_export(doc):  # Axon's own export: a bare list, naive times meaning UTC
+        rows = axon_rows(doc, f"{path}: events")
+    else:
+        rows = _export_rows(path, doc)
     try:
         df = normalize_batch(rows)
     except AuditError as exc:
         raise ArchiveError(f"{path}: {exc}") from None
     return [Chunk.of(df.slice(s, CHUNK_ROWS).rechunk()) for s in range(0, df.height, CHUNK_ROWS)]
+
+
+def _export_rows(path: Path | Location, doc: Any) -> list[dict[str, Any]]:
+    """The rows of a seed-format document ``{"events": [...], "total_events": n}``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise ArchiveError(f"{path}: not an axon_audit JSON export (no 'events' list, nor Axon's bare list)")
+    events = doc["events"]
+    if not all(isinstance(e, dict) for e in events):
+        raise ArchiveError(f"{path}: not an axon_audit JSON export ('events' holds non-objects)")
+    if "total_events" in doc and doc["total_events"] != len(events):
+        raise ArchiveError(f"{path}: says total_events={doc['total_events']} but holds {len(events)} events")
+    missing = [i for i, e in enumerate(events) if "event_id" not in e or "timestamp" not in e]
+    if missing:
+        raise ArchiveError(f"{path}: events[{missing[0]}] has no event_id or timestamp")
+    # Extra keys may follow the export format's keys: keep only those.
+    return [{c: e.get(c) for c in COLUMNS} for e in events]
 
 
 @dataclass(frozen=True)
