@@ -1,0 +1,84 @@
+"""What axon_audit's events really take: the Arrow buffers of the hot store, and
+the Parquet files a real rotation writes.
+
+`arrow_buffer_bytes` is the memory figure the benchmark reports (`memory_own`);
+polars' `estimated_size` (`memory_estimated`) is printed beside it only for
+comparison: it counts a string's bytes but not the 16-byte view polars keeps
+per string (and per list item), nor validity bitmaps of mostly-null columns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from axon_audit import AuditLogger
+
+#: Rotation as the demo runs it: `log_batch` pieces of this many events...
+ROTATION_BATCH = 5_000
+#: ...and a rotation every this many events.
+ROTATION_EVERY = 100_000
+
+
+def _spans(arr: pa.Array, spans: list[tuple[int, int]], dictionaries: dict[str, int], column: str) -> None:
+    """Collect the (address, size) of every buffer under `arr`, children and
+    string-view data buffers included (`Array.buffers()` lists them all)."""
+    if isinstance(arr, pa.DictionaryArray):
+        # Polars keeps a categorical's strings once (one mapping shared by every
+        # chunk) but exports a dictionary with each chunk: count it once per column.
+        _spans(arr.indices, spans, dictionaries, column)
+        values: list[tuple[int, int]] = []
+        _spans(arr.dictionary, values, {}, column)
+        dictionaries[column] = max(dictionaries.get(column, 0), _union(values))
+        return
+    spans.extend((b.address, b.size) for b in arr.buffers() if b is not None)
+
+
+def _union(spans: Iterable[tuple[int, int]]) -> int:
+    """Bytes covered by the spans: chunks and slices of one frame share buffers,
+    and an exported array reports its whole buffer, not just its slice."""
+    total, end = 0, -1
+    for start, size in sorted(spans):
+        stop = start + size
+        if start > end:
+            total += size
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+def arrow_buffer_bytes(frames: Iterable[pl.DataFrame]) -> int:
+    """Distinct bytes of every Arrow buffer of every array of every frame,
+    exported without conversion (string views stay views)."""
+    tables = [f.to_arrow(compat_level=pl.CompatLevel.newest()) for f in frames]
+    # `tables` stays alive until the sum is done: a freed export's addresses
+    # could be reused by the next one and hide its bytes in the union.
+    spans: list[tuple[int, int]] = []
+    dictionaries: dict[str, int] = {}
+    for table in tables:
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            for chunk in column.chunks:
+                _spans(chunk, spans, dictionaries, name)
+    return _union(spans) + sum(dictionaries.values())
+
+
+def rotation_run(data: pa.Table, folder: Path, every: int = ROTATION_EVERY) -> tuple[float, int, int]:
+    """Log `data` as the demo does (`log_batch` pieces with their timestamps,
+    rotation every `every` events into `folder`), close (the last
+    rotation, every write waited for); return (seconds, events logged, bytes
+    of the Parquet files the rotations wrote, every column they carry)."""
+    t0 = time.perf_counter()
+    audit = AuditLogger(max_events=every, auto_export_path=folder)
+    for offset in range(0, data.num_rows, ROTATION_BATCH):
+        audit.log_batch(data.slice(offset, ROTATION_BATCH))
+    audit.close()
+    seconds = time.perf_counter() - t0
+    exported = audit.get_stats()["exported_events"]
+    size = sum(p.stat().st_size for p in (folder / "parquet").rglob("*.parquet"))
+    return seconds, exported, size
