@@ -19,7 +19,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "statistics": ("`get_statistics`", "ms"),
     "user_statistics": ("`get_user_statistics`", "ms"),
     "export_json": ("JSON export per event", "µs"),
-    "rotation": ("`log_batch` + rotation every 100 K, end to end, per event", "µs"),
+    "rotation": ("`log_batch` (polars pieces of 5 K) + rotation every 100 K, end to end, per event", "µs"),
     "parquet": ("Parquet encoding alone (rotation's writer, no integrity) per event", "µs"),
     "memory_own": ("memory per event, own account (axon_audit: Arrow buffers)", "B"),
     "memory_estimated": ("memory per event, polars estimated_size", "B"),
