@@ -1,5 +1,6 @@
 """What axon_audit's events really take: the Arrow buffers of the hot store, and
-the Parquet files a real rotation writes.
+the Parquet files a real rotation writes. ``python -m benchmarks.footprint
+[--events N]`` prints both, column by column.
 
 `arrow_buffer_bytes` is the memory figure the benchmark reports (`memory_own`);
 polars' `estimated_size` (`memory_estimated`) is printed beside it only for
@@ -85,3 +86,47 @@ def rotation_run(data: pl.DataFrame | pa.Table, folder: Path, every: int = ROTAT
     exported = audit.get_stats()["exported_events"]
     size = sum(p.stat().st_size for p in (folder / "parquet").rglob("*.parquet"))
     return seconds, exported, size
+
+
+def by_column(frames: list[pl.DataFrame]) -> dict[str, tuple[int, int]]:
+    """(Arrow buffer bytes, polars estimated_size) of each column over `frames`."""
+    return {name: (arrow_buffer_bytes([f.select(name) for f in frames]),
+                   int(sum(f[name].estimated_size() for f in frames)))
+            for name in frames[0].columns}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.footprint [--events N]`: the hot store's bytes per
+    event by column (Arrow buffers against estimated_size), and the Parquet a
+    rotation writes, on the benchmark's workload."""
+    # Here, not at the top: only this command needs them (the harness imports the module).
+    import argparse
+    import tempfile
+
+    from axon_audit.workload import generate_events
+
+    from .case import DAYS, SEED, START
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.footprint", description=main.__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    n = parser.parse_args(argv).events
+    df = generate_events(n, seed=SEED, start=START, days=DAYS)
+    audit = AuditLogger(max_events=1 << 40)
+    audit.log_batch(df.to_arrow())
+    audit.flush()
+    frames = [c.df for c in audit._hot.store.chunks]
+    print(f"{n:,} events in the hot store ({len(frames)} chunks), bytes per event:")
+    print(f"  {'column':14s} {'Arrow buffers':>13s} {'estimated_size':>14s}")
+    for name, (real, est) in by_column(frames).items():
+        print(f"  {name:14s} {real / n:13.1f} {est / n:14.1f}")
+    total = arrow_buffer_bytes(frames)
+    est = sum(f.estimated_size() for f in frames)
+    print(f"  {'all':14s} {total / n:13.1f} {est / n:14.1f}")
+    with tempfile.TemporaryDirectory(prefix="axon-footprint-") as tmp:
+        seconds, exported, size = rotation_run(df, Path(tmp) / "export")
+    print(f"rotation every {ROTATION_EVERY:,} ({exported:,} events exported, {seconds:.1f} s, "
+          f"{exported / seconds / 1e3:,.0f} K events/s end to end): Parquet {size / exported:.1f} B/event")
+
+
+if __name__ == "__main__":
+    main()
