@@ -1,5 +1,6 @@
 """axon_audit behind the benchmark interface: only its public API, plus its own
-account of the Arrow buffers it holds (`memory_bytes`)."""
+account of the Arrow buffers it holds (`memory_bytes`) and a real rotation
+(`rotation`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from axon_audit import AuditLogger
 from axon_audit.io.parquet import write_parquet_partitions
 
 from .baselines import Backend
+from .footprint import arrow_buffer_bytes, rotation_run
 
 # Large enough that no benchmark run rotates: rotation is measured on its own.
 NO_ROTATION = 1 << 40
@@ -67,7 +69,15 @@ class Ours(Backend):
 
     def memory_bytes(self) -> int | None:
         self.audit.flush()
-        return sum(c.df.estimated_size() for c in self.audit._hot.store.chunks)
+        return arrow_buffer_bytes(c.df for c in self.audit._hot.store.chunks)
+
+    def memory_estimate_bytes(self) -> int | None:
+        self.audit.flush()
+        return int(sum(c.df.estimated_size() for c in self.audit._hot.store.chunks))
+
+    def rotation(self, data: pa.Table, folder: Path) -> tuple[float, int, int] | None:
+        # polars pieces, as the demo logs them (rotation_run times from the logger's creation on)
+        return rotation_run(pl.from_arrow(data), folder)
 
     def close(self) -> None:
         self.audit = AuditLogger(max_events=NO_ROTATION)

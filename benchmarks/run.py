@@ -76,7 +76,7 @@ def run_one(name: str, size: int, quick: bool, timeout: float) -> dict[str, Any]
 
 
 def run(sizes: tuple[int, ...], backends: list[str], quick: bool, case_limit: float, memory_limit_gib: float,
-        log: Any = print) -> dict[str, Any]:
+        log: Any = print, command: str | None = None) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     info = machine()
     classes = backend_classes()
@@ -113,7 +113,7 @@ def run(sizes: tuple[int, ...], backends: list[str], quick: bool, case_limit: fl
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
         "sizes": list(sizes),
-        "command": "make bench-quick" if quick else "make bench",
+        "command": command or ("make bench-quick" if quick else "make bench"),
         "machine": info,
         "backends": reach,
         "cases": cases,
@@ -137,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    # The command as given, so a partial run's tables say how to repeat them.
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks " + " ".join(given) if given else None
     results = run(sizes, names, args.quick, args.case_limit, args.memory_limit,
-                  log=lambda m: print(m, flush=True))
+                  log=lambda m: print(m, flush=True), command=command)
     results["total_s"] = round(time.perf_counter() - t0, 1)
     results["limits"] = {"case_s": args.case_limit, "memory_gib": args.memory_limit}
     paths = write_outputs(results, out)

@@ -3,7 +3,8 @@
 A backend holds audit events and answers the benchmark's questions. Each
 method does the job the way a user of that tool would write it; the harness
 (`benchmarks.case`) times the calls and never looks inside, except for
-`memory_bytes`, a backend's own account of what it holds.
+`memory_bytes`, a backend's own account of what it holds (and its
+estimate, `memory_estimate_bytes`), and `rotation`, axon_audit's export path.
 
 Backends: `benchmarks.ours.Ours` (axon_audit) and, here,
 
@@ -93,6 +94,16 @@ class Backend(ABC):
     # -- footprint
     def memory_bytes(self) -> int | None:
         """Bytes this backend itself accounts for holding in memory; None: no own account."""
+        return None
+
+    def memory_estimate_bytes(self) -> int | None:
+        """A cheaper estimate of `memory_bytes`, reported beside it for comparison; None: none."""
+        return None
+
+    def rotation(self, data: Any, folder: Path) -> tuple[float, int, int] | None:
+        """Log `data` (the output of `prepare`) into a fresh logger that rotates to
+        `folder` as in production, close it; return (seconds, events exported,
+        bytes of the Parquet files written). None: the backend has no rotation."""
         return None
 
     def disk_bytes(self) -> int | None:
