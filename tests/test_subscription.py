@@ -1,5 +1,5 @@
 """Live subscriptions (`AuditLogger.subscribe`): every matching event, in log order, once;
-the overflow policies; closing; the async form."""
+the overflow policies; closing; the async form; the live security monitor."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import asyncio
 import logging
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
 
-from axon_audit import AuditLogger, AuditTypeError, AuditValueError, Subscription
+from axon_audit import AuditLogger, AuditTypeError, AuditValueError, SecurityMonitor, Subscription
 
 THREADS, PER_THREAD = 8, 20_000
 
@@ -227,3 +228,33 @@ def test_bad_arguments_name_what_was_expected() -> None:
     with pytest.raises(AuditTypeError, match="batches must be True or False"):
         audit.subscribe(batches="yes")
     assert audit._hot.subscribers.subs == ()
+def test_live_monitor_yields_each_alert_once() -> None:
+    audit = AuditLogger()
+    monitor = SecurityMonitor(rules=["failure_burst", "excessive_deletions"], max_failures=3, max_deletions=5)
+    sub = audit.subscribe(batches=True)
+    alerts: list = []
+    watcher = threading.Thread(target=lambda: alerts.extend(monitor.watch(sub)))
+    watcher.start()
+    t0 = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)  # one 15-minute and one 1-hour window
+    for b in range(3):  # a growing burst of failures, one batch at a time: one alert, however often re-evaluated
+        audit.log_batch([{"operation": "recall", "user_id": "u1", "status": "failure",
+                          "timestamp": t0 + timedelta(seconds=2 * b + k)} for k in range(2)])
+    audit.log_batch([{"operation": "forget", "user_id": "m", "timestamp": t0 + timedelta(minutes=10, seconds=i)}
+                     for i in range(7)])
+    audit.close()
+    watcher.join(timeout=30)
+    assert [(a.rule, a.count, a.window_start) for a in alerts] == [("failure_burst", 4, t0),
+                                                                    ("excessive_deletions", 7, t0)]
+
+
+def test_live_monitor_over_an_async_feed_and_a_feed_of_events_is_refused() -> None:
+    async def main() -> list:
+        audit = AuditLogger()
+        sub = audit.subscribe(batches=True)
+        audit.log_batch([{"operation": "export", "user_id": "x"}] * 3)
+        await asyncio.to_thread(audit.close)
+        return [a.rule async for a in SecurityMonitor(max_exports=2, rules=["export_activity"]).awatch(sub)]
+
+    assert asyncio.run(main()) == ["export_activity"]
+    with AuditLogger().subscribe() as events, pytest.raises(AuditValueError, match=r"subscribe\(..., batches=True\)"):
+        list(SecurityMonitor().watch(events))
