@@ -4,9 +4,11 @@ the overflow policies; closing; the async form; the live security monitor."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
+import weakref
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -197,6 +199,20 @@ def test_close_discards_the_queue_and_unsubscribes() -> None:
     audit.log("store")
     audit.flush()
     assert sub.delivered <= 1
+
+
+def test_a_forgotten_logger_and_subscription_are_collected_and_the_thread_ends() -> None:
+    audit = AuditLogger()
+    sub = audit.subscribe(interval=0.01)
+    thread, ref = sub._thread, weakref.ref(audit)
+    audit.log("store")
+    del audit, sub
+    for _ in range(200):  # the thread holds it while it waits (interval): collect until it let go
+        gc.collect()
+        thread.join(timeout=0.02)
+        if not thread.is_alive():
+            break
+    assert ref() is None and not thread.is_alive()
 
 
 def test_several_reader_threads_share_one_subscription() -> None:

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sized
 from typing import Any, Literal, Protocol
@@ -141,7 +142,10 @@ class Subscription:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._events: deque[AuditEvent] = deque()  # the batch being handed out event by event
         self._read_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="axon-audit-subscription", daemon=True)
+        # The thread holds the subscription only while it works, so a logger and its
+        # subscriptions that nobody references any more are collected (and it ends).
+        self._thread = threading.Thread(target=_deliver_while_alive, args=(weakref.ref(self),),
+                                        name="axon-audit-subscription", daemon=True)
 
     # ------------------------------------------------------------------ producer side
 
@@ -151,24 +155,24 @@ class Subscription:
                 self._inbox.append(df)
                 self._work.notify()
 
-    def _run(self) -> None:
-        while True:
+    def _step(self) -> bool:
+        """One item of the inbox delivered (or, when it is empty, the buffer sealed);
+        False when the delivery has ended."""
+        with self._lock:
+            if self._closed:
+                return False
+            item = self._inbox.popleft() if self._inbox else _IDLE
+        if item is _IDLE:
+            self._subscribers.flush_if_quiet(self.interval)  # outside our lock: sealing offers to us
+        elif item is _END:
             with self._lock:
-                if not self._inbox and not self._closed:
-                    self._work.wait(self.interval)
-                if self._closed:
-                    return
-                item = self._inbox.popleft() if self._inbox else _IDLE
-            if item is _IDLE:
-                self._subscribers.flush_if_quiet(self.interval)  # outside our lock: sealing offers to us
-            elif item is _END:
-                with self._lock:
-                    self._ended = True
-                    self._wake_locked()
-                return
-            else:
-                assert isinstance(item, pl.DataFrame)
-                self._deliver(item)
+                self._ended = True
+                self._wake_locked()
+            return False
+        else:
+            assert isinstance(item, pl.DataFrame)
+            self._deliver(item)
+        return True
 
     def _deliver(self, chunk: pl.DataFrame) -> None:
         if self._matches_nothing:
@@ -311,6 +315,7 @@ class Subscription:
         with self._lock:
             self._closed = True
             self._inbox.clear()
+            self._inbox.append(_END)  # wakes the delivery thread, which sees `_closed`
             self._queue.clear()
             self._queued = 0
             self._events.clear()
@@ -335,6 +340,23 @@ class Subscription:
         state = "closed" if self._closed else "ended" if self._ended else "live"
         return (f"Subscription({state}, batches={self.batches}, on_overflow={self.on_overflow!r}, "
                 f"delivered={self.delivered}, dropped={self.dropped}, pending={self._queued})")
+
+
+def _deliver_while_alive(ref: weakref.ref[Subscription]) -> None:
+    """The delivery thread: waits holding only the inbox, steps holding the subscription."""
+    sub = ref()
+    if sub is None:
+        return
+    work, inbox, interval = sub._work, sub._inbox, sub.interval
+    del sub
+    while True:
+        with work:
+            if not inbox:
+                work.wait(interval)
+        sub = ref()
+        if sub is None or not sub._step():
+            return
+        del sub
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
