@@ -173,6 +173,17 @@ def test_block_loses_nothing_and_never_blocks_log() -> None:
     producer.join()
 
 
+def test_block_hands_a_chunk_bigger_than_the_queue_over_piece_by_piece() -> None:
+    audit = AuditLogger(flush_size=10**5)
+    sub = audit.subscribe(batches=True, max_events=100, on_overflow="block")
+    for i in range(1000):
+        audit.log("store", user_id=f"u{i}")
+    audit.close()  # one sealed chunk of 1000 rows
+    frames = list(sub)
+    assert [df.height for df in frames] == [100] * 10 and sub.dropped == 0
+    assert pl.concat(frames)["user_id"].cast(pl.String).to_list() == [f"u{i}" for i in range(1000)]
+
+
 def test_logger_close_delivers_the_buffered_tail_and_ends() -> None:
     audit = AuditLogger()
     sub = audit.subscribe(operation="forget", interval=60)  # no idle flush within the test

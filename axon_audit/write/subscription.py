@@ -190,10 +190,11 @@ class Subscription:
                     if self._closed:
                         return
                     self._push_locked(piece)
+                    self._wake_locked()  # before waiting for room again: the reader must know
             else:
                 self._push_locked(part)
                 self._drop_oldest_locked()
-            self._wake_locked()
+                self._wake_locked()
 
     def _push_locked(self, df: pl.DataFrame) -> None:
         self._queue.append(df)
