@@ -10,6 +10,7 @@ import threading
 import time
 import weakref
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -285,3 +286,15 @@ def test_live_monitor_over_an_async_feed_and_a_feed_of_events_is_refused() -> No
     assert asyncio.run(main()) == ["export_activity"]
     with AuditLogger().subscribe() as events, pytest.raises(AuditValueError, match=r"subscribe\(..., batches=True\)"):
         list(SecurityMonitor().watch(events))
+
+
+def test_rotations_and_the_write_ahead_log_lose_nothing_for_a_subscriber(tmp_path: Path) -> None:
+    audit = AuditLogger(max_events=1000, flush_size=300, auto_export_path=tmp_path / "e", wal_path=tmp_path / "w",
+                        wal_sync="interval")
+    sub = audit.subscribe(batches=True, status="failure")
+    for i in range(5000):
+        audit.log("store", user_id=f"u{i}", status="failure" if i % 2 else "success")
+    audit.close()
+    got = pl.concat(list(sub))["user_id"].cast(pl.String).to_list()
+    assert got == [f"u{i}" for i in range(1, 5000, 2)]
+    assert audit.get_stats()["rotations"] >= 4  # the events left memory meanwhile; the subscriber had them
