@@ -42,10 +42,12 @@ from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.lake import scan_lake
 from axon_audit.write.logger import AuditLogger
 from axon_audit.write.migrate import ImportResult, import_axon_export
+from axon_audit.write.subscription import Subscription
 
 __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     # logging and the event model
     "AuditLogger",
+    "Subscription",
     "AuditEvent",
     "EventStatus",
     "OperationType",

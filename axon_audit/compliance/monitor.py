@@ -3,13 +3,14 @@
 The period's events are collected once; every rule is a lazy polars query over
 that frame and `pl.collect_all` runs them together. Windows are tumbling,
 aligned to the epoch (`dt.truncate`). Each firing window becomes an `Alert`
-carrying the event ids behind it.
+carrying the event ids behind it. `watch` / `awatch` evaluate the rules live,
+over a sliding window of a subscription's batches (`_LiveWindow`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import polars as pl
 
 from axon_audit.display.html import card, table
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.query.filters import Filters
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
 
 __all__ = ["RULES", "SEVERITIES", "Alert", "Alerts", "MonitorThresholds", "SecurityMonitor"]
@@ -212,6 +214,32 @@ class SecurityMonitor:
                 self.logger.log(_LEVELS[a.severity], "%s", a.message)
         return alerts
 
+    def watch(self, batches: Iterable[pl.DataFrame], *, log: bool = False) -> Iterator[Alert]:
+        """New alerts as they happen, over a live feed of event frames (a subscription
+        made with ``batches=True``): after each batch the rules are evaluated again
+        over the events of the last longest rule window, and each alert (rule,
+        user, window start) is yielded once, when its window first fires. Rules
+        that compare a user with their own history see only that window.
+
+        Example:
+            >>> from axon_audit import AuditLogger, SecurityMonitor
+            >>> audit = AuditLogger()
+            >>> feed = audit.subscribe(batches=True)
+            >>> _ = audit.log_batch([{"operation": "forget", "user_id": "m"}] * 4); audit.close()
+            >>> [(a.rule, a.count) for a in SecurityMonitor(max_deletions=3).watch(feed) if a.user_id is None]
+            [('excessive_deletions', 4)]
+        """
+        live = _LiveWindow(self, batches, log)
+        for df in batches:
+            yield from live.add(df)
+
+    async def awatch(self, batches: AsyncIterable[pl.DataFrame], *, log: bool = False) -> AsyncIterator[Alert]:
+        """`watch` over an async feed (``async for alert in monitor.awatch(subscription)``)."""
+        live = _LiveWindow(self, batches, log)
+        async for df in batches:
+            for alert in live.add(df):
+                yield alert
+
     # ------------------------------------------------------------------ rules
 
     def _queries(self, df: pl.DataFrame, source: Any, start_us: int | None, end_us: int | None) -> list[pl.LazyFrame]:
@@ -251,6 +279,59 @@ class SecurityMonitor:
                    f"{row['window_start']:%Y-%m-%d %H:%M} UTC (threshold {row['threshold']:g})")
         return Alert(rule, severity, row["user_id"], row["window_start"], row["window_end"], row["count"],
                      float(row["threshold"]), tuple(row["event_ids"]), message)
+
+
+class _Frame:
+    """A frame as a source of `evaluate` (its `scan` applies the filters)."""
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.df = df
+
+    def scan(self, **filters: Any) -> pl.LazyFrame:
+        expr = Filters.of(filters, allow_limit=False).expr()
+        return self.df.lazy() if expr is None else self.df.lazy().filter(expr)
+
+
+class _LiveWindow:
+    """The events of the last longest rule window, and the alerts already yielded."""
+
+    _COLUMNS = ("event_id", "timestamp", "operation", "user_id", "status", "entry_ids")
+
+    def __init__(self, monitor: SecurityMonitor, feed: object, log: bool) -> None:
+        if getattr(feed, "batches", True) is False:
+            raise AuditValueError("watch needs a feed of DataFrames: subscribe(..., batches=True)")
+        t = monitor.thresholds
+        windows = {"excessive_deletions": t.deletion_window, "failure_burst": t.failure_window,
+                   "export_activity": t.export_window, "user_deletion_spike": t.user_window,
+                   "user_failure_spike": t.user_window, "unusual_hours": timedelta(hours=1),
+                   "recall_sweep": t.sweep_window}
+        self.monitor, self.log = monitor, log
+        self.horizon = max(windows[r] for r in monitor.rules) if monitor.rules else timedelta(hours=1)
+        self.frame: pl.DataFrame | None = None
+        self.seen: set[tuple[str, str | None, datetime]] = set()
+
+    def add(self, df: pl.DataFrame) -> list[Alert]:
+        if not isinstance(df, pl.DataFrame):
+            raise AuditTypeError(f"watch needs a feed of polars DataFrames, got {type(df).__name__}")
+        if df.height == 0:
+            return []
+        df = df.select(pl.col(c).cast(pl.String) if c == "user_id" else pl.col(c) for c in self._COLUMNS)
+        frame = df if self.frame is None else pl.concat([self.frame, df], rechunk=False)
+        newest = frame["timestamp"].max()
+        assert isinstance(newest, datetime)  # the frame is not empty
+        oldest = newest - self.horizon
+        self.frame = frame = frame.filter(pl.col("timestamp") >= oldest)
+        new = []
+        for alert in sorted(self.monitor.evaluate(_Frame(frame)), key=lambda a: (a.window_start, a.rule)):
+            key = (alert.rule, alert.user_id, alert.window_start)
+            if key not in self.seen:
+                self.seen.add(key)
+                new.append(alert)
+                if self.log:
+                    self.monitor.logger.log(_LEVELS[alert.severity], "%s", alert.message)
+        # Windows that ended before the kept events can no longer fire again.
+        self.seen = {k for k in self.seen if k[2] >= oldest - self.horizon}
+        return new
 
 
 def _epoch(value: object) -> int:

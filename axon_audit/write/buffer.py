@@ -25,6 +25,7 @@ from axon_audit.store.hot import CHUNK_ROWS, Chunk, HotStore
 from axon_audit.store.statistics import StatsCache
 from axon_audit.write.durability import WalLane
 from axon_audit.write.exporter import Exporter
+from axon_audit.write.subscription import Subscribers
 from axon_audit.write.targets import ExportJob
 
 __all__ = ["HotBuffer", "Rows"]
@@ -65,6 +66,7 @@ class HotBuffer:
         self.sealed_total = 0  # events moved from the buffer (or a batch) into the store
         self.dropped = 0
         self.rotations = 0
+        self.subscribers = Subscribers(self)  # live subscriptions: each sealed chunk is offered to them
 
     @property
     def count(self) -> int:
@@ -86,6 +88,8 @@ class HotBuffer:
         self.store.append(df)
         del rows[:n]  # only rows sealed above; rows appended meanwhile stay
         self.sealed_total += n
+        if self.subscribers.subs:
+            self.subscribers.offer_locked(df)
 
     def maintain(self) -> None:
         with self.lock:
@@ -107,9 +111,11 @@ class HotBuffer:
         return self.settle(jobs)
 
     def export_everything(self) -> tuple[list[ExportJob], bool]:
-        """`flush`, having first handed everything in memory to the exporter (close)."""
+        """`flush`, having first handed everything in memory to the exporter (close);
+        live subscriptions end once they have delivered everything logged before."""
         with self.lock:
             self.flush_locked()
+            self.subscribers.end_all_locked()
             jobs = []
             if self.exporter is not None:
                 self.exporter.retry_failed_locked()
@@ -143,6 +149,8 @@ class HotBuffer:
         self.flush_locked()
         self.store.append(df)
         self.sealed_total += df.height
+        if self.subscribers.subs:
+            self.subscribers.offer_locked(df)
         self.rotate_if_full_locked()
         self.reset_check()
 

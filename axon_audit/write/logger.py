@@ -56,6 +56,7 @@ from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
 from axon_audit.write.durability import WalLane, wal_counters
 from axon_audit.write.exporter import export_counters, logger_exporter
 from axon_audit.write.guard import Guard
+from axon_audit.write.subscription import subscribe as _subscribe
 from axon_audit.write.targets import target_for
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "AuditLogger"]
@@ -313,6 +314,8 @@ class AuditLogger(Reader):
         """
         return self._intake.admit(events)  # checks ids the batch brings against what is held
 
+    subscribe = _subscribe  # live subscriptions (write.subscription): nothing per event on log()
+
     def flush(self) -> None:
         """Seal buffered events into the store, retry failed exports, wait until the
         exports of every event logged so far are written and (with a WAL) until
@@ -348,10 +351,10 @@ class AuditLogger(Reader):
                 return self._hot.rewrite_locked(fn)
 
     def close(self) -> None:
-        """Flush, export everything in memory (when `auto_export_path` is set) and
-        wait for the writes. The logger stays usable. Raises `ExportError` if some
-        of those events could not be written (they are still in memory); events
-        logged by other threads meanwhile are not counted.
+        """Flush, export everything in memory (when `auto_export_path` is set), wait
+        for the writes, end every subscription (after what was logged before). The
+        logger stays usable. Raises `ExportError` if some of those events could not
+        be written (still in memory); events logged by other threads meanwhile are not counted.
 
         Example:
             >>> from axon_audit import AuditLogger
