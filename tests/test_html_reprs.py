@@ -149,6 +149,14 @@ def test_archive_card(tmp_path):
     assert repr(archive) == f"AuditArchive({str(folder)!r}, source='parquet')"
 
 
+def test_archive_card_of_a_corrupt_folder_says_why(tmp_path):
+    folder = _folder(tmp_path, 5)
+    part = next(folder.glob("parquet/*/*.parquet"))
+    part.write_bytes(b"not parquet")  # a scratch copy made by this test, not evidence
+    text = shown(AuditArchive(folder)._repr_html_())
+    assert "error" in text and part.name in text
+
+
 def test_verify_card_ok_and_failed(tmp_path):
     folder = _folder(tmp_path, 30)
     ok = verify(folder)

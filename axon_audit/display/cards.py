@@ -18,6 +18,7 @@ import orjson
 import polars as pl
 
 from axon_audit.display.html import Html, badge, box, card, lines, percent, table, when
+from axon_audit.exceptions import AuditError
 
 __all__ = ["archive_card", "event_card", "events_html", "monitor_card", "statistics_card", "verify_card"]
 
@@ -127,7 +128,7 @@ def archive_card(archive: Any) -> Html:
     try:
         files = archive.files()
         s = archive.get_statistics()
-    except (OSError, ValueError) as exc:  # AuditError is a ValueError: a card shows why, never raises
+    except (AuditError, OSError) as exc:  # e.g. a corrupt file: the card says so instead of raising
         items["error"] = str(exc)
         return card("AuditArchive", items)
     items.update({"files": len(files), "events": s["total_events"], "users": s["unique_users"],

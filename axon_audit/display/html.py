@@ -191,7 +191,7 @@ def logger_card(logger: Any) -> Html:
         "total events logged": s["total_events_logged"],
         "users": s["unique_users"],
         "success rate": percent(s["success_rate"]),
-        "p50 / p95 latency (ms)": f"{s['p50_duration_ms']:.3g} / {s['p95_duration_ms']:.3g}",
+        "p50 / p95 latency": f"{s['p50_duration_ms']:,.2f} / {s['p95_duration_ms']:,.2f} ms",
         "first event": s["first_event"],
         "last event": s["last_event"],
         "rotations": s["rotations"],
