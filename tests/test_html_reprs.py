@@ -112,6 +112,8 @@ def test_statistics_is_the_plain_dict_with_a_card(audit):
     assert json.dumps(s, default=str) == json.dumps(dict(s), default=str)
     assert json.loads(json.dumps(s, default=str))["total_events"] == 1250
     assert pickle.loads(pickle.dumps(s)) == dict(s)
+    empty = AuditLogger().get_statistics()  # no times to stringify: json.dumps as it is
+    assert json.loads(json.dumps(empty)) == json.loads(json.dumps(dict(empty))) and empty["total_events"] == 0
     text = shown(s._repr_html_())
     assert f"{s['success_rate']:.2%}" in text and "87.44%" in text  # 1,093 of 1,250
     assert "1,250" in text and "2026-11-03 10:21:00 UTC" in text and "2026-11-04 07:10:00 UTC" in text
