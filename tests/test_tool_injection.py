@@ -429,6 +429,7 @@ def _renderings(values: list[str], tmp: Path) -> list[str]:
     from axon_audit.compliance.erasure import ErasureResult
     from axon_audit.compliance.monitor import Alert, Alerts
     from axon_audit.compliance.retention import RetentionResult
+    from axon_audit.integrity.result import VerifyResult
 
     now = datetime(2026, 1, 15, tzinfo=timezone.utc)
     alerts = Alerts([Alert(v, v, v, now, now, 3, 2.0, (v, v), v) for v in values])
@@ -443,6 +444,11 @@ def _renderings(values: list[str], tmp: Path) -> list[str]:
         compliance_report(audit, "2026-01")._repr_html_(),
         subject_access_report(audit, values[0])._repr_html_(),
         audit._repr_html_(),
+        audit.query_events()._repr_html_(),
+        *(e._repr_html_() for e in audit.query_events()),
+        audit.get_statistics()._repr_html_(),
+        audit.get_user_statistics(values[0])._repr_html_(),
+        VerifyResult(ok=False, problems=values, notes=values, leftovers=values)._repr_html_(),
     ]
 
 

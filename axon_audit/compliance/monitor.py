@@ -17,7 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from axon_audit.display.html import card, table
+from axon_audit.display.cards import monitor_card
+from axon_audit.display.html import card, span, table
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.query.filters import Filters
 from axon_audit.read.sources import period_filter, scan_sources, time_bounds
@@ -114,7 +115,7 @@ class Alert:
         return d
 
     def _repr_html_(self) -> str:
-        items = {k: v for k, v in self.to_dict().items() if k != "event_ids"}
+        items = {k: getattr(self, k) for k in self.to_dict() if k != "event_ids"}
         return card(f"Alert: {self.rule} ({self.severity})", items, {f"{len(self.event_ids)} events": self.event_ids})
 
 
@@ -193,6 +194,16 @@ class SecurityMonitor:
         if bad:
             raise AuditValueError(f"rules: unknown {bad}; expected some of {list(RULES)}")
         self.logger = logger or log
+
+    def __repr__(self) -> str:
+        t = self.thresholds
+        rules = f"all {len(RULES)}" if set(self.rules) == set(RULES) else repr(list(self.rules))
+        values = {f.name: getattr(t, f.name) for f in fields(t)}
+        shown = ", ".join(f"{k}={span(v) if isinstance(v, timedelta) else v}" for k, v in values.items())
+        return f"SecurityMonitor(rules={rules}, {shown})"
+
+    def _repr_html_(self) -> str:
+        return monitor_card(self, RULES)
 
     def evaluate(
         self, source: Any, start: datetime | None = None, end: datetime | None = None, *, log: bool = False

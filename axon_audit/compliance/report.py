@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from axon_audit.display.html import card, table
+from axon_audit.display.html import card, percent, table
 from axon_audit.display.report_html import report_page
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.enums import OPERATIONS, STATUSES
@@ -127,7 +127,8 @@ class ComplianceReport:
 
     def _repr_html_(self) -> str:
         s = self.frames["summary"].row(0, named=True)
-        items = {"period": self.period, **{k: v for k, v in s.items() if k != "period"}}
+        items = {"period": self.period, **{k.replace("_", " "): v for k, v in s.items() if k != "period"}}
+        items["success rate"] = percent(s["success_rate"])
         sections = {name: table(df) for name, df in self.frames.items() if name != "summary"}
         return card("Compliance report", items, sections)
 

@@ -62,7 +62,7 @@ class RetentionResult:
     manifest: str = "no integrity manifest found"
 
     def _repr_html_(self) -> str:
-        items = {"cutoff": self.cutoff.isoformat(), "dry run": self.dry_run, "partitions": len(self.partitions),
+        items = {"cutoff": self.cutoff, "dry run": self.dry_run, "partitions": len(self.partitions),
                  "JSON files": len(self.json_files), "events": self.events, "bytes": self.bytes,
                  "manifest": self.manifest}
         listing = lines([*self.partitions, *self.json_files], empty="nothing")

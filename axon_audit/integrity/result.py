@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from axon_audit.display.cards import verify_card
+
 __all__ = ["VerifyResult"]
 
 
@@ -41,3 +43,6 @@ class VerifyResult:
         first = f", first problem={self.problems[0]!r}" if self.problems else ""
         return (f"VerifyResult(ok={self.ok}, files_checked={self.files_checked}, "
                 f"events_checked={self.events_checked}, problems={len(self.problems)}{first})")
+
+    def _repr_html_(self) -> str:
+        return verify_card(self)

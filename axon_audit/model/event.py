@@ -22,6 +22,7 @@ from uuid import UUID
 
 import orjson
 
+from axon_audit.display.cards import event_card
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.coerce import (
     check_text,
@@ -366,3 +367,6 @@ class AuditEvent:
         row = self._row
         return (f"AuditEvent(event_id={self.event_id!r}, timestamp={format_us(row[R_TS])!r}, "
                 f"operation={row[R_OP].value}, user_id={row[R_USER]!r}, status={row[R_STATUS].value})")
+
+    def _repr_html_(self) -> str:
+        return event_card(self)

@@ -22,6 +22,7 @@ from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
+from axon_audit.model.results import EventList, Statistics
 from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.snapshot import Snapshot
@@ -52,8 +53,9 @@ class Reader:
         *,
         include_archived: bool = False,
         **more: Any,
-    ) -> list[AuditEvent]:
-        """Events matching every given filter, newest first.
+    ) -> EventList:
+        """Events matching every given filter, newest first (an `EventList`: a list
+        that a notebook shows as a table).
 
         `operation`, `status`, `user_id` and `session_id` take one value or several;
         `entry_ids` matches events touching any of them; the time bounds are
@@ -78,7 +80,7 @@ class Reader:
                             start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
         _check_flag(include_archived)
         snap = self._snapshot(include_archived)
-        return frame_to_events(snap.guard(f, lambda: snap.select(f)))
+        return EventList(frame_to_events(snap.guard(f, lambda: snap.select(f))))
 
     async def get_events(
         self,
@@ -90,7 +92,7 @@ class Reader:
         end_time: datetime | None = None,
         limit: int | None = None,
         **filters: Any,
-    ) -> list[AuditEvent]:
+    ) -> EventList:
         """`query_events` for async code (runs in a worker thread). The positional
         order is Axon's `AuditLogger.get_events` (operation, user_id, session_id,
         status, start_time, end_time, limit), so Axon callers run unchanged; every
@@ -200,9 +202,9 @@ class Reader:
 
         return run_sql(self._snapshot(True), query, params, read_only=read_only)
 
-    def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
+    def get_statistics(self, *, include_archived: bool = False) -> Statistics:
         """Statistics over the events in memory (and the rotated ones with
-        `include_archived=True`).
+        `include_archived=True`), as a `Statistics` dict.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -217,13 +219,13 @@ class Reader:
         snap = self._snapshot(include_archived)
         stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
         stats.update(self._counters())
-        return stats
+        return Statistics(stats)
 
     def _counters(self) -> dict[str, Any]:
         """The source's own counters, added to `get_statistics` (a logger's: memory, exports, WAL)."""
         return {}
 
-    def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> dict[str, Any]:
+    def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> Statistics:
         """One user's activity over the events in memory (and the rotated ones with
         `include_archived=True`).
 
@@ -241,7 +243,7 @@ class Reader:
         # One pass picks the user's rows; the statistics then read only those.
         snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
-        return user_statistics(rows.lazy(), user_id)
+        return Statistics(user_statistics(rows.lazy(), user_id))
 
     def export_to_file(self, path: str | Path, *, include_archived: bool = False, force: bool = False,
                        **filters: Any) -> int:

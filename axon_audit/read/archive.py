@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from axon_audit.display.cards import archive_card
 from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.legacy import axon_rows, is_axon_export
@@ -353,6 +354,9 @@ class AuditArchive(Reader):
 
     def __repr__(self) -> str:
         return f"AuditArchive({str(self.path)!r}, source={self.source!r})"
+
+    def _repr_html_(self) -> str:
+        return archive_card(self)
 
 
 def open_archive(
