@@ -167,6 +167,8 @@ def apply_retention(
             return result
         if "hmac" in manifest and key is None:
             raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        if result.manifest.startswith("manifest problem"):  # appending would vouch for a broken manifest
+            raise AuditValueError(f"{root}: {result.manifest}; nothing was removed")
         signer = signing_key_of(signing_key)
         if _integrity.signs_its_heads(manifest) and signer is None:
             raise AuditValueError(f"signing_key: {root} signs its tree heads; retention must be signed, give the key")

@@ -14,6 +14,7 @@ document's new ``sha256``/``bytes``/``rows`` go into the retention entry's
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,8 +135,8 @@ def manifest_state(root: Path, manifest: dict[str, Any], key: bytes | None) -> s
     head = manifest.get("head", {})
     if head != {"entries": count + len(entries), "hash": prev}:
         return "manifest problem: its head does not match its entries (run verify)"
-    if key is not None and "hmac" in manifest and manifest["hmac"] != _integrity.head_hmac(
-            key, count + len(entries), prev, manifest.get("format", _integrity.FORMAT)):
+    if key is not None and "hmac" in manifest and not hmac.compare_digest(str(manifest["hmac"]), _integrity.head_hmac(
+            key, count + len(entries), prev, str(manifest.get("format", _integrity.FORMAT)))):
         return "manifest problem: the HMAC of its head does not match the key given"
     needed = [k for k, on in (("hmac", "hmac" in manifest), ("signing", _integrity.signs_its_heads(manifest))) if on]
     return f"sealed: {len(entries)} entries, keys needed: {'/'.join(needed) or 'none'}"

@@ -153,11 +153,15 @@ def test_the_dry_run_reports_a_broken_manifest(templates, tmp_path):
     root = copy_of(templates, True, tmp_path)
     wrong = apply_retention(root, 3.5, now=NOW, dry_run=True, hmac_key="not-the-key")
     assert wrong.manifest == "manifest problem: the HMAC of its head does not match the key given"
+    with pytest.raises(AuditValueError, match="HMAC of its head does not match"):  # never re-signed with it
+        apply_retention(root, 3.5, now=NOW, hmac_key="not-the-key", signing_key=SIGNER)
     doc = orjson.loads((root / "manifest.json").read_bytes())
     doc["entries"][1]["rows"] += 1  # an edited entry: its hash no longer holds
     (root / "manifest.json").write_bytes(orjson.dumps(doc))
     broken = apply_retention(root, 3.5, now=NOW, dry_run=True)
     assert broken.manifest == "manifest problem: entry #1 does not link to the one before it (run verify)"
+    with pytest.raises(AuditValueError, match="entry #1 does not link"):
+        apply_retention(root, 3.5, now=NOW, hmac_key=HMAC, signing_key=SIGNER)
     (root / "manifest.json").write_bytes(b"{not json")
     assert apply_retention(root, 3.5, now=NOW, dry_run=True).manifest.startswith("manifest problem: ")
     with pytest.raises(AuditValueError, match="manifest does not parse"):
