@@ -58,10 +58,11 @@ def plan_documents(layout: ExportLayout, expired_before: datetime, cutoff_us: in
     `expired_before`; an empty rotation document goes when its name's export time is
     before the cutoff. Raises ArchiveError for a document that does not parse."""
     plans = []
+    chained = []
     for doc in layout.json_documents():
         data = doc.path.read_bytes()
         try:
-            df, exported = load_document(data, doc.path, "json", chain=False)
+            df, exported = load_document(data, doc.path, "json")  # an old document's chain dropped
         except ArchiveError as exc:
             raise ArchiveError(f"{exc}; retention leaves the folder untouched") from None
         name = layout.name_of(doc.path)
@@ -74,12 +75,18 @@ def plan_documents(layout: ExportLayout, expired_before: datetime, cutoff_us: in
         if expired.height == 0:
             continue
         new = None
-        if expired.height < df.height:
+        if expired.height < df.height and b'"chain":' in data:  # the chain cannot be kept without its start
+            chained.append(name)
+        elif expired.height < df.height:
             out = io.BytesIO()
             write_json_stream(out, df.filter(pl.col("timestamp") >= expired_before), exported_at_us=exported)
             new = out.getvalue()
         span = expired.select(pl.col("timestamp").min().alias("a"), pl.col("timestamp").max().alias("b")).row(0)
         plans.append(DocumentPlan(doc.path, name, data, df.height, expired.height, new, *span))
+    if chained:
+        raise ArchiveError(f"{layout.root}: these JSON exports keep expired events and are old hash-chained files "
+                           "(each event carries its chain), which retention cannot rewrite verifiably: "
+                           f"{', '.join(chained)}; nothing was removed")
     return plans
 
 

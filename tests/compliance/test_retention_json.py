@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from axon_audit import AuditLogger, AuditValueError, apply_retention, erase_subject, verify
+from axon_audit.exceptions import ArchiveError
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.parquet import write_parquet_partitions
@@ -176,3 +177,16 @@ def test_a_json_export_of_only_kept_events_is_left_byte_for_byte(templates, tmp_
     untouched = {n for n in was if n.endswith(".json") and n not in touched}
     assert untouched and all(hashes(root)[n] == was[n] for n in untouched)
     assert NOW - timedelta(days=3.5) == r.cutoff
+
+
+def test_an_old_chained_json_copy_to_rewrite_is_refused_by_name(templates, tmp_path):
+    root = copy_of(templates, False, tmp_path)
+    target = apply_retention(root, 3.5, now=NOW, dry_run=True).json_rewritten[0]
+    doc = orjson.loads(target.read_bytes())
+    doc["events"] = [{**e, "chain": "0" * 64} for e in doc["events"]]  # as the old format's exports carried it
+    target.write_bytes(orjson.dumps(doc))
+    was = hashes(root)
+    for dry in (True, False):
+        with pytest.raises(ArchiveError, match=rf"old hash-chained .*: {target.name}; nothing was removed"):
+            apply_retention(root, 3.5, now=NOW, dry_run=dry)
+        assert hashes(root) == was
