@@ -129,9 +129,47 @@ def apply_retention(
     day_us = 86_400_000_000
     cutoff = epoch + timedelta(microseconds=cutoff_us)
     result = RetentionResult(cutoff, bool(dry_run), epoch + timedelta(microseconds=cutoff_us // day_us * day_us))
-    assert result.expired_before is not None
 
     layout = ExportLayout(root)
+    if not layout.manifest_path.exists():
+        plans = _plan(layout, result, cutoff_us)
+        if not dry_run:
+            _commit(root, result, plans, None)
+        return result
+    key = _integrity._key_bytes(hmac_key)
+    with _integrity.folder_lock(root):  # planned under the lock: no export or erasure changes files meanwhile
+        plans = _plan(layout, result, cutoff_us)
+        try:
+            manifest = _integrity.load_manifest(root)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            if dry_run:
+                result.manifest = f"manifest problem: {layout.manifest_path.name} does not parse ({exc})"
+                return result
+            raise AuditValueError(f"{root}: its manifest does not parse ({exc}); nothing was removed") from None
+        result.manifest = manifest_state(root, manifest, key)
+        problem = result.manifest.startswith("manifest problem")
+        if dry_run or not (result.partitions or plans):
+            if not problem:
+                _record_plan(root, layout, manifest, result, plans, keep_days)  # refuses as the real run would
+            return result
+        if "hmac" in manifest and key is None:
+            raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        if problem:  # appending would vouch for a broken manifest
+            raise AuditValueError(f"{root}: {result.manifest}; nothing was removed")
+        signer = signing_key_of(signing_key)
+        if _integrity.signs_its_heads(manifest) and signer is None:
+            raise AuditValueError(f"signing_key: {root} signs its tree heads; retention must be signed, give the key")
+        entry = _record_plan(root, layout, manifest, result, plans, keep_days)
+        _commit(root, result, plans, lambda: _integrity.append_record(root, manifest, entry, key, signer))
+    result.manifest = "recorded in the integrity manifest"
+    return result
+
+
+def _plan(layout: ExportLayout, result: RetentionResult, cutoff_us: int) -> list[DocumentPlan]:
+    """Fill `result` with what goes: the expired partitions, each Parquet file's rows,
+    and the JSON documents that lose events (returned, with their new bytes)."""
+    day_us = 86_400_000_000
+    assert result.expired_before is not None
     for part, day in layout.partitions():
         if ((day - date(1970, 1, 1)).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
             # The folder goes whole, so everything in it counts (not only the listed parts).
@@ -148,34 +186,7 @@ def apply_retention(
         result.removed[p.path] = p.expired
         result.json_events += p.expired
         result.bytes += p.freed
-    if not layout.manifest_path.exists():
-        if not dry_run:
-            _commit(root, result, plans, None)
-        return result
-    key = _integrity._key_bytes(hmac_key)
-    with _integrity.folder_lock(root):
-        try:
-            manifest = _integrity.load_manifest(root)
-        except (OSError, orjson.JSONDecodeError) as exc:
-            if dry_run:
-                result.manifest = f"manifest problem: {layout.manifest_path.name} does not parse ({exc})"
-                return result
-            raise AuditValueError(f"{root}: its manifest does not parse ({exc}); nothing was removed") from None
-        result.manifest = manifest_state(root, manifest, key)
-        if dry_run or not (result.partitions or plans):
-            _record_plan(root, layout, manifest, result, plans, keep_days)  # refuses as the real run would
-            return result
-        if "hmac" in manifest and key is None:
-            raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
-        if result.manifest.startswith("manifest problem"):  # appending would vouch for a broken manifest
-            raise AuditValueError(f"{root}: {result.manifest}; nothing was removed")
-        signer = signing_key_of(signing_key)
-        if _integrity.signs_its_heads(manifest) and signer is None:
-            raise AuditValueError(f"signing_key: {root} signs its tree heads; retention must be signed, give the key")
-        entry = _record_plan(root, layout, manifest, result, plans, keep_days)
-        _commit(root, result, plans, lambda: _integrity.append_record(root, manifest, entry, key, signer))
-    result.manifest = "recorded in the integrity manifest"
-    return result
+    return plans
 
 
 def _record_plan(root: Path, layout: ExportLayout, manifest: dict, result: RetentionResult,
