@@ -243,6 +243,17 @@ def test_retention_deletes_old_json_exports_of_an_unsealed_folder(tmp_path):
     assert "3 JSON exports" in out and "no integrity manifest found" in out
 
 
+def test_retention_dry_run_checks_the_manifest_with_the_key_given(sealed):
+    was = hashes(sealed)
+    good = ok(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--dry-run", "--key", HMAC))
+    assert re.search(r"manifest: sealed: \d+ entries, keys needed: hmac/signing$", good, re.M)
+    bad = ok(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--dry-run", "--key", "not-the-key"))
+    assert "manifest: manifest problem: the HMAC of its head does not match the key given" in bad
+    none = ok(run("retention", sealed, "--keep-days", 50, "--now", NOW, "--dry-run"))
+    assert "nothing to delete; manifest: sealed: " in none
+    assert hashes(sealed) == was
+
+
 def test_retention_without_yes_on_a_pipe_refuses_and_deletes_nothing(sealed, keys):
     was = hashes(sealed)
     proc = run("retention", sealed, "--keep-days", 5, "--now", NOW, *sealing(keys))

@@ -271,7 +271,7 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
     if not dry_run:
         key, signer = _keys(root, path, key, signing_key, "retention")
     with _refusal("retention"):
-        planned = apply_retention(root, days, now=now, dry_run=True)
+        planned = apply_retention(root, days, now=now, dry_run=True, hmac_key=key)  # the key checks the manifest
     listing = _listing(root, planned)
     verb = "would delete" if dry_run else "to delete"
     console = new_console()
@@ -280,7 +280,7 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
     total = _summary(planned)
     if not listing.height:
         sys.stdout.write(f"nothing older than {days:g} days (cutoff {planned.cutoff.isoformat()}): "
-                         "nothing to delete\n")
+                         f"nothing to delete; manifest: {planned.manifest}\n")
         return
     if dry_run:
         sys.stdout.write(f"dry run: would delete {total}; nothing was changed; manifest: {planned.manifest}\n")
