@@ -20,6 +20,7 @@ from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.parquet import write_parquet_partitions
 from axon_audit.model.schema import normalize_batch
+from axon_audit.read.sources import open_source
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
@@ -104,6 +105,9 @@ def test_retention_removes_expired_events_from_both_copies_exactly(templates, tm
     assert sorted(after_ids) == sorted(kept)  # every kept event still there, once
     assert all(e == kept[e["event_id"]] for events in after_json.values() for e in events)  # unaltered
     assert parquet_ids(root) == sorted(kept)  # the Parquet copy holds the same events
+    for source in (root, *r.json_rewritten):  # as the readers see the folder and each rewritten export
+        read = open_source(source).scan().select("event_id", "timestamp").collect()
+        assert read.filter(pl.col("timestamp") < r.expired_before).height == 0 and read.height
 
     # The counts are what a fresh read no longer finds, per kind and per file.
     assert r.json_events == sum(map(len, before_json.values())) - len(after_ids)
