@@ -195,15 +195,19 @@ def listed_files(out: str) -> set[str]:
 def expected(folder: Path, days: int, now: str) -> set[str]:
     r = apply_retention(folder, days, now=datetime.fromisoformat(now.replace("Z", "+00:00")), dry_run=True)
     return ({p.relative_to(folder).as_posix() + "/" for p in r.partitions}
-            | {p.relative_to(folder).as_posix() for p in r.json_files})
+            | {p.relative_to(folder).as_posix() for p in [*r.json_files, *r.json_rewritten]})
 
 
 def test_retention_dry_run_lists_what_apply_retention_would_delete_and_deletes_none(sealed):
     was = hashes(sealed)
     out = ok(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--dry-run"))
     assert hashes(sealed) == was
-    assert listed_files(out) == expected(sealed, 5, NOW) == {f"parquet/date=2026-01-0{d}/" for d in range(1, 7)}
+    listed = listed_files(out)
+    assert listed == expected(sealed, 5, NOW)
+    assert {n for n in listed if n.startswith("parquet/")} == {f"parquet/date=2026-01-0{d}/" for d in range(1, 7)}
+    assert {n for n in listed if n.endswith(".json")}  # the JSON copies of those days' events go too
     assert "dry run: would delete 6 partitions" in out
+    assert "manifest: sealed: " in out and "keys needed: hmac/signing" in out
 
 
 def test_retention_deletes_the_listed_partitions_and_the_folder_still_verifies(sealed, keys):
@@ -214,7 +218,11 @@ def test_retention_deletes_the_listed_partitions_and_the_folder_still_verifies(s
     assert listed_files(out) == want
     assert re.search(rf"^deleted 6 partitions \({before.height - len(kept):,} events\)", out, re.M)
     assert "recorded in the integrity manifest" in out
-    assert not any((sealed / name).exists() for name in want)
+    rewritten = {n for n in want if re.search(rf"^│ {re.escape(n)}\s+│ json\s+│ rewrite", out, re.M)}
+    assert not any((sealed / name).exists() for name in want - rewritten)
+    for name in rewritten:  # a JSON copy that straddles the cut-off keeps only its newer events
+        stamps = [e["timestamp"] for e in orjson.loads((sealed / name).read_bytes())["events"]]
+        assert stamps and min(stamps) >= "2026-01-07"
     assert ids(sealed) == kept
     verify_ok(sealed, keys[1])
 
@@ -233,6 +241,17 @@ def test_retention_deletes_old_json_exports_of_an_unsealed_folder(tmp_path):
     out = ok(run("retention", folder, "--keep-days", 2, "--now", now, "--yes"))
     assert listed_files(out) == want and not any((folder / n).exists() for n in want)
     assert "3 JSON exports" in out and "no integrity manifest found" in out
+
+
+def test_retention_dry_run_checks_the_manifest_with_the_key_given(sealed):
+    was = hashes(sealed)
+    good = ok(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--dry-run", "--key", HMAC))
+    assert re.search(r"manifest: sealed: \d+ entries, keys needed: hmac/signing$", good, re.M)
+    bad = ok(run("retention", sealed, "--keep-days", 5, "--now", NOW, "--dry-run", "--key", "not-the-key"))
+    assert "manifest: manifest problem: the HMAC of its head does not match the key given" in bad
+    none = ok(run("retention", sealed, "--keep-days", 50, "--now", NOW, "--dry-run"))
+    assert "nothing to delete; manifest: sealed: " in none
+    assert hashes(sealed) == was
 
 
 def test_retention_without_yes_on_a_pipe_refuses_and_deletes_nothing(sealed, keys):

@@ -208,7 +208,7 @@ def test_frame_headers_are_names_only_and_times_are_utc():
 
 
 def test_retention_card_shows_times_in_utc(tmp_path):
-    r = RetentionResult(T0, True, [tmp_path / HOSTILE], [], 12345, 67890)
+    r = RetentionResult(T0, True, partitions=[tmp_path / HOSTILE], events=12345, bytes=67890)
     html = r._repr_html_()
     text = shown(html)
     assert "2026-11-03 10:21:00 UTC" in text and "12,345" in text and "67,890" in text

@@ -25,7 +25,6 @@ from typing import Any
 import click
 import orjson
 import polars as pl
-import pyarrow.parquet as pq
 from rich.table import Table
 
 from axon_audit.app.options import TIME, BadInput, choice, output_file
@@ -39,7 +38,7 @@ from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey, open_checkpoint
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder, resolve
-from axon_audit.model.timestamps import format_us, parse_timestamp
+from axon_audit.model.timestamps import format_us, parse_timestamp, to_us
 from axon_audit.read.sources import open_source
 
 __all__ = ["PRIVACY_COMMANDS", "erase", "retention", "subject_access"]
@@ -204,26 +203,35 @@ def _erasure_entry(root: Path, known: int) -> str:
 # --------------------------------------------------------------------------- retention
 
 
-def _unit(root: Path, p: Path) -> tuple[str, str, int, str | None, str | None]:
-    """(name, kind, events, first, last) of a partition folder or a JSON export to delete."""
+def _unit(root: Path, p: Path, result: RetentionResult) -> tuple[str, str, str, int, str | None, str | None]:
+    """(name, kind, action, events, first, last) of a partition folder or a JSON export
+    that loses events: the events that leave the disk and their span."""
     if p.is_dir():
         parts = sorted(f for f in p.rglob("*.parquet") if f.is_file())
-        n = sum(pq.read_metadata(f).num_rows for f in parts)
+        n = sum(result.removed.get(f, 0) for f in parts)
         span = (pl.scan_parquet(parts, glob=False).select(pl.col("timestamp").min().alias("a"),
                                                          pl.col("timestamp").max().alias("b")).collect().row(0)
                 if n else (None, None))
         first, last = (None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in span)
-        return _name(root, p) + "/", "partition", n, first, last
+        return _name(root, p) + "/", "partition", "delete", n, first, last
+    assert result.expired_before is not None
+    before = to_us(result.expired_before)
     events = orjson.loads(p.read_bytes())["events"]  # retention itself parsed it already
-    stamps = [parse_timestamp(e["timestamp"]) for e in events]
+    stamps = [t for t in (parse_timestamp(e["timestamp"]) for e in events) if t < before]
     first, last = (format_us(min(stamps))[:19] + "Z", format_us(max(stamps))[:19] + "Z") if stamps else (None, None)
-    return _name(root, p), "json", len(events), first, last
+    action = "rewrite" if p in result.json_rewritten else "delete"
+    return _name(root, p), "json", action, result.removed.get(p, len(stamps)), first, last
 
 
 def _listing(root: Path, result: RetentionResult) -> pl.DataFrame:
-    rows = [_unit(root, p) for p in [*result.partitions, *result.json_files]]
-    return pl.DataFrame(rows, schema={"file": pl.String, "kind": pl.String, "events": pl.Int64,
-                                      "first": pl.String, "last": pl.String}, orient="row")
+    rows = [_unit(root, p, result) for p in [*result.partitions, *result.json_files, *result.json_rewritten]]
+    return pl.DataFrame(rows, schema={"file": pl.String, "kind": pl.String, "action": pl.String,
+                                      "events": pl.Int64, "first": pl.String, "last": pl.String}, orient="row")
+
+
+def _summary(r: RetentionResult) -> str:
+    return (f"{len(r.partitions):,} partitions ({r.events:,} events) and {len(r.json_files):,} JSON exports, "
+            f"{len(r.json_rewritten):,} JSON exports rewritten ({r.json_events:,} JSON events), {r.bytes:,} bytes")
 
 
 def _days(value: float) -> int | float:
@@ -234,10 +242,10 @@ def _days(value: float) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-@click.command(short_help="Delete the partitions and exports older than N days.")
+@click.command(short_help="Remove the events older than N days (partitions and JSON exports).")
 @click.argument("path")
 @click.option("--keep-days", "keep_days", type=float, required=True, metavar="N",
-              help="Keep this many days of events (> 0); older whole partitions and exports go.")
+              help="Keep this many days of events (> 0); older whole UTC days go from both copies.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("--now", type=TIME, help="Count the days back from this time (ISO 8601, UTC; default: now).")
 @click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help=_KEY_HELP)
@@ -245,9 +253,11 @@ def _days(value: float) -> int | float:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, key: str | None,
               signing_key: str | None, yes: bool) -> None:
-    """Delete the date partitions and JSON exports whose events are all older than
-    --keep-days (whole units only), recorded in the folder's integrity manifest
-    where there is one (verify still passes). Lists what goes first. Irreversible.
+    """Remove the events whose UTC day ended more than --keep-days ago: their date
+    partitions go whole, a JSON export of only such events is deleted and one that
+    also holds newer events is rewritten without them; recorded in the folder's
+    integrity manifest where there is one (verify still passes). Lists what goes
+    first; --dry-run also checks the manifest. Irreversible.
 
     \b
     Example:
@@ -261,26 +271,24 @@ def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, 
     if not dry_run:
         key, signer = _keys(root, path, key, signing_key, "retention")
     with _refusal("retention"):
-        planned = apply_retention(root, days, now=now, dry_run=True)
+        planned = apply_retention(root, days, now=now, dry_run=True, hmac_key=key)  # the key checks the manifest
     listing = _listing(root, planned)
     verb = "would delete" if dry_run else "to delete"
     console = new_console()
     if listing.height:
         console.print(frame_table(listing, title=f"retention: {verb} (cutoff {planned.cutoff.isoformat()})"))
-    total = (f"{len(planned.partitions):,} partitions ({planned.events:,} events) and "
-             f"{len(planned.json_files):,} JSON exports, {planned.bytes:,} bytes")
+    total = _summary(planned)
     if not listing.height:
         sys.stdout.write(f"nothing older than {days:g} days (cutoff {planned.cutoff.isoformat()}): "
-                         "nothing to delete\n")
+                         f"nothing to delete; manifest: {planned.manifest}\n")
         return
     if dry_run:
-        sys.stdout.write(f"dry run: would delete {total}; nothing was changed\n")
+        sys.stdout.write(f"dry run: would delete {total}; nothing was changed; manifest: {planned.manifest}\n")
         return
     _confirm(yes, f"Delete {total} from {terminal_text(path)}?")
     with _refusal("retention"):
         done = apply_retention(root, days, now=now, hmac_key=key, signing_key=signer)
-    sys.stdout.write(f"deleted {len(done.partitions):,} partitions ({done.events:,} events) and "
-                     f"{len(done.json_files):,} JSON exports, {done.bytes:,} bytes; manifest: {done.manifest}\n")
+    sys.stdout.write(f"deleted {_summary(done)}; manifest: {done.manifest}\n")
 
 
 # --------------------------------------------------------------------------- subject access

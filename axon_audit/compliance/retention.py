@@ -1,13 +1,17 @@
-"""Retention: delete whole date partitions and JSON exports older than a limit,
-recorded in the folder's integrity manifest where there is one.
+"""Retention: remove the events older than a limit from an export folder, both
+copies, recorded in the folder's integrity manifest where there is one.
 
-Only whole units go: a `date=YYYY-MM-DD` partition whose day ended before the
-cutoff, and an `audit_*.json` export whose name (its export time) and newest
-event are both before the cutoff (names as `io.layout.ExportLayout` makes
-them). A dry run lists what would go.
+An event expires when its UTC day ended before the cutoff: its `date=YYYY-MM-DD`
+partition goes whole, and the JSON exports (names as `io.layout.ExportLayout`
+makes them) lose it: a document of only expired events is deleted, one that also
+holds kept events is rewritten with those (`compliance.retention_json`). The
+result counts, per file, the events that left the disk. A dry run plans the same
+(its sealed-folder checks included) and changes nothing.
 
 In a sealed folder the ``retention`` entry lists the files deleted
-(``removed``) and, for each deleted Parquet part of the export log, its
+(``removed``), the rewritten JSON copies (``replaced``: their new SHA-256, size
+and rows; ``deleted``: the log positions of the events they lost, all in deleted
+parts) and, for each deleted Parquet part of the export log, its
 ``covers``: the perfect aligned subtrees over its log range ``[first, end)``,
 ``[[height, hash hex], ...]`` in order, so `verify` still replays the tree
 (`integrity.replay`). A part's cover is computed from its events (the original
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,67 +33,73 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
+from axon_audit.compliance.retention_json import DocumentPlan, manifest_state, plan_documents, sealed_documents
 from axon_audit.display.html import card, lines
-from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
+from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.merkle import root as merkle_root
 from axon_audit.integrity.replay import file_leaves, overrides_of, read_part
+from axon_audit.io.atomic import atomic_write
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import local_folder
-from axon_audit.model.timestamps import parse_timestamp, to_us
+from axon_audit.model.timestamps import to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
 
 
 @dataclass
 class RetentionResult:
-    """What `apply_retention` removed (or, in a dry run, would remove).
+    """What `apply_retention` removed (or, in a dry run, would remove): exactly what
+    leaves the disk. An event expires when its UTC day ended before the cutoff
+    (stamped before `expired_before`), the rule the date partitions go by, so the
+    Parquet parts and the JSON copies lose the same events.
 
     Example:
         >>> import tempfile
         >>> from axon_audit import apply_retention
         >>> r = apply_retention(tempfile.mkdtemp(), keep_days=30, dry_run=True)
-        >>> r.partitions, r.json_files, r.events
-        ([], [], 0)
+        >>> r.partitions, r.json_files, r.json_rewritten, r.events, r.json_events
+        ([], [], [], 0, 0)
     """
 
     cutoff: datetime
     dry_run: bool
-    partitions: list[Path] = field(default_factory=list)
-    json_files: list[Path] = field(default_factory=list)
-    events: int = 0  # events in the removed partitions (from the Parquet footers)
-    bytes: int = 0
+    expired_before: datetime | None = None
+    partitions: list[Path] = field(default_factory=list)  # partition folders deleted whole
+    json_files: list[Path] = field(default_factory=list)  # JSON exports deleted whole
+    json_rewritten: list[Path] = field(default_factory=list)  # JSON exports rewritten with their kept events
+    removed: dict[Path, int] = field(default_factory=dict)  # per Parquet part / JSON export: events removed
+    events: int = 0  # Parquet events removed (from the parts' footers)
+    json_events: int = 0  # events removed from the JSON exports
+    bytes: int = 0  # bytes freed
     manifest: str = "no integrity manifest found"
 
     def _repr_html_(self) -> str:
         items = {"cutoff": self.cutoff, "dry run": self.dry_run, "partitions": len(self.partitions),
-                 "JSON files": len(self.json_files), "events": self.events, "bytes": self.bytes,
+                 "JSON files deleted": len(self.json_files), "JSON files rewritten": len(self.json_rewritten),
+                 "Parquet events": self.events, "JSON events": self.json_events, "bytes": self.bytes,
                  "manifest": self.manifest}
-        listing = lines([*self.partitions, *self.json_files], empty="nothing")
+        listing = lines([*self.partitions, *self.json_files, *self.json_rewritten], empty="nothing")
         return card("Retention" + (" (dry run)" if self.dry_run else ""), items, {"files": listing})
-
-
-def _newest_event_us(path: Path) -> int | None:
-    try:
-        events = orjson.loads(path.read_bytes())["events"]
-        return max((parse_timestamp(e["timestamp"]) for e in events), default=None)
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AuditValueError) as exc:
-        raise ArchiveError(f"{path}: not an export document ({exc}); retention leaves the folder untouched") from None
 
 
 def apply_retention(
     path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False,
     hmac_key: str | bytes | None = None, signing_key: Any = None,
 ) -> RetentionResult:
-    """Delete partitions and JSON exports under `path` whose events are all older than
-    `keep_days` days before `now` (default: the current time). Nothing is removed
-    with ``dry_run=True``; the result lists what would be. In a folder sealed by
-    an integrity manifest, a ``retention`` entry listing the deleted files and
-    the log cover of each deleted part is appended first (signed with
-    `hmac_key`, and its re-stated tree head with `signing_key` where the
-    folder's heads are signed), so `verify` passes and lists it; a deleted part that differs
-    from its manifest SHA-256 is refused (AuditValueError, nothing removed).
+    """Remove the events under `path` older than `keep_days` days before `now`
+    (default: the current time), by whole UTC days: the date partitions whose day
+    ended before the cutoff go whole, a JSON export holding only such events is
+    deleted, and one holding some is rewritten atomically with the others
+    (`compliance.retention_json`). With ``dry_run=True`` nothing changes and the
+    result is the plan the real run then carries out, its manifest checked the
+    same way. In a folder sealed by an integrity manifest a ``retention`` entry
+    listing the deleted files, the log cover of each deleted part and the
+    rewritten JSON copies is appended (signed with `hmac_key`, and its re-stated
+    tree head with `signing_key` where the folder's heads are signed), so `verify`
+    passes and lists it; a file that differs from its manifest SHA-256, or an old
+    chained JSON copy (format /1) to rewrite, is refused (nothing removed).
 
     Example:
         >>> import tempfile
@@ -100,8 +111,8 @@ def apply_retention(
         ...                      for d in (1, 2, 3)])
         3
         >>> r = apply_retention(folder, 30, now=datetime(2026, 2, 2, 12, tzinfo=timezone.utc), dry_run=True)
-        >>> [p.name for p in r.partitions], r.events
-        (['date=2026-01-01', 'date=2026-01-02'], 2)
+        >>> [p.name for p in r.partitions], r.events, len(r.json_rewritten), r.json_events
+        (['date=2026-01-01', 'date=2026-01-02'], 2, 1, 2)
     """
     if not isinstance(path, (str, Path)):
         raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
@@ -114,52 +125,90 @@ def apply_retention(
     if not isinstance(now, datetime):
         raise AuditTypeError(f"now must be a datetime, got {type(now).__name__}")
     cutoff_us = to_us(now, "now") - int(keep_days * 86_400_000_000)
-    cutoff = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=cutoff_us)
-    result = RetentionResult(cutoff, bool(dry_run))
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    day_us = 86_400_000_000
+    cutoff = epoch + timedelta(microseconds=cutoff_us)
+    result = RetentionResult(cutoff, bool(dry_run), epoch + timedelta(microseconds=cutoff_us // day_us * day_us))
 
     layout = ExportLayout(root)
-    day_us = 86_400_000_000
-    epoch = date(1970, 1, 1)
-    for part, day in layout.partitions():
-        if ((day - epoch).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
-            # The folder goes whole, so everything in it counts (not only the listed parts).
-            files = [f for f in part.rglob("*") if f.is_file()]
-            result.partitions.append(part)
-            result.bytes += sum(f.stat().st_size for f in files)
-            result.events += sum(pq.read_metadata(f).num_rows for f in files if f.suffix == layout.PARQUET_SUFFIX)
-    for doc in layout.json_documents():
-        exported = layout.rotation_time(doc.name)
-        if exported is None:  # not a rotation's document: its name gives no export time
-            continue
-        if to_us(exported) < cutoff_us:
-            newest = _newest_event_us(doc.path)
-            if newest is None or newest < cutoff_us:  # an export may hold events stamped after its name
-                result.json_files.append(doc.path)
-                result.bytes += doc.path.stat().st_size
-    if dry_run or not (result.partitions or result.json_files):
-        return result
     if not layout.manifest_path.exists():
-        _delete(result)
+        plans = _plan(layout, result, cutoff_us)
+        if not dry_run:
+            _commit(root, result, plans, None)
         return result
     key = _integrity._key_bytes(hmac_key)
-    with _integrity.folder_lock(root):
-        manifest = _integrity.load_manifest(root)
+    with _integrity.folder_lock(root):  # planned under the lock: no export or erasure changes files meanwhile
+        plans = _plan(layout, result, cutoff_us)
+        try:
+            manifest = _integrity.load_manifest(root)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            if dry_run:
+                result.manifest = f"manifest problem: {layout.manifest_path.name} does not parse ({exc})"
+                return result
+            raise AuditValueError(f"{root}: its manifest does not parse ({exc}); nothing was removed") from None
+        result.manifest = manifest_state(root, manifest, key)
+        problem = result.manifest.startswith("manifest problem")
+        if dry_run or not (result.partitions or plans):
+            if not problem:
+                _record_plan(root, layout, manifest, result, plans, keep_days)  # refuses as the real run would
+            return result
         if "hmac" in manifest and key is None:
             raise AuditValueError(f"hmac_key: {root} has a signed manifest; retention must re-sign it, give the key")
+        if problem:  # appending would vouch for a broken manifest
+            raise AuditValueError(f"{root}: {result.manifest}; nothing was removed")
         signer = signing_key_of(signing_key)
         if _integrity.signs_its_heads(manifest) and signer is None:
             raise AuditValueError(f"signing_key: {root} signs its tree heads; retention must be signed, give the key")
-        gone = [layout.name_of(p) for p in result.json_files]
-        gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
-        listed = {e.get("file") for e in manifest.get("entries", [])}
-        # The entries of deleted files stay (history, and the log runs through them); this entry says they went.
-        entry = {"kind": "retention", "file": None, "cutoff": cutoff.isoformat(), "keep_days": keep_days,
-                 "removed": [g for g in gone if g in listed], "events": result.events,
-                 "covers": _covers(root, manifest.get("entries", []), set(gone))}
-        _integrity.append_record(root, manifest, entry, key, signer)
-        _delete(result)
+        entry = _record_plan(root, layout, manifest, result, plans, keep_days)
+        _commit(root, result, plans, lambda: _integrity.append_record(root, manifest, entry, key, signer))
     result.manifest = "recorded in the integrity manifest"
     return result
+
+
+def _plan(layout: ExportLayout, result: RetentionResult, cutoff_us: int) -> list[DocumentPlan]:
+    """Fill `result` with what goes: the expired partitions, each Parquet file's rows,
+    and the JSON documents that lose events (returned, with their new bytes)."""
+    day_us = 86_400_000_000
+    assert result.expired_before is not None
+    for part, day in layout.partitions():
+        if ((day - date(1970, 1, 1)).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
+            # The folder goes whole, so everything in it counts (not only the listed parts).
+            files = sorted(f for f in part.rglob("*") if f.is_file())
+            result.partitions.append(part)
+            result.bytes += sum(f.stat().st_size for f in files)
+            for f in files:
+                if f.suffix == layout.PARQUET_SUFFIX:
+                    result.removed[f] = pq.read_metadata(f).num_rows
+                    result.events += result.removed[f]
+    plans = plan_documents(layout, result.expired_before, cutoff_us)
+    for p in plans:
+        (result.json_files if p.new is None else result.json_rewritten).append(p.path)
+        result.removed[p.path] = p.expired
+        result.json_events += p.expired
+        result.bytes += p.freed
+    return plans
+
+
+def _record_plan(root: Path, layout: ExportLayout, manifest: dict, result: RetentionResult,
+                 plans: list[DocumentPlan], keep_days: float) -> dict[str, Any]:
+    """The retention entry of a sealed folder, every file checked first (raises,
+    changing nothing, for one that cannot be removed verifiably)."""
+    entries = manifest.get("entries", [])
+    if not isinstance(entries, list):
+        raise AuditValueError(f"{root}: its manifest has no entries list (run verify); nothing was removed")
+    ov = overrides_of(entries)
+    gone = [layout.name_of(p.path) for p in plans if p.new is None]
+    gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
+    covers = _covers(root, entries, set(gone))
+    deleted = sealed_documents(root, entries, ov, plans, set(gone))
+    listed = {e.get("file") for e in entries}
+    replaced = {p.name: {"sha256": hashlib.sha256(p.new).hexdigest(), "bytes": len(p.new), "rows": p.events - p.expired}
+                for p in plans if p.new is not None and p.name in listed}
+    # The entries of deleted files stay (history, and the log runs through them); this entry says they went.
+    return {"kind": "retention", "file": None, "cutoff": result.cutoff.isoformat(),
+            "keep_days": keep_days, "removed": [g for g in gone if g in listed],
+            "events": result.events, "json_events": result.json_events, "covers": covers,
+            "replaced": replaced, "deleted": deleted}
 
 
 def _covers(root: Path, entries: list[dict], gone: set[str]) -> dict[str, list[list]]:
@@ -207,8 +256,35 @@ def _cover(leaves: np.ndarray, first: int) -> list[list]:
     return out
 
 
-def _delete(result: RetentionResult) -> None:
-    for js in result.json_files:
-        js.unlink()
+def _commit(root: Path, result: RetentionResult, plans: list[DocumentPlan],
+            record: Callable[[], object] | None) -> None:
+    """Rewrite the straddling JSON copies (atomically), then `record` the entry (a sealed
+    folder) and delete. Should the rewrites or the record fail, the copies are put back."""
+    done: list[DocumentPlan] = []
+    try:
+        for p in plans:
+            if p.new is not None:
+                atomic_write(p.path, lambda fh, data=p.new: fh.write(data))  # type: ignore[misc]
+                done.append(p)
+        if record is not None:
+            record()
+    except BaseException:
+        # A record that raised in its last step may have landed: then the copies stay as it says.
+        landed = record is not None and _landed(root, done)
+        for p in [] if landed else done:
+            atomic_write(p.path, lambda fh, data=p.data: fh.write(data))  # type: ignore[misc]
+        raise
+    for p in plans:
+        if p.new is None:
+            p.path.unlink()
     for part in result.partitions:
         shutil.rmtree(part)
+
+
+def _landed(root: Path, done: list[DocumentPlan]) -> bool:
+    try:
+        entries = _integrity.load_manifest(root).get("entries", [])
+    except Exception:  # noqa: BLE001 - unreadable: not landed
+        return False
+    last: dict[str, Any] = next((e for e in reversed(entries) if e.get("kind") == "retention"), {})
+    return bool(done) and all(p.name in last.get("replaced", {}) for p in done)

@@ -12,7 +12,9 @@ Two kinds of later manifest entry change what a file holds, and say so:
   before, stay valid; the altered events are covered by their file's SHA-256.
 * ``retention`` (`compliance.retention`): files deleted; ``covers`` maps each
   deleted Parquet part to the perfect subtrees over its log range,
-  ``[[height, hash hex], ...]`` in order, so the tree still replays without it.
+  ``[[height, hash hex], ...]`` in order, so the tree still replays without it;
+  ``replaced`` and ``deleted`` as an erasure's, for the JSON copies rewritten
+  without their expired events (whose positions lie in the deleted parts).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def overrides_of(entries: list[dict[str, Any]]) -> Overrides:
             ov.deleted.update(int(p) for p in e.get("deleted", []))
         elif kind == "retention":
             ov.removed.update(e.get("removed", []))
+            ov.replaced.update(e.get("replaced", {}))  # JSON copies rewritten without their expired events
+            ov.deleted.update(int(p) for p in e.get("deleted", []))
             for name, cover in e.get("covers", {}).items():
                 ov.covers[name] = [(int(h), bytes.fromhex(x)) for h, x in cover]
     return ov

@@ -166,7 +166,9 @@ def _record_history(entries: list[dict[str, Any]], base: int, result: VerifyResu
                                    f"({e.get('mode')}), {len(e.get('replaced', {}))} files rewritten")
         elif e.get("kind") == "retention":
             result.retentions.append(f"entry #{i} at {e.get('written_at')}: {len(e.get('removed', []))} files "
-                                     f"({e.get('events')} events) older than {e.get('cutoff')} deleted")
+                                     f"({e.get('events')} events) older than {e.get('cutoff')} deleted"
+                                     + (f", {len(e['replaced'])} JSON copies rewritten without "
+                                        f"{e.get('json_events')} events" if e.get("replaced") else ""))
 
 
 def _listed_rows(docs: dict[str, Any]) -> int:

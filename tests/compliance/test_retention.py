@@ -59,7 +59,8 @@ def test_dry_run_selects_exactly_the_expired_units(folder, now, keep):
     # Each JSON export holds one day and is named at that day's end: it goes with its partition.
     assert {p.name for p in r.json_files} == {
         (datetime.combine(d, datetime.min.time(), UTC) + timedelta(days=1)).strftime("audit_%Y_%m_%d_%H%M%S.json")
-        for d in expected if (datetime.combine(d, datetime.min.time(), UTC) + timedelta(days=1)) < cutoff}
+        for d in expected} and r.json_rewritten == []
+    assert r.json_events == r.events
     events = pl.scan_parquet([f for p in r.partitions for f in p.glob("*.parquet")]).select(pl.len()).collect().item() \
         if r.partitions else 0
     assert r.events == events and r.dry_run
@@ -162,12 +163,14 @@ def test_sealed_retention_records_covers_and_verifies(tmp_path):
     r = apply_retention(root, 7, now=NOW, hmac_key=HMAC, signing_key=signer)
 
     assert sorted(p.name for p in r.partitions) == [f"date=2026-10-{d:02d}" for d in range(1, 13)]
-    assert r.manifest == "recorded in the integrity manifest" and r.json_files == []  # documents are named today
+    assert r.manifest == "recorded in the integrity manifest"
+    assert r.json_files or r.json_rewritten  # documents are named today, yet hold expired events: they lose them
     after = entries_of(root)
     assert after[:len(entries)] == entries  # append only: the tree heads and their checkpoints as they were
     entry, head = after[len(entries):]  # the record, then the unchanged tree head re-signed over it
     assert head["kind"] == "tree" and head["root"] == entries[-1]["root"] and head["checkpoint"]
-    assert entry["kind"] == "retention" and sorted(entry["removed"]) == sorted(leaves)
+    docs = sorted(p.name for p in r.json_files)
+    assert entry["kind"] == "retention" and sorted(entry["removed"]) == sorted([*leaves, *docs])
     assert sorted(entry["covers"]) == sorted(leaves) and entry["events"] == sum(map(len, leaves.values()))
     for e in expired:  # each part's cover: its log range, as the perfect aligned subtrees of its events' leaves
         assert entry["covers"][e["file"]] == expected_cover(leaves[e["file"]], e["leaves"][0])
@@ -175,7 +178,7 @@ def test_sealed_retention_records_covers_and_verifies(tmp_path):
     check = verify(root, key=HMAC, public_key=signer.verifier(), checkpoint=kept)
     assert check.ok, check.problems
     assert check.tree_size == before.tree_size and check.events_checked == before.events_checked - r.events
-    assert len(check.retentions) == 1 and f"{len(leaves)} files ({r.events} events)" in check.retentions[0]
+    assert len(check.retentions) == 1 and f"{len(leaves) + len(docs)} files ({r.events} events)" in check.retentions[0]
 
 
 def _retention(entries: list[dict]) -> dict:
