@@ -334,7 +334,8 @@ def test_out_of_range_timestamps_never_reach_the_store_or_the_exports(tmp_path: 
     audit.close()
     assert axon_audit.verify(root).ok
     assert {e.event_id for e in axon_audit.open_archive(root).query_events()} >= {"edge"}
-    assert audit.get_statistics()["total_events"] == audit.event_count  # the whole logger still reads
+    assert audit.get_statistics()["total_events"] == 2  # the whole logger still reads: its whole trail
+    assert audit.get_statistics(include_archived=False)["total_events"] == audit.event_count == 0
 
 
 # --------------------------------------------------------------------------- metadata as JSON text
