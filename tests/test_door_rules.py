@@ -399,7 +399,8 @@ def test_an_event_id_already_held_is_refused_in_memory_and_in_the_export_folder(
             audit.log_batch(pl.DataFrame({"operation": ["store", "store"], "event_id": ["new", reused]}))
     audit.log_batch([{"operation": "store"} for _ in range(20)])  # rotates: both now only in the folder
     audit.flush()
-    assert audit.query_events(event_id=["mine"]) == []
+    assert audit.query_events(event_id=["mine"], include_archived=False) == []
+    assert [e.event_id for e in audit.query_events(event_id=["mine"])] == ["mine"]  # the default: the trail
     with pytest.raises(AuditValueError, match="'mine' is already logged"):
         audit.log_batch([{"operation": "store", "event_id": "mine"}])
     audit.close()
