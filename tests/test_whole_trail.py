@@ -124,3 +124,11 @@ def test_no_warning_in_the_normal_cases(tmp_path: Path, caplog: pytest.LogCaptur
     assert len(unexported.query_events(include_archived=False)) == 300
     assert unexported.get_statistics()["total_events"] == 300
     assert _warnings(caplog) == []
+
+
+def test_sql_names_what_it_reads(exporting: AuditLogger, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="axon_audit")
+    counts = exporting.sql("SELECT (SELECT count(*) FROM events) AS memory, (SELECT count(*) FROM archived) AS "
+                           "rotated, (SELECT count(DISTINCT event_id) FROM all_events) AS trail").row(0)
+    assert counts == (exporting.event_count, N - exporting.event_count, N)  # `events` stays memory, by name
+    assert _warnings(caplog) == []
