@@ -334,7 +334,8 @@ def test_out_of_range_timestamps_never_reach_the_store_or_the_exports(tmp_path: 
     audit.close()
     assert axon_audit.verify(root).ok
     assert {e.event_id for e in axon_audit.open_archive(root).query_events()} >= {"edge"}
-    assert audit.get_statistics()["total_events"] == audit.event_count  # the whole logger still reads
+    assert audit.get_statistics()["total_events"] == 2  # the whole logger still reads: its whole trail
+    assert audit.get_statistics(include_archived=False)["total_events"] == audit.event_count == 0
 
 
 # --------------------------------------------------------------------------- metadata as JSON text
@@ -398,7 +399,8 @@ def test_an_event_id_already_held_is_refused_in_memory_and_in_the_export_folder(
             audit.log_batch(pl.DataFrame({"operation": ["store", "store"], "event_id": ["new", reused]}))
     audit.log_batch([{"operation": "store"} for _ in range(20)])  # rotates: both now only in the folder
     audit.flush()
-    assert audit.query_events(event_id=["mine"]) == []
+    assert audit.query_events(event_id=["mine"], include_archived=False) == []
+    assert [e.event_id for e in audit.query_events(event_id=["mine"])] == ["mine"]  # the default: the trail
     with pytest.raises(AuditValueError, match="'mine' is already logged"):
         audit.log_batch([{"operation": "store", "event_id": "mine"}])
     audit.close()

@@ -48,7 +48,7 @@ def world(tmp_path_factory):
     rows = df.with_columns(pl.col("timestamp").dt.epoch("us").alias("ts")).to_dicts()
     for r in rows:
         r["meta"] = orjson.loads(r["metadata"])
-    live_ids = set(audit.scan().select("event_id").collect()["event_id"])
+    live_ids = set(audit.scan(include_archived=False).select("event_id").collect()["event_id"])
     return audit, folder, rows, live_ids
 
 
@@ -155,8 +155,9 @@ def test_every_filter_gives_the_same_rows_everywhere(world, data):
     # Ties on timestamp are broken differently by the engines: compare per timestamp group as sets.
     both = _ids(audit.query_events(**kw, include_archived=True))
     assert sorted(both) == sorted(expected_all)
-    assert _ids(audit.query_events(**kw)) == [e for e in both if e in live_ids]
-    assert sorted(_ids(audit.query_events(**kw))) == sorted(expected_live)
+    assert _ids(audit.query_events(**kw)) == both  # an exporting logger's default: the whole trail
+    assert _ids(audit.query_events(**kw, include_archived=False)) == [e for e in both if e in live_ids]
+    assert sorted(_ids(audit.query_events(**kw, include_archived=False))) == sorted(expected_live)
     archive = AuditArchive(folder)
     assert sorted(_ids(archive.query_events(**kw))) == sorted(expected_archived)
     # SQL: the same filter compiled to parameters, over each view.
@@ -172,6 +173,8 @@ def test_every_filter_gives_the_same_rows_everywhere(world, data):
     got = _ids(audit.query_events(**kw, limit=limit, include_archived=True))
     assert got == both[:limit]
     assert _ids(audit.query_events(**kw, limit=limit)) == _ids(audit.query_events(**kw))[:limit]
+    assert (_ids(audit.query_events(**kw, limit=limit, include_archived=False))
+            == _ids(audit.query_events(**kw, include_archived=False))[:limit])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -200,7 +203,8 @@ def test_one_json_file_is_a_source(world, tmp_path):
 def test_statistics_include_archived_count_each_event_once(world):
     audit, folder, rows, _live_ids = world
     s_all = audit.get_statistics(include_archived=True)
-    s_live = audit.get_statistics()
+    s_live = audit.get_statistics(include_archived=False)
+    assert audit.get_statistics()["total_events"] == N  # the default covers the whole trail
     s_arch = AuditArchive(folder).get_statistics()
     assert s_all["total_events"] == N == s_live["total_events"] + s_arch["total_events"]
     for op in s_all["by_operation"]:
@@ -209,7 +213,8 @@ def test_statistics_include_archived_count_each_event_once(world):
     user = rows[0]["user_id"]
     u = audit.get_user_statistics(user, include_archived=True)
     assert u["total_operations"] == sum(r["user_id"] == user for r in rows)
-    assert u["total_operations"] == (audit.get_user_statistics(user)["total_operations"]
+    assert u == audit.get_user_statistics(user)
+    assert u["total_operations"] == (audit.get_user_statistics(user, include_archived=False)["total_operations"]
                                      + AuditArchive(folder).get_user_statistics(user)["total_operations"])
     assert audit.sql("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM all_events").row(0) == (N, N)
 
@@ -217,7 +222,7 @@ def test_statistics_include_archived_count_each_event_once(world):
 def test_get_event_from_the_index_live_and_archived(world):
     audit, folder, rows, live_ids = world
     for r in rows[::397]:
-        live = audit.get_event(r["event_id"])
+        live = audit.get_event(r["event_id"], include_archived=False)
         assert (live is not None) == (r["event_id"] in live_ids)
         found = audit.get_event(r["event_id"], include_archived=True)
         assert found is not None and found.event_id == r["event_id"] and found.user_id == r["user_id"]

@@ -184,9 +184,13 @@ def table(df: pl.DataFrame, max_rows: int = 20, *, caption: str | None = None) -
 
 
 def logger_card(logger: Any) -> Html:
-    """The summary card of an `AuditLogger` (its statistics and counters)."""
+    """The summary card of an `AuditLogger`: statistics over what its reads cover by
+    default (the whole trail when it exports), with its counters."""
     s = logger.get_statistics()
+    left_out = s.get("events_not_covered", 0)
+    covers = "whole trail" if s.get("covers") == "trail" else "events in memory"
     items = {
+        "covers": covers + (f" ({left_out:,} events not covered)" if left_out else ""),
         "events in memory": s["events_in_memory"],
         "total events logged": s["total_events_logged"],
         "users": s["unique_users"],

@@ -37,8 +37,14 @@ class Reader:
 
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
 
-    def _snapshot(self, include_archived: bool) -> Snapshot:  # pragma: no cover - abstract
+    def _snapshot(self, include_archived: bool | None) -> Snapshot:  # pragma: no cover - abstract
+        """What a read sees; `include_archived` None is the source's default (a logger:
+        its whole trail when it exports, memory otherwise)."""
         raise NotImplementedError
+
+    def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
+        """What such a read covers, added to `get_statistics` (a logger's `covers`, `events_not_covered`)."""
+        return {}
 
     def query_events(
         self,
@@ -51,7 +57,7 @@ class Reader:
         entry_ids: Iterable[str] | None = None,
         limit: int | None = None,
         *,
-        include_archived: bool = False,
+        include_archived: bool | None = None,
         **more: Any,
     ) -> EventList:
         """Events matching every given filter, newest first (an `EventList`: a list
@@ -62,7 +68,9 @@ class Reader:
         inclusive (a naive datetime is local time); `start_time` after `end_time`
         matches nothing. More filters: `event_id`, `metadata={"key": value}`
         (str/int/bool value), `error_contains`, `min_duration_ms`, `max_duration_ms`.
-        `include_archived=True` also searches the rotated events (each event once).
+        A logger that exports (`auto_export_path`) searches its whole trail by default:
+        memory and the rotated events (each event once); `include_archived=False`
+        searches memory only (and logs a warning once if that leaves events out).
 
         Example:
             >>> from axon_audit import AuditLogger, OperationType
@@ -111,7 +119,7 @@ class Reader:
                                        operation=operation, status=status, start_time=start_time,
                                        end_time=end_time, limit=limit, **filters)
 
-    def get_event(self, event_id: str, *, include_archived: bool = False) -> AuditEvent | None:
+    def get_event(self, event_id: str, *, include_archived: bool | None = None) -> AuditEvent | None:
         """The event with this id, or None; answered from the chunk indexes (and,
         for archived events, from the Parquet row groups whose id range holds it).
 
@@ -129,7 +137,7 @@ class Reader:
         found = snap.guard(f, lambda: snap.select(f))
         return frame_to_events(found)[0] if found.height else None
 
-    def scan(self, *, include_archived: bool = False, **filters: Any) -> pl.LazyFrame:
+    def scan(self, *, include_archived: bool | None = None, **filters: Any) -> pl.LazyFrame:
         """The events matching `filters` (as `query_events`, without `limit`) as a
         polars LazyFrame over the in-memory chunks (and the Parquet files), in
         logging order.
@@ -145,7 +153,7 @@ class Reader:
         _check_flag(include_archived)
         return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False))
 
-    def to_arrow(self, *, include_archived: bool = False, **filters: Any) -> pa.Table:
+    def to_arrow(self, *, include_archived: bool | None = None, **filters: Any) -> pa.Table:
         """The events matching `filters` as a pyarrow Table in the canonical schema
         (`ARROW_SCHEMA`), in logging order.
 
@@ -162,9 +170,9 @@ class Reader:
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
             read_only: bool = True) -> pl.DataFrame:
-        """Run DuckDB SQL over the views `events` (in memory), `archived` (rotated:
-        the Parquet files and rotations still being written) and `all_events`
-        (both, each event once). Pass values as `params` (`?` or `$name`), never
+        """Run DuckDB SQL over the views `events` (a logger's: in memory), `archived`
+        (rotated: the Parquet files and rotations still being written) and
+        `all_events` (both, each event once: the whole trail). Pass values as `params` (`?` or `$name`), never
         in the query text. Thread-safe; each call has a database of its own.
         `sql_arrow` returns Arrow instead; here a column polars cannot hold (an
         INTERVAL, a UNION) comes back as text.
@@ -186,7 +194,9 @@ class Reader:
             ...
             axon_audit.exceptions.AuditValueError: query: sql() is read-only and runs queries only (SELECT); ...
         """
-
+        # `events` stays memory even when the logger exports: a query names the view it
+        # reads (the choice is in the text, not a default), `all_events` is there for the
+        # whole trail, and queries written against `events` keep their meaning.
         table = run_sql(self._snapshot(True), query, params, read_only=read_only)
         return pl.from_arrow(polars_safe(table))  # type: ignore[return-value]
 
@@ -202,9 +212,11 @@ class Reader:
 
         return run_sql(self._snapshot(True), query, params, read_only=read_only)
 
-    def get_statistics(self, *, include_archived: bool = False) -> Statistics:
-        """Statistics over the events in memory (and the rotated ones with
-        `include_archived=True`), as a `Statistics` dict.
+    def get_statistics(self, *, include_archived: bool | None = None) -> Statistics:
+        """Statistics over what `query_events` would search (`include_archived` as
+        there), as a `Statistics` dict. A logger adds its counters and `covers`
+        ("trail" or "memory") and `events_not_covered` (accepted events left out:
+        rotated away or dropped).
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -219,15 +231,16 @@ class Reader:
         snap = self._snapshot(include_archived)
         stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
         stats.update(self._counters())
+        stats.update(self._coverage(include_archived))
         return Statistics(stats)
 
     def _counters(self) -> dict[str, Any]:
         """The source's own counters, added to `get_statistics` (a logger's: memory, exports, WAL)."""
         return {}
 
-    def get_user_statistics(self, user_id: str, *, include_archived: bool = False) -> Statistics:
-        """One user's activity over the events in memory (and the rotated ones with
-        `include_archived=True`).
+    def get_user_statistics(self, user_id: str, *, include_archived: bool | None = None) -> Statistics:
+        """One user's activity over what `query_events` would search
+        (`include_archived` as there), as a `Statistics` dict.
 
         Example:
             >>> from axon_audit import AuditLogger
@@ -245,7 +258,7 @@ class Reader:
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return Statistics(user_statistics(rows.lazy(), user_id))
 
-    def export_to_file(self, path: str | Path, *, include_archived: bool = False, force: bool = False,
+    def export_to_file(self, path: str | Path, *, include_archived: bool | None = None, force: bool = False,
                        **filters: Any) -> int:
         """Write the events matching `filters` (as `query_events`) to `path` in the
         export format, oldest first; return how many were written. Never inside an
@@ -305,7 +318,7 @@ class Reader:
 
     async def export_to_json(
         self, path: str | Path, start_time: datetime | None = None, end_time: datetime | None = None,
-        *, include_archived: bool = False, force: bool = False,
+        *, include_archived: bool | None = None, force: bool = False,
     ) -> int:
         """The older API's export (runs in a worker thread)."""
         return await asyncio.to_thread(self.export_to_file, path, start_time=start_time, end_time=end_time,
@@ -313,8 +326,8 @@ class Reader:
 
 
 def _check_flag(value: Any) -> None:
-    if not isinstance(value, bool):
-        raise AuditTypeError(f"include_archived must be a bool, got {type(value).__name__}")
+    if value is not None and not isinstance(value, bool):
+        raise AuditTypeError(f"include_archived must be a bool or None, got {type(value).__name__}")
 
 
 def _as_path(path: Any) -> Path:

@@ -349,7 +349,7 @@ class AuditArchive(Reader):
             return [x.uri for x in files if isinstance(x, Location)]
         return [x for x in files if isinstance(x, Path)]
 
-    def _snapshot(self, include_archived: bool = True) -> Snapshot:
+    def _snapshot(self, include_archived: bool | None = True) -> Snapshot:
         return self._folder.snapshot()
 
     def __repr__(self) -> str:

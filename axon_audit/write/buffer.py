@@ -5,11 +5,12 @@ length with `rows.next_check` (an attribute of the list itself, so the hot
 path reads no extra object). Past it, the logger calls `maintain()`: the rows
 are sealed into one columnar chunk, and a full store rotates: its chunks
 become one `ExportJob` for the exporter, or, without an export folder, the
-newest half is kept and the rest counted as dropped.
+newest half is kept and the rest counted as dropped (a warning each time).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from axon_audit.write.subscription import Subscribers
 from axon_audit.write.targets import ExportJob
 
 __all__ = ["HotBuffer", "Rows"]
+
+log = logging.getLogger("axon_audit")
 
 
 class Rows(list[tuple[Any, ...]]):
@@ -159,7 +162,11 @@ class HotBuffer:
             return
         self.rotations += 1
         if self.exporter is None:
-            self.dropped += self.store.keep_newest(self.max_events // 2)
+            n = self.store.keep_newest(self.max_events // 2)
+            self.dropped += n
+            # Once per rotation (not per event): the loss is the caller's to know.
+            log.warning("axon_audit: rotation dropped %s events (no auto_export_path); set auto_export_path "
+                        "to keep them", f"{n:,}")
             return
         self.exporter.retry_failed_locked()  # a rotation retries earlier failed exports first
         self.export_all_locked()

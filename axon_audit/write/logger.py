@@ -53,6 +53,7 @@ from axon_audit.write.backpressure import Backpressure
 from axon_audit.write.batch import BatchIntake
 from axon_audit.write.buffer import HotBuffer
 from axon_audit.write.config import DEFAULT_FLUSH_SIZE, LoggerConfig
+from axon_audit.write.coverage import Coverage
 from axon_audit.write.durability import WalLane, wal_counters
 from axon_audit.write.exporter import export_counters, logger_exporter
 from axon_audit.write.guard import Guard
@@ -81,9 +82,9 @@ class AuditLogger(Reader):
 
     Args:
         max_events: events kept in memory before rotation.
-        auto_export_path: folder for rotation exports (JSON + Parquet); None keeps
-            the newest ``max_events // 2`` events at rotation and counts the rest
-            as dropped.
+        auto_export_path: folder for rotation exports (JSON + Parquet), which reads
+            then cover too (see `query_events`); None keeps the newest
+            ``max_events // 2`` events at rotation and drops the rest (with a warning).
         enable_rotation: False keeps every event in memory.
         flush_size: buffered rows sealed into one columnar chunk at a time.
         wal_path: local folder of the write-ahead log (needs `auto_export_path`,
@@ -160,6 +161,7 @@ class AuditLogger(Reader):
         self._hot = hot = HotBuffer(cfg.max_events, cfg.rotation, cfg.flush_size, lane, self._exporter,
                                     self._lock, folder)
         hot.on_rotated = bp.update_locked
+        self._cover = Coverage(hot, self._exporter)  # reads: whole trail when exporting (write.coverage)
         self._buf = hot.rows  # the hot path appends here directly
         # One attribute test on the logging path decides whether the slower, guarded
         # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
@@ -379,8 +381,11 @@ class AuditLogger(Reader):
 
     # ------------------------------------------------------------------ reading
 
-    def _snapshot(self, include_archived: bool = False) -> Snapshot:
-        return self._hot.snapshot(include_archived)
+    def _snapshot(self, include_archived: bool | None = None) -> Snapshot:
+        return self._hot.snapshot(self._cover.check(include_archived))
+
+    def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
+        return self._cover.fields(include_archived)
 
     # ------------------------------------------------------------------ statistics
 
@@ -392,10 +397,8 @@ class AuditLogger(Reader):
                 **export_counters(ex),
                 **self._bp.counters(),
                 **wal_counters(lane),
-                "max_events": self._hot.max_events,
-                "rotation_enabled": self._hot.rotation,
-                "auto_export_enabled": root is not None,
-                "auto_export_path": str(root) if root else None,
+                "max_events": self._hot.max_events, "rotation_enabled": self._hot.rotation,
+                "auto_export_enabled": root is not None, "auto_export_path": str(root) if root else None,
             }
 
     def get_stats(self) -> dict[str, Any]:
@@ -428,8 +431,6 @@ class AuditLogger(Reader):
         """Empty memory; `total_events_logged` is kept."""
         with self._lock:
             self._hot.clear_locked()
-
-    # ------------------------------------------------------------------ exports
 
     def _repr_html_(self) -> str:
         """A summary card for Jupyter."""

@@ -42,7 +42,7 @@ def parquet_rows(folder: Path) -> dict[str, tuple[str, tuple[Any, ...]]]:
 
 
 def memory_rows(audit: AuditLogger) -> dict[str, tuple[Any, ...]]:
-    df = audit.scan().collect().with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
+    df = audit.scan(include_archived=False).collect().with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String))
     return {r[0]: r for r in df.select("event_id", pl.exclude("event_id")).rows()}
 
 

@@ -78,7 +78,7 @@ def test_erasure_across_memory_json_and_parquet(tmp_path, mode):
     audit.flush()
     assert any(SUBJECT.encode() in b for _, b in all_file_bytes(folder))  # it was there
     before_files = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    live = audit.scan(user_id=SUBJECT).collect().height
+    live = audit.scan(user_id=SUBJECT, include_archived=False).collect().height
 
     result = erase_subject(audit, SUBJECT, mode=mode, requested_by="dpo_1")
     audit.close()
@@ -201,7 +201,7 @@ def test_erasure_is_refused_whole_when_a_file_cannot_be_rewritten(tmp_path):
     with pytest.raises(Exception, match="columns it does not know"):
         erase_subject(audit, SUBJECT)
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
-    assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
+    assert len(audit.query_events(user_id=SUBJECT, include_archived=False)) == 3  # memory untouched too
 
 
 
@@ -348,7 +348,7 @@ def test_erasure_refuses_a_tampered_file_and_changes_nothing(tmp_path):
     with pytest.raises(AuditValueError, match=r"differs from the manifest's SHA-256 .* nothing was changed"):
         erase_subject(audit, SUBJECT)
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
-    assert len(audit.query_events(user_id=SUBJECT)) == 3  # memory untouched too
+    assert len(audit.query_events(user_id=SUBJECT, include_archived=False)) == 3  # memory untouched too
     audit.close()
 
 
