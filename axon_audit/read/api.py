@@ -35,6 +35,7 @@ class Reader:
     """The read API over a `Snapshot` (implemented by `_snapshot`)."""
 
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
+    _naive_time: str | None = None  # how naive time bounds read: None is $AXON_AUDIT_NAIVE_TIME or local
 
     def _snapshot(self, include_archived: bool) -> Snapshot:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -75,7 +76,8 @@ class Reader:
             3
         """
         f = Filters.of(dict(user_id=user_id, session_id=session_id, operation=operation, status=status,
-                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
+                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more),
+                      naive_time=self._naive_time)
         _check_flag(include_archived)
         snap = self._snapshot(include_archived)
         return frame_to_events(snap.guard(f, lambda: snap.select(f)))
@@ -116,7 +118,8 @@ class Reader:
             1
         """
         _check_flag(include_archived)
-        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False))
+        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False,
+                                                                 naive_time=self._naive_time))
 
     def to_arrow(self, *, include_archived: bool = False, **filters: Any) -> pa.Table:
         """The events matching `filters` as a pyarrow Table in the canonical schema
@@ -130,7 +133,8 @@ class Reader:
             1
         """
         _check_flag(include_archived)
-        snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
+        snap = self._snapshot(include_archived)
+        f = Filters.of(filters, allow_limit=False, naive_time=self._naive_time)
         return snap.guard(f, lambda: snap.arrow(f))
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
@@ -160,7 +164,7 @@ class Reader:
             axon_audit.exceptions.AuditValueError: query: sql() is read-only and runs queries only (SELECT); ...
         """
 
-        table = run_sql(self._snapshot(True), query, params, read_only=read_only)
+        table = run_sql(self._snapshot(True), query, params, read_only=read_only, naive_time=self._naive_time)
         return pl.from_arrow(polars_safe(table))  # type: ignore[return-value]
 
     def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
@@ -173,7 +177,7 @@ class Reader:
             [{'n': 0}]
         """
 
-        return run_sql(self._snapshot(True), query, params, read_only=read_only)
+        return run_sql(self._snapshot(True), query, params, read_only=read_only, naive_time=self._naive_time)
 
     def get_statistics(self, *, include_archived: bool = False) -> dict[str, Any]:
         """Statistics over the events in memory (and the rotated ones with
@@ -240,7 +244,7 @@ class Reader:
         """
         target = self._target(path, force)
         _check_flag(include_archived)
-        snap, f = self._snapshot(include_archived), Filters.of(filters)
+        snap, f = self._snapshot(include_archived), Filters.of(filters, naive_time=self._naive_time)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
         write_json_export(df, target)
         return df.height
