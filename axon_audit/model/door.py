@@ -58,6 +58,14 @@ def _at(i: int, fn: Callable[..., _T], *args: Any) -> _T:
         raise type(exc)(f"events[{i}]: {exc}") from None
 
 
+def _at_row(rows: list[int] | None, i: int, fn: Callable[..., _T], *args: Any) -> _T:
+    """`fn(*args)` for column row `i`, its error prefixed with that row."""
+    try:
+        return fn(*args)
+    except AuditValueError as exc:
+        raise AuditValueError(f"events: row {rows[i] if rows is not None else i}: {exc}") from None
+
+
 def _row_error(rows: pl.Series, what: str, values: Iterable[Any] = ()) -> AuditValueError:
     i = int(rows.arg_true()[0])
     shown = list(values)
@@ -218,15 +226,20 @@ def _localized(naive: pl.Series, rule: str, rows: list[int] | None) -> pl.Series
     """A zone-less Datetime(us) column read by the naive-time rule, in UTC: local
     time through the IANA zone (a repeated hour: the earlier instant; a skipped
     one: refused, naming the row), or UTC."""
-    if rule == "utc":
+    if rule == "utc" or naive.null_count() == naive.len():
         return naive.dt.replace_time_zone("UTC")
     zone = local_zone()
-    if zone.name is None:  # only a fixed offset is known (see local_zone)
-        return (naive - (zone.offset or 0)).dt.replace_time_zone("UTC")
-    try:
-        local = naive.dt.replace_time_zone(zone.name, ambiguous="earliest", non_existent="null")
-    except pl.exceptions.PolarsError:  # a zone Python knows and polars does not: row by row, the same rule
-        us = [None if v is None else naive_to_us(v, rule) for v in naive.to_list()]
+    if zone.name == "UTC":  # a named zone costs ~0.2 s per million rows, UTC ~0.01 s
+        return naive.dt.replace_time_zone("UTC")
+    local = None
+    if zone.name is not None:
+        try:
+            local = naive.dt.replace_time_zone(zone.name, ambiguous="earliest", non_existent="null")
+        except pl.exceptions.PolarsError:  # a zone Python knows and polars does not
+            local = None
+    if local is None:  # no IANA name (see local_zone) or none polars knows: the same rule, row by row
+        values = naive.to_list()
+        us = [None if v is None else _at_row(rows, i, naive_to_us, v, rule) for i, v in enumerate(values)]
         return pl.Series(naive.name, us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
     gap = naive.is_not_null() & local.is_null()
     if gap.any():

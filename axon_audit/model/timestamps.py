@@ -49,6 +49,10 @@ RANGE_TEXT = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
 NAIVE_TIME_ENV = "AXON_AUDIT_NAIVE_TIME"
 NaiveTime = Literal["local", "utc"]
 _ZONEINFO = "zoneinfo/"
+# Names of UTC itself (tzdata's links), read as "UTC" so columns take polars' fast path.
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu",
+                        "GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0", "Etc/GMT-0",
+                        "Greenwich", "Etc/Greenwich"})
 
 
 def naive_time_rule(value: Any = None, argument: str = "naive_time") -> NaiveTime:
@@ -75,12 +79,12 @@ def naive_time_rule(value: Any = None, argument: str = "naive_time") -> NaiveTim
 
 @dataclass(frozen=True)
 class LocalZone:
-    """The host's time zone: `name` is its IANA name (DST-correct for columns too),
-    or None when only the current fixed `offset` could be found."""
+    """The host's time zone: `tz` and `name` from tzdata (polars converts columns
+    with the name), or both None: the C library's local time (``TZ`` is a POSIX
+    rule, or no tzdata), converted row by row through `datetime.astimezone`."""
 
-    tz: tzinfo
+    tz: tzinfo | None
     name: str | None
-    offset: timedelta | None = None
 
 
 def _zone_name() -> str | None:
@@ -114,28 +118,31 @@ def local_zone() -> LocalZone:
     zone = _ZONES.get(key)
     if zone is None:
         name = _zone_name()
+        name = "UTC" if name in _UTC_NAMES else name
         try:
             zone = LocalZone(ZoneInfo(name), name) if name else None
-        except (ValueError, OSError):  # a POSIX rule like "EST5EDT,M3.2.0,M11.1.0", or no tzdata
+        except (KeyError, ValueError, OSError):  # a POSIX rule like "EST5EDT,M3.2.0,M11.1.0", or no tzdata
             zone = None
         if zone is None:
-            # No IANA name: the offset in force now, fixed (wrong across a DST change; nothing better is known).
-            offset = datetime.now().astimezone().utcoffset() or timedelta(0)
-            zone = LocalZone(timezone(offset), None, offset)
+            # No IANA name: not a fixed offset (wrong across DST changes) but the C library's
+            # localtime, which follows any TZ rule, one value at a time.
+            zone = LocalZone(None, None)
         _ZONES[key] = zone
     return zone
 
 
 def _gap_error(value: datetime, argument: str, zone: LocalZone) -> AuditValueError:
-    return AuditValueError(f"{argument} {value.isoformat()} does not exist in local time ({zone.name}: the clock "
-                           "skipped it at a daylight-saving change); give it a UTC offset or use naive_time='utc'")
+    return AuditValueError(f"{argument} {value.isoformat()} does not exist in local time ({zone.name or 'TZ rule'}: "
+                           "the clock skipped it at a daylight-saving change); give it a UTC offset or use "
+                           "naive_time='utc'")
 
 
-def _change_instant(value: datetime, zone: tzinfo) -> datetime:
+def _change_instant(value: datetime, zone: tzinfo | None) -> datetime:
     """The instant local clocks jumped over the non-existent `value` (found by bisection:
     zoneinfo does not expose its transitions)."""
-    lo = value.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the change
-    hi = value.replace(tzinfo=zone, fold=0).astimezone(UTC)  # after it
+    # The two folds read `value` with the offsets before and after the change: one instant
+    # on each side (which is which differs between zoneinfo and the C library).
+    lo, hi = sorted(value.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1))
     while hi - lo > _ONE_US:
         mid = lo + (hi - lo) // 2
         if mid.astimezone(zone).replace(tzinfo=None) < value:
@@ -156,9 +163,9 @@ def naive_to_us(value: datetime, naive_time: Any = None, argument: str = "timest
         if rule == "utc":
             return (value.replace(tzinfo=UTC) - EPOCH) // _ONE_US
         zone = local_zone()
-        aware = value.replace(tzinfo=zone.tz, fold=0)  # fold=0: the earlier of a repeated hour
-        utc = aware.astimezone(UTC)
-        if zone.name is not None and utc.astimezone(zone.tz).replace(tzinfo=None) != value:
+        # fold=0: the earlier of a repeated hour (tz None: a naive value, read by the C library)
+        utc = value.replace(tzinfo=zone.tz, fold=0).astimezone(UTC)
+        if utc.astimezone(zone.tz).replace(tzinfo=None) != value:
             if not bound:
                 raise _gap_error(value, argument, zone)
             utc = _change_instant(value, zone.tz) - (_ONE_US if bound == "end" else timedelta(0))
