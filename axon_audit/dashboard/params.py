@@ -90,8 +90,8 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
     except ValueError:
         raise BadParam(f"{name}: expected an ISO 8601 date or time like 2025-01-31 or "
                        f"2025-01-31T12:00:00Z, got {text!r}") from None
-    try:  # naive: the one naive-time rule ($AXON_AUDIT_NAIVE_TIME, else the server's local time)
-        return from_us(to_us(parsed, name, bound="end" if name == "until" else "start"))
+    try:  # naive: UTC, as the page labels it (a browser's wall clock is not the server's local time)
+        return from_us(to_us(parsed, name, "utc", bound="end" if name == "until" else "start"))
     except AuditValueError as exc:
         raise BadParam(f"{name}: {exc}") from None
 
