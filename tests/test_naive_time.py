@@ -230,3 +230,25 @@ def test_cli_bad_naive_time_is_one_line_exit_2(folder):
                           text=True, timeout=120, env=env(AXON_AUDIT_NAIVE_TIME="zulu"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "AXON_AUDIT_NAIVE_TIME must be 'local' or 'utc', got 'zulu'" in proc.stderr
+
+
+_RETZ = r'''
+import json, os, time
+from datetime import datetime
+from axon_audit import AuditLogger
+out = []
+for step in ("start", "env only", "tzset"):
+    if step == "env only":
+        os.environ["TZ"] = "Asia/Kolkata"  # the clock (datetime.now()) still follows New York
+    elif step == "tzset":
+        time.tzset()
+    audit = AuditLogger()
+    audit.log_batch([{"operation": "store", "timestamp": datetime(2025, 7, 1, 12)}])
+    out.append(audit.query_events()[0].timestamp.isoformat())
+print(json.dumps(out))
+'''
+
+
+def test_the_local_zone_is_the_one_the_process_clock_follows():
+    assert _run(_RETZ, "America/New_York") == ["2025-07-01T16:00:00+00:00", "2025-07-01T16:00:00+00:00",
+                                               "2025-07-01T06:30:00+00:00"]

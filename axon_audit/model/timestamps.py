@@ -28,6 +28,7 @@ any tool that puts this folder on ``sys.path``.)
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -109,12 +110,21 @@ def _zone_name() -> str | None:
         return None
 
 
-_ZONES: dict[str | None, LocalZone] = {}
+_ZONES: dict[tuple[Any, ...], LocalZone] = {}
+_HALF_YEAR = 182 * 86_400
+
+
+def _agrees(tz: tzinfo) -> bool:
+    """Does `tz` give the C library's offsets (what `datetime.now()` uses), now and
+    half a year on? Not when ``TZ`` changed without `time.tzset()`."""
+    now = int(time.time())
+    return all(datetime.fromtimestamp(t, tz).utcoffset() == timedelta(seconds=time.localtime(t).tm_gmtoff)
+               for t in (now, now + _HALF_YEAR))
 
 
 def local_zone() -> LocalZone:
-    """The host's zone, looked up once per value of ``TZ``."""
-    key = os.environ.get("TZ")
+    """The host's zone, looked up once per value of ``TZ`` and state of the C library."""
+    key = (os.environ.get("TZ"), time.tzname, time.timezone, time.altzone)
     zone = _ZONES.get(key)
     if zone is None:
         name = _zone_name()
@@ -123,6 +133,8 @@ def local_zone() -> LocalZone:
             zone = LocalZone(ZoneInfo(name), name) if name else None
         except (KeyError, ValueError, OSError):  # a POSIX rule like "EST5EDT,M3.2.0,M11.1.0", or no tzdata
             zone = None
+        if zone is not None and zone.tz is not None and not _agrees(zone.tz):
+            zone = None  # the name is not what the process's clock follows: the clock wins
         if zone is None:
             # No IANA name: not a fixed offset (wrong across DST changes) but the C library's
             # localtime, which follows any TZ rule, one value at a time.
