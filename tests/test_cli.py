@@ -320,7 +320,7 @@ BAD_INPUT = [
     (["sql", "{missing}", "SELECT 1"], "does not exist"),
     (["sql", "{folder}", ""], "SQL: query is empty"),
     (["sql", "{folder}", "   "], "SQL: query is empty"),
-    (["query", "{folder}", "--since", "2025-02-01", "--until", "2025-01-01"],
+    (["query", "{folder}", "--since", "2025-02-01", "--until", "2025-01-01", "--naive-time", "utc"],
      r"--since \(2025-02-01T00:00:00\+00:00\) is after --until"),
     (["export", "{folder}", "--since", "2d", "--until", "3d", "--to", "x.json"], "--since .* is after --until"),
     (["alerts", "{folder}", "--since", "2025-02-01", "--until", "2025-01-01"], "--since .* is after --until"),
