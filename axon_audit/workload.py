@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.model.enums import OPERATIONS
+from axon_audit.model.timestamps import from_us, to_us
 
 __all__ = ["OPERATION_MIX", "OfficeCalendar", "generate_events", "iter_log_calls"]
 
@@ -216,7 +217,8 @@ def generate_events(
         >>> df = generate_events(1000, seed=1, start=datetime(2025, 1, 1, tzinfo=timezone.utc))
         >>> df.height, df["operation"].value_counts(sort=True)["operation"][0]
         (1000, 'RECALL')
-        >>> df["timestamp"].is_sorted(), df.equals(generate_events(1000, seed=1, start=datetime(2025, 1, 1)))
+        >>> df["timestamp"].is_sorted(), df.equals(generate_events(1000, seed=1, start=datetime(2025, 1, 1,
+        ...                                                                                  tzinfo=timezone.utc)))
         (True, True)
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
@@ -227,8 +229,8 @@ def generate_events(
     rng = np.random.default_rng(seed)
     if start is None:
         start = datetime.now(timezone.utc) - timedelta(days=days)
-    elif start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
+    elif start.tzinfo is None:  # the one naive-time rule (local time unless AXON_AUDIT_NAIVE_TIME=utc)
+        start = from_us(to_us(start, "start"))
     n_users = n_users or max(10, min(50_000, int(n ** 0.6)))
     start_us = int(start.timestamp()) * 1_000_000 + start.microsecond
 

@@ -20,10 +20,12 @@ from axon_audit.exceptions import AuditValueError
 from axon_audit.io.location import _S3_OPTIONS, resolve
 from axon_audit.io.sealed import check_export_target
 from axon_audit.model.enums import OPERATIONS, STATUSES
+from axon_audit.model.timestamps import NAIVE_TIME_ENV, from_us, to_us
 
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
+    "NAIVE_TIME_OPTION",
     "TIME",
     "BadInput",
     "choice",
@@ -47,9 +49,12 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
-def parse_time(text: str, option: str = "--since", *, now: datetime | None = None) -> datetime:
+def parse_time(text: str, option: str = "--since", *, now: datetime | None = None,
+               naive_time: str | None = None) -> datetime:
     """An aware UTC datetime from ``1h``/``30m``/``2d``/``1w``/``1h30m`` (that long
-    ago), ``now``, or an ISO 8601 date or time (naive means UTC, like the export files).
+    ago), ``now``, or an ISO 8601 date or time; one without offset follows the
+    naive-time rule (`naive_time`, else ``$AXON_AUDIT_NAIVE_TIME``, else local
+    time; see `axon_audit.model.timestamps`).
 
     Example:
         >>> from datetime import datetime, timezone
@@ -57,7 +62,7 @@ def parse_time(text: str, option: str = "--since", *, now: datetime | None = Non
         >>> now = datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc)
         >>> parse_time("1h30m", now=now).isoformat()
         '2025-01-15T10:30:00+00:00'
-        >>> parse_time("2025-01-01").isoformat()
+        >>> parse_time("2025-01-01", naive_time="utc").isoformat()
         '2025-01-01T00:00:00+00:00'
         >>> from axon_audit.app.options import BadInput
         >>> try:
@@ -80,7 +85,25 @@ def parse_time(text: str, option: str = "--since", *, now: datetime | None = Non
         raise BadInput(
             f"{option}: expected a relative time like 1h, 30m, 2d, 1w or an ISO 8601 time, got {text!r}"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    try:
+        return from_us(to_us(parsed, "the time", naive_time, bound="end" if option == "--until" else "start"))
+    except AuditValueError as exc:  # a bad AXON_AUDIT_NAIVE_TIME, or a time out of range
+        raise BadInput(f"{option}: {exc}") from None
+
+
+_NAIVE_KEY = "axon_audit.naive_time"  # ctx.meta is shared by every context of one command line
+
+
+def _keep_naive_time(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_NAIVE_KEY] = value.lower()
+
+
+# Eager: set before any TIME option of the same command is converted.
+NAIVE_TIME_OPTION = click.option(
+    "--naive-time", type=click.Choice(["local", "utc"], case_sensitive=False), is_eager=True, expose_value=False,
+    callback=_keep_naive_time,
+    help=f"How an ISO time without offset reads: local (default) or utc (or set {NAIVE_TIME_ENV}).")
 
 
 class _Time(click.ParamType):
@@ -91,7 +114,7 @@ class _Time(click.ParamType):
             return value
         option = param.opts[0] if param is not None and param.opts else "time"
         try:
-            return parse_time(value, option)
+            return parse_time(value, option, naive_time=ctx.meta.get(_NAIVE_KEY) if ctx is not None else None)
         except BadInput as exc:
             self.fail(exc.message.split(": ", 1)[1], param, ctx)
 
@@ -136,8 +159,10 @@ def with_filter_options(fn: Callable) -> Callable:
                      help="Operation (repeat for several)."),
         click.option("--status", "-s", "status", multiple=True, type=choice(STATUSES),
                      help="Status (repeat for several)."),
-        click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC)."),
+        click.option("--since", "start_time", type=TIME,
+                     help="Start: 1h, 30m, 2d, 1w or an ISO time (no offset: local time, see --naive-time)."),
         click.option("--until", "end_time", type=TIME, help="End: as --since."),
+        NAIVE_TIME_OPTION,
         click.option("--entry", "entry_ids", multiple=True, help="Events touching this entry id (repeat)."),
         click.option("--event-id", "event_id", multiple=True, help="This event id (repeat)."),
         click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE",

@@ -27,7 +27,7 @@ import orjson
 import polars as pl
 from rich.table import Table
 
-from axon_audit.app.options import TIME, BadInput, choice, output_file
+from axon_audit.app.options import NAIVE_TIME_OPTION, TIME, BadInput, choice, output_file
 from axon_audit.app.render import cell, frame_table, new_console, print_json, terminal_text
 from axon_audit.compliance.erasure import erase_subject
 from axon_audit.compliance.erasure_plan import plan_erasure
@@ -247,7 +247,8 @@ def _days(value: float) -> int | float:
 @click.option("--keep-days", "keep_days", type=float, required=True, metavar="N",
               help="Keep this many days of events (> 0); older whole UTC days go from both copies.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
-@click.option("--now", type=TIME, help="Count the days back from this time (ISO 8601, UTC; default: now).")
+@click.option("--now", type=TIME, help="Count the days back from this time (ISO 8601; default: now).")
+@NAIVE_TIME_OPTION
 @click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help=_KEY_HELP)
 @click.option("--signing-key", "signing_key", metavar="FILE", help=_SIGNING_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")

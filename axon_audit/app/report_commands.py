@@ -20,7 +20,15 @@ import orjson
 import polars as pl
 from rich.table import Table
 
-from axon_audit.app.options import TIME, BadInput, check_order, choice, output_file, with_storage_options
+from axon_audit.app.options import (
+    NAIVE_TIME_OPTION,
+    TIME,
+    BadInput,
+    check_order,
+    choice,
+    output_file,
+    with_storage_options,
+)
 from axon_audit.app.render import cell, markup_text, new_console, write_text
 from axon_audit.compliance.monitor import RULES, SEVERITIES, Alerts, MonitorThresholds, SecurityMonitor
 from axon_audit.compliance.report import ComplianceReport, compliance_report
@@ -260,8 +268,10 @@ def _alert_summary(found: Alerts, rules: tuple[str, ...], severity: str | None,
 
 @click.command()
 @click.argument("path")
-@click.option("--since", "start_time", type=TIME, help="Start: 1h, 30m, 2d, 1w or an ISO time (UTC).")
+@click.option("--since", "start_time", type=TIME,
+              help="Start: 1h, 30m, 2d, 1w or an ISO time (no offset: local time, see --naive-time).")
 @click.option("--until", "end_time", type=TIME, help="End: as --since.")
+@NAIVE_TIME_OPTION
 @click.option("--rule", "rules", multiple=True, metavar="NAME",
               help=f"Only this rule (repeat for several): {', '.join(RULES)}.")
 @click.option("--severity", type=choice(SEVERITIES), default=None,

@@ -8,10 +8,12 @@ and what was expected (the server answers it as 400 ``{"error": …}``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import parse_qs
 
+from axon_audit.exceptions import AuditValueError
 from axon_audit.model.enums import OPERATIONS, STATUSES
+from axon_audit.model.timestamps import from_us, to_us
 
 __all__ = ["EVENT_PARAMS", "MAX_LIMIT", "BadParam", "event_filters", "int_param", "parse_query"]
 
@@ -88,7 +90,10 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
     except ValueError:
         raise BadParam(f"{name}: expected an ISO 8601 date or time like 2025-01-31 or "
                        f"2025-01-31T12:00:00Z, got {text!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # naive means UTC, as the files
+    try:  # naive: UTC, as the page labels it (a browser's wall clock is not the server's local time)
+        return from_us(to_us(parsed, name, "utc", bound="end" if name == "until" else "start"))
+    except AuditValueError as exc:
+        raise BadParam(f"{name}: {exc}") from None
 
 
 def _choice(params: dict[str, str], name: str, values: tuple[str, ...]) -> str | None:

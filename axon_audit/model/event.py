@@ -111,8 +111,11 @@ class AuditEvent:
         duration_ms: float | None = None,
         event_id: str | None = None,
         timestamp: datetime | str | None = None,
+        *,
+        naive_time: str | None = None,
     ) -> None:
-        ts = now_us() if timestamp is None else parse_timestamp(timestamp)
+        # A naive timestamp reads by `naive_time` ("local"/"utc"; default $AXON_AUDIT_NAIVE_TIME or local).
+        ts = now_us() if timestamp is None else parse_timestamp(timestamp, naive_time=naive_time)
         row: Row = (
             ts,
             -1,

@@ -226,7 +226,7 @@ def from_arrow(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
 # --------------------------------------------------------------------------- bulk input
 
 
-def _frame_of(data: Any) -> pl.DataFrame:
+def _frame_of(data: Any, naive_time: Any) -> pl.DataFrame:
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pl.LazyFrame):
@@ -239,7 +239,7 @@ def _frame_of(data: Any) -> pl.DataFrame:
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and all(isinstance(e, AuditEvent) for e in data):
             return events_to_frame(data)
-        cols = dicts_to_columns(data, COLUMNS)
+        cols = dicts_to_columns(data, COLUMNS, naive_time)
         return pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})
     raise AuditTypeError(
         "events must be a pyarrow Table/RecordBatch, a polars DataFrame, or a list of dicts or "
@@ -247,7 +247,8 @@ def _frame_of(data: Any) -> pl.DataFrame:
     )
 
 
-def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | None = None) -> pl.DataFrame:
+def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | None = None, *,
+                    naive_time: Any = None) -> pl.DataFrame:
     """Validate bulk input and return it as a hot frame; nothing is accepted partly.
 
     Columns: `operation` is required; every other column of `COLUMNS` is optional
@@ -256,8 +257,10 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
     rules of `log` (`axon_audit.model.coerce`), checked in `axon_audit.model.door`;
     event ids the batch brings must be distinct, and `known_ids` (given the
     batch's own ids, returning one already stored, or None) refuses reused ones.
+    Naive times (no offset, zone-less columns) follow `naive_time`
+    (`axon_audit.model.timestamps.naive_time_rule`: local time by default).
     """
-    df = _frame_of(data)
+    df = _frame_of(data, naive_time)
     unknown = [c for c in df.columns if c not in FRAME_SCHEMA]
     if unknown:
         raise AuditValueError(f"events have unknown columns: {unknown}; expected some of {list(COLUMNS)}")
@@ -284,7 +287,8 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
         return s
 
     now = pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    ts = timestamp_column(df["timestamp"]) if "timestamp" in df.columns else pl.repeat(now, n, eager=True)
+    ts = (timestamp_column(df["timestamp"], naive_time=naive_time) if "timestamp" in df.columns
+          else pl.repeat(now, n, eager=True))
     ts = ts.fill_null(now).alias("timestamp") if ts.null_count() else ts
 
     # A fresh random node per batch keeps generated ids distinct from the logger's.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, timezone
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -64,12 +64,12 @@ def _several(value: Any, coerce: Any) -> tuple | None:
     return tuple(dict.fromkeys(coerce(v) for v in value))
 
 
-def _time(value: Any, argument: str) -> int | None:
+def _time(value: Any, argument: str, naive_time: Any, bound: Literal["start", "end"]) -> int | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
         raise AuditTypeError(f"{argument} must be a datetime or None, got {type(value).__name__}")
-    return to_us(value, argument)
+    return to_us(value, argument, naive_time, bound=bound)
 
 
 def _duration(value: Any, argument: str) -> float | None:
@@ -154,6 +154,7 @@ class Filters:
         error_contains: str | None = None,
         min_duration_ms: float | None = None,
         max_duration_ms: float | None = None,
+        naive_time: str | None = None,
     ) -> Filters:
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int):
@@ -169,8 +170,8 @@ class Filters:
             session_ids=_strings(session_id, "session_id"),
             operations=_several(operation, coerce_operation),
             statuses=_several(status, coerce_status),
-            start_us=_time(start_time, "start_time"),
-            end_us=_time(end_time, "end_time"),
+            start_us=_time(start_time, "start_time", naive_time, "start"),
+            end_us=_time(end_time, "end_time", naive_time, "end"),
             entry_ids=_strings(entry_ids, "entry_ids"),
             limit=limit,
             event_ids=_strings(event_id, "event_id"),
@@ -181,13 +182,14 @@ class Filters:
         )
 
     @classmethod
-    def of(cls, filters: Mapping[str, Any], *, allow_limit: bool = True) -> Filters:
-        """`build` from keyword arguments, naming an unknown one."""
+    def of(cls, filters: Mapping[str, Any], *, allow_limit: bool = True, naive_time: str | None = None) -> Filters:
+        """`build` from keyword arguments, naming an unknown one; naive time bounds
+        follow `naive_time` (the reader's rule, `axon_audit.model.timestamps`)."""
         unknown = [k for k in filters if k not in FILTER_NAMES or (k == "limit" and not allow_limit)]
         if unknown:
             names = [n for n in FILTER_NAMES if allow_limit or n != "limit"]
             raise AuditTypeError(f"unknown filter {unknown[0]!r}; expected one of {', '.join(names)}")
-        return cls.build(**filters)
+        return cls.build(**filters, naive_time=naive_time)
 
     @property
     def is_empty(self) -> bool:

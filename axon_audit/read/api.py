@@ -36,6 +36,7 @@ class Reader:
     """The read API over a `Snapshot` (implemented by `_snapshot`)."""
 
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
+    _naive_time: str | None = None  # how naive time bounds read: None is $AXON_AUDIT_NAIVE_TIME or local
 
     def _snapshot(self, include_archived: bool | None) -> Snapshot:  # pragma: no cover - abstract
         """What a read sees; `include_archived` None is the source's default (a logger:
@@ -85,7 +86,8 @@ class Reader:
             3
         """
         f = Filters.of(dict(user_id=user_id, session_id=session_id, operation=operation, status=status,
-                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more))
+                            start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more),
+                      naive_time=self._naive_time)
         _check_flag(include_archived)
         snap = self._snapshot(include_archived)
         return EventList(frame_to_events(snap.guard(f, lambda: snap.select(f))))
@@ -151,7 +153,8 @@ class Reader:
             1
         """
         _check_flag(include_archived)
-        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False))
+        return self._snapshot(include_archived).lazy(Filters.of(filters, allow_limit=False,
+                                                                 naive_time=self._naive_time))
 
     def to_arrow(self, *, include_archived: bool | None = None, **filters: Any) -> pa.Table:
         """The events matching `filters` as a pyarrow Table in the canonical schema
@@ -165,7 +168,8 @@ class Reader:
             1
         """
         _check_flag(include_archived)
-        snap, f = self._snapshot(include_archived), Filters.of(filters, allow_limit=False)
+        snap = self._snapshot(include_archived)
+        f = Filters.of(filters, allow_limit=False, naive_time=self._naive_time)
         return snap.guard(f, lambda: snap.arrow(f))
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
@@ -197,7 +201,7 @@ class Reader:
         # `events` stays memory even when the logger exports: a query names the view it
         # reads (the choice is in the text, not a default), `all_events` is there for the
         # whole trail, and queries written against `events` keep their meaning.
-        table = run_sql(self._snapshot(True), query, params, read_only=read_only)
+        table = run_sql(self._snapshot(True), query, params, read_only=read_only, naive_time=self._naive_time)
         return pl.from_arrow(polars_safe(table))  # type: ignore[return-value]
 
     def sql_arrow(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
@@ -210,7 +214,7 @@ class Reader:
             [{'n': 0}]
         """
 
-        return run_sql(self._snapshot(True), query, params, read_only=read_only)
+        return run_sql(self._snapshot(True), query, params, read_only=read_only, naive_time=self._naive_time)
 
     def get_statistics(self, *, include_archived: bool | None = None) -> Statistics:
         """Statistics over what `query_events` would search (`include_archived` as
@@ -280,7 +284,7 @@ class Reader:
         """
         target = self._target(path, force)
         _check_flag(include_archived)
-        snap, f = self._snapshot(include_archived), Filters.of(filters)
+        snap, f = self._snapshot(include_archived), Filters.of(filters, naive_time=self._naive_time)
         df = snap.guard(f, lambda: snap.select(f)).reverse()
         write_json_export(df, target)
         return df.height

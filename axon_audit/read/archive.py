@@ -31,6 +31,7 @@ from axon_audit.io.layout import ExportLayout
 from axon_audit.io.legacy import axon_rows, is_axon_export
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import COLUMNS, normalize_batch
+from axon_audit.model.timestamps import naive_time_rule
 from axon_audit.query.filters import Filters
 from axon_audit.read.api import Reader
 from axon_audit.read.snapshot import Snapshot
@@ -42,7 +43,7 @@ _STRINGISH = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_v
 
 _cache_lock = threading.Lock()
 _checked: dict[tuple[str, int, int], str | None] = {}  # file key -> error text (None: fine)
-_json_chunks: dict[tuple[str, int, int], list[Chunk]] = {}
+_json_chunks: dict[tuple[tuple[str, int, int], str], list[Chunk]] = {}  # by file version and naive-time rule
 
 
 def _key(path: Path | Location) -> tuple[str, int, int]:
@@ -84,7 +85,7 @@ def _parquet_problem(path: Path | Location) -> str | None:
     return None
 
 
-def _load_json(path: Path | Location) -> list[Chunk]:
+def _load_json(path: Path | Location, naive_time: str = "local") -> list[Chunk]:
     try:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -94,7 +95,7 @@ def _load_json(path: Path | Location) -> list[Chunk]:
     else:
         rows = _export_rows(path, doc)
     try:
-        df = normalize_batch(rows)
+        df = normalize_batch(rows, naive_time=naive_time)  # our files say Z: only others' naive times follow it
     except AuditError as exc:
         raise ArchiveError(f"{path}: {exc}") from None
     return [Chunk.of(df.slice(s, CHUNK_ROWS).rechunk()) for s in range(0, df.height, CHUNK_ROWS)]
@@ -134,7 +135,7 @@ class ExportFolder:
     """
 
     def __init__(self, path: str | Path | Location, source: str = "auto", on_error: str = "raise",
-                 storage_options: StorageOptions | None = None) -> None:
+                 storage_options: StorageOptions | None = None, naive_time: str | None = None) -> None:
         if not isinstance(path, (str, Path, Location)):
             raise AuditTypeError(f"path must be a str, Path or URI, got {type(path).__name__}")
         if source not in ("auto", "parquet", "json"):
@@ -149,6 +150,7 @@ class ExportFolder:
             self.path = Path(path)
         self.layout: ExportLayout = ExportLayout(self.path)
         self.on_error = on_error
+        self.naive_time = naive_time_rule(naive_time)
         if source == "auto":
             source = self._guess()
         self.source = source
@@ -256,14 +258,14 @@ class ExportFolder:
         chunks: list[Chunk] = []
         for f in files:
             try:
-                key = _key(f)
+                key = (_key(f), self.naive_time)
             except FileNotFoundError:
                 continue
             with _cache_lock:
                 got = _json_chunks.get(key)
             if got is None:
                 try:
-                    got = _load_json(f)
+                    got = _load_json(f, self.naive_time)
                 except ArchiveError as exc:
                     self._problem(f, str(exc).removeprefix(f"{f}: "))
                     continue
@@ -292,7 +294,10 @@ class AuditArchive(Reader):
     `path` is an `auto_export_path` folder, its `parquet/` folder, a folder of JSON
     exports, or one JSON export file. `source` forces "parquet" or "json" (default:
     Parquet when there is any). `on_error="skip"` leaves corrupt or foreign files
-    out with a warning instead of raising `ArchiveError`.
+    out with a warning instead of raising `ArchiveError`. `naive_time` ("local" or
+    "utc"; default ``$AXON_AUDIT_NAIVE_TIME`` or "local") is how naive times read:
+    query bounds, SQL params, and times without an offset in the files (our own
+    exports always carry one; "utc" for sources whose naive times are UTC).
 
     Example:
         >>> import tempfile
@@ -314,8 +319,10 @@ class AuditArchive(Reader):
         source: Literal["auto", "parquet", "json"] = "auto",
         on_error: Literal["raise", "skip"] = "raise",
         storage_options: StorageOptions | None = None,
+        naive_time: Literal["local", "utc"] | None = None,
     ) -> None:
-        self._folder = ExportFolder(path, source, on_error, storage_options)
+        self._folder = ExportFolder(path, source, on_error, storage_options, naive_time)
+        self._naive_time = self._folder.naive_time
         if not self._folder.path.exists():
             raise AuditValueError(f"path {str(path)!r} does not exist")
 
@@ -339,7 +346,7 @@ class AuditArchive(Reader):
             >>> AuditArchive(tempfile.mkdtemp()).files()
             []
         """
-        f = Filters.of(filters)
+        f = Filters.of(filters, naive_time=self._naive_time)
         if self._folder.source == "json":
             p = self._folder.path
             files = [p] if p.is_file() else self._folder._json_documents()
@@ -365,6 +372,7 @@ def open_archive(
     source: Literal["auto", "parquet", "json"] = "auto",
     on_error: Literal["raise", "skip"] = "raise",
     storage_options: StorageOptions | None = None,
+    naive_time: Literal["local", "utc"] | None = None,
 ) -> AuditArchive:
     """`AuditArchive(path, ...)`.
 
@@ -374,4 +382,5 @@ def open_archive(
         >>> open_archive(tempfile.mkdtemp()).get_statistics()["total_events"]
         0
     """
-    return AuditArchive(path, source=source, on_error=on_error, storage_options=storage_options)
+    return AuditArchive(path, source=source, on_error=on_error, storage_options=storage_options,
+                        naive_time=naive_time)

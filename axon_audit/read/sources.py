@@ -157,9 +157,11 @@ def _archived(source: Any) -> dict[str, Any]:
 
 
 def time_bounds(start: datetime | None, end: datetime | None) -> tuple[int | None, int | None]:
-    """UTC microseconds of a half-open period [start, end); naive datetimes are local time."""
-    s = None if start is None else to_us(start, "start")
-    e = None if end is None else to_us(end, "end")
+    """UTC microseconds of a half-open period [start, end); naive datetimes follow
+    the naive-time rule (`axon_audit.model.timestamps`). A bound skipped by a DST
+    change is the instant of the change: for an open end too, as wall clocks order."""
+    s = None if start is None else to_us(start, "start", bound="start")
+    e = None if end is None else to_us(end, "end", bound="start")
     return s, e
 
 

@@ -24,6 +24,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -33,6 +34,7 @@ from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, duckdb_literal_path
 from axon_audit.model.schema import COLUMNS, EMPTY_FRAME
+from axon_audit.model.timestamps import from_us, to_us
 from axon_audit.read.snapshot import Snapshot, files_dataset
 from axon_audit.store.hot import Chunk
 
@@ -191,10 +193,19 @@ def polars_safe(table: pa.Table) -> pa.Table:
     return table
 
 
+def _aware(value: Any, naive_time: str | None) -> Any:
+    """A naive datetime parameter as aware UTC by the naive-time rule (DuckDB would
+    read it in its own TimeZone setting against the TIMESTAMPTZ column)."""
+    if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+        return from_us(to_us(value, "params", naive_time, bound="start"))
+    return value
+
+
 def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
-            read_only: bool = True) -> pa.Table:
+            read_only: bool = True, naive_time: str | None = None) -> pa.Table:
     """Run `query` with `params` over the snapshot's views, in a database of its own;
-    the result as Arrow (an empty table when the last statement returns no rows)."""
+    the result as Arrow (an empty table when the last statement returns no rows).
+    Naive datetime params follow `naive_time` (`axon_audit.model.timestamps`)."""
     if not isinstance(query, str):
         raise AuditTypeError(f"query must be a str, got {type(query).__name__}")
     if not query.strip():
@@ -203,6 +214,10 @@ def run_sql(snap: Snapshot, query: str, params: Sequence[Any] | Mapping[str, Any
         raise AuditTypeError(f"params must be a list, tuple or dict, got {type(params).__name__}")
     if not isinstance(read_only, bool):
         raise AuditTypeError(f"read_only must be a bool, got {type(read_only).__name__}")
+    if isinstance(params, Mapping):
+        params = {k: _aware(v, naive_time) for k, v in params.items()}
+    elif params is not None:
+        params = [_aware(v, naive_time) for v in params]
     duckdb = _duckdb()
     listed_files = snap.files(None)
     local = not (listed_files and isinstance(listed_files[0], Location))

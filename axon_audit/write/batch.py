@@ -28,10 +28,11 @@ __all__ = ["BatchIntake"]
 class BatchIntake:
     """Checks and appends batches for one logger."""
 
-    def __init__(self, hot: HotBuffer, guard: Guard, redact: PIIRedactor | None) -> None:
+    def __init__(self, hot: HotBuffer, guard: Guard, redact: PIIRedactor | None, naive_time: str = "local") -> None:
         self._hot = hot
         self._guard = guard
         self._redact = redact
+        self._naive_time = naive_time  # how the batch's naive times read (the logger's rule)
         self._lock = threading.Lock()  # one batch at a time: check and append as one step
 
     def known_id(self, ids: pl.Series) -> str | None:
@@ -43,7 +44,7 @@ class BatchIntake:
 
     def admit(self, events: Any) -> int:
         with self._lock:
-            df = normalize_batch(events, self.known_id)
+            df = normalize_batch(events, self.known_id, naive_time=self._naive_time)
             if self._redact is not None:
                 df = self._redact.redact_frame(df)
             if df.height == 0:

@@ -45,6 +45,7 @@ from axon_audit.model.coerce import (
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.ids import IDS
+from axon_audit.model.timestamps import naive_time_rule
 from axon_audit.read.api import Reader
 from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
@@ -108,6 +109,8 @@ class AuditLogger(Reader):
             the WAL fail, instead of carrying on (the default).
         redact_pii: True (or a `PIIRedactor`) redacts PII in metadata before it is
             stored; event, user, session and entry ids are never touched.
+        naive_time: "local" (the host's zone, as `datetime.now()`) or "utc": how naive times
+            read (`log_batch`, query bounds); default ``$AXON_AUDIT_NAIVE_TIME`` or "local".
 
     Example:
         >>> import asyncio
@@ -134,12 +137,12 @@ class AuditLogger(Reader):
         wal_interval: float = _wal.DEFAULT_INTERVAL,
         hmac_key: str | bytes | None = None,
         signing_key: SigningKey | str | Path | None = None,
-        max_backlog: int | Literal["default"] | None = "default",
-        backlog_policy: str = "block",
-        fail_closed: bool = False,
-        redact_pii: bool | PIIRedactor | None = None,
+        max_backlog: int | Literal["default"] | None = "default", backlog_policy: str = "block",
+        fail_closed: bool = False, redact_pii: bool | PIIRedactor | None = None,
         storage_options: StorageOptions | None = None,
+        naive_time: Literal["local", "utc"] | None = None,
     ) -> None:
+        self._naive_time = naive_time_rule(naive_time)
         cfg = self._config = LoggerConfig.check(
             max_events, auto_export_path, enable_rotation, flush_size=flush_size, wal_path=wal_path,
             wal_sync=wal_sync, wal_interval=wal_interval, hmac_key=hmac_key, signing_key=signing_key,
@@ -167,7 +170,7 @@ class AuditLogger(Reader):
         # append (WAL, fail-closed) runs; a backlog bound alone costs one flag test.
         self._guarded = cfg.guarded
         self._guard = Guard(hot, lane, bp)
-        self._intake = BatchIntake(hot, self._guard, self._redact)
+        self._intake = BatchIntake(hot, self._guard, self._redact, self._naive_time)
         self._wal: _wal.WriteAheadLog | None = None
         self._wal_always = False
         if lane is not None and self._exporter is not None and cfg.export_root is not None:
@@ -393,10 +396,7 @@ class AuditLogger(Reader):
         ex, lane, root = self._exporter, self._lane, self._export_path
         with self._lock:
             return {
-                **self._hot.counters(),
-                **export_counters(ex),
-                **self._bp.counters(),
-                **wal_counters(lane),
+                **self._hot.counters(), **export_counters(ex), **self._bp.counters(), **wal_counters(lane),
                 "max_events": self._hot.max_events, "rotation_enabled": self._hot.rotation,
                 "auto_export_enabled": root is not None, "auto_export_path": str(root) if root else None,
             }
@@ -442,9 +442,8 @@ class AuditLogger(Reader):
 
 
 def _close_at_exit(audit: AuditLogger | None) -> None:
-    if audit is None:
-        return
     try:
-        audit.close()
+        if audit is not None:
+            audit.close()
     except Exception as exc:  # noqa: BLE001 - at exit, report and go on
         log.error("axon_audit: export at exit failed: %s", exc)
