@@ -439,7 +439,8 @@ def _renderings(values: list[str], tmp: Path) -> list[str]:
                       "error_message": v, "status": "failure", "timestamp": now} for v in values])
     return [
         *(a._repr_html_() for a in alerts), alerts._repr_html_(),
-        RetentionResult(now, True, partitions=paths, json_files=paths, json_rewritten=paths, events=3, bytes=10, manifest=values[0])._repr_html_(),
+        RetentionResult(now, True, partitions=paths, json_files=paths, json_rewritten=paths, events=3, bytes=10,
+                        manifest=values[0])._repr_html_(),
         ErasureResult(values[0], values[-1], 1, 1, paths, values[0])._repr_html_(),
         compliance_report(audit, "2026-01")._repr_html_(),
         subject_access_report(audit, values[0])._repr_html_(),
