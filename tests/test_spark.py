@@ -82,6 +82,7 @@ def s3a_jars() -> list[Path]:
         # Installed next to the cache and renamed into place: a run cut short
         # or a concurrent run never leaves a half-filled cache behind.
         staging = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                               "--no-deps", "--target", str(staging), JARS_PACKAGE],
@@ -89,8 +90,11 @@ def s3a_jars() -> list[Path]:
         if pip.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             pytest.fail(f"pip could not install {JARS_PACKAGE} (Spark's s3a jars):\n{pip.stderr}", pytrace=False)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        if all(j.is_file() for j in jars):  # a concurrent run filled the cache meanwhile
+            shutil.rmtree(staging)
+        else:
+            shutil.rmtree(target, ignore_errors=True)  # a cache missing jars is redone
+            staging.rename(target)
     missing = [str(j) for j in jars if not j.is_file()]
     if missing:
         pytest.fail(f"{JARS_PACKAGE} does not hold {missing}", pytrace=False)
@@ -101,6 +105,11 @@ def test_readme_documents_the_tested_ddl():
     text = README.read_text(encoding="utf-8")
     assert SPARK_DDL.replace("'{location}/parquet'", "'s3a://audit-lake/prod/parquet'") in text
     assert BY_OPERATION in text
+    # The s3a lines the README gives are the ones this test runs with.
+    assert f"pip install --no-deps --target ~/.cache/axon_audit/spark-jars/{jars_cache().name} {JARS_PACKAGE}" in text
+    assert f"--jars $J/{S3A_JARS[0]},$J/{S3A_JARS[1]}" in text
+    for key, value in S3A_TIME_OPTIONS.items():
+        assert any(f"--conf spark.hadoop.fs.s3a.{key}={value}{end}" in text for end in " \n"), key
 
 
 def ours(lf: pl.LazyFrame, key: str) -> pl.DataFrame:
