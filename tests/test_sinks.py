@@ -124,9 +124,13 @@ def test_webhook_delivers_every_event_once_in_order_across_an_outage(receiver: R
 
     receiver.down = True
     _log_from_threads(audit, 8, 150)  # 1,200 events: more than max_pending while the receiver is away
-    _wait(lambda: sink.failures >= 3 and sink.pending == 300)
+    _wait(lambda: sink.failures >= 3 and sink.pending > 200)
+    time.sleep(0.1)
+    held = sink.pending
     assert len(receiver.order) == before  # nothing got through the outage ...
-    assert sink.pending == 300  # ... the sink holds at most max_pending; the rest waits in its subscription
+    assert held <= 300 and sink.pending == held  # ... the sink holds at most max_pending; the rest waits
+    assert sink.subscription is not None and 0 < sink.subscription.pending <= 100  # in its subscription ("block")
+    assert sink.subscription.dropped == 0  # and log() returned all along: the threads above finished
 
     receiver.lose_acks = 1  # the first batch after the outage is kept but its answer is lost
     receiver.down = False
@@ -256,3 +260,25 @@ def test_a_sink_starts_once() -> None:
         sink.start()
     sink.close()
     assert sink.pending == 0
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    sink = WebhookSink(AuditLogger(), "http://127.0.0.1:9", backoff=0.1, max_backoff=2.0)
+    for attempt, cap in [(0, 0.1), (1, 0.2), (3, 0.8), (4, 1.6), (5, 2.0), (200, 2.0)]:
+        delays = [sink.backoff_delay(attempt) for _ in range(300)]
+        assert all(0 <= d <= cap for d in delays)
+        assert max(delays) > cap * 0.8 and min(delays) < cap * 0.2  # spread over the range: jitter
+
+
+def test_settle_marks_when_everything_logged_before_is_queued() -> None:
+    audit = AuditLogger()
+    with audit.subscribe(batches=True, interval=60) as sub:  # no idle sealing: only settle() seals
+        ids = [audit.log("store", user_id=f"u{i}") for i in range(7)]
+        mark = sub.settle()
+        assert mark.wait(5)
+        assert sub.pending == 7
+        got = sub.poll(0)
+        assert got is not None and got["user_id"].cast(str).to_list() == [f"u{i}" for i in range(7)]
+        assert len(ids) == 7
+        audit.close()
+        assert sub.settle().is_set()  # after the logger's close: nothing more will come

@@ -154,6 +154,11 @@ class Sink:
         self.close()
 
     @property
+    def subscription(self) -> Subscription | None:
+        """The live subscription the sink reads (None before `start()`)."""
+        return self._sub
+
+    @property
     def pending(self) -> int:
         """Events the sink holds that the receiver has not accepted yet."""
         with self._lock:
@@ -188,7 +193,9 @@ class Sink:
     def _read(self, sub: Subscription, *, wait: bool) -> None:
         """Take what the subscription has queued, up to `max_pending` held events."""
         timeout = self.interval if wait else 0.0
-        while self._held_events + (self._current[0].height if self._current else 0) < self.max_pending:
+        # A read brings at most `max_batch` events: read only while that fits under `max_pending`.
+        while self._held_events + (self._current[0].height if self._current else 0) + self.max_batch \
+                <= self.max_pending:
             df = sub.poll(timeout)
             if df is None:
                 return
@@ -235,8 +242,7 @@ class Sink:
                             self.kind, self.target(), error)
             if self._past_deadline():
                 return False
-            # Full jitter over a capped exponential: receivers coming back are not hit in step.
-            delay = random.uniform(0, min(self.max_backoff, self.backoff * 2 ** min(attempt, 30)))
+            delay = self.backoff_delay(attempt)
             attempt += 1
             if self._deadline is not None:
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
@@ -244,6 +250,12 @@ class Sink:
             if self._past_deadline():
                 return False
             self.retries += 1
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait before retry `attempt` + 1 (0-based): uniform in [0, min(max_backoff,
+        backoff × 2**attempt)]. Full jitter, so senders coming back together do not hit the
+        receiver in step; the cap bounds how long a returned receiver waits for the backlog."""
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** min(attempt, 60)))
 
     def _pause(self, delay: float) -> None:
         """Wait out a backoff, reading what the subscription queued meanwhile (so it blocks only when we are full)."""
