@@ -17,7 +17,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from axon_audit import AuditLogger, AuditValueError
-from axon_audit.integrations.sinks import OTLPSink, WebhookSink
+from axon_audit.integrations.sinks import OTLPSink, Sink, WebhookSink
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "interval": 0.02, "timeout": 2.0}
 
@@ -32,6 +32,7 @@ class Receiver:
         self.order: list[str] = []
         self.down = False
         self.lose_acks = 0
+        self.answer = b""  # the body of a 200
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.start(port)
@@ -55,9 +56,11 @@ class Receiver:
                         if receiver.lose_acks:
                             receiver.lose_acks -= 1
                             code = 503
+                answer = receiver.answer if code == 200 else b""
                 self.send_response(code)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -282,3 +285,36 @@ def test_settle_marks_when_everything_logged_before_is_queued() -> None:
         assert len(ids) == 7
         audit.close()
         assert sub.settle().is_set()  # after the logger's close: nothing more will come
+
+
+def test_otlp_partial_success_is_counted_not_retried(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    response = logs_service_pb2.ExportLogsServiceResponse()
+    response.partial_success.rejected_log_records = 2
+    response.partial_success.error_message = "too old"
+    receiver.answer = response.SerializeToString()
+    audit = AuditLogger()
+    with caplog.at_level(logging.WARNING, logger="axon_audit"), OTLPSink(audit, receiver.url, **FAST) as sink:
+        for _ in range(3):
+            audit.log("store")
+    assert (sink.delivered, sink.rejected, sink.failures, len(receiver.requests)) == (3, 2, 0, 1)
+    assert any("rejected 2 log records: too old" in r.getMessage() for r in caplog.records)
+
+
+class _Broken(Sink):
+    def encode(self, batch, batch_id):  # type: ignore[no-untyped-def]
+        raise RuntimeError("cannot encode")
+
+
+def test_a_sink_that_fails_keeps_its_events(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    audit = AuditLogger()
+    sink = _Broken(audit, receiver.url, max_batch=5, max_pending=5, **FAST).start()
+    for i in range(23):  # more than the sink and its subscription hold: its delivery thread blocks
+        audit.log("store", user_id=f"u{i}")
+    with caplog.at_level(logging.WARNING, logger="axon_audit"):
+        assert sink.join(5)  # the thread stopped on the error ...
+        sink.close()
+        sink.close()  # a second close does nothing
+    assert [i for df in sink.undelivered for i in df["event_id"].to_list()] == _logged_ids(audit)  # ... nothing lost
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("stopped on an error" in m for m in messages)
+    assert sum("23 events not delivered" in m for m in messages) == 1

@@ -132,7 +132,7 @@ class Sink:
         Events still undelivered at the deadline are kept in `undelivered` and logged as an ERROR.
         """
         sub, thread = self._sub, self._thread
-        if sub is None or thread is None:
+        if sub is None or thread is None or self._settled is not None:
             return
         with self._lock:
             self._settled = sub.settle()
@@ -140,12 +140,13 @@ class Sink:
         thread.join(max(0.0, self._deadline - time.monotonic()))
         self._wake.set()  # cuts a backoff short; a request in flight ends within its `timeout`
         thread.join()
+        self._keep_rest(sub)
         sub.close()
         left = self.pending
         if left:
-            log.error("axon_audit: the %s to %s stopped with %d events not delivered (receiver unavailable "
-                      "for drain_timeout=%ss); they are in %s.undelivered", self.kind, self.target(), left,
-                      self.drain_timeout, type(self).__name__)
+            log.error("axon_audit: the %s to %s stopped with %d events not delivered (not taken within "
+                      "drain_timeout=%ss, or the sink failed); they are in %s.undelivered", self.kind,
+                      self.target(), left, self.drain_timeout, type(self).__name__)
 
     def __enter__(self) -> Sink:
         return self.start()
@@ -187,8 +188,12 @@ class Sink:
                     self._next_batch()
                 if not self._send() and self._past_deadline():
                     return
+        except Exception:
+            # Not expected (encoding a batch or a subclass hook failed); the events are kept all the same.
+            log.exception("axon_audit: the %s to %s stopped on an error; its events are kept for close()",
+                          self.kind, self.target())
         finally:
-            self._keep_undelivered(sub)
+            self._keep_held()
 
     def _read(self, sub: Subscription, *, wait: bool) -> None:
         """Take what the subscription has queued, up to `max_pending` held events."""
@@ -294,22 +299,25 @@ class Sink:
     def _past_deadline(self) -> bool:
         return self._wake.is_set() or (self._deadline is not None and time.monotonic() >= self._deadline)
 
-    def _keep_undelivered(self, sub: Subscription) -> None:
-        """At a stop with events left: keep them, in order, where the caller can take them."""
+    def _keep_held(self) -> None:
+        """The thread stops: what it holds goes to `undelivered`, in order."""
         with self._lock:
-            left: list[pl.DataFrame] = [self._current[0]] if self._current is not None else []
-            left += self._held
+            if self._current is not None:
+                self.undelivered.append(self._current[0])
+            self.undelivered += self._held
             self._current = None
             self._held.clear()
             self._held_events = 0
-        # Everything logged before `close()`: reading the queue unblocks the subscription's
-        # delivery thread, which then queues the rest, up to the mark of `settle()`.
+
+    def _keep_rest(self, sub: Subscription) -> None:
+        """After the thread: what the subscription still has of the events logged before `close()`
+        goes to `undelivered` too (reading its queue unblocks its delivery thread, which then
+        queues the rest, up to the mark of `settle()`)."""
         settled = self._settled
         while True:
             df = sub.poll(0.01)
             if df is not None:
-                left.append(df)
+                with self._lock:
+                    self.undelivered.append(df)
             elif sub.ended or settled is None or (settled.is_set() and sub.pending == 0):
-                break
-        with self._lock:
-            self.undelivered.extend(left)
+                return
