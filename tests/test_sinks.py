@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-from axon_audit import AuditLogger, AuditValueError
+from axon_audit import AuditLogger, AuditTypeError, AuditValueError
 from axon_audit.integrations.sinks import OTLPSink, Sink, WebhookSink
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "interval": 0.02, "timeout": 2.0}
@@ -255,6 +255,12 @@ def test_options_are_checked(kwargs: dict, message: str) -> None:
     with pytest.raises(AuditValueError) as err:
         WebhookSink(AuditLogger(), url, **kwargs)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["limit", "operaton"])
+def test_filters_are_checked_when_the_sink_is_made(name: str) -> None:
+    with pytest.raises(AuditTypeError, match=f"unknown filter '{name}'"):
+        WebhookSink(AuditLogger(), "http://127.0.0.1:9", **{name: 5})
 
 
 def test_a_sink_starts_once() -> None:

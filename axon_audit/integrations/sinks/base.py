@@ -30,16 +30,18 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
 from axon_audit.exceptions import AuditValueError
+from axon_audit.query.filters import Filters
 from axon_audit.write.subscription import Subscription
 
 __all__ = ["Sink"]
 
 log = logging.getLogger("axon_audit")
+_S = TypeVar("_S", bound="Sink")
 
 
 def _positive(name: str, value: Any, kind: type = float) -> Any:
@@ -83,6 +85,7 @@ class Sink:
         self.failures = 0
         self.undelivered: list[pl.DataFrame] = []
         self._audit = audit_logger
+        Filters.of(filters, allow_limit=False)  # a bad filter fails here, not in start()
         self._filters = filters
         self._sub: Subscription | None = None
         self._held: deque[pl.DataFrame] = deque()  # read from the subscription, not yet in a batch
@@ -107,7 +110,7 @@ class Sink:
 
     # ------------------------------------------------------------------ life cycle
 
-    def start(self) -> Sink:
+    def start(self: _S) -> _S:
         """Subscribe and start the delivery thread: events logged from now on are shipped."""
         if self._thread is not None:
             raise AuditValueError(f"this {self.kind} has already been started")
@@ -148,7 +151,7 @@ class Sink:
                       "drain_timeout=%ss, or the sink failed); they are in %s.undelivered", self.kind,
                       self.target(), left, self.drain_timeout, type(self).__name__)
 
-    def __enter__(self) -> Sink:
+    def __enter__(self: _S) -> _S:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
