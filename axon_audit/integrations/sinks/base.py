@@ -18,7 +18,22 @@ waits until every event logged before it is with the sink, then delivers for up
 to `drain_timeout` seconds; what is still undelivered then stays in
 `undelivered` (DataFrames, in order) and is logged as an ERROR with its count.
 
-Subclasses say what a batch looks like on the wire (`encode`).
+Subclasses say what a batch looks like on the wire (`encode`; `target` and
+`check_answer` when the URL or the answer need more).
+
+Example:
+    >>> from axon_audit import AuditLogger
+    >>> from axon_audit.integrations.sinks import Sink
+    >>> class CsvSink(Sink):
+    ...     kind = "csv"
+    ...     def encode(self, batch, batch_id):
+    ...         return batch.select("event_id", "operation").write_csv().encode(), "text/csv"
+    >>> sink = CsvSink(AuditLogger(), "http://127.0.0.1:9/in", max_batch=2, max_pending=4)
+    >>> import polars as pl
+    >>> sink.encode(pl.DataFrame({"event_id": ["evt_1"], "operation": ["STORE"]}), "evt_1..evt_1")
+    (b'event_id,operation\\nevt_1,STORE\\n', 'text/csv')
+    >>> sink.pending, sink.target()
+    (0, 'http://127.0.0.1:9/in')
 """
 
 from __future__ import annotations
