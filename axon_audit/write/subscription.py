@@ -133,7 +133,7 @@ class Subscription:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the delivery thread: inbox filled, or room freed
         self._ready = threading.Condition(self._lock)  # consumers: queue filled, or the end
-        self._inbox: deque[pl.DataFrame | None] = deque()
+        self._inbox: deque[pl.DataFrame | threading.Event | None] = deque()
         self._queue: deque[pl.DataFrame] = deque()
         self._queued = 0
         self._ended = False  # nothing more comes after the queue
@@ -149,7 +149,7 @@ class Subscription:
 
     # ------------------------------------------------------------------ producer side
 
-    def _offer(self, df: pl.DataFrame | None) -> None:
+    def _offer(self, df: pl.DataFrame | threading.Event | None) -> None:
         with self._lock:
             if not self._closed:
                 self._inbox.append(df)
@@ -169,6 +169,8 @@ class Subscription:
                 self._ended = True
                 self._wake_locked()
             return False
+        elif isinstance(item, threading.Event):  # a `settle()` mark: what came before it is queued
+            item.set()
         else:
             assert isinstance(item, pl.DataFrame)
             self._deliver(item)
@@ -307,6 +309,23 @@ class Subscription:
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, fut))
             await fut
+
+    def settle(self) -> threading.Event:
+        """Seal what the logger buffers; the Event returned is set once every matching
+        event logged before this call is queued (a consumer that must not lose events,
+        such as a sink, reads until then before `close()`). Already set when the
+        logger's close is on its way: the subscription ends after everything anyway."""
+        mark = threading.Event()
+        buffer = self._subscribers._buffer
+        with buffer.lock:  # the logger's close offers its end under this lock too
+            with self._lock:
+                if self._ended or self._closed or any(item is _END for item in self._inbox):
+                    mark.set()
+                    return mark
+            buffer.flush_locked()  # offers the chunk to the inbox, before the mark
+            buffer.reset_check()
+            self._offer(mark)
+        return mark
 
     # ------------------------------------------------------------------ closing
 

@@ -1,0 +1,18 @@
+"""Sinks: a logger's events shipped off the logging path to a receiver, in order, never lost.
+
+* `WebhookSink` (`webhook`): JSON batches POSTed to a URL;
+* `OTLPSink` (`otlp`): OpenTelemetry log records over OTLP/HTTP (protobuf; the ``otlp`` extra);
+* `Sink` (`base`): their shared delivery loop (a live subscription with ``on_overflow="block"``,
+  retries with capped, jittered exponential backoff, an ``Idempotency-Key`` per batch).
+
+Example:
+    >>> from axon_audit.integrations.sinks import OTLPSink, WebhookSink
+    >>> WebhookSink.kind, OTLPSink.kind
+    ('webhook', 'otlp')
+"""
+
+from axon_audit.integrations.sinks.base import Sink
+from axon_audit.integrations.sinks.otlp import OTLPSink
+from axon_audit.integrations.sinks.webhook import WebhookSink
+
+__all__ = ["OTLPSink", "Sink", "WebhookSink"]
