@@ -223,3 +223,13 @@ def test_to_html_in_python(expected):
     assert daily["failures"].sum() == expected.frames["summary"]["failures"][0]
     hist = expected.charts["latency_histogram"]
     assert hist["events"].sum() == expected.frames["latency_ms"].filter(pl.col("operation") == "ALL")["count"][0]
+
+
+@pytest.mark.parametrize("top_rate", [0.0016, 0.004, 0.03, 0.06, 0.5, 1.0])
+def test_share_axis_ticks_never_read_the_same(top_rate):
+    # A 0.16 % failure rate once drew ticks "0.2 %, 0.2 %, 0.1 %, 0.1 %, 0.0 %".
+    from axon_audit.display.svg_charts import _nice_max, _tick  # the chart's own axis rule
+
+    top = _nice_max(top_rate)
+    ticks = [_tick(top * i / 5, True, top / 5) for i in range(6)]
+    assert len(set(ticks)) == 6, ticks

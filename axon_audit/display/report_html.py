@@ -51,6 +51,9 @@ border-top:1px solid #dde1ec;overflow-wrap:anywhere}
 """
 
 
+# Columns that never wrap mid-value (a rule name, an id, a time).
+_KEYS = ("rule", "severity", "window_start", "user_id")
+
 def _version() -> str:
     try:  # what `axon-audit --version` says
         return package_version("axon_audit")
@@ -107,7 +110,7 @@ def _table(df: pl.DataFrame, top: int | None, hint: str, *, badge: str | None = 
             text = _e(_fmt(value))
             if name == badge and value is not None:
                 text = f"<span class='sev sev-{_e(value)}'>{text}</span>"
-            cls = " class='n'" if is_num else " class='key'" if name in ("rule", "severity", "window_start") else ""
+            cls = " class='n'" if is_num else " class='key'" if name in _KEYS else ""
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if not df.height:

@@ -36,9 +36,19 @@ def _nice_max(value: float) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= value)
 
 
-def _tick(value: float, percent: bool) -> str:
+def _percent_digits(step: float) -> int:
+    """Decimals a share axis with this step needs, so that no two ticks read the same
+    (0.04 %, 1.5 %, 20 %)."""
+    pct = step * 100
+    if pct <= 0:
+        return 0
+    digits = max(0, -math.floor(math.log10(pct)))
+    return digits + (abs(pct * 10 ** digits - round(pct * 10 ** digits)) > 1e-9)
+
+
+def _tick(value: float, percent: bool, step: float = 0.0) -> str:
     if percent:
-        return f"{value:.0%}" if value >= 0.1 or value == 0 else f"{value:.1%}"
+        return f"{value:.{_percent_digits(step)}%}" if step else f"{value:.0%}"
     if value >= 1_000_000:
         return f"{value / 1_000_000:g}M"
     if value >= 1_000:
@@ -65,7 +75,7 @@ def _y_axis(top: float, width: int, height: int, percent: bool) -> str:
         out.append(f"<line x1='{_LEFT}' x2='{width - _RIGHT}' y1='{y:.1f}' y2='{y:.1f}' "
                    f"stroke='{'#99a' if i == 0 else '#e3e5ee'}'/>"
                    f"<text x='{_LEFT - 6}' y='{y + 4:.1f}' text-anchor='end' fill='#556'>"
-                   f"{_e(_tick(value, percent))}</text>")
+                   f"{_e(_tick(value, percent, top / 5))}</text>")
     return "".join(out)
 
 
