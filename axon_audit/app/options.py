@@ -196,6 +196,24 @@ _BOOL_OPTIONS = frozenset({"anonymous", "allow_bucket_creation", "allow_http", "
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
+def key_value(item: str, option: str, names: Sequence[str], word: str = "KEY") -> tuple[str, str]:
+    """One ``KEY=VALUE`` argument of `option`: its key (lower-cased, one of `names`) and value.
+
+    Example:
+        >>> from axon_audit.app.options import key_value
+        >>> key_value("Region=eu-west-1", "--storage-option", ["region"])
+        ('region', 'eu-west-1')
+    """
+    key, sep, value = item.partition("=")
+    key = key.strip().lower()
+    if not sep or not key:
+        hint = f"; {word.lower()}s: {', '.join(names)}" if word != "KEY" else ""
+        raise BadInput(f"{option}: expected {word}=VALUE, got {item!r}{hint}")
+    if key not in names:
+        raise BadInput(f"{option}: unknown {word.lower()} {key!r}; expected one of {', '.join(names)}")
+    return key, value
+
+
 def parse_storage_options(pairs: Sequence[str], endpoint_url: str | None = None) -> dict[str, Any] | None:
     """`--storage-option KEY=VALUE` pairs (and `--endpoint-url`) as the
     `storage_options` of `resolve` / `open_archive`; None when none was given.
@@ -215,12 +233,7 @@ def parse_storage_options(pairs: Sequence[str], endpoint_url: str | None = None)
     if endpoint_url is not None:
         items.append(("--endpoint-url", f"endpoint_url={endpoint_url}"))
     for option, item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().lower()
-        if not sep or not key:
-            raise BadInput(f"{option}: expected KEY=VALUE, got {item!r}")
-        if key not in _S3_OPTIONS:
-            raise BadInput(f"{option}: unknown key {key!r}; expected one of {', '.join(sorted(_S3_OPTIONS))}")
+        key, value = key_value(item, option, sorted(_S3_OPTIONS))
         name = _S3_OPTIONS[key] or key
         if name in given:
             raise BadInput(f"{option}: {key} is already set (by {given[name]})")

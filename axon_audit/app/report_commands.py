@@ -26,6 +26,7 @@ from axon_audit.app.options import (
     BadInput,
     check_order,
     choice,
+    key_value,
     output_file,
     with_storage_options,
 )
@@ -204,15 +205,9 @@ def parse_thresholds(pairs: tuple[str, ...] | list[str]) -> MonitorThresholds:
         (50, 1800.0)
     """
     kinds: dict[str, type] = {f.name: type(f.default) for f in fields(MonitorThresholds)}
-    valid = ", ".join(kinds)
     given: dict[str, Any] = {}
     for item in pairs:
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if not sep or not name:
-            raise BadInput(f"--threshold: expected NAME=VALUE, got {item!r}; names: {valid}")
-        if name not in kinds:
-            raise BadInput(f"--threshold: unknown name {name!r}; expected one of {valid}")
+        name, value = key_value(item, "--threshold", list(kinds), word="NAME")
         kind = kinds[name]
         parsed: Any
         if kind is timedelta:

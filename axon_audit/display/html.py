@@ -71,7 +71,14 @@ def span(value: timedelta) -> str:
     return str(value)
 
 
-def _fmt(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A value as every card and report shows it: times in UTC, counts with separators.
+
+    Example:
+        >>> from axon_audit.display.html import value_text
+        >>> value_text(1234567), value_text(0.25), value_text(None)
+        ('1,234,567', '0.25', 'none')
+    """
     if isinstance(value, datetime):
         return when(value)
     if isinstance(value, date):
@@ -95,7 +102,7 @@ def text(value: Any) -> Html:
         >>> text('<script>"x"</script>')
         '&lt;script&gt;&quot;x&quot;&lt;/script&gt;'
     """
-    return Html(escape(_fmt(value), quote=True))
+    return Html(escape(value_text(value), quote=True))
 
 
 def badge(label: str, good: bool) -> Html:
@@ -157,8 +164,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (list, tuple)):
-        return ", ".join(map(_fmt, value))
-    return _fmt(value)
+        return ", ".join(map(value_text, value))
+    return value_text(value)
 
 
 def table(df: pl.DataFrame, max_rows: int = 20, *, caption: str | None = None) -> Html:

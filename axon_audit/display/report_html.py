@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from axon_audit.display.html import value_text
 from axon_audit.display.svg_charts import hbars, line_chart, stacked_bars
 
 __all__ = ["ALERT_COLUMNS", "alerts_page", "report_page", "summary_rows"]
@@ -66,17 +67,12 @@ def _e(value: object) -> str:
 
 
 def _fmt(value: Any) -> str:
+    # The cards' format (display.html), with an empty cell for a missing value.
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%SZ" if value.utcoffset() is not None else "%Y-%m-%d %H:%M:%S")
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
+        return ", ".join(map(value_text, value))
+    return value_text(value)
 
 
 def summary_rows(report: Any, operations: int = 5) -> list[tuple[str, str]]:
