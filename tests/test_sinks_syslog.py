@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import polars as pl
 import pytest
 
 from axon_audit import AuditLogger, AuditValueError, __version__
 from axon_audit.integrations.sinks import SyslogSink
-from axon_audit.integrations.sinks.syslog import cef_message
+from axon_audit.integrations.sinks.syslog import syslog_messages
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "interval": 0.02, "timeout": 2.0}
 HOSTILE_USER = 'u|1=2\\x\ny]"z'
@@ -224,12 +225,18 @@ def test_cef_fields_and_escaping_match_the_logged_events(tcp: TcpReceiver) -> No
 
 
 def test_cef_header_escapes_pipe_and_backslash() -> None:
-    row = ("evt_1", 1736942400000000, "A|B\\C", None, None, "SUCCESS", None, None)
-    text = cef_message(row, "1|2")
+    # The header's fields come from enums in a logged event; the escaping is checked on a raw frame.
+    batch = pl.DataFrame({"event_id": ["evt_1"], "timestamp": [1736942400000000], "operation": ["A|B\\C\nD"],
+                          "user_id": [None], "session_id": [None], "status": ["SUCCESS"], "error_message": [None],
+                          "duration_ms": [None]}, schema_overrides={"user_id": pl.String, "session_id": pl.String,
+                                                                     "error_message": pl.String,
+                                                                     "duration_ms": pl.Float64})
+    batch = batch.with_columns(pl.from_epoch("timestamp", "us").dt.replace_time_zone("UTC"))
+    text = syslog_messages(batch, version="1|2\\").item()
     header, ext = _cef(_header(text)[6][2:])
-    assert header[3:6] == ["1|2", "A|B\\C", "A|B\\C SUCCESS"]
+    assert header[3:6] == ["1|2\\", "A|B\\C D", "A|B\\C D SUCCESS"]  # a newline in the header is a space
     assert ext == {"rt": "1736942400000", "externalId": "evt_1", "outcome": "SUCCESS"}
-    assert _header(text)[5] == "A|B\\C"  # MSGID is printable ASCII as it is
+    assert _header(text)[5] == "A|B\\C_D"  # MSGID: printable US-ASCII only
 
 
 def test_rfc5424_structured_data_escapes_quote_backslash_bracket(tcp: TcpReceiver) -> None:

@@ -44,8 +44,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import polars as pl
@@ -53,111 +51,127 @@ import polars as pl
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.sinks.base import Sink
 
-__all__ = ["SyslogSink", "cef_message", "frames", "rfc5424_message", "syslog_messages"]
+__all__ = ["SyslogSink", "frames", "syslog_messages", "unframe"]
 
 FACILITY_LOG_AUDIT = 13
 _SEVERITY = {"SUCCESS": 6, "PARTIAL": 4, "FAILURE": 3}  # syslog: info, warning, err
 _CEF_SEVERITY = {"SUCCESS": 3, "PARTIAL": 5, "FAILURE": 7}
-_SD_ESCAPE = str.maketrans({"\\": "\\\\", '"': '\\"', "]": "\\]"})
-_CEF_HEADER_ESCAPE = str.maketrans({"\\": "\\\\", "|": "\\|", "\n": " ", "\r": " "})
-_CEF_EXT_ESCAPE = str.maketrans({"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"})
-_NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")  # header fields are PRINTUSASCII (RFC 5424, 6)
-_COLUMNS = ("event_id", "timestamp", "operation", "user_id", "session_id", "status", "error_message", "duration_ms")
+_SD_ESCAPE = {"\\": "\\\\", '"': '\\"', "]": "\\]"}
+_CEF_HEADER_ESCAPE = {"\\": "\\\\", "|": "\\|", "\n": " ", "\r": " "}
+_CEF_EXT_ESCAPE = {"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"}
+_NOT_PRINTABLE = r"[^\x21-\x7e]"  # header fields are PRINTUSASCII (RFC 5424, 6)
 
 
 def _header_field(value: str | None, limit: int) -> str:
     """A header field: printable US-ASCII, at most `limit` characters, ``-`` when empty."""
-    text = _NOT_PRINTABLE.sub("_", value or "")[:limit]
-    return text or "-"
+    return re.sub(_NOT_PRINTABLE, "_", value or "")[:limit] or "-"
 
 
-def _number(value: float) -> str:
+def _escaped(expr: pl.Expr, table: dict[str, str]) -> pl.Expr:
+    # One pass (Aho-Corasick): a backslash put in by one replacement is not escaped again.
+    return expr.str.replace_many(list(table), list(table.values()))
+
+
+def _text(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String)
+
+
+def _number(name: str) -> pl.Expr:
     """45.0 -> "45", 45.2 -> "45.2" (the shortest text that reads back as the same float)."""
-    return str(int(value)) if value.is_integer() else repr(value)
+    return _text(name).str.replace(r"\.0$", "")
 
 
-def _rows(batch: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
-    """The columns a message needs, as plain values (vectorized casts first)."""
-    return batch.select(
-        pl.col("event_id"), pl.col("timestamp").dt.epoch("us"), pl.col("operation").cast(pl.String),
-        pl.col("user_id").cast(pl.String), pl.col("session_id"), pl.col("status").cast(pl.String),
-        pl.col("error_message"), pl.col("duration_ms"),
-    ).iter_rows()
+def _pair(key: str, value: pl.Expr, quote: str = "") -> pl.Expr:
+    """``key=value`` (null when the value is: left out of the message)."""
+    return pl.concat_str([pl.lit(f"{key}={quote}"), value, pl.lit(quote)])
 
 
-def _timestamp(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _header(facility: int, hostname: str, procid: str) -> pl.Expr:
+    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID`` (RFC 5424, 6.2)."""
+    pri = _text("status").replace_strict(_SEVERITY, default=6, return_dtype=pl.Int64) + facility * 8
+    msgid = _text("operation").str.replace_all(_NOT_PRINTABLE, "_").str.slice(0, 32)
+    return pl.concat_str([
+        pl.lit("<"), pri.cast(pl.String), pl.lit(">1 "), pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        pl.lit(f" {hostname} axon_audit {procid} "),
+        pl.when(msgid.fill_null("") == "").then(pl.lit("-")).otherwise(msgid)])
 
 
-def _header(pri: int, ts_us: int, hostname: str, procid: str, operation: str) -> str:
-    return f"<{pri}>1 {_timestamp(ts_us)} {hostname} axon_audit {procid} {_header_field(operation, 32)}"
+def _cef(version: str) -> pl.Expr:
+    """The CEF record (RFC 5424 MSG; STRUCTURED-DATA is ``-``)."""
+    op, status = _escaped(_text("operation"), _CEF_HEADER_ESCAPE), _text("status")
+    severity = status.replace_strict(_CEF_SEVERITY, default=3, return_dtype=pl.Int64).cast(pl.String)
+    head = pl.concat_str([pl.lit(f"CEF:0|axon_audit|axon_audit|{_cef_header_text(version)}|"), op, pl.lit("|"),
+                          op, pl.lit(" "), status, pl.lit("|"), severity, pl.lit("|")])
+    extension = pl.concat_str([
+        _pair("rt", pl.col("timestamp").dt.epoch("ms").cast(pl.String)),
+        _pair("suser", _escaped(_text("user_id"), _CEF_EXT_ESCAPE)),
+        _pair("cs1Label", pl.when(pl.col("session_id").is_not_null()).then(pl.lit("session"))),
+        _pair("cs1", _escaped(_text("session_id"), _CEF_EXT_ESCAPE)),
+        _pair("externalId", _escaped(_text("event_id"), _CEF_EXT_ESCAPE)),
+        _pair("outcome", status),
+        _pair("cn1Label", pl.when(pl.col("duration_ms").is_not_null()).then(pl.lit("durationMs"))),
+        _pair("cn1", _number("duration_ms")),
+        _pair("msg", _escaped(_text("error_message"), _CEF_EXT_ESCAPE)),
+    ], separator=" ", ignore_nulls=True)
+    return pl.concat_str([pl.lit("- "), head, extension])
 
 
-def rfc5424_message(row: tuple[Any, ...], *, hostname: str = "-", procid: str = "-",
-                    facility: int = FACILITY_LOG_AUDIT) -> str:
-    """One event (a row of `_COLUMNS`) as an RFC 5424 message with its STRUCTURED-DATA.
-
-    Example:
-        >>> row = ("evt_1", 1736942400000000, "STORE", "u1", 's"1]', "SUCCESS", None, 45.2)
-        >>> rfc5424_message(row, hostname="h", procid="7")
-        '<110>1 2025-01-15T12:00:00.000000Z h axon_audit 7 STORE [audit@32473 eventId="evt_1" \
-userId="u1" sessionId="s\\\\"1\\\\]" status="SUCCESS" durationMs="45.2"] STORE SUCCESS'
-    """
-    event_id, ts_us, operation, user, session, status, error, duration = row
-    params = [("eventId", event_id), ("userId", user), ("sessionId", session), ("status", status),
-              ("durationMs", None if duration is None else _number(duration))]
-    sd = " ".join(f'{k}="{str(v).translate(_SD_ESCAPE)}"' for k, v in params if v is not None)
-    msg = f"{operation} {status}" + (f": {error}" if error is not None else "")
-    pri = facility * 8 + _SEVERITY.get(status, 6)
-    return f"{_header(pri, ts_us, hostname, procid, operation)} [audit@32473 {sd}] {msg}"
+def _cef_header_text(text: str) -> str:
+    for k, v in _CEF_HEADER_ESCAPE.items():
+        text = text.replace(k, v)  # backslash first (dicts keep order): later escapes are not doubled
+    return text
 
 
-def cef_message(row: tuple[Any, ...], version: str, *, hostname: str = "-", procid: str = "-",
-                facility: int = FACILITY_LOG_AUDIT) -> str:
-    """One event (a row of `_COLUMNS`) as an RFC 5424 message whose MSG is an ArcSight CEF record.
-
-    Example:
-        >>> row = ("evt_1", 1736942400000000, "FORGET", "a=b", None, "FAILURE", "x|y\\nz", 3.0)
-        >>> cef_message(row, "0.1.0", hostname="h", procid="7")
-        '<107>1 2025-01-15T12:00:00.000000Z h axon_audit 7 FORGET - CEF:0|axon_audit|axon_audit|0.1.0|\
-FORGET|FORGET FAILURE|7|rt=1736942400000 suser=a\\\\=b externalId=evt_1 outcome=FAILURE \
-cn1Label=durationMs cn1=3 msg=x|y\\\\nz'
-    """
-    event_id, ts_us, operation, user, session, status, error, duration = row
-    op = operation.translate(_CEF_HEADER_ESCAPE)
-    head = f"CEF:0|axon_audit|axon_audit|{version.translate(_CEF_HEADER_ESCAPE)}|{op}|{op} {status}|" \
-           f"{_CEF_SEVERITY.get(status, 3)}|"
-    ext = [("rt", str(ts_us // 1000)), ("suser", user)]
-    if session is not None:
-        ext += [("cs1Label", "session"), ("cs1", session)]
-    ext += [("externalId", event_id), ("outcome", status)]
-    if duration is not None:
-        ext += [("cn1Label", "durationMs"), ("cn1", _number(duration))]
-    ext.append(("msg", error))
-    extension = " ".join(f"{k}={v.translate(_CEF_EXT_ESCAPE)}" for k, v in ext if v is not None)
-    pri = facility * 8 + _SEVERITY.get(status, 6)
-    return f"{_header(pri, ts_us, hostname, procid, operation)} - {head}{extension}"
+def _structured_data() -> pl.Expr:
+    """``[audit@32473 …]`` and MSG (``<operation> <status>[: <error message>]``)."""
+    params = pl.concat_str([
+        _pair(key, _escaped(value, _SD_ESCAPE), '"') for key, value in (
+            ("eventId", _text("event_id")), ("userId", _text("user_id")), ("sessionId", _text("session_id")),
+            ("status", _text("status")), ("durationMs", _number("duration_ms")))
+    ], separator=" ", ignore_nulls=True)
+    msg = pl.concat_str([_text("operation"), pl.lit(" "), _text("status"),
+                         pl.concat_str([pl.lit(": "), pl.col("error_message")])], ignore_nulls=True)
+    return pl.concat_str([pl.lit("[audit@32473 "), params, pl.lit("] "), msg])
 
 
 def syslog_messages(batch: pl.DataFrame, format: str = "cef", *, hostname: str = "-", procid: str = "-",
-                    facility: int = FACILITY_LOG_AUDIT) -> list[bytes]:
-    """The messages of one batch, in order, UTF-8 encoded."""
-    if format == "cef":
-        from axon_audit import __version__  # the package's own version (the package imports this module late)
-
-        return [cef_message(r, __version__, hostname=hostname, procid=procid, facility=facility).encode()
-                for r in _rows(batch)]
-    return [rfc5424_message(r, hostname=hostname, procid=procid, facility=facility).encode() for r in _rows(batch)]
-
-
-def frames(messages: list[bytes]) -> bytes:
-    """Octet-counting framing (RFC 6587, 3.4.1): ``<length> <message>`` each, back to back.
+                    facility: int = FACILITY_LOG_AUDIT, version: str | None = None) -> pl.Series:
+    """The messages of one batch, in order (vectorized; the layouts are in the module's docstring).
 
     Example:
-        >>> frames([b"<14>1 a", b"b"])
-        b'7 <14>1 a1 b'
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> df = normalize_batch([{"event_id": "evt_1", "timestamp": "2025-01-15T12:00:00Z", "operation": "forget",
+        ...                        "user_id": "a=b", "status": "failure", "error_message": "x|y\\nz",
+        ...                        "duration_ms": 3.0}])
+        >>> print(syslog_messages(df, hostname="h", procid="7", version="0.1.0").item())
+        <107>1 2025-01-15T12:00:00.000000Z h axon_audit 7 FORGET - CEF:0|axon_audit|axon_audit|0.1.0|FORGET|\
+FORGET FAILURE|7|rt=1736942400000 suser=a\\=b externalId=evt_1 outcome=FAILURE cn1Label=durationMs cn1=3 \
+msg=x|y\\nz
+        >>> print(syslog_messages(df.with_columns(session_id=pl.lit('s"1]')), "rfc5424", hostname="h").item())
+        <107>1 2025-01-15T12:00:00.000000Z h axon_audit - FORGET [audit@32473 eventId="evt_1" userId="a=b" \
+sessionId="s\\"1\\]" status="FAILURE" durationMs="3"] FORGET FAILURE: x|y
+        z
     """
-    return b"".join(b"%d %s" % (len(m), m) for m in messages)
+    if format == "cef":
+        if version is None:
+            from axon_audit import __version__  # the package's own (the package imports this module late)
+
+            version = __version__
+        body = _cef(version)
+    else:
+        body = _structured_data()
+    return batch.select(pl.concat_str([_header(facility, hostname, procid), pl.lit(" "), body]))[:, 0]
+
+
+def frames(messages: pl.Series) -> bytes:
+    """Octet-counting framing (RFC 6587, 3.4.1): ``<length in bytes> <message>`` each, back to back.
+
+    Example:
+        >>> frames(pl.Series(["<14>1 a", "é"]))
+        b'7 <14>1 a2 \\xc3\\xa9'
+    """
+    framed = pl.concat_str([messages.str.len_bytes().cast(pl.String), pl.lit(" "), messages])
+    return str(pl.select(framed.str.join("")).item()).encode()
 
 
 def unframe(data: bytes) -> list[bytes]:
