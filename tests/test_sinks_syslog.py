@@ -267,17 +267,22 @@ def test_udp_receiver_gets_the_messages() -> None:
             got.append(self.request[0].decode())
 
     server = socketserver.UDPServer(("127.0.0.1", 0), Handler)
+    server.max_packet_size = 65_536
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         audit = AuditLogger()
         with SyslogSink(audit, server.server_address, **FAST) as sink:  # type: ignore[arg-type]
             for i in range(5):
                 audit.log("store", user_id=f"u{i}")
-        assert sink.transport == "udp" and sink.delivered == 5
-        _wait(lambda: len(got) == 5)
+            audit.log("store", user_id="big", status="failure", error_message="é" * 40_000)  # 80 kB
+        assert sink.transport == "udp" and sink.delivered == 6 and sink.truncated == 1
+        _wait(lambda: len(got) == 6)
         ids = [e.event_id for e in _in_log_order(audit)]
         assert [_cef(_header(m)[6][2:])[1]["externalId"] for m in got] == ids
-        assert [_cef(_header(m)[6][2:])[1]["suser"] for m in got] == [f"u{i}" for i in range(5)]
+        assert [_cef(_header(m)[6][2:])[1]["suser"] for m in got] == [f"u{i}" for i in range(5)] + ["big"]
+        cut = _cef(_header(got[5])[6][2:])[1]["msg"]  # the copy sent is cut to fit a datagram (whole characters)
+        assert len(got[5].encode()) <= 65_000 and 30_000 < len(cut) < 40_000 and set(cut) == {"é"}
+        assert _in_log_order(audit)[5].error_message == "é" * 40_000  # the logged event is whole
     finally:
         server.shutdown()
         server.server_close()

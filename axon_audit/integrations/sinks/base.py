@@ -68,7 +68,7 @@ def _positive(name: str, value: Any, kind: type = float) -> Any:
 
 
 class Sink:
-    """Ships a logger's matching events to a receiver over HTTP, in order, each batch until accepted.
+    """Ships a logger's matching events to a receiver (HTTP unless `transmit` says otherwise), in order.
 
     Counters: `delivered` (events the receiver accepted), `batches` (batches
     accepted), `retries` (attempts after a failed one), `failures` (failed

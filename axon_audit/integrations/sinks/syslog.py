@@ -29,7 +29,9 @@ a connection that breaks in the middle of a batch resends its first messages too
 acknowledgement, so what the kernel took just before a receiver vanished without
 closing its end can still be lost. ``udp`` sends one datagram per message; UDP
 cannot know whether anything arrived, so only a local send error is retried (use
-TCP for evidence that must arrive).
+TCP for evidence that must arrive); a message longer than `UDP_MAX` bytes (a huge
+error message) is cut to fit a datagram and counted in `truncated` (the logged
+event itself is never changed).
 
 Example:
     >>> from axon_audit import AuditLogger
@@ -54,6 +56,7 @@ from axon_audit.integrations.sinks.base import Sink
 __all__ = ["SyslogSink", "frames", "syslog_messages", "unframe"]
 
 FACILITY_LOG_AUDIT = 13
+UDP_MAX = 65_000  # bytes: a datagram holds at most 65,507 (IPv4)
 _SEVERITY = {"SUCCESS": 6, "PARTIAL": 4, "FAILURE": 3}  # syslog: info, warning, err
 _CEF_SEVERITY = {"SUCCESS": 3, "PARTIAL": 5, "FAILURE": 7}
 _SD_ESCAPE = {"\\": "\\\\", '"': '\\"', "]": "\\]"}
@@ -192,7 +195,7 @@ class SyslogSink(Sink):
     `format` ``"cef"`` (default) or ``"rfc5424"``; `hostname` for the header
     (default: this machine's name); `facility` 0-23 (default 13, log audit). Other
     keywords as `WebhookSink` (`timeout` is the connect / send timeout; `headers`
-    are not used).
+    are not used). `truncated` counts UDP messages cut to fit a datagram.
     """
 
     kind = "syslog"
@@ -217,6 +220,7 @@ class SyslogSink(Sink):
         self.format = format
         self.facility = facility
         self.hostname = _header_field(socket.gethostname() if hostname is None else hostname, 255)
+        self.truncated = 0
         self._procid = str(os.getpid())
         self._sock: socket.socket | None = None
         host = f"[{address[0]}]" if ":" in address[0] else address[0]
@@ -237,6 +241,9 @@ class SyslogSink(Sink):
             else:
                 sock = self._udp_socket()
                 for message in unframe(body):
+                    if len(message) > UDP_MAX:  # would fail on every retry: the copy sent is cut instead
+                        message = message[:UDP_MAX].decode(errors="ignore").encode()
+                        self.truncated += 1
                     sock.sendto(message, self.address)
         except OSError as e:  # refused, reset, timed out, closed by the receiver, no route
             self._close_socket()
