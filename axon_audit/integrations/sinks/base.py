@@ -19,7 +19,8 @@ to `drain_timeout` seconds; what is still undelivered then stays in
 `undelivered` (DataFrames, in order) and is logged as an ERROR with its count.
 
 Subclasses say what a batch looks like on the wire (`encode`; `target` and
-`check_answer` when the URL or the answer need more).
+`check_answer` when the URL or the answer need more; `check_url` and `transmit`
+for a transport other than HTTP, as the syslog sink).
 
 Example:
     >>> from axon_audit import AuditLogger
@@ -67,7 +68,7 @@ def _positive(name: str, value: Any, kind: type = float) -> Any:
 
 
 class Sink:
-    """Ships a logger's matching events to a receiver over HTTP, in order, each batch until accepted.
+    """Ships a logger's matching events to a receiver (HTTP unless `transmit` says otherwise), in order.
 
     Counters: `delivered` (events the receiver accepted), `batches` (batches
     accepted), `retries` (attempts after a failed one), `failures` (failed
@@ -81,8 +82,7 @@ class Sink:
                  timeout: float = 10.0, backoff: float = 0.1, max_backoff: float = 5.0,
                  drain_timeout: float = 30.0, interval: float = 0.2, headers: dict[str, str] | None = None,
                  **filters: Any) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise AuditValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        self.check_url(url)
         self.url = url
         self.max_batch = _positive("max_batch", max_batch, int)
         self.max_pending = _positive("max_pending", max_pending, int)
@@ -122,6 +122,16 @@ class Sink:
     def target(self) -> str:
         """Where batches are POSTed."""
         return self.url
+
+    def check_url(self, url: Any) -> None:
+        """Refuse a `url` this sink cannot send to (here: anything but http:// or https://)."""
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise AuditValueError(f"url must be an http:// or https:// URL, got {url!r}")
+
+    def transmit(self, body: bytes, headers: dict[str, str]) -> str | None:
+        """One attempt at a batch; None when the receiver took it, else what went wrong
+        (then the batch is retried). Here: a POST; a sink with another transport overrides it."""
+        return self._post(body, headers)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -248,7 +258,7 @@ class Sink:
         headers = {**self.headers, "Content-Type": content_type, "Idempotency-Key": batch_id}
         attempt = 0
         while True:
-            error = self._post(body, headers)
+            error = self.transmit(body, headers)
             if error is None:
                 with self._lock:
                     self._current = None
