@@ -9,6 +9,8 @@ local engine's, and a month's report must read only that month's objects.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,7 +20,7 @@ from polars.testing import assert_frame_equal
 
 from axon_audit import AuditLogger, compliance_report
 from axon_audit.compliance import distributed as dist
-from axon_audit.exceptions import AuditValueError
+from axon_audit.exceptions import ArchiveError, AuditValueError
 from axon_audit.read.sources import open_source
 from axon_audit.workload import generate_events
 
@@ -91,6 +93,41 @@ def test_a_month_reads_only_its_own_partitions(lake, client, s3_server):
     days = {k.split("/parquet/date=")[1][:10] for k in got}
     assert days == {"2026-02-26", "2026-02-27", "2026-02-28"}
     assert report.total_events == 600
+
+
+def test_each_partition_is_one_task_on_the_workers(lake, client):
+    uri, opts, _ = lake
+    distributed = pytest.importorskip("distributed")
+    with distributed.get_task_stream(client) as stream:
+        dist.lake_statistics(uri, client=client, storage_options=opts)
+    tasks = [t for t in stream.data if "_read_partition" in t["key"]]
+    assert len(tasks) == 6  # 2026-01-29 .. 2026-01-31, 2026-02-26 .. 2026-02-28
+    assert {t["worker"] for t in tasks} <= set(client.scheduler_info()["workers"])
+
+
+def test_the_current_client_is_used_when_none_is_given(lake, client):
+    uri, opts, _ = lake
+    assert dist.lake_statistics(uri, storage_options=opts)["total_events"] == 1_200
+
+
+def test_a_partition_the_workers_cannot_read_is_an_archive_error(lake, client, s3_server):
+    uri, opts, _ = lake
+    s3_server.deny = lambda method, path: method == "GET" and "/parquet/date=2026-02-27/" in path
+    try:
+        with pytest.raises(ArchiveError, match=f"cannot read the events under {uri}"):
+            dist.compliance_report(uri, "2026-02", client=client, storage_options=opts)
+        assert dist.compliance_report(uri, "2026-01", client=client, storage_options=opts).total_events == 600
+    finally:
+        s3_server.deny = None
+
+
+def test_without_a_client_the_error_says_what_to_pass(tmp_path):
+    # A fresh interpreter: this one has the fixture's client as its current one.
+    code = ("from axon_audit.compliance.distributed import lake_statistics\n"
+            "from axon_audit.exceptions import AuditValueError\n"
+            f"try:\n    lake_statistics({str(tmp_path)!r})\nexcept AuditValueError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "engine 'dask' needs a Dask client: pass client=, or create one first"
 
 
 def test_a_bad_engine_is_named(lake):

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.dataset as pads
 
 from axon_audit.compliance.report import (
@@ -33,7 +34,7 @@ from axon_audit.compliance.report import (
     month_period,
 )
 from axon_audit.compliance.report import compliance_report as local_report
-from axon_audit.exceptions import AuditValueError
+from axon_audit.exceptions import ArchiveError, AuditValueError
 from axon_audit.io.location import StorageOptions, resolve
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.schema import ARROW_SCHEMA, FRAME_SCHEMA
@@ -112,17 +113,20 @@ def _client(client: Any) -> Any:
 def _partials(uri: str, storage_options: StorageOptions | None, start_us: int | None, end_us: int | None,
               wanted: list[str] | None, client: Any) -> list[_Partial]:
     """One task per `date=` partition inside the period; results in day order."""
+    c = _client(client)
     f = Filters.build(**period_filter(start_us, end_us))
     by_day: dict[date | None, list[str]] = {}
     for info in lake_files(uri, f, storage_options=storage_options):
         day = info.path.rsplit("/", 2)[-2].removeprefix("date=")
         by_day.setdefault(date.fromisoformat(day) if day[:1].isdigit() else None, []).append(info.path)
     opts = dict(storage_options) if storage_options is not None else None
-    c = _client(client)
     days = sorted(by_day, key=lambda d: (d is None, d or date.min))
     futures = [c.submit(_read_partition, uri, opts, sorted(by_day[d]), start_us, end_us, wanted, pure=False)
                for d in days]
-    return list(c.gather(futures))
+    try:
+        return list(c.gather(futures))
+    except (OSError, pa.ArrowException) as exc:  # re-raised here as the worker raised it
+        raise ArchiveError(f"cannot read the events under {uri}: {exc}") from None
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
