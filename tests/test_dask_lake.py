@@ -142,4 +142,12 @@ def test_local_engine_is_the_local_report(lake):
     uri, opts, _ = lake
     _same_report(dist.compliance_report(uri, "2026-01", engine="local", storage_options=opts),
                  compliance_report(open_source(uri, storage_options=opts), "2026-01"))
-    assert pl.__version__
+
+
+def test_a_local_folder_lake_gives_the_same_report(tmp_path, client):
+    with AuditLogger(max_events=300, auto_export_path=tmp_path) as audit:
+        audit.log_batch(generate_events(500, seed=3, days=2, start=datetime(2026, 5, 30, 20, tzinfo=UTC)))
+    archive = open_source(tmp_path)
+    for month in ("2026-05", "2026-06"):
+        _same_report(dist.compliance_report(archive, month, client=client), compliance_report(archive, month))
+    assert dist.lake_statistics(archive, client=client) == dict(archive.get_statistics())
