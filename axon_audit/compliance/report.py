@@ -217,6 +217,10 @@ def _charts(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
              (pl.col("status") == "FAILURE").sum().cast(pl.Int64).alias("failures"))
         .sort("day", "operation")
     )
+    return {"daily": daily, "latency_histogram": latency_histogram(df)}
+
+def latency_histogram(df: pl.DataFrame) -> pl.DataFrame:
+    """Events per `LATENCY_BUCKETS_MS` bucket of `df`'s duration_ms (the one column read)."""
     def ms(b: float) -> str:
         return f"{b / 1000:g}s" if b >= 1000 else f"{b:g}"  # short: a chart's axis shows them
 
@@ -228,9 +232,8 @@ def _charts(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
                   .bin_intervals(list(LATENCY_BUCKETS_MS), labels=labels).cast(pl.String).alias("bucket"))
         .group_by("bucket").agg(pl.len().cast(pl.Int64).alias("events"))
     )
-    latency = buckets.join(counts, on="bucket", how="left", maintain_order="left").with_columns(
+    return buckets.join(counts, on="bucket", how="left", maintain_order="left").with_columns(
         pl.col("events").fill_null(0))
-    return {"daily": daily, "latency_histogram": latency}
 
 def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dict[str, pl.DataFrame]:
     op, st, user = pl.col("operation"), pl.col("status"), pl.col("user_id")
@@ -299,19 +302,7 @@ def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dic
             .sort(["entry_id", "timestamp", "event_id"])
         )
 
-    d = pl.col("duration_ms")
-    lat_aggs = [
-        d.count().cast(pl.Int64).alias("count"),
-        d.mean().alias("mean"),
-        *(d.quantile(q, "linear").alias(f"p{int(q * 100)}") for q in _PERCENTILES),
-        d.max().alias("max"),
-    ]
-    latency = pl.concat([
-        df.group_by("operation").agg(lat_aggs).sort(op.cast(ops_order)).with_columns(op.cast(pl.String)),
-        df.select(pl.lit("ALL").alias("operation"), *lat_aggs),
-    ]) if total else pl.DataFrame(schema={"operation": pl.String, "count": pl.Int64, "mean": pl.Float64,
-                                          "p50": pl.Float64, "p95": pl.Float64, "p99": pl.Float64,
-                                          "max": pl.Float64})
+    latency = latency_ms(df)
     return {
         "summary": summary,
         "operations": operations,
@@ -322,3 +313,21 @@ def _sections(df: pl.DataFrame, period: str, entry_ids: list[str] | None) -> dic
         "entry_access": entry_access,
         "latency_ms": latency,
     }
+
+
+def latency_ms(df: pl.DataFrame) -> pl.DataFrame:
+    """Section `latency_ms` of `df` (operation, duration_ms): per operation and "ALL"."""
+    op, ops_order = pl.col("operation"), pl.Enum(list(OPERATIONS))
+    d = pl.col("duration_ms")
+    lat_aggs = [
+        d.count().cast(pl.Int64).alias("count"),
+        d.mean().alias("mean"),
+        *(d.quantile(q, "linear").alias(f"p{int(q * 100)}") for q in _PERCENTILES),
+        d.max().alias("max"),
+    ]
+    return pl.concat([
+        df.group_by("operation").agg(lat_aggs).sort(op.cast(ops_order)).with_columns(op.cast(pl.String)),
+        df.select(pl.lit("ALL").alias("operation"), *lat_aggs),
+    ]) if df.height else pl.DataFrame(schema={"operation": pl.String, "count": pl.Int64, "mean": pl.Float64,
+                                          "p50": pl.Float64, "p95": pl.Float64, "p99": pl.Float64,
+                                          "max": pl.Float64})
