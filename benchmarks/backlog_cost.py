@@ -23,24 +23,13 @@ import asyncio
 import gc
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from axon_audit import AuditLogger
+from benchmarks._timing import LOG_EVENT_ARGS, log_event_loop
 
-ARGS: dict[str, Any] = dict(user_id="user_123", session_id="session_abc", entry_ids=["entry_1", "entry_2"],
-                            metadata={"source": "api", "batch_size": 2}, status="SUCCESS",
-                            error_message=None, duration_ms=45.2)
-
-
-async def _loop(audit: AuditLogger, n: int) -> tuple[float, float]:
-    log_event = audit.log_event
-    args = ARGS
-    c0, w0 = time.thread_time(), time.perf_counter()
-    for _ in range(n):
-        await log_event("store", **args)
-    return time.thread_time() - c0, time.perf_counter() - w0
+ARGS = LOG_EVENT_ARGS
 
 
 def run(case: str, n: int, max_events: int) -> tuple[float, float, bool]:
@@ -52,7 +41,7 @@ def run(case: str, n: int, max_events: int) -> tuple[float, float, bool]:
             kw["max_backlog"] = 10**9
         audit = AuditLogger(**kw)
         gc.collect()
-        cpu, wall = asyncio.run(_loop(audit, n))
+        cpu, wall = asyncio.run(log_event_loop(audit, n))
         guarded = audit._guarded
         audit.close()
         assert audit.get_stats()["exported_events"] == n

@@ -36,10 +36,9 @@ import polars as pl
 
 from axon_audit import AuditLogger
 from axon_audit.integrations.sinks import OTLPSink, Sink, SyslogSink, WebhookSink
+from benchmarks._timing import LOG_EVENT_ARGS, log_event_loop
 
-ARGS: dict[str, Any] = dict(user_id="user_123", session_id="session_abc", entry_ids=["entry_1", "entry_2"],
-                            metadata={"source": "api", "batch_size": 2}, status="SUCCESS",
-                            error_message=None, duration_ms=45.2)
+ARGS = LOG_EVENT_ARGS
 SINKS = ("webhook", "otlp", "syslog")
 
 
@@ -115,21 +114,12 @@ def throughput(kind: str, n: int, ports: tuple[int, int], counts: Any) -> float:
     return sink.delivered / seconds
 
 
-async def _loop(audit: AuditLogger, n: int) -> tuple[float, float]:
-    log_event = audit.log_event
-    args = ARGS
-    c0, w0 = time.thread_time(), time.perf_counter()
-    for _ in range(n):
-        await log_event("store", **args)
-    return time.thread_time() - c0, time.perf_counter() - w0
-
-
 def cost(case: str, n: int, ports: tuple[int, int]) -> tuple[float, float]:
     """(CPU µs, wall µs) per `log_event` with `case` attached."""
     audit = AuditLogger(max_events=n + 1)
     sink = None if case == "none" else _sink(case, audit, ports).start()
     gc.collect()
-    cpu, wall = asyncio.run(_loop(audit, n))
+    cpu, wall = asyncio.run(log_event_loop(audit, n))
     audit.close()
     if sink is not None:
         assert sink.join(300)

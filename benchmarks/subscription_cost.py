@@ -23,24 +23,12 @@ import asyncio
 import gc
 import statistics
 import threading
-import time
-from typing import Any
 
 from axon_audit import AuditLogger
+from benchmarks._timing import LOG_EVENT_ARGS, log_event_loop
 
-ARGS: dict[str, Any] = dict(user_id="user_123", session_id="session_abc", entry_ids=["entry_1", "entry_2"],
-                            metadata={"source": "api", "batch_size": 2}, status="SUCCESS",
-                            error_message=None, duration_ms=45.2)
+ARGS = LOG_EVENT_ARGS
 CASES = ("none", "batches", "events", "no_match")
-
-
-async def _loop(audit: AuditLogger, n: int) -> tuple[float, float]:
-    log_event = audit.log_event
-    args = ARGS
-    c0, w0 = time.thread_time(), time.perf_counter()
-    for _ in range(n):
-        await log_event("store", **args)
-    return time.thread_time() - c0, time.perf_counter() - w0
 
 
 def run(case: str, n: int) -> tuple[float, float]:
@@ -62,7 +50,7 @@ def run(case: str, n: int) -> tuple[float, float]:
         reader = threading.Thread(target=read)
         reader.start()
     gc.collect()
-    cpu, wall = asyncio.run(_loop(audit, n))
+    cpu, wall = asyncio.run(log_event_loop(audit, n))
     audit.close()
     if reader is not None and sub is not None:
         reader.join()

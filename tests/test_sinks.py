@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from axon_audit import AuditLogger, AuditTypeError, AuditValueError
 from axon_audit.integrations.sinks import OTLPSink, Sink, WebhookSink
+from tests.waiting import wait_until
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "interval": 0.02, "timeout": 2.0}
 
@@ -91,13 +92,6 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.01)
-
-
 def _log_from_threads(audit: AuditLogger, threads: int, per: int) -> None:
     def work(t: int) -> None:
         for i in range(per):
@@ -122,12 +116,12 @@ def test_webhook_delivers_every_event_once_in_order_across_an_outage(receiver: R
     audit = AuditLogger(max_events=1_000_000)
     sink = WebhookSink(audit, receiver.url + "/hook", max_batch=100, max_pending=300, **FAST).start()
     _log_from_threads(audit, 8, 20)
-    _wait(lambda: sink.delivered == 160)
+    wait_until(lambda: sink.delivered == 160)
     before = len(receiver.order)
 
     receiver.down = True
     _log_from_threads(audit, 8, 150)  # 1,200 events: more than max_pending while the receiver is away
-    _wait(lambda: sink.failures >= 3 and sink.pending > 200)
+    wait_until(lambda: sink.failures >= 3 and sink.pending > 200)
     time.sleep(0.1)
     held = sink.pending
     assert len(receiver.order) == before  # nothing got through the outage ...
@@ -186,10 +180,10 @@ def test_otlp_records_match_the_events_across_a_restarted_receiver(receiver: Rec
     sink = OTLPSink(audit, receiver.url + "/", service_name="memory-api", resource={"deployment.environment": "test"},
                     max_batch=50, max_pending=200, **FAST).start()
     _log_from_threads(audit, 8, 10)
-    _wait(lambda: sink.delivered == 80)
+    wait_until(lambda: sink.delivered == 80)
     receiver.stop()  # the collector goes away: connections are refused
     _log_from_threads(audit, 8, 30)
-    _wait(lambda: sink.failures >= 2)
+    wait_until(lambda: sink.failures >= 2)
     receiver.start()  # back on the same port
     audit.close()
     assert sink.join(10)

@@ -11,8 +11,7 @@ import re
 import socket
 import socketserver
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -21,6 +20,7 @@ import pytest
 from axon_audit import AuditLogger, AuditValueError, __version__
 from axon_audit.integrations.sinks import SyslogSink
 from axon_audit.integrations.sinks.syslog import syslog_messages
+from tests.waiting import wait_until
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "interval": 0.02, "timeout": 2.0}
 HOSTILE_USER = 'u|1=2\\x\ny]"z'
@@ -95,13 +95,6 @@ def tcp() -> Iterator[TcpReceiver]:
     r.stop()
 
 
-def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.01)
-
-
 def _log_from_threads(audit: AuditLogger, threads: int, per: int) -> None:
     def work(t: int) -> None:
         for i in range(per):
@@ -168,10 +161,10 @@ def test_tcp_delivers_every_event_once_in_order_across_a_receiver_restart(tcp: T
     sink = SyslogSink(audit, ("127.0.0.1", tcp.port), transport="tcp", max_batch=50, max_pending=200,
                       **FAST).start()
     _log_from_threads(audit, 4, 15)
-    _wait(lambda: len(tcp.got()) == 60 and sink.delivered == 60)
+    wait_until(lambda: len(tcp.got()) == 60 and sink.delivered == 60)
     tcp.stop()  # the receiver goes away, closing its connection
     _log_from_threads(audit, 4, 40)
-    _wait(lambda: sink.failures >= 2)
+    wait_until(lambda: sink.failures >= 2)
     assert len(tcp.got()) == 60  # nothing went into the closed connection
     tcp.start()  # back on the same port
     audit.close()
@@ -276,7 +269,7 @@ def test_udp_receiver_gets_the_messages() -> None:
                 audit.log("store", user_id=f"u{i}")
             audit.log("store", user_id="big", status="failure", error_message="é" * 40_000)  # 80 kB
         assert sink.transport == "udp" and sink.delivered == 6 and sink.truncated == 1
-        _wait(lambda: len(got) == 6)
+        wait_until(lambda: len(got) == 6)
         ids = [e.event_id for e in _in_log_order(audit)]
         assert [_cef(_header(m)[6][2:])[1]["externalId"] for m in got] == ids
         assert [_cef(_header(m)[6][2:])[1]["suser"] for m in got] == [f"u{i}" for i in range(5)] + ["big"]
