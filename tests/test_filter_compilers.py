@@ -1,5 +1,6 @@
 """The filter compilers: every filter reaches every backend, a missing visitor fails
-loudly, and polars, DuckDB and the pyarrow pushdown (+ polars) select the same events."""
+loudly, and polars, DuckDB, the pyarrow pushdown (+ polars) and the row compiler
+(the small-logger path) select the same events."""
 
 from __future__ import annotations
 
@@ -15,19 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axon_audit.model.enums import EventStatus, OperationType
-from axon_audit.model.schema import from_arrow, normalize_batch, to_arrow
+from axon_audit.model.schema import frame_to_events, from_arrow, normalize_batch, to_arrow
 from axon_audit.model.timestamps import from_us
 from axon_audit.query.arrow_compiler import ArrowCompiler
 from axon_audit.query.compiler import Compiler
 from axon_audit.query.filters import FILTER_NAMES, Filters
 from axon_audit.query.polars_compiler import PolarsCompiler
 from axon_audit.query.predicates import FIELDS, KINDS
+from axon_audit.query.row_compiler import RowCompiler
 from axon_audit.query.sql_compiler import SqlCompiler
 from axon_audit.workload import generate_events
 
 UTC = timezone.utc
 T = datetime(2026, 3, 1, 12, tzinfo=UTC)
-COMPILERS = (PolarsCompiler, SqlCompiler, ArrowCompiler)
+COMPILERS = (PolarsCompiler, SqlCompiler, ArrowCompiler, RowCompiler)
 
 # Three events: A matches every sample filter below and each sample leaves out B
 # (a day earlier), C (a day later) or both.
@@ -95,6 +97,15 @@ def _arrow_ids(df: pl.DataFrame, f: Filters) -> tuple[set[str], set[str]]:
     return set(table.column("event_id").to_pylist()), _polars_ids(from_arrow(table), f)
 
 
+def _row_ids(df: pl.DataFrame, f: Filters) -> set[str]:
+    """What the row compiler keeps of the frame's rows, as `AuditEvent` rows (the
+    ids come from the frame: these rows were not made by a logger)."""
+    events = frame_to_events(df)
+    ids = {id(e._row): e.event_id for e in events}
+    test = RowCompiler(event_id=lambda row: ids[id(row)]).compile(f)
+    return {e.event_id for e in events if test is None or test(e._row)}
+
+
 def _assert_filters_something(f: Filters) -> None:
     kinds = {p.kind for p in f.predicates()}
     for compiler in COMPILERS:
@@ -113,6 +124,7 @@ def _assert_filters_something(f: Filters) -> None:
     by_polars = _polars_ids(THREE, f)
     assert by_polars and by_polars < everything
     assert _duckdb_ids(THREE, f) == by_polars
+    assert _row_ids(THREE, f) == by_polars
     pushed, exact = _arrow_ids(THREE, f)
     assert exact == by_polars
     if ArrowCompiler().compile(f) is not None:
@@ -286,13 +298,14 @@ def filters_for(draw, df: pl.DataFrame) -> tuple[Filters, str | None]:
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_polars_duckdb_and_arrow_pushdown_select_the_same_events(data):
+def test_polars_duckdb_arrow_pushdown_and_rows_select_the_same_events(data):
     df = data.draw(frames())
     f, anchor = data.draw(filters_for(df))
     by_polars = _polars_ids(df, f)
     if anchor is not None:
         assert anchor in by_polars  # every filter was drawn to hold for the anchor event
     assert _duckdb_ids(df, f) == by_polars
+    assert _row_ids(df, f) == by_polars
     pushed, exact = _arrow_ids(df, f)
     assert by_polars <= pushed  # the pushdown never drops a match ...
     assert exact == by_polars  # ... and the exact filter after it removes the rest

@@ -25,6 +25,7 @@ from axon_audit.model.event import AuditEvent
 from axon_audit.model.results import EventList, Statistics
 from axon_audit.model.schema import events_to_frame, frame_to_events
 from axon_audit.query.filters import Filters
+from axon_audit.query.row_compiler import select_rows
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import polars_safe, run_sql
 from axon_audit.store.statistics import snapshot_statistics, user_statistics
@@ -38,9 +39,10 @@ class Reader:
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
     _naive_time: str | None = None  # how naive time bounds read: None is $AXON_AUDIT_NAIVE_TIME or local
 
-    def _snapshot(self, include_archived: bool | None) -> Snapshot:  # pragma: no cover - abstract
+    def _snapshot(self, include_archived: bool | None, small: bool = False) -> Snapshot:  # pragma: no cover
         """What a read sees; `include_archived` None is the source's default (a logger:
-        its whole trail when it exports, memory otherwise)."""
+        its whole trail when it exports, memory otherwise). `small`: the caller can
+        take `Snapshot.rows` (a small logger's buffered rows) instead of chunks."""
         raise NotImplementedError
 
     def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
@@ -89,7 +91,9 @@ class Reader:
                             start_time=start_time, end_time=end_time, entry_ids=entry_ids, limit=limit, **more),
                       naive_time=self._naive_time)
         _check_flag(include_archived)
-        snap = self._snapshot(include_archived)
+        snap = self._snapshot(include_archived, small=True)
+        if snap.rows is not None:  # a few buffered events: filtered as rows, no frame (see row_compiler)
+            return EventList(select_rows(snap.rows, f, f.limit))
         return EventList(frame_to_events(snap.guard(f, lambda: snap.select(f))))
 
     async def get_events(

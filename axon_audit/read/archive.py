@@ -356,7 +356,7 @@ class AuditArchive(Reader):
             return [x.uri for x in files if isinstance(x, Location)]
         return [x for x in files if isinstance(x, Path)]
 
-    def _snapshot(self, include_archived: bool | None = True) -> Snapshot:
+    def _snapshot(self, include_archived: bool | None = True, small: bool = False) -> Snapshot:
         return self._folder.snapshot()
 
     def __repr__(self) -> str:

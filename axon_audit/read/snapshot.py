@@ -79,6 +79,7 @@ class Snapshot:
     exclude: pl.Series | None = None  # event ids of in-flight rotations (their `old` chunks stand for them)
     stats_cache: Any = None  # `_stats.StatsCache` of the store `live` comes from, if any
     events_are_archived: bool = False  # an archive: the SQL view `events` shows every event
+    rows: list[Any] | None = None  # a small logger's whole answer as buffered row tuples (`query_events` only)
 
     @property
     def chunks(self) -> list[Chunk]:

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from axon_audit.model.schema import rows_to_frame
+from axon_audit.query.row_compiler import SMALL_ROWS
 from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.store.hot import CHUNK_ROWS, Chunk, HotStore
@@ -204,11 +205,16 @@ class HotBuffer:
 
     # ------------------------------------------------------------------ what reads see
 
-    def snapshot(self, include_archived: bool) -> Snapshot:
+    def snapshot(self, include_archived: bool, small: bool = False) -> Snapshot:
         """What a read sees, taken under the lock (read-your-writes: flushes first).
         With `include_archived`, rotations still being written and the Parquet files
-        listed at this same instant, so every event is in exactly one place."""
+        listed at this same instant, so every event is in exactly one place.
+        `small`: when every event read is in the buffer and there are at most
+        `SMALL_ROWS`, a copy of the rows instead, unsealed (`Snapshot.rows`)."""
         with self.lock:
+            if (small and not self.store.chunks and len(self.rows) <= SMALL_ROWS
+                    and (not include_archived or (self.folder is None and self.exporter is None))):
+                return Snapshot(rows=list(self.rows))
             self.flush_locked()
             self.reset_check()
             live = list(self.store.chunks)

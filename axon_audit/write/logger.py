@@ -384,8 +384,8 @@ class AuditLogger(Reader):
 
     # ------------------------------------------------------------------ reading
 
-    def _snapshot(self, include_archived: bool | None = None) -> Snapshot:
-        return self._hot.snapshot(self._cover.check(include_archived))
+    def _snapshot(self, include_archived: bool | None = None, small: bool = False) -> Snapshot:
+        return self._hot.snapshot(self._cover.check(include_archived), small)
 
     def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
         return self._cover.fields(include_archived)
