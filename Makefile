@@ -13,7 +13,7 @@ NOTEBOOK := $(VENV)/.installed-notebook
 # apt-get needs root: sudo when we are not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv notebook browser clean bench bench-quick
+.PHONY: demo test venv notebook browser native clean bench bench-quick
 
 venv: $(RUNTIME)
 
@@ -21,7 +21,8 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+# setup.py builds the one compiled part (axon_audit/_native/leafhash.c) into the tree.
+$(RUNTIME): pyproject.toml setup.py axon_audit/_native/leafhash.c | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
@@ -41,10 +42,21 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
-test: $(DEV) browser
+# The Merkle log's compiled path needs a C compiler and OpenSSL's headers; the package
+# installs without them (hashing through polars, ~3x slower), but the tests and the
+# README's figures are of the compiled path, so `make test` installs them and rebuilds.
+native: $(RUNTIME)
+	@$(PY) -c "import axon_audit._native.leafhash" 2>/dev/null || { \
+	  { command -v cc >/dev/null 2>&1 && [ -f /usr/include/openssl/sha.h ]; } || { \
+	    echo "installing a C compiler and OpenSSL's headers for axon_audit._native"; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev libssl-dev; }; \
+	  $(PY) -m pip install --quiet -e . && $(PY) -c "import axon_audit._native.leafhash"; }
+
+test: $(DEV) native browser
 	$(VENV)/bin/ruff check axon_audit tests benchmarks
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	AXON_AUDIT_REQUIRE_NATIVE=1 $(PY) -m pytest
 
 # Options: make demo DEMO_ARGS="--events 200000 --out /tmp/audit_demo --seed 1"
 DEMO_ARGS ?=
@@ -66,4 +78,4 @@ bench-quick: $(DEV)
 	$(PY) -m benchmarks --quick --out benchmarks/results/quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info axon_audit/_native/*.so

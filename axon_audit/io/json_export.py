@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, overload
+from typing import IO, Protocol, overload
 
 import polars as pl
 
@@ -20,9 +20,10 @@ from axon_audit.io.location import Location
 from axon_audit.model.json_text import export_object, field_literals
 from axon_audit.model.timestamps import format_us, now_us
 
-__all__ = ["JSON_PIECE_ROWS", "event_objects", "write_json_export", "write_json_stream"]
+__all__ = ["JSON_PIECE_ROWS", "ObjectLines", "event_objects", "write_json_export", "write_json_stream"]
 
 JSON_PIECE_ROWS = 200_000
+NATIVE_PIECE_ROWS = 32_768
 
 
 def event_objects(df: pl.DataFrame) -> pl.Series:
@@ -39,24 +40,15 @@ def event_objects(df: pl.DataFrame) -> pl.Series:
     return df.lazy().select(export_object(field_literals(df)).alias("export")).collect().to_series()
 
 
-def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None,
-                      objects: pl.Series | None = None) -> None:
-    """The export document, written piece by piece to bound memory, one event
-    object per line (`verify` names a broken event by its line); `objects` may
-    pass the objects' texts when the caller already made them.
+class ObjectLines(Protocol):
+    """What writes the export objects of a range of events, `sep` between them
+    (`axon_audit.integrity.native.EventBuffers`)."""
 
-    Example:
-        >>> import io
-        >>> from axon_audit.io.json_export import write_json_stream
-        >>> from axon_audit.model.schema import normalize_batch
-        >>> df = normalize_batch([{"event_id": f"evt_{i}", "timestamp": "2025-01-15T12:00:00Z", "operation": "store"}
-        ...                       for i in (1, 2)])
-        >>> out = io.BytesIO()
-        >>> write_json_stream(out, df, exported_at_us=0)
-        >>> [line[:24] for line in out.getvalue().decode().splitlines()]
-        ['{"events": [', '{"event_id":"evt_1","tim', '{"event_id":"evt_2","tim', '], "total_events": 2, "e']
-    """
-    fh.write(b'{"events": [\n')
+    def lines(self, start: int, n: int, sep: bytes = b",\n") -> bytes: ...
+
+
+def _series_lines(fh: IO[bytes], df: pl.DataFrame, objects: pl.Series | None) -> None:
+    """The objects of `objects` (made here from `df` when None), ",\\n" between them."""
     n = df.height
     for start in range(0, n, JSON_PIECE_ROWS):
         piece = (event_objects(df.slice(start, JSON_PIECE_ROWS)) if objects is None
@@ -72,19 +64,48 @@ def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | Non
             lines.write_csv(fh, include_header=False, quote_style="never", line_terminator=",\n")
         if last is not None:
             fh.write(last.encode() + b"\n")
+
+
+def write_json_stream(fh: IO[bytes], df: pl.DataFrame, exported_at_us: int | None = None,
+                      objects: pl.Series | ObjectLines | None = None) -> None:
+    """The export document, written piece by piece to bound memory, one event
+    object per line (`verify` names a broken event by its line); `objects` may
+    pass the objects' texts when the caller already made them, or what writes them.
+
+    Example:
+        >>> import io
+        >>> from axon_audit.io.json_export import write_json_stream
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> df = normalize_batch([{"event_id": f"evt_{i}", "timestamp": "2025-01-15T12:00:00Z", "operation": "store"}
+        ...                       for i in (1, 2)])
+        >>> out = io.BytesIO()
+        >>> write_json_stream(out, df, exported_at_us=0)
+        >>> [line[:24] for line in out.getvalue().decode().splitlines()]
+        ['{"events": [', '{"event_id":"evt_1","tim', '{"event_id":"evt_2","tim', '], "total_events": 2, "e']
+    """
+    fh.write(b'{"events": [\n')
+    if objects is None or isinstance(objects, pl.Series):
+        _series_lines(fh, df, objects)
+    else:
+        n = df.height
+        for start in range(0, n, NATIVE_PIECE_ROWS):  # ~8 MB a piece: the allocator reuses it
+            k = min(NATIVE_PIECE_ROWS, n - start)
+            fh.write(objects.lines(start, k))
+            fh.write(b",\n" if start + k < n else b"\n")
     exported = format_us(now_us() if exported_at_us is None else exported_at_us)
-    fh.write(f'], "total_events": {n}, "exported_at": "{exported}"}}\n'.encode())
+    fh.write(f'], "total_events": {df.height}, "exported_at": "{exported}"}}\n'.encode())
 
 
 @overload
 def write_json_export(df: pl.DataFrame, path: str | os.PathLike[str], *, replace: bool = True,
-                      objects: pl.Series | None = None, digests: list[tuple[str, int]] | None = None) -> Path: ...
+                      objects: pl.Series | ObjectLines | None = None,
+                      digests: list[tuple[str, int]] | None = None) -> Path: ...
 @overload
 def write_json_export(df: pl.DataFrame, path: Location, *, replace: bool = True,
-                      objects: pl.Series | None = None,
+                      objects: pl.Series | ObjectLines | None = None,
                       digests: list[tuple[str, int]] | None = None) -> Path | Location: ...
 def write_json_export(df: pl.DataFrame, path: str | os.PathLike[str] | Location, *, replace: bool = True,
-                      objects: pl.Series | None = None,
+                      objects: pl.Series | ObjectLines | None = None,
                       digests: list[tuple[str, int]] | None = None) -> Path | Location:
     """Write `df` as one export document at `path` (atomically). On object storage
     one upload of the whole document; `replace=False` there gives the name a

@@ -10,7 +10,9 @@ and names their parts (names from `io.layout.ExportLayout`);
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, overload
 
@@ -20,7 +22,7 @@ import pyarrow.parquet as pq
 
 from axon_audit.exceptions import ExportError
 from axon_audit.io.atomic import atomic_write_hashed
-from axon_audit.io.json_export import write_json_stream
+from axon_audit.io.json_export import ObjectLines, write_json_stream
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, put_all
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, to_arrow
@@ -43,6 +45,8 @@ PARQUET_OPTIONS: dict = {
 }
 
 Plan = Sequence[tuple[Path | Location, int, int]]
+#: Parts written at once by a local rotation: the cores, at most 4.
+PART_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def parquet_table(part: pl.DataFrame) -> pa.Table:
@@ -161,22 +165,34 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str,
         if digests is not None:
             digests += uploaded
         return [path for path, _, _ in plan]
-    written: list[Path] = []
-    try:
-        for (path, _, _), table in zip(plan, part_tables(df, plan), strict=True):
-            _, part_digest = atomic_write_hashed(Path(path), parquet_writer(table))  # type: ignore[arg-type]
-            written.append(Path(path))  # type: ignore[arg-type]
-            if digests is not None:
-                digests.append(part_digest)
-    except OSError as exc:
-        for done in written:
-            done.unlink(missing_ok=True)
-        raise ExportError(exc.errno, f"cannot write Parquet {path}: {exc.strerror or exc}") from exc
-    return written
+    paths = [Path(path) for path, _, _ in plan]  # type: ignore[arg-type]
+    tables = part_tables(df, plan)
+
+    def write(i: int) -> tuple[str, int]:
+        return atomic_write_hashed(paths[i], parquet_writer(tables[i]))[1]
+
+    # Parts side by side: Arrow's encoder runs without the GIL, one part per thread (a
+    # 1 M-event rotation's 31 parts: 0.84 s one after another, measured in benchmarks/).
+    with ThreadPoolExecutor(max_workers=PART_THREADS, thread_name_prefix="axon-audit-parquet") as pool:
+        futures = [pool.submit(write, i) for i in range(len(paths))]
+        done = [f.exception() is None for f in futures]  # waits for every part
+    failed = [error for f in futures if (error := f.exception()) is not None]
+    if failed:
+        for path, ok in zip(paths, done, strict=True):
+            if ok:
+                path.unlink(missing_ok=True)
+        first = failed[0]
+        if isinstance(first, OSError):
+            raise ExportError(first.errno, f"cannot write Parquet under {paths[0].parent.parent}: "
+                                           f"{first.strerror or first}") from first
+        raise first
+    if digests is not None:
+        digests += [f.result() for f in futures]
+    return paths
 
 
 def put_export(df: pl.DataFrame, json_path: Location, plan: Plan,
-               objects: pl.Series | None = None) -> list[tuple[str, int]]:
+               objects: pl.Series | ObjectLines | None = None) -> list[tuple[str, int]]:
     """Upload one export to object storage: the JSON document at `json_path` and the
     Parquet parts of `plan`, side by side, all or nothing. Returns each object's
     (SHA-256 hex, size), the JSON document's first."""

@@ -33,7 +33,7 @@ import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
-from axon_audit.integrity.leaf import objects_and_leaves
+from axon_audit.integrity.leaf import export_texts, objects_and_leaves
 from axon_audit.integrity.log import tree_of, writer_log
 from axon_audit.io.atomic import atomic_write, fsync_dir
 from axon_audit.io.json_export import write_json_export
@@ -166,9 +166,10 @@ class FolderTarget:
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
-        # The export objects and the leaf hashes from one query, on a lane of their own (they
-        # depend on the events alone): the JSON lane writes the objects once they are made.
-        texts = self._leaves.run(lambda: objects_and_leaves(df))
+        # The export texts, then the leaf hashes, on a lane of their own (they depend on the
+        # events alone): the JSON lane writes the objects while the leaves are hashed.
+        texts = self._leaves.run(lambda: export_texts(df))
+        leaves = self._leaves.run(lambda: texts.result()[1]())  # after texts: the lane runs one job at a time
         with _integrity.folder_lock(root):
             manifest = _integrity.load_manifest(root)
             tree = tree_of(manifest.get("entries", []))
@@ -186,12 +187,12 @@ class FolderTarget:
                                                                  objects=texts.result()[0]))
             try:
                 attempt.written += write_parquet_planned(df, plan, part_digests)
-                tree.extend(texts.result()[1])
+                tree.extend(leaves.result())
             except BaseException:
                 with contextlib.suppress(BaseException):  # wait for it: its file is undone too
                     attempt.written.append(json_done.result())
                 with contextlib.suppress(BaseException):
-                    texts.result()
+                    leaves.result()
                 raise
             attempt.written.append(json_done.result())
             if layout.name_of(attempt.written[-1]) != planned[0]:  # the name the JSON document got
