@@ -305,11 +305,12 @@ def _canonical_query(df: pl.DataFrame, *, export: bool = False) -> pl.LazyFrame:
     return df.lazy().select(columns)
 
 
-def export_texts(df: pl.DataFrame) -> tuple[pl.Series | native.EventBuffers, Callable[[], np.ndarray]]:
+def export_texts(df: pl.DataFrame, threads: int | None = None) -> tuple[pl.Series | native.EventBuffers,
+                                                                        Callable[[], np.ndarray]]:
     """`objects_and_leaves` in two steps, so a rotation's JSON lane can start writing
     while the leaves are hashed: the objects (or what writes them), and the call
-    that gives the leaf hashes (the compiled path hashes then; the polars path has
-    both from one query already).
+    that gives the leaf hashes (the compiled path hashes then, over `threads`
+    threads; the polars path has both from one query already).
 
     Example:
         >>> from axon_audit.integrity.leaf import export_texts, leaf_hashes
@@ -321,7 +322,7 @@ def export_texts(df: pl.DataFrame) -> tuple[pl.Series | native.EventBuffers, Cal
     """
     if native.AVAILABLE:
         buffers = native.EventBuffers(df, _metadata(df["metadata"]), _numbers(df["duration_ms"]), export=True)
-        return buffers, buffers.leaves
+        return buffers, lambda: buffers.leaves(threads)
     objects, leaves = objects_and_leaves(df)
     return objects, lambda: leaves
 

@@ -19,7 +19,6 @@ path, which gives the same bytes, about 3x slower.
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from axon_audit.io.threads import CORES
 from axon_audit.model.schema import COLUMNS
 
 __all__ = ["AVAILABLE", "THREADS", "EventBuffers", "sha256_rows", "sha256_values"]
@@ -39,8 +39,8 @@ except ImportError:  # not built (no compiler or headers at install): the polars
 
 #: Whether the compiled path is there.
 AVAILABLE = _native is not None
-#: Threads per call: the machine's cores, at most 4 (export lanes run beside it).
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+#: Threads per call unless the caller says: the machine's cores, at most 4.
+THREADS = max(1, min(4, CORES))
 
 _STR, _RAW, _TS, _LIST, _DICT = 0, 1, 2, 3, 4
 _CANONICAL_ORDER = sorted(COLUMNS)  # ASCII keys: code-unit order is plain order
@@ -123,9 +123,11 @@ class EventBuffers:
                 out.append((_STR, *spec) if name in _STRING_COLUMNS else (_RAW, *spec, _DEFAULTS.get(name, b"null")))
         return tuple(out)
 
-    def leaves(self) -> np.ndarray:
-        """Each event's leaf hash, SHA-256(0x00 || canonical text), as (n, 32) uint8."""
-        out = _native.leaves(self.n, self._fields(0, self.n), self._canonical, THREADS)  # type: ignore[union-attr]
+    def leaves(self, threads: int | None = None) -> np.ndarray:
+        """Each event's leaf hash, SHA-256(0x00 || canonical text), as (n, 32) uint8,
+        over `threads` threads (default `THREADS`)."""
+        out = _native.leaves(self.n, self._fields(0, self.n), self._canonical,  # type: ignore[union-attr]
+                             threads or THREADS)
         return np.frombuffer(out, np.uint8).reshape(self.n, 32)
 
     def objects(self) -> pl.Series:

@@ -10,9 +10,8 @@ and names their parts (names from `io.layout.ExportLayout`);
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, overload
 
@@ -25,6 +24,7 @@ from axon_audit.io.atomic import atomic_write_hashed
 from axon_audit.io.json_export import ObjectLines, write_json_stream
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, put_all
+from axon_audit.io.threads import CORES
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, to_arrow
 
 __all__ = ["PARQUET_COMPRESSION", "PARQUET_OPTIONS", "parquet_table", "parquet_writer", "part_tables", "plan_parquet",
@@ -45,8 +45,8 @@ PARQUET_OPTIONS: dict = {
 }
 
 Plan = Sequence[tuple[Path | Location, int, int]]
-#: Parts written at once by a local rotation: the cores, at most 4.
-PART_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Parts written at once by a local rotation unless the caller says: the cores, at most 4.
+PART_THREADS = max(1, min(4, CORES))
 
 
 def parquet_table(part: pl.DataFrame) -> pa.Table:
@@ -142,10 +142,12 @@ def plan_parquet(df: pl.DataFrame, root: Path | Location) -> list[tuple[Any, int
     return [(ExportLayout.part_in(base, d), int(a), int(n)) for d, a, n in runs.iter_rows()]
 
 
-def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str, int]] | None = None) -> list:
+def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str, int]] | None = None,
+                          threads: int | None = None) -> list:
     """Write the slices of `plan` (from `plan_parquet`); all or nothing. On object
-    storage the parts are uploaded side by side. Returns the paths written;
-    `digests`, if given, receives each part's (SHA-256 hex, size), hashed as written.
+    storage the parts are uploaded side by side; locally `threads` at a time
+    (default `PART_THREADS`). Returns the paths written; `digests`, if given,
+    receives each part's (SHA-256 hex, size), hashed as written.
 
     Example:
         >>> import pathlib, tempfile
@@ -173,12 +175,22 @@ def write_parquet_planned(df: pl.DataFrame, plan: Plan, digests: list[tuple[str,
 
     # Parts side by side: Arrow's encoder runs without the GIL, one part per thread (a
     # 1 M-event rotation's 31 parts: 0.84 s one after another, measured in benchmarks/).
-    with ThreadPoolExecutor(max_workers=PART_THREADS, thread_name_prefix="axon-audit-parquet") as pool:
-        futures = [pool.submit(write, i) for i in range(len(paths))]
-        done = [f.exception() is None for f in futures]  # waits for every part
+    futures: list[Future[tuple[str, int]]] = []
+    if (threads or PART_THREADS) > 1 and len(paths) > 1:
+        with ThreadPoolExecutor(max_workers=threads or PART_THREADS, thread_name_prefix="axon-audit-parquet") as pool:
+            futures = [pool.submit(write, i) for i in range(len(paths))]
+    else:
+        for i in range(len(paths)):
+            futures.append(Future())
+            try:
+                futures[-1].set_result(write(i))
+            except BaseException as exc:  # noqa: BLE001 - undone below, as a thread's error is
+                futures[-1].set_exception(exc)
+                break
+    done = [f.exception() is None for f in futures]
     failed = [error for f in futures if (error := f.exception()) is not None]
     if failed:
-        for path, ok in zip(paths, done, strict=True):
+        for path, ok in zip(paths, done, strict=False):
             if ok:
                 path.unlink(missing_ok=True)
         first = failed[0]

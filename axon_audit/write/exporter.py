@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from axon_audit.write.durability import WalLane
+from axon_audit.write.switching import shorter_switch_interval
 from axon_audit.write.targets import Attempt, ExportJob, ExportTarget, FolderTarget, RecordFn
 
 __all__ = ["Exporter", "export_counters", "logger_exporter"]
@@ -140,8 +141,9 @@ class Exporter:
     def _try(self, job: ExportJob) -> None:
         attempt = Attempt()
         try:
-            df = job.df.sort("timestamp", maintain_order=True)
-            self.target.export(job, df, attempt, self._record(job))
+            with shorter_switch_interval():  # the GIL back from the loggers sooner (see write.switching)
+                df = job.df.sort("timestamp", maintain_order=True)
+                self.target.export(job, df, attempt, self._record(job))
         except BaseException as exc:  # any failure keeps the events in memory
             attempt.undo()
             # Not the storage nor memory: the same try would fail the same way (a data error).

@@ -40,6 +40,7 @@ from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
+from axon_audit.io.threads import background_threads
 from axon_audit.model.timestamps import format_us, now_us
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
@@ -108,21 +109,29 @@ class _Lane:
     mostly without the GIL (polars, Arrow's Parquet writer, hashlib on large
     blocks), so the parts share the cores instead of queueing on one."""
 
-    def __init__(self) -> None:
+    def __init__(self, inline: bool = False) -> None:
         self._pool: ThreadPoolExecutor | None = None
+        self._inline = inline  # one thread for the whole export: run where called
 
     def run(self, fn: Callable[[], Any]) -> Future[Any]:
+        if self._inline:
+            return _now(fn)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-json")
         try:
             return self._pool.submit(fn)
         except RuntimeError:  # interpreter shutdown (the atexit export): write it here
-            done: Future[Any] = Future()
-            try:
-                done.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller like a thread's error
-                done.set_exception(exc)
-            return done
+            return _now(fn)
+
+
+def _now(fn: Callable[[], Any]) -> Future[Any]:
+    """`fn` run here, as a done Future."""
+    done: Future[Any] = Future()
+    try:
+        done.set_result(fn())
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller like a thread's error
+        done.set_exception(exc)
+    return done
 
 
 class ExportTarget(Protocol):
@@ -157,18 +166,20 @@ class FolderTarget:
         (['.json', '.parquet'], True)
     """
 
-    def __init__(self, root: Path, key: bytes | None, signing_key: SigningKey | None = None) -> None:
+    def __init__(self, root: Path, key: bytes | None, signing_key: SigningKey | None = None, *,
+                 threads: int | None = None) -> None:
         self.root = root
         self.key = key
         self.signing_key = signing_key
+        self.threads = threads  # None: every core (see io.threads); 1: the whole export on the calling thread
         self._listed: set[str] | None = None  # recovery: the manifest's files, read once
-        self._json, self._leaves = _Lane(), _Lane()
+        self._json, self._leaves = _Lane(inline=threads == 1), _Lane(inline=threads == 1)
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
         root = self.root
         # The export texts, then the leaf hashes, on a lane of their own (they depend on the
         # events alone): the JSON lane writes the objects while the leaves are hashed.
-        texts = self._leaves.run(lambda: export_texts(df))
+        texts = self._leaves.run(lambda: export_texts(df, self.threads))
         leaves = self._leaves.run(lambda: texts.result()[1]())  # after texts: the lane runs one job at a time
         with _integrity.folder_lock(root):
             manifest = _integrity.load_manifest(root)
@@ -186,7 +197,7 @@ class FolderTarget:
             json_done = self._json.run(lambda: write_json_export(df, json_path, replace=False, digests=json_digest,
                                                                  objects=texts.result()[0]))
             try:
-                attempt.written += write_parquet_planned(df, plan, part_digests)
+                attempt.written += write_parquet_planned(df, plan, part_digests, self.threads)
                 tree.extend(leaves.result())
             except BaseException:
                 with contextlib.suppress(BaseException):  # wait for it: its file is undone too
@@ -364,9 +375,11 @@ class ObjectStoreTarget:
         (self.root / name).unlink(missing_ok=True)
 
 
-def target_for(root: Path | Location, key: bytes | None,
-               signing_key: SigningKey | None = None) -> FolderTarget | ObjectStoreTarget:
-    """The target of an export root: a local folder or an object-store prefix."""
+def target_for(root: Path | Location, key: bytes | None, signing_key: SigningKey | None = None, *,
+               threads: int | None = None) -> FolderTarget | ObjectStoreTarget:
+    """The logger's target for an export root: a local folder or an object-store
+    prefix. A local export keeps at most `threads` busy, by default what the
+    background leaves to the threads that log (`axon_audit.io.threads`)."""
     if isinstance(root, Location):
         return ObjectStoreTarget(root, key, signing_key)
-    return FolderTarget(root, key, signing_key)
+    return FolderTarget(root, key, signing_key, threads=threads or background_threads())
