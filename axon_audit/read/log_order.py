@@ -1,0 +1,105 @@
+"""An export folder's events in the export log's order (its manifests), not in listing or file-time order.
+
+The integrity manifest lists every Parquet part with ``leaves: [first, end)``,
+the log positions of its events (`axon_audit.integrity.log`); the parts in that
+order, each in its row order, are the folder's events in the order they were
+exported, across rotations and UTC days. A local folder (and a folder of
+shared ``manifest.json``) has one log; on object storage each writer keeps its
+own (``manifests/<writer>-<segment>.json``): its parts are in its own log
+order, ``manifest.json`` first, then the writers' manifests by name (a writer's
+id sorts by its start).
+
+Parts a retention entry deleted are left out; events an erasure removed from
+their file have no row (`LogPart.positions` skips their positions).
+
+`log_parts` is what `axon-audit tail` follows and where a durable sink
+(`axon_audit.integrations.sinks.durable`) re-delivers from.
+
+Example:
+    >>> import tempfile
+    >>> from axon_audit import AuditLogger
+    >>> from axon_audit.io.location import resolve
+    >>> from axon_audit.read.log_order import log_parts, read_log_part
+    >>> folder = tempfile.mkdtemp()
+    >>> with AuditLogger(max_events=4, auto_export_path=folder) as audit:
+    ...     ids = [audit.log("store", user_id=f"u{i}").event_id for i in range(10)]
+    >>> root = resolve(folder)
+    >>> [(p.first, p.end) for p in log_parts(root)]
+    [(0, 4), (4, 8), (8, 10)]
+    >>> df, positions = read_log_part(root, log_parts(root)[1])
+    >>> df["event_id"].to_list() == ids[4:8], positions.tolist()
+    (True, [4, 5, 6, 7])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import polars as pl
+
+from axon_audit.exceptions import IntegrityError
+from axon_audit.integrity.replay import overrides_of, read_part
+from axon_audit.io.layout import ExportLayout
+from axon_audit.io.location import Location
+
+__all__ = ["LogPart", "log_parts", "log_size", "read_log_part"]
+
+
+@dataclass(frozen=True)
+class LogPart:
+    """One Parquet part of an export log: its file (relative to the root), the manifest
+    that lists it, and its log range ``[first, end)``."""
+
+    manifest: str
+    file: str
+    first: int
+    end: int
+    deleted: frozenset[int] = frozenset()  # positions in the range whose events left the file
+
+    @property
+    def positions(self) -> np.ndarray:
+        """The log positions of the part's rows, in row order."""
+        present = np.arange(self.first, self.end, dtype=np.int64)
+        if self.deleted:
+            present = present[~np.isin(present, np.fromiter(self.deleted, np.int64))]
+        return present
+
+
+def log_parts(root: Location) -> list[LogPart]:
+    """The Parquet parts of the folder at `root`, in export log order (see the module); a folder
+    without a manifest has none (nothing says their order)."""
+    layout = ExportLayout(root)
+    out: list[LogPart] = []
+    for mname in layout.manifest_names():
+        data = (root / mname).read_if_exists()
+        if data is None:  # replaced by its next segment meanwhile: read again next time
+            continue
+        entries = orjson.loads(data).get("entries", [])
+        ov = overrides_of(entries)
+        parts = []
+        for e in entries:
+            name = e.get("file")
+            if e.get("kind") != "parquet" or not isinstance(name, str) or name in ov.covers or name in ov.removed:
+                continue
+            first, end = (int(x) for x in e["leaves"])
+            gone = frozenset(p for p in ov.deleted if first <= p < end)
+            parts.append(LogPart(mname, name, first, end, gone))
+        out += sorted(parts, key=lambda p: p.first)
+    return out
+
+
+def log_size(parts: list[LogPart], manifest: str = ExportLayout.MANIFEST_NAME) -> int:
+    """The end of `manifest`'s log: the next log position (0 when it lists no part)."""
+    return max((p.end for p in parts if p.manifest == manifest), default=0)
+
+
+def read_log_part(root: Location, part: LogPart) -> tuple[pl.DataFrame, np.ndarray]:
+    """The events of `part` (in row order, the hot frame's columns) and their log positions."""
+    df = read_part((root / part.file).read_bytes())
+    positions = part.positions
+    if len(positions) != df.height:
+        raise IntegrityError(f"{part.file} holds {df.height} events, its log range [{part.first}, {part.end}) "
+                             f"holds {len(positions)}: run verify")
+    return df, positions
