@@ -12,8 +12,10 @@ id sorts by its start).
 Parts a retention entry deleted are left out; events an erasure removed from
 their file have no row (`LogPart.positions` skips their positions).
 
-`log_parts` is what `axon-audit tail` follows and where a durable sink
-(`axon_audit.integrations.sinks.durable`) re-delivers from.
+`LogFollower` is what `axon-audit tail` follows (a commit's parts show up
+together, when its manifest lands, so cross-file order is exact on S3 too), and
+`log_parts` is where a durable sink (`axon_audit.integrations.sinks.durable`)
+re-delivers from.
 
 Example:
     >>> import tempfile
@@ -44,7 +46,7 @@ from axon_audit.integrity.replay import overrides_of, read_part
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 
-__all__ = ["LogPart", "log_parts", "log_size", "read_log_part"]
+__all__ = ["LogFollower", "LogPart", "log_parts", "log_size", "read_log_part"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +105,48 @@ def read_log_part(root: Location, part: LogPart) -> tuple[pl.DataFrame, np.ndarr
         raise IntegrityError(f"{part.file} holds {df.height} events, its log range [{part.first}, {part.end}) "
                              f"holds {len(positions)}: run verify")
     return df, positions
+
+
+class LogFollower:
+    """The events of a folder's parts that land after it is made, part by part in export log order.
+
+    A folder without a manifest (nothing there says the order) falls back to its
+    listing: new parts sorted by name, each part's events by time.
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit import AuditLogger
+        >>> from axon_audit.io.location import resolve
+        >>> folder = tempfile.mkdtemp()
+        >>> follower = LogFollower(resolve(folder))
+        >>> with AuditLogger(max_events=2, auto_export_path=folder) as audit:
+        ...     for i in range(3):
+        ...         _ = audit.log("store", user_id=f"u{i}")
+        >>> [df["user_id"].cast(str).to_list() for df in follower.fresh()], follower.fresh()
+        ([['u0', 'u1'], ['u2']], [])
+    """
+
+    def __init__(self, root: Location) -> None:
+        self.root = root
+        self._layout = ExportLayout(root)
+        self._seen = set(self._names())
+
+    def _names(self) -> list[str]:
+        if self._layout.manifest_names():
+            return [p.file for p in log_parts(self.root)]
+        return [f.name for f in self._layout.parts()]
+
+    def fresh(self) -> list[pl.DataFrame]:
+        """The events of each part not seen before, in log order (the hot frame's columns)."""
+        out = []
+        if self._layout.manifest_names():
+            for part in log_parts(self.root):
+                if part.file not in self._seen:
+                    self._seen.add(part.file)
+                    out.append(read_log_part(self.root, part)[0])
+            return out
+        for f in sorted(self._layout.parts(), key=lambda f: f.name):
+            if f.name not in self._seen:
+                self._seen.add(f.name)
+                out.append(read_part(f.path.read_bytes()).sort("timestamp", "event_id"))
+        return out
