@@ -13,13 +13,17 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
+import polars as pl
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from axon_audit import AuditLogger, AuditValueError
 from axon_audit.integrations.sinks import WebhookSink
-from axon_audit.integrations.sinks.durable import CURSOR_FORMAT
+from axon_audit.integrations.sinks.durable import CURSOR_FORMAT, Cursor, Redelivery
 from axon_audit.io.location import resolve
 from axon_audit.read.log_order import log_parts, read_log_part
 from tests.test_sinks import FAST, Receiver
@@ -108,7 +112,7 @@ def test_a_killed_process_s_events_are_redelivered_once_in_order(receiver: Recei
     assert 100 in firsts and 400 in firsts  # the re-delivery began right after the cursor; live went on after it
     assert (sink.redelivered, sink.delivered, sink.pending, sink.dead_lettered) == (300, 360, 0, 0)
     state = json.loads(cursor.read_text())
-    assert state["event_id"] == logged[-1] and state["next_leaf"] == 400
+    assert state["event_id"] == logged[-1] and (state["next_leaf"], state["live"]) == (400, 60)
 
     # And again: a third start with nothing new sends nothing.
     requests = len(receiver.requests)
@@ -174,3 +178,60 @@ def test_a_cursor_needs_a_local_export_folder(tmp_path: Path) -> None:
         sink.start()
     with pytest.raises(AuditValueError, match="max_attempts must be an int >= 1"):
         WebhookSink(AuditLogger(), "http://127.0.0.1:9", max_attempts=0)
+
+
+_START_US = 1_748_736_000_000_000  # 2025-06-01T00:00:00Z
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=st.lists(st.lists(st.integers(0, 3 * 86_400), min_size=1, max_size=12), min_size=1, max_size=3),
+       monotone=st.booleans(), data=st.data())
+def test_redelivery_after_live_delivery_never_leaves_a_gap(tmp_path_factory: pytest.TempPathFactory,
+                                                          offsets: list[list[int]], monotone: bool,
+                                                          data: st.DataObject) -> None:
+    """Whatever part of the log went out live (the first j events logged), the re-delivery sends every
+    other event, once, in log order; exactly those when the times grew as the events were logged (the
+    export sorts each commit by time), else at most the commit it cannot tell apart again (counted)."""
+    folder = tmp_path_factory.mktemp("redelivery")
+    if monotone:
+        flat = sorted(x for batch in offsets for x in batch)
+        it = iter(flat)
+        offsets = [[next(it) for _ in batch] for batch in offsets]
+    audit = AuditLogger(max_events=1000, auto_export_path=folder)
+    rank = 0
+    for batch in offsets:  # one export commit each, in logging order
+        audit.log_batch([{"operation": "store", "session_id": f"s{rank + i}",
+                          "timestamp": datetime.fromtimestamp((_START_US // 10**6) + x, timezone.utc)}
+                         for i, x in enumerate(batch)])
+        rank += len(batch)
+        audit.close()
+    root = resolve(folder)
+    log_rows = [row for p in log_parts(root) for row in read_log_part(root, p)[0]
+                .select("event_id", "session_id", pl.col("timestamp").dt.epoch("us")).iter_rows()]
+    by_rank = sorted(log_rows, key=lambda r: int(r[1][1:]))  # logging order
+    j = data.draw(st.integers(0, rank))
+    delivered = [r[0] for r in by_rank[:j]]
+    cursor = Cursor(folder.parent / f"{folder.name}.cursor.json")
+    cursor.save(next_leaf=0, delivered=j, live=j, event_id=delivered[-1] if j else None,
+                max_time_us=max(r[2] for r in by_rank[:j]) if j else None)
+    red = Redelivery(root, cursor)
+    resent = [i for df, _ in red.batches(4, None) for i in df["event_id"].to_list()]
+    log_ids = [r[0] for r in log_rows]
+    undelivered = [i for i in log_ids if i not in set(delivered)]
+    assert len(resent) == len(set(resent)) and set(undelivered) <= set(resent)  # once each, no gap
+    assert resent == [i for i in log_ids if i in set(resent)]  # in log order
+    event("re-sent a commit" if red.duplicates else "exact")
+    assert len(set(resent) & set(delivered)) == red.duplicates
+    if monotone:
+        assert resent == undelivered and red.duplicates == 0
+
+
+def test_events_exported_while_the_redelivery_starts_are_marked_for_the_live_feed(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    cursor = Cursor(tmp_path / "c.json")
+    audit = AuditLogger(max_events=1000, auto_export_path=folder)
+    red = Redelivery(resolve(folder), cursor)  # as `start()` makes it, before subscribing
+    ids = [audit.log("store").event_id for _ in range(5)]
+    audit.close()  # exported before the re-delivery reads the log: sent from the folder, and skipped live
+    assert [i for df, _ in red.batches(10, None) for i in df["event_id"].to_list()] == ids
+    assert red.overlap == set(ids) and (red.before, red.end) == (0, 5)

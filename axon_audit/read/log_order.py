@@ -59,6 +59,7 @@ class LogPart:
     first: int
     end: int
     deleted: frozenset[int] = frozenset()  # positions in the range whose events left the file
+    commit: int = 0  # the export commit (in its manifest) that wrote it: its parts hold its events in time order
 
     @property
     def positions(self) -> np.ndarray:
@@ -81,13 +82,16 @@ def log_parts(root: Location) -> list[LogPart]:
         entries = orjson.loads(data).get("entries", [])
         ov = overrides_of(entries)
         parts = []
+        commit = 0
         for e in entries:
             name = e.get("file")
+            if e.get("kind") == "tree":  # a commit ends with its tree head
+                commit += 1
             if e.get("kind") != "parquet" or not isinstance(name, str) or name in ov.covers or name in ov.removed:
                 continue
             first, end = (int(x) for x in e["leaves"])
             gone = frozenset(p for p in ov.deleted if first <= p < end)
-            parts.append(LogPart(mname, name, first, end, gone))
+            parts.append(LogPart(mname, name, first, end, gone, commit))
         out += sorted(parts, key=lambda p: p.first)
     return out
 

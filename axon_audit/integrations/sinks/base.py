@@ -118,8 +118,6 @@ class Sink:
             dead_letter = self._cursor.path.with_suffix(".dead-letter.jsonl")
         self._dead_letter = DeadLetter(dead_letter) if dead_letter is not None else None
         self._redelivery: Redelivery | None = None
-        self._next_leaf = 0  # with a cursor: the log position every live event lies at or after
-        self._batch_leaf: int | None = None  # a re-delivered batch: the log position after its last event
         self._overlap: set[str] = set()  # re-delivered ids the live feed may bring again
         self.redelivered = 0
         self.dead_lettered = 0
@@ -221,6 +219,11 @@ class Sink:
         return self._sub
 
     @property
+    def redelivery(self) -> Redelivery | None:
+        """With a cursor: what `start()` re-delivers from the folder (its `duplicates`: events re-sent, maybe twice)."""
+        return self._redelivery
+
+    @property
     def pending(self) -> int:
         """Events the sink holds that the receiver has not accepted yet."""
         with self._lock:
@@ -250,6 +253,8 @@ class Sink:
                             return
                         continue
                     self._next_batch()
+                    if self._current is None:
+                        continue
                 if not self._send() and self._past_deadline():
                     return
         except Exception:
@@ -267,22 +272,18 @@ class Sink:
             ids = batch["event_id"]
             with self._lock:
                 self._current = (batch, f"{ids[0]}..{ids[-1]}")
-            self._batch_leaf = next_leaf
+            red.batch_leaf = next_leaf
             self.redelivered += batch.height
             if not self._send():
                 return False  # closing: the batch is kept in `undelivered`; the cursor is behind it
-        self._batch_leaf, self._next_leaf, self._overlap = None, red.end, red.overlap
-        self._record(None)
+        self._overlap = red.overlap
+        red.finished(self.delivered)
         return True
 
-    def _record(self, last_id: str | None) -> None:
-        """After an acknowledged (or dead-lettered) batch: move the cursor past it."""
-        if self._cursor is None:
-            return
-        if self._batch_leaf is not None:
-            self._cursor.save(next_leaf=self._batch_leaf, event_id=None, delivered=self.delivered)
-        else:
-            self._cursor.save(next_leaf=self._next_leaf, event_id=last_id, delivered=self.delivered)
+    def _record(self, batch: pl.DataFrame) -> None:
+        """After an acknowledged (or dead-lettered) batch: with a cursor, move it past the batch."""
+        if self._redelivery is not None:
+            self._redelivery.acked(batch, self.delivered)
 
     def _read(self, sub: Subscription, *, wait: bool) -> None:
         """Take what the subscription has queued, up to `max_pending` held events."""
@@ -294,10 +295,6 @@ class Sink:
             if df is None:
                 return
             timeout = 0.0
-            if self._overlap:  # sent already, from the folder (exported while the re-delivery ran)
-                df = df.filter(~pl.col("event_id").is_in(list(self._overlap)))
-                if not df.height:
-                    continue
             with self._lock:
                 self._held.append(df)
                 self._held_events += df.height
@@ -312,6 +309,10 @@ class Sink:
                 n += df.height
             self._held_events -= n
             batch = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+            if self._overlap:  # sent already, from the folder (exported while the re-delivery ran)
+                batch = batch.filter(~pl.col("event_id").is_in(list(self._overlap)))
+                if not batch.height:
+                    return
             ids = batch["event_id"]
             self._current = (batch, f"{ids[0]}..{ids[-1]}")
 
@@ -329,7 +330,7 @@ class Sink:
                     self._current = None
                     self.delivered += batch.height
                     self.batches += 1
-                self._record(batch["event_id"][-1])
+                self._record(batch)
                 if self._warned:
                     self._warned = False
                     log.warning("axon_audit: the %s to %s delivers again", self.kind, self.target())
@@ -366,7 +367,7 @@ class Sink:
             self.dead_lettered += batch.height
         log.error("axon_audit: the %s to %s refused batch %s for good (%s, %d attempts); its %d events are in %s",
                   self.kind, self.target(), batch_id, error, attempts, batch.height, where)
-        self._record(batch["event_id"][-1])
+        self._record(batch)
 
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait before retry `attempt` + 1 (0-based): uniform in [0, min(max_backoff,

@@ -7,27 +7,35 @@ exported event a log position, `axon_audit.read.log_order`). The file is one
 JSON object, rewritten atomically (`axon_audit.io.atomic.atomic_write`, fsynced)
 after every acknowledged batch::
 
-    {"format": "axon_audit.sink_cursor/1", "log": "manifest.json",
-     "next_leaf": 1200, "event_id": "evt_…", "delivered": 1350, "updated_at": "…Z"}
+    {"format": "axon_audit.sink_cursor/1", "log": "manifest.json", "next_leaf": 1200,
+     "live": 150, "event_id": "evt_…", "max_time_us": 1736942400000000, "delivered": 1350,
+     "updated_at": "…Z"}
 
 meaning: every exported event at a log position below `next_leaf` was delivered
-(or was there before the cursor was first made), and, when `event_id` is set,
-so was every event up to that one in log order (an event delivered live, before
-its export; when it is exported it lies at `next_leaf` or after).
+(or was there before the cursor was first made), and so were the first `live`
+matching events the logger logged after that point (delivered live, before
+their export: `event_id` is the last of them, `max_time_us` their latest time).
 
 On `start()` the sink first re-delivers, from the folder, in log order, every
 exported event after that point (matching its filters; counted in
 `redelivered`), then goes on with its live subscription; events both in the
 folder and in the live feed (exported by the same logger while the re-delivery
-ran) go out once. So after a crash (the process killed while the receiver was
-away: the events were exported, their batches were only in the sink's memory) a
-new sink with the same cursor delivers each of them, in order, and nothing
-twice, but for the one batch a receiver may have taken just before the crash
-without the cursor recording it (delivery is at least once: the receiver
-dedupes by ``Idempotency-Key`` for a retried batch, by event id across a
-crash). An event id the cursor names but the folder does not hold was never
-exported (delivered live, then lost with the process, or waiting in a WAL):
-everything exported is then behind the cursor.
+ran) go out once. The `live` events are found by counting, commit by commit
+(the folder's commits hold the logger's events in logging order, each commit
+sorted by time): whole commits are skipped; in the commit where the count ends,
+the first `live` in time order are skipped when they are provably the ones
+delivered (every event of the commit up to `max_time_us` is among them, as when
+times grow with logging), else the whole commit is sent again (counted in the
+sink's ``redelivery.duplicates``, logged as a WARNING): a duplicate, never a gap.
+
+So after a crash (the process killed while the receiver was away: the events
+were exported, their batches were only in the sink's memory) a new sink with the
+same cursor delivers each of them, in order, and nothing twice, but for the one
+batch a receiver may have taken just before the crash without the cursor
+recording it (delivery is at least once: the receiver dedupes by
+``Idempotency-Key`` for a retried batch, by event id across a crash). Live
+events never exported (lost with the process, or waiting in a WAL) are not in
+the folder: there is nothing there to re-deliver for them.
 
 Limits: one logger writes the folder (the cursor follows the folder's one log;
 the live feed is the sink's own logger), the sink starts before its logger logs
@@ -45,23 +53,23 @@ Example:
     >>> cursor = Cursor(path)
     >>> cursor.load() is None
     True
-    >>> cursor.save(next_leaf=12, event_id=None, delivered=12)
+    >>> cursor.save(next_leaf=12, delivered=12)
     >>> Cursor(path).load()["next_leaf"]
     12
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
+import numpy as np
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from axon_audit.exceptions import AuditValueError
 from axon_audit.io.atomic import atomic_write
@@ -69,7 +77,7 @@ from axon_audit.io.json_export import event_objects
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, resolve
 from axon_audit.model.timestamps import format_us, now_us
-from axon_audit.read.log_order import LogPart, log_parts, log_size, read_log_part
+from axon_audit.read.log_order import log_parts, log_size, read_log_part
 
 __all__ = ["CURSOR_FORMAT", "Cursor", "DeadLetter", "Redelivery", "Refusal", "is_permanent"]
 
@@ -119,10 +127,12 @@ class Cursor:
             raise AuditValueError(f"cursor {str(self.path)!r} is not a sink cursor ({CURSOR_FORMAT})")
         return doc
 
-    def save(self, *, next_leaf: int, event_id: str | None, delivered: int) -> None:
+    def save(self, *, next_leaf: int, delivered: int, live: int = 0, event_id: str | None = None,
+             max_time_us: int | None = None) -> None:
         """Record the position atomically (a reader, or a crash, sees the old or the new one)."""
         body = orjson.dumps({"format": CURSOR_FORMAT, "log": ExportLayout.MANIFEST_NAME, "next_leaf": next_leaf,
-                             "event_id": event_id, "delivered": delivered, "updated_at": format_us(now_us())})
+                             "live": live, "event_id": event_id, "max_time_us": max_time_us,
+                             "delivered": delivered, "updated_at": format_us(now_us())})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, lambda fh: fh.write(body))
 
@@ -171,18 +181,14 @@ def export_folder(audit_logger: Any) -> Location:
     return resolve(root)
 
 
-def _ids(root: Location, part: LogPart) -> list[str]:
-    table = pq.read_table(pa.BufferReader((root / part.file).read_bytes()), columns=["event_id"])
-    return [str(x) for x in table.column(0).to_pylist()]
-
-
 class Redelivery:
     """What a durable sink re-delivers on start: the exported events after its cursor, in log order.
 
     Made before the sink subscribes (`before`: the log's size then); `batches()`,
     run after, reads the log again and yields ``(batch, next_leaf)`` up to its end
     then (`end`); `overlap` holds the ids of the events from `before` on, which
-    the live feed may bring again.
+    the live feed may bring again; `duplicates` counts events re-sent that the
+    receiver may have had (see the module).
     """
 
     def __init__(self, root: Location, cursor: Cursor) -> None:
@@ -192,45 +198,72 @@ class Redelivery:
         self.before = log_size(log_parts(root))
         self.end = self.before
         self.overlap: set[str] = set()
+        self.duplicates = 0
+        self.batch_leaf: int | None = None  # a re-delivered batch in flight: the log position after it
+        self._live = 0  # live events acknowledged (or dead-lettered) after the re-delivery
+        self._max_us: int | None = None  # the latest time among them
 
-    def _start(self, parts: list[LogPart]) -> int:
-        """The first log position not delivered yet."""
-        state = self.state
-        if state is None:
-            return self.before  # a new cursor: from the sink's start on
-        start = int(state["next_leaf"])
-        after = state.get("event_id")
-        if after is None:
-            return start
-        for part in parts:
-            if part.end <= start or part.manifest != ExportLayout.MANIFEST_NAME:
-                continue
-            ids = _ids(self.root, part)
-            if after in ids:
-                return max(start, int(part.positions[ids.index(after)]) + 1)
-        return self.end  # never exported: everything exported is behind it (see the module)
+    def acked(self, batch: pl.DataFrame, delivered: int) -> None:
+        """The receiver took `batch` (or it was dead-lettered): the cursor moves past it."""
+        if self.batch_leaf is not None:
+            self.cursor.save(next_leaf=self.batch_leaf, delivered=delivered)
+            return
+        self._live += batch.height  # counted as `batches()` will count them again
+        newest = cast(int, batch["timestamp"].dt.epoch("us").max())
+        self._max_us = newest if self._max_us is None else max(self._max_us, newest)
+        self.cursor.save(next_leaf=self.end, delivered=delivered, live=self._live, event_id=batch["event_id"][-1],
+                         max_time_us=self._max_us)
 
-    def batches(self, max_batch: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, int]]:
+    def finished(self, delivered: int) -> None:
+        """The re-delivery is done: everything exported before `end` is delivered; live events follow."""
+        self.batch_leaf = None
+        self.cursor.save(next_leaf=self.end, delivered=delivered)
+
+    def _commits(self, start: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, np.ndarray]]:
+        """The matching events at log positions >= `start`, one export commit at a time (memory: one commit)."""
         parts = [p for p in log_parts(self.root) if p.manifest == ExportLayout.MANIFEST_NAME]
         self.end = log_size(parts)
-        start = self._start(parts)
-        for part in parts:
-            if part.end <= start:
+        for _, group in itertools.groupby((p for p in parts if p.end > start), key=lambda p: p.commit):
+            frames, positions = [], []
+            for part in group:
+                # A part that cannot be read stops the sink (its cursor stays): never skipped.
+                df, pos = read_log_part(self.root, part)
+                keep = pos >= start
+                if expr is not None:
+                    keep &= df.select(expr.fill_null(False).alias("m"))["m"].to_numpy()
+                frames.append(df.filter(pl.Series(keep)))
+                positions.append(pos[keep])
+            yield pl.concat(frames), np.concatenate(positions)
+
+    def batches(self, max_batch: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, int]]:
+        state = self.state if self.state is not None else {"next_leaf": self.before}  # new: from the start on
+        live = int(state.get("live") or 0)  # events delivered live, exported from `next_leaf` on
+        for df, pos in self._commits(int(state["next_leaf"]), expr):
+            if live >= df.height:  # the whole commit went out live
+                live -= df.height
                 continue
-            # A part that cannot be read stops the sink (its cursor stays): never skipped.
-            df, positions = read_log_part(self.root, part)
-            keep = positions >= start
-            pos = positions[keep]
-            df = df.filter(pl.Series(keep)) if not keep.all() else df
-            if expr is not None:
-                matching = df.select(expr.alias("m"))["m"].fill_null(False).to_numpy()
-                df, pos = df.filter(pl.Series(matching)), pos[matching]
+            if live:
+                skip = self._delivered_prefix(df, live, state)
+                df, pos, live = df.slice(skip), pos[skip:], 0
             late = pos >= self.before
             if late.any():
                 self.overlap.update(df.filter(pl.Series(late))["event_id"].to_list())
             for i in range(0, df.height, max_batch):
-                chunk = df.slice(i, max_batch)
-                yield chunk, int(pos[min(i + max_batch, df.height) - 1]) + 1
+                yield df.slice(i, max_batch), int(pos[min(i + max_batch, df.height) - 1]) + 1
+
+    def _delivered_prefix(self, commit: pl.DataFrame, j: int, state: dict[str, Any]) -> int:
+        """Of a commit whose first `j` events in logging order went out live, how many of its first in log
+        (time) order to skip: `j` when those are provably the same events (every event up to the latest
+        time delivered, `max_time_us`, is among them), else 0 (all re-sent: duplicates, never a gap)."""
+        t_max, last = state.get("max_time_us"), state.get("event_id")
+        upto = int((commit["timestamp"].dt.epoch("us") <= t_max).sum()) if isinstance(t_max, int) else -1
+        if upto == j and last in commit["event_id"].head(j).to_list():
+            return j
+        self.duplicates += j
+        log.warning("axon_audit: a sink re-sends a whole export commit of %d events (%d of them were delivered "
+                    "before; the export put them in time order, not in the order they were logged)",
+                    commit.height, j)
+        return 0
 
     def __repr__(self) -> str:
         return f"Redelivery({str(self.cursor.path)!r}, before={self.before}, end={self.end})"
