@@ -235,3 +235,21 @@ def test_events_exported_while_the_redelivery_starts_are_marked_for_the_live_fee
     audit.close()  # exported before the re-delivery reads the log: sent from the folder, and skipped live
     assert [i for df, _ in red.batches(10, None) for i in df["event_id"].to_list()] == ids
     assert red.overlap == set(ids) and (red.before, red.end) == (0, 5)
+
+
+def test_a_durable_sink_dead_letters_beside_its_cursor_and_moves_on(receiver: Receiver, tmp_path: Path) -> None:
+    receiver.refuse = lambda body: 403
+    audit = AuditLogger(auto_export_path=tmp_path / "audit")
+    cursor = tmp_path / "hook.cursor.json"
+    with WebhookSink(audit, receiver.url, cursor=cursor, max_attempts=1, **FAST) as sink:
+        ids = [audit.log("store").event_id for _ in range(3)]
+    lines = [json.loads(x) for x in (tmp_path / "hook.cursor.dead-letter.jsonl").read_text().splitlines()]
+    assert [e["event_id"] for line in lines for e in line["events"]] == ids
+    assert sum(line["count"] for line in lines) == sink.dead_lettered == 3 and sink.pending == 0
+    state = json.loads(cursor.read_text())
+    assert (state["live"], state["event_id"]) == (3, ids[-1])  # dealt with: a restart does not send them again
+    audit.close()
+    receiver.refuse = None
+    with WebhookSink(AuditLogger(auto_export_path=tmp_path / "audit"), receiver.url, cursor=cursor, **FAST) as again:
+        pass
+    assert again.redelivered == 0 and receiver.order == []

@@ -252,13 +252,18 @@ class Redelivery:
                 yield df.slice(i, max_batch), int(pos[min(i + max_batch, df.height) - 1]) + 1
 
     def _delivered_prefix(self, commit: pl.DataFrame, j: int, state: dict[str, Any]) -> int:
-        """Of a commit whose first `j` events in logging order went out live, how many of its first in log
-        (time) order to skip: `j` when those are provably the same events (every event up to the latest
-        time delivered, `max_time_us`, is among them), else 0 (all re-sent: duplicates, never a gap)."""
+        """Of a commit whose first `j` events in logging order went out live (the last of them `event_id`),
+        how many of its first in log order to skip: `j` when those are provably the same events, else 0
+        (all re-sent: duplicates, never a gap). The commit is sorted by time, stably (ties stay in logging
+        order), so they are when every event up to the latest time delivered (`max_time_us`) is among the
+        `j`, or when the last one delivered has that time and sits at position ``j - 1``."""
         t_max, last = state.get("max_time_us"), state.get("event_id")
-        upto = int((commit["timestamp"].dt.epoch("us") <= t_max).sum()) if isinstance(t_max, int) else -1
-        if upto == j and last in commit["event_id"].head(j).to_list():
-            return j
+        if isinstance(t_max, int):
+            ts = commit["timestamp"].dt.epoch("us")
+            if int((ts <= t_max).sum()) == j:
+                return j
+            if commit["event_id"][j - 1] == last and ts[j - 1] == t_max:
+                return j
         self.duplicates += j
         log.warning("axon_audit: a sink re-sends a whole export commit of %d events (%d of them were delivered "
                     "before; the export put them in time order, not in the order they were logged)",
