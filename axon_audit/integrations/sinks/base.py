@@ -294,10 +294,10 @@ class Sink:
             df = sub.poll(timeout)
             if df is None:
                 return
-            timeout = 0.0
             with self._lock:
                 self._held.append(df)
                 self._held_events += df.height
+            timeout = 0.0
 
     def _next_batch(self) -> None:
         """The held frames at the head, up to `max_batch` events, as the next batch (fixed from now on)."""
