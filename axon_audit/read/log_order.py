@@ -97,7 +97,12 @@ def log_parts(root: Location) -> list[LogPart]:
 
 
 def log_size(parts: list[LogPart], manifest: str = ExportLayout.MANIFEST_NAME) -> int:
-    """The end of `manifest`'s log: the next log position (0 when it lists no part)."""
+    """The end of `manifest`'s log: the next log position (0 when it lists no part).
+
+    Example:
+        >>> log_size([LogPart("manifest.json", "a.parquet", 0, 4), LogPart("manifest.json", "b.parquet", 4, 9)])
+        9
+    """
     return max((p.end for p in parts if p.manifest == manifest), default=0)
 
 

@@ -65,7 +65,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -103,7 +103,12 @@ class Refusal(str):
 
 
 def is_permanent(error: str | None) -> bool:
-    """Whether a failed attempt was a permanent refusal (see `Refusal`)."""
+    """Whether a failed attempt was a permanent refusal (see `Refusal`).
+
+    Example:
+        >>> is_permanent(Refusal("HTTP 404")), is_permanent("ConnectionRefusedError: ..."), is_permanent(None)
+        (True, False, False)
+    """
     return isinstance(error, Refusal)
 
 
@@ -165,7 +170,6 @@ class DeadLetter:
                              "error": str(error), "attempts": attempts, "at": format_us(now_us())})
         line = head[:-1] + b',"events":[' + ",".join(event_objects(batch).to_list()).encode() + b"]}\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh: IO[bytes]
         with open(self.path, "ab") as fh:
             fh.write(line)
             fh.flush()
@@ -173,7 +177,16 @@ class DeadLetter:
 
 
 def export_folder(audit_logger: Any) -> Location:
-    """The local export folder a durable sink re-delivers from (its logger's `auto_export_path`)."""
+    """The local export folder a durable sink re-delivers from (its logger's `auto_export_path`).
+
+    Example:
+        >>> from axon_audit import AuditLogger
+        >>> export_folder(AuditLogger())
+        Traceback (most recent call last):
+        ...
+        axon_audit.exceptions.AuditValueError: cursor needs a logger with a local auto_export_path (it re-delivers \
+from the export folder's log), got auto_export_path=None
+    """
     root = getattr(audit_logger, "auto_export_path", None)
     if not isinstance(root, Path):
         raise AuditValueError(f"cursor needs a logger with a local auto_export_path (it re-delivers from the "
@@ -189,6 +202,18 @@ class Redelivery:
     then (`end`); `overlap` holds the ids of the events from `before` on, which
     the live feed may bring again; `duplicates` counts events re-sent that the
     receiver may have had (see the module).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from axon_audit import AuditLogger
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> with AuditLogger(auto_export_path=tmp / "audit") as audit:
+        ...     _ = [audit.log("store", user_id=f"u{i}") for i in range(3)]
+        >>> cursor = Cursor(tmp / "c.json")
+        >>> cursor.save(next_leaf=1, delivered=1)  # the first event went out before
+        >>> red = Redelivery(resolve(tmp / "audit"), cursor)
+        >>> [(df["user_id"].cast(str).to_list(), after) for df, after in red.batches(10, None)]
+        [(['u1', 'u2'], 3)]
     """
 
     def __init__(self, root: Location, cursor: Cursor) -> None:
