@@ -119,6 +119,7 @@ class Cursor:
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise AuditValueError(f"cursor must be a file path, got {path!r}")
         self.path = Path(path)
+        self._folder_made = False
 
     def load(self) -> dict[str, Any] | None:
         """The recorded position, or None when there is no cursor file yet."""
@@ -138,7 +139,9 @@ class Cursor:
         body = orjson.dumps({"format": CURSOR_FORMAT, "log": ExportLayout.MANIFEST_NAME, "next_leaf": next_leaf,
                              "live": live, "event_id": event_id, "max_time_us": max_time_us,
                              "delivered": delivered, "updated_at": format_us(now_us())})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._folder_made:  # once: a save follows every batch
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._folder_made = True
         atomic_write(self.path, lambda fh: fh.write(body))
 
 
