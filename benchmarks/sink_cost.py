@@ -16,7 +16,13 @@ them (the syslog run checks it got every event).
    attached (``none``) or one sink to the same receivers; CPU time of the logging
    thread (`time.thread_time`) and wall time of the loop (which counts the sink's
    thread: they share the GIL), per event, medians of R interleaved rounds, and
-   each case's ratio to ``none`` in the same run.
+   each case's ratio to its baseline, paired: in each round the case and its
+   baseline run back to back, their ratio is taken, and the median of those R
+   ratios is reported (beside the ratio of the medians). ``webhook+cursor`` is
+   the durable webhook sink (`axon_audit.integrations.sinks.durable`: a cursor
+   file rewritten and fsynced after every batch); it needs an export folder, so
+   its baseline is ``export`` (the same logger with `auto_export_path`, no sink).
+   Budget: every ratio within 1.05.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import gc
 import multiprocessing
 import socketserver
 import statistics
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,7 +89,9 @@ def _receivers(ports: Any, counts: Any) -> None:
     http.serve_forever()
 
 
-def _sink(kind: str, audit: AuditLogger, ports: tuple[int, int]) -> Sink:
+def _sink(kind: str, audit: AuditLogger, ports: tuple[int, int], cursor: str | None = None) -> Sink:
+    if kind == "webhook+cursor":
+        return WebhookSink(audit, f"http://127.0.0.1:{ports[0]}/hook", cursor=cursor)
     if kind == "webhook":
         return WebhookSink(audit, f"http://127.0.0.1:{ports[0]}/hook")
     if kind == "otlp":
@@ -114,17 +123,24 @@ def throughput(kind: str, n: int, ports: tuple[int, int], counts: Any) -> float:
     return sink.delivered / seconds
 
 
+# Each cost case, and the case its ratio is taken against.
+BASELINE = {"none": "none", "webhook": "none", "otlp": "none", "syslog": "none", "export": "export",
+            "webhook+cursor": "export"}
+
+
 def cost(case: str, n: int, ports: tuple[int, int]) -> tuple[float, float]:
     """(CPU µs, wall µs) per `log_event` with `case` attached."""
-    audit = AuditLogger(max_events=n + 1)
-    sink = None if case == "none" else _sink(case, audit, ports).start()
-    gc.collect()
-    cpu, wall = asyncio.run(log_event_loop(audit, n))
-    audit.close()
-    if sink is not None:
-        assert sink.join(300)
-        sink.close()
-        assert sink.delivered == n, sink
+    with tempfile.TemporaryDirectory() as folder:
+        exports = case in ("export", "webhook+cursor")
+        audit = AuditLogger(max_events=n + 1, auto_export_path=folder + "/audit" if exports else None)
+        sink = None if case in ("none", "export") else _sink(case, audit, ports, folder + "/hook.cursor.json").start()
+        gc.collect()
+        cpu, wall = asyncio.run(log_event_loop(audit, n))
+        audit.close()
+        if sink is not None:
+            assert sink.join(300)
+            sink.close()
+            assert sink.delivered == n, sink
     return cpu / n * 1e6, wall / n * 1e6
 
 
@@ -151,19 +167,28 @@ def main() -> None:
             runs = "/".join(f"{x:,.0f}" for x in rates[k])
             print(f"  {k:8} {statistics.median(rates[k]):>10,.0f} events/s   runs: {runs}")
 
-        cases = ("none", *SINKS)
-        res: dict[str, list[tuple[float, float]]] = {c: [] for c in cases}
-        for r in range(a.rounds):
-            for c in cases[r % 4:] + cases[: r % 4]:
-                res[c].append(cost(c, a.cost_events, ports))
-        med = {c: (statistics.median(x[0] for x in res[c]), statistics.median(x[1] for x in res[c])) for c in cases}
-        base = med["none"]
-        print(f"\nlog_event cost (median of {a.rounds}; {a.cost_events} events)")
-        print(f"  {'case':8} {'cpu us/event':>13} {'wall us/event':>14} {'cpu ratio':>10} {'wall ratio':>11}")
+        cases = [c for c in BASELINE if BASELINE[c] != c]
+        runs: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {c: [] for c in cases}
+        for r in range(a.rounds):  # each round: every (baseline, case) pair back to back; the order turns
+            for c in cases[r % len(cases):] + cases[: r % len(cases)]:
+                base_run = cost(BASELINE[c], a.cost_events, ports)
+                runs[c].append((base_run, cost(c, a.cost_events, ports)))
+        print(f"\nlog_event cost ({a.cost_events} events; medians of {a.rounds} rounds; ratio = median of the "
+              f"{a.rounds} paired ratios case/baseline, [ratio of the medians])")
+        print(f"  {'case':15} {'baseline':8} {'cpu us/event':>17} {'wall us/event':>17} {'cpu ratio':>16} "
+              f"{'wall ratio':>16}")
         for c in cases:
-            cpu, wall = med[c]
-            print(f"  {c:8} {cpu:13.2f} {wall:14.2f} {cpu / base[0]:10.3f} {wall / base[1]:11.3f}"
-                  f"   wall runs: {'/'.join(f'{x[1]:.2f}' for x in res[c])}")
+            for k, name in ((0, "cpu"), (1, "wall")):
+                base_med = statistics.median(x[0][k] for x in runs[c])
+                case_med = statistics.median(x[1][k] for x in runs[c])
+                paired = statistics.median(x[1][k] / x[0][k] for x in runs[c])
+                if name == "cpu":
+                    cells = f"  {c:15} {BASELINE[c]:8} {base_med:7.2f} -> {case_med:6.2f}"
+                    ratios = f"{paired:7.3f} [{case_med / base_med:.3f}]"
+                else:
+                    cells += f" {base_med:7.2f} -> {case_med:6.2f}"
+                    ratios += f" {paired:7.3f} [{case_med / base_med:.3f}]"
+            print(f"{cells}  {ratios}")
     finally:
         child.kill()
         child.join()

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -34,6 +34,7 @@ class Receiver:
         self.down = False
         self.lose_acks = 0
         self.answer = b""  # the body of a 200
+        self.refuse: Callable[[bytes], int | None] | None = None  # a status to answer a body with instead
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.start(port)
@@ -47,8 +48,11 @@ class Receiver:
                 key = self.headers.get("Idempotency-Key", "")
                 with receiver.lock:
                     receiver.requests.append((self.path, key, self.headers.get("Content-Type", ""), body))
+                    refused = receiver.refuse(body) if receiver.refuse is not None else None
                     if receiver.down:
                         code = 503
+                    elif refused is not None:
+                        code = refused
                     else:
                         if key not in receiver.accepted:  # a duplicate is acknowledged and dropped
                             receiver.accepted[key] = body

@@ -20,7 +20,6 @@ from typing import Any
 import click
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
 from rich.table import Table
 
 from axon_audit.app.demo import run_demo
@@ -50,9 +49,11 @@ from axon_audit.app.render import (
 from axon_audit.app.report_commands import REPORT_COMMANDS, alerts, report
 from axon_audit.app.serve_command import SERVE_COMMANDS
 from axon_audit.exceptions import AuditValueError
+from axon_audit.io.location import resolve
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
 from axon_audit.query.filters import Filters
-from axon_audit.read.sources import newest, open_source, parquet_listing
+from axon_audit.read.log_order import LogFollower
+from axon_audit.read.sources import newest, open_source
 
 __all__ = ["COMMANDS", "alerts", "demo", "export", "keygen", "prove", "query", "report", "sql", "stats", "tail",
            "verify", "verify_proof"]
@@ -222,30 +223,22 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, storage_option
     source = _open(path, storage_options)
     filters = query_filters(**given)
     expr = Filters.build(**filters).expr()
-    # New files are found by listing the folder (the reader may cache what it saw):
-    # each rotation writes new, unique names, so a name not seen yet holds new events.
-    fs, listing = parquet_listing(path, storage_options=storage_options)
-    seen = set(listing())
+    # New events are found on the export log (the folder's manifests), part by part in
+    # log order: not by listing or file times, so the order across files is the log's.
+    loc = resolve(path, storage_options=storage_options)
+    follower = None if loc.is_file() else LogFollower(loc)
     if lines:
         print_lines(newest(source, limit=lines, **filters).reverse())
-    if no_follow:
+    if no_follow or follower is None:
         return
     sys.stderr.write(f"axon-audit: following {terminal_text(path)} for new files (Ctrl-C stops)\n")
     sys.stderr.flush()
     while True:
         time.sleep(interval)
-        fresh = [p for p in listing() if p not in seen]
-        if not fresh:
-            continue
-        frames = []
-        for p in fresh:
-            seen.add(p)
-            table = pq.read_table(p, filesystem=fs)
-            df = pl.from_arrow(table)
-            assert isinstance(df, pl.DataFrame)  # a Table gives a DataFrame; only an Array gives a Series
-            df = df.select(COLUMNS).cast(FRAME_SCHEMA)
-            frames.append(df if expr is None else df.filter(expr))
-        print_lines(pl.concat(frames).sort("timestamp", "event_id"))
+        frames = [df.select(COLUMNS).cast(FRAME_SCHEMA) for df in follower.fresh()]
+        if frames:
+            df = pl.concat(frames)
+            print_lines(df if expr is None else df.filter(expr))
 
 
 @click.command()

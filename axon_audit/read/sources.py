@@ -2,8 +2,8 @@
 
 `open_source(path)` is the one place the CLI and the demo get a reader for an
 export folder (`open_archive`); `newest` reads it newest first with the same
-tie rule as `query_events`; `parquet_listing` lists its Parquet files as they
-land (for `tail`), local or on object storage alike.
+tie rule as `query_events` (`tail` follows new files on the export log:
+`axon_audit.read.log_order`).
 
 The compliance tools take anything with `scan(**filters) -> LazyFrame` (a
 logger, an archive, or a list of them): `scan_sources` unions their scans into
@@ -15,24 +15,21 @@ low-cardinality strings): operation and status as Enums, user_id Categorical
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.fs as pafs
 
 from axon_audit.exceptions import ArchiveError, AuditTypeError
-from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import StorageOptions, resolve
+from axon_audit.io.location import StorageOptions
 from axon_audit.model.schema import FRAME_SCHEMA
 from axon_audit.model.timestamps import from_us, to_us
 from axon_audit.query.filters import Filters
 from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.snapshot import newest_first
 
-__all__ = ["newest", "open_source", "parquet_listing", "period_filter", "scan_sources", "sources_of", "time_bounds"]
+__all__ = ["newest", "open_source", "period_filter", "scan_sources", "sources_of", "time_bounds"]
 
 
 def newest(source: Any, *, limit: int | None = None, **filters: Any) -> pl.DataFrame:
@@ -70,38 +67,6 @@ def open_source(path: str | Path, *, storage_options: StorageOptions | None = No
         axon_audit.exceptions.AuditValueError: path '/no/such/folder' does not exist
     """
     return open_archive(path, storage_options=storage_options)
-
-
-def parquet_listing(
-    path: str | Path, *, storage_options: StorageOptions | None = None
-) -> tuple[pafs.FileSystem, Callable[[], list[str]]]:
-    """The filesystem of the export folder at `path` and a function listing its
-    Parquet files now (paths inside that filesystem, sorted; files still being
-    written are left out). A local folder lists through pyarrow's LocalFileSystem,
-    an `s3://` prefix through S3: one code path for both. An export file lists nothing.
-
-    Example:
-        >>> import tempfile
-        >>> from axon_audit import AuditLogger
-        >>> from axon_audit.read.sources import parquet_listing
-        >>> folder = tempfile.mkdtemp()
-        >>> fs, listing = parquet_listing(folder)
-        >>> listing()
-        []
-        >>> with AuditLogger(auto_export_path=folder) as audit:
-        ...     _ = audit.log("store")
-        >>> [p.split("/parquet/")[1][:5] for p in listing()]
-        ['date=']
-    """
-    loc = resolve(path, storage_options=storage_options)
-    if loc.is_file():
-        return loc.fs, list
-    layout = ExportLayout(loc)
-
-    def listing() -> list[str]:
-        return [p.path.path for p in layout.served(layout.parts())]  # listed by a manifest, if there is one
-
-    return loc.fs, listing
 
 
 _NORMAL = dict(FRAME_SCHEMA)  # the hot frame's types: Enums, user_id Categorical

@@ -4,7 +4,9 @@
 * `OTLPSink` (`otlp`): OpenTelemetry log records over OTLP/HTTP (protobuf; the ``otlp`` extra);
 * `SyslogSink` (`syslog`): RFC 5424 or ArcSight CEF messages over UDP or TCP (octet counting);
 * `Sink` (`base`): their shared delivery loop (a live subscription with ``on_overflow="block"``,
-  retries with capped, jittered exponential backoff, an ``Idempotency-Key`` per batch).
+  retries with capped, jittered exponential backoff, an ``Idempotency-Key`` per batch);
+* `durable`: a sink's ``cursor=`` on the export log (re-delivery from the export folder after a
+  crash) and the dead-letter file for batches refused for good.
 
 Example:
     >>> from axon_audit.integrations.sinks import OTLPSink, SyslogSink, WebhookSink

@@ -18,6 +18,11 @@ waits until every event logged before it is with the sink, then delivers for up
 to `drain_timeout` seconds; what is still undelivered then stays in
 `undelivered` (DataFrames, in order) and is logged as an ERROR with its count.
 
+Durable delivery (``cursor=``): the sink records how far the receiver has
+acknowledged on the export folder's log, re-delivers from the folder on start,
+and sends a batch refused for good (HTTP 4xx but 408/429) to a dead-letter file
+after `max_attempts`: `axon_audit.integrations.sinks.durable`.
+
 Subclasses say what a batch looks like on the wire (`encode`; `target` and
 `check_answer` when the URL or the answer need more; `check_url` and `transmit`
 for a transport other than HTTP, as the syslog sink).
@@ -46,11 +51,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
+from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
 from axon_audit.exceptions import AuditValueError
+from axon_audit.integrations.sinks.durable import Cursor, DeadLetter, Redelivery, Refusal, export_folder, is_permanent
 from axon_audit.query.filters import Filters
 from axon_audit.write.subscription import Subscription
 
@@ -72,7 +79,16 @@ class Sink:
 
     Counters: `delivered` (events the receiver accepted), `batches` (batches
     accepted), `retries` (attempts after a failed one), `failures` (failed
-    attempts), `pending` (events read but not yet accepted).
+    attempts), `pending` (events read but not yet accepted), `redelivered`
+    (events re-sent from the export folder on start, with a `cursor`),
+    `dead_lettered` (events of batches refused for good, see `dead_letter`).
+
+    `cursor`: a file that makes delivery durable across crashes (see
+    `axon_audit.integrations.sinks.durable`; needs a local `auto_export_path`).
+    `max_attempts` (3): attempts at a batch the receiver refuses for good (HTTP
+    4xx but 408/429) before it goes to `dead_letter`, a JSON-lines file (default
+    with a cursor: beside it, ``<cursor stem>.dead-letter.jsonl``; without
+    either, such batches are kept in `dead`, in memory). Both are logged as ERRORs.
     """
 
     #: What the thread is called (subclasses name their kind).
@@ -81,6 +97,7 @@ class Sink:
     def __init__(self, audit_logger: Any, url: str, *, max_batch: int = 1000, max_pending: int = 10_000,
                  timeout: float = 10.0, backoff: float = 0.1, max_backoff: float = 5.0,
                  drain_timeout: float = 30.0, interval: float = 0.2, headers: dict[str, str] | None = None,
+                 cursor: str | Path | None = None, dead_letter: str | Path | None = None, max_attempts: int = 3,
                  **filters: Any) -> None:
         self.check_url(url)
         self.url = url
@@ -94,13 +111,25 @@ class Sink:
         self.drain_timeout = _positive("drain_timeout", drain_timeout)
         self.interval = _positive("interval", interval)
         self.headers = dict(headers or {})
+        self.max_attempts = _positive("max_attempts", max_attempts, int)
+        self._cursor = Cursor(cursor) if cursor is not None else None
+        self._root = export_folder(audit_logger) if cursor is not None else None
+        if dead_letter is None and self._cursor is not None:
+            dead_letter = self._cursor.path.with_suffix(".dead-letter.jsonl")
+        self._dead_letter = DeadLetter(dead_letter) if dead_letter is not None else None
+        self._redelivery: Redelivery | None = None
+        self._overlap: set[str] = set()  # re-delivered ids the live feed may bring again
+        self.redelivered = 0
+        self.dead_lettered = 0
+        self.dead: list[pl.DataFrame] = []
         self.delivered = 0
         self.batches = 0
         self.retries = 0
         self.failures = 0
         self.undelivered: list[pl.DataFrame] = []
         self._audit = audit_logger
-        Filters.of(filters, allow_limit=False)  # a bad filter fails here, not in start()
+        # A bad filter fails here, not in start(); re-delivery filters the folder's events with it.
+        self._expr = Filters.of(filters, allow_limit=False).expr()
         self._filters = filters
         self._sub: Subscription | None = None
         self._held: deque[pl.DataFrame] = deque()  # read from the subscription, not yet in a batch
@@ -139,6 +168,8 @@ class Sink:
         """Subscribe and start the delivery thread: events logged from now on are shipped."""
         if self._thread is not None:
             raise AuditValueError(f"this {self.kind} has already been started")
+        if self._cursor is not None and self._root is not None:
+            self._redelivery = Redelivery(self._root, self._cursor)  # the log's size before subscribing
         # `max_events=max_batch`: each read is at most one batch, and the subscription's
         # own queue (bounded by it) is what holds events once we hold `max_pending`.
         self._sub = self._audit.subscribe(batches=True, on_overflow="block", max_events=self.max_batch,
@@ -188,6 +219,11 @@ class Sink:
         return self._sub
 
     @property
+    def redelivery(self) -> Redelivery | None:
+        """With a cursor: what `start()` re-delivers from the folder (its `duplicates`: events re-sent, maybe twice)."""
+        return self._redelivery
+
+    @property
     def pending(self) -> int:
         """Events the sink holds that the receiver has not accepted yet."""
         with self._lock:
@@ -196,7 +232,8 @@ class Sink:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.target()!r}, delivered={self.delivered}, retries={self.retries}, "
-                f"failures={self.failures}, pending={self.pending})")
+                f"failures={self.failures}, pending={self.pending}, redelivered={self.redelivered}, "
+                f"dead_lettered={self.dead_lettered})")
 
     # ------------------------------------------------------------------ the thread
 
@@ -204,6 +241,8 @@ class Sink:
         sub = self._sub
         assert sub is not None
         try:
+            if self._redelivery is not None and not self._redeliver():
+                return
             while True:
                 if self._settled is not None and self._past_deadline():
                     return  # closing, and out of time: what is left is kept
@@ -214,6 +253,8 @@ class Sink:
                             return
                         continue
                     self._next_batch()
+                    if self._current is None:
+                        continue
                 if not self._send() and self._past_deadline():
                     return
         except Exception:
@@ -222,6 +263,27 @@ class Sink:
                           self.kind, self.target())
         finally:
             self._keep_held()
+
+    def _redeliver(self) -> bool:
+        """Send what the export folder holds after the cursor, in order; False when closing cut it short."""
+        red = self._redelivery
+        assert red is not None
+        for batch, next_leaf in red.batches(self.max_batch, self._expr):
+            ids = batch["event_id"]
+            with self._lock:
+                self._current = (batch, f"{ids[0]}..{ids[-1]}")
+            red.batch_leaf = next_leaf
+            self.redelivered += batch.height
+            if not self._send():
+                return False  # closing: the batch is kept in `undelivered`; the cursor is behind it
+        self._overlap = red.overlap
+        red.finished(self.delivered)
+        return True
+
+    def _record(self, batch: pl.DataFrame) -> None:
+        """After an acknowledged (or dead-lettered) batch: with a cursor, move it past the batch."""
+        if self._redelivery is not None:
+            self._redelivery.acked(batch, self.delivered)
 
     def _read(self, sub: Subscription, *, wait: bool) -> None:
         """Take what the subscription has queued, up to `max_pending` held events."""
@@ -247,6 +309,10 @@ class Sink:
                 n += df.height
             self._held_events -= n
             batch = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+            if self._overlap:  # sent already, from the folder (exported while the re-delivery ran)
+                batch = batch.filter(~pl.col("event_id").is_in(list(self._overlap)))
+                if not batch.height:
+                    return
             ids = batch["event_id"]
             self._current = (batch, f"{ids[0]}..{ids[-1]}")
 
@@ -264,11 +330,15 @@ class Sink:
                     self._current = None
                     self.delivered += batch.height
                     self.batches += 1
+                self._record(batch)
                 if self._warned:
                     self._warned = False
                     log.warning("axon_audit: the %s to %s delivers again", self.kind, self.target())
                 return True
             self.failures += 1
+            if is_permanent(error) and attempt + 1 >= self.max_attempts:
+                self._give_up(batch, batch_id, error, attempt + 1)
+                return True
             if not self._warned:
                 self._warned = True
                 log.warning("axon_audit: the %s to %s failed (%s); retrying with backoff, events are kept",
@@ -283,6 +353,21 @@ class Sink:
             if self._past_deadline():
                 return False
             self.retries += 1
+
+    def _give_up(self, batch: pl.DataFrame, batch_id: str, error: str, attempts: int) -> None:
+        """A batch refused for good: to the dead-letter file (or `dead`), logged, counted; delivery goes on."""
+        if self._dead_letter is not None:
+            self._dead_letter.append(batch, batch_id, error, attempts, sink=self.kind, target=self.target())
+            where = str(self._dead_letter.path)
+        else:
+            self.dead.append(batch)
+            where = f"{type(self).__name__}.dead"
+        with self._lock:
+            self._current = None
+            self.dead_lettered += batch.height
+        log.error("axon_audit: the %s to %s refused batch %s for good (%s, %d attempts); its %d events are in %s",
+                  self.kind, self.target(), batch_id, error, attempts, batch.height, where)
+        self._record(batch)
 
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait before retry `attempt` + 1 (0-based): uniform in [0, min(max_backoff,
@@ -308,11 +393,11 @@ class Sink:
                 answer = response.read()
                 status = response.status
         except urllib.error.HTTPError as e:
-            return f"HTTP {e.code}"
+            return Refusal.of_status(e.code)
         except (OSError, ValueError) as e:  # refused, reset, timed out, a broken answer
             return f"{type(e).__name__}: {e}"
         if not 200 <= status < 300:
-            return f"HTTP {status}"
+            return Refusal.of_status(status)
         return self.check_answer(answer)
 
     def check_answer(self, answer: bytes) -> str | None:
