@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.io.delta import delta_options, deltalake, is_delta, table_uri
+from axon_audit.io.delta import commit_info, delta_options, deltalake, is_delta, table_uri
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
 from axon_audit.query.filters import Filters
@@ -118,6 +118,10 @@ class DeltaFolder:
         except dl.exceptions.DeltaError as exc:
             raise AuditValueError(f"as_of: {self.as_of!r} names no version of {self.uri!r} "
                                   f"(before its first commit, or its log was cleaned up): {exc}") from exc
+        if isinstance(self.as_of, datetime):  # delta-rs answers version 0 for a time before it
+            first = (commit_info(self.path, int(dt.version())) or {}).get("timestamp")
+            if first is not None and first > self.as_of.timestamp() * 1000:
+                raise AuditValueError(f"as_of: {self.as_of.isoformat()} is before the first commit of {self.uri!r}")
         return dt
 
     def parts(self) -> DeltaParts:
