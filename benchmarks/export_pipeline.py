@@ -30,6 +30,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +106,13 @@ def _parquet_lane(df: pl.DataFrame, folder: Path) -> None:
     from axon_audit.io.parquet import plan_parquet, write_parquet_planned
 
     df = df.sort("timestamp", maintain_order=True)
-    leaves = leaf_hashes(df)
-    with manifest.folder_lock(folder):
+    with manifest.folder_lock(folder), ThreadPoolExecutor(1) as lane:
+        leaves = lane.submit(leaf_hashes, df)  # on a lane beside the parts, as the rotation hashes them
         tree = CompactRange()
         plan = plan_parquet(df, folder / "parquet")
         digests: list[tuple[str, int]] = []
         write_parquet_planned(df, plan, digests)
-        tree.extend(leaves)
+        tree.extend(leaves.result())
         entries = [manifest.file_entry(p.relative_to(folder).as_posix(), "parquet", df.slice(a, k), a, d)
                    for (p, a, k), d in zip(plan, digests, strict=True)]
         manifest.append_entries(folder, {"entries": []}, entries, None, "2026-01-01T00:00:00.000000Z", tree)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import warnings
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from axon_audit.display.cards import archive_card
 from axon_audit.exceptions import ArchiveError, AuditError, AuditTypeError, AuditValueError
+from axon_audit.io.delta import is_delta
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.legacy import axon_rows, is_axon_export
 from axon_audit.io.location import Location, StorageOptions, resolve
@@ -34,6 +35,7 @@ from axon_audit.model.schema import COLUMNS, normalize_batch
 from axon_audit.model.timestamps import naive_time_rule
 from axon_audit.query.filters import Filters
 from axon_audit.read.api import Reader
+from axon_audit.read.delta_source import DeltaFolder, check_as_of
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.store.hot import CHUNK_ROWS, Chunk
 
@@ -298,6 +300,8 @@ class AuditArchive(Reader):
     "utc"; default ``$AXON_AUDIT_NAIVE_TIME`` or "local") is how naive times read:
     query bounds, SQL params, and times without an offset in the files (our own
     exports always carry one; "utc" for sources whose naive times are UTC).
+    A Delta lake (``lake_format="delta"``) is read at its newest version, or at
+    `as_of`: a version number or a timezone-aware time (the version current then).
 
     Example:
         >>> import tempfile
@@ -320,11 +324,19 @@ class AuditArchive(Reader):
         on_error: Literal["raise", "skip"] = "raise",
         storage_options: StorageOptions | None = None,
         naive_time: Literal["local", "utc"] | None = None,
+        as_of: int | datetime | None = None,
     ) -> None:
-        self._folder = ExportFolder(path, source, on_error, storage_options, naive_time)
+        self._folder: ExportFolder | DeltaFolder = ExportFolder(path, source, on_error, storage_options, naive_time)
         self._naive_time = self._folder.naive_time
         if not self._folder.path.exists():
             raise AuditValueError(f"path {str(path)!r} does not exist")
+        check_as_of(as_of)
+        if is_delta(self._folder.path) and not self._folder.path.is_file():  # a Delta lake: read its log
+            self._folder = DeltaFolder(self._folder.path, as_of, storage_options, self._naive_time)
+            self._folder.parts()  # a wrong as_of raises here, naming the argument
+        elif as_of is not None:
+            raise AuditValueError(f"as_of: {str(path)!r} is not a Delta lake (no _delta_log); "
+                                  "as_of reads earlier versions of lake_format='delta' exports only")
 
     @property
     def path(self) -> Path | str:
@@ -347,7 +359,7 @@ class AuditArchive(Reader):
             []
         """
         f = Filters.of(filters, naive_time=self._naive_time)
-        if self._folder.source == "json":
+        if isinstance(self._folder, ExportFolder) and self._folder.source == "json":
             p = self._folder.path
             files = [p] if p.is_file() else self._folder._json_documents()
         else:
@@ -373,6 +385,7 @@ def open_archive(
     on_error: Literal["raise", "skip"] = "raise",
     storage_options: StorageOptions | None = None,
     naive_time: Literal["local", "utc"] | None = None,
+    as_of: int | datetime | None = None,
 ) -> AuditArchive:
     """`AuditArchive(path, ...)`.
 
@@ -383,4 +396,4 @@ def open_archive(
         0
     """
     return AuditArchive(path, source=source, on_error=on_error, storage_options=storage_options,
-                        naive_time=naive_time)
+                        naive_time=naive_time, as_of=as_of)

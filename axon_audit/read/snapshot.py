@@ -125,7 +125,8 @@ class Snapshot:
         files = self.files(f)
         if not files:
             return None
-        lf = _scan_files(files)
+        scan = getattr(self.folder, "scan", None)  # a Delta lake reads its version through delta-rs
+        lf = scan(f, self.parts) if scan is not None else _scan_files(files)
         expr = f.expr()
         if expr is not None:
             lf = lf.filter(expr)

@@ -22,6 +22,7 @@ import polars as pl
 from axon_audit.model.schema import rows_to_frame
 from axon_audit.query.row_compiler import SMALL_ROWS
 from axon_audit.read.archive import ExportFolder
+from axon_audit.read.delta_source import DeltaFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.store.hot import CHUNK_ROWS, Chunk, HotStore
 from axon_audit.store.statistics import StatsCache
@@ -54,7 +55,7 @@ class HotBuffer:
     """
 
     def __init__(self, max_events: int, rotation: bool, flush_size: int, lane: WalLane | None,
-                 exporter: Exporter | None, lock: threading.RLock, folder: ExportFolder | None) -> None:
+                 exporter: Exporter | None, lock: threading.RLock, folder: ExportFolder | DeltaFolder | None) -> None:
         self.max_events = max_events
         self.rotation = rotation
         self.flush_size = flush_size

@@ -24,10 +24,14 @@ from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.log import signing_key_of
 from axon_audit.integrity.manifest import _key_bytes
+from axon_audit.io.delta import check_lake_format, deltalake
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.io.sealed import check_export_target
+from axon_audit.read.archive import ExportFolder
+from axon_audit.read.delta_source import DeltaFolder
 from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import BACKLOG_POLICIES, default_max_backlog
+from axon_audit.write.targets import ExportTarget, target_for
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "LoggerConfig"]
 
@@ -55,6 +59,7 @@ class LoggerConfig:
     backlog_policy: str
     fail_closed: bool
     storage_options: StorageOptions | None
+    lake_format: str = "parquet"  # or "delta" (io.delta)
 
     @classmethod
     def check(
@@ -73,6 +78,7 @@ class LoggerConfig:
         backlog_policy: Any = "block",
         fail_closed: Any = False,
         storage_options: Any = None,
+        lake_format: Any = "parquet",
     ) -> LoggerConfig:
         if not _is_int(max_events):
             raise AuditTypeError(f"max_events must be an int, got {type(max_events).__name__}")
@@ -98,6 +104,13 @@ class LoggerConfig:
             raise AuditValueError(f'max_backlog must be an int >= 1, "default" or None, got {max_backlog!r}')
         if backlog_policy not in BACKLOG_POLICIES:
             raise AuditValueError(f"backlog_policy must be one of {BACKLOG_POLICIES}, got {backlog_policy!r}")
+        if check_lake_format(lake_format) == "delta":
+            if root is None:
+                raise AuditValueError("lake_format='delta' needs auto_export_path: the folder or s3:// prefix "
+                                      "of the Delta table")
+            if wal_path is not None:
+                raise AuditValueError("wal_path is not supported with lake_format='delta' yet; expected None")
+            deltalake()  # an error naming the extra now, not at the first rotation
         if not isinstance(fail_closed, bool):
             raise AuditTypeError(f"fail_closed must be a bool, got {type(fail_closed).__name__}")
         return cls(
@@ -114,6 +127,7 @@ class LoggerConfig:
             backlog_policy=backlog_policy,
             fail_closed=fail_closed,
             storage_options=storage_options,
+            lake_format=lake_format,
         )
 
     @property
@@ -121,6 +135,19 @@ class LoggerConfig:
         """Whether the slower, guarded append (WAL, fail-closed) runs. A backlog bound
         alone does not need it: the fast path tests `Backpressure.refusing` itself."""
         return self.wal_path is not None or self.fail_closed
+
+    def export_target(self) -> ExportTarget:
+        """Where the logger's exports go: `target_for` the root, in the lake format."""
+        assert self.export_root is not None
+        return target_for(self.export_root, self.hmac_key, self.signing_key, self.lake_format, self.storage_options)
+
+    def export_folder(self) -> ExportFolder | DeltaFolder | None:
+        """The export root as the logger's reads see it (None without exports)."""
+        if self.export_root is None:
+            return None
+        if self.lake_format == "delta":
+            return DeltaFolder(self.export_root, storage_options=self.storage_options)
+        return ExportFolder(self.export_root, source="parquet")
 
 
 def export_root(path: Any, storage_options: StorageOptions | None) -> Path | Location | None:

@@ -47,7 +47,6 @@ from axon_audit.model.event import AuditEvent
 from axon_audit.model.ids import IDS
 from axon_audit.model.timestamps import naive_time_rule
 from axon_audit.read.api import Reader
-from axon_audit.read.archive import ExportFolder
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.write import wal as _wal
 from axon_audit.write.backpressure import Backpressure
@@ -59,7 +58,6 @@ from axon_audit.write.durability import WalLane, wal_counters
 from axon_audit.write.exporter import export_counters, logger_exporter
 from axon_audit.write.guard import Guard
 from axon_audit.write.subscription import subscribe as _subscribe
-from axon_audit.write.targets import target_for
 
 __all__ = ["DEFAULT_FLUSH_SIZE", "AuditLogger"]
 
@@ -111,6 +109,8 @@ class AuditLogger(Reader):
             stored; event, user, session and entry ids are never touched.
         naive_time: "local" (the host's zone, as `datetime.now()`) or "utc": how naive times
             read (`log_batch`, query bounds); default ``$AXON_AUDIT_NAIVE_TIME`` or "local".
+        lake_format: "parquet" (the default) or "delta": each rotation one Delta Lake commit
+            at `auto_export_path` (the ``delta`` extra; `io.delta`); read with ``AuditArchive(as_of=)``.
 
     Example:
         >>> import asyncio
@@ -140,14 +140,15 @@ class AuditLogger(Reader):
         max_backlog: int | Literal["default"] | None = "default", backlog_policy: str = "block",
         fail_closed: bool = False, redact_pii: bool | PIIRedactor | None = None,
         storage_options: StorageOptions | None = None,
-        naive_time: Literal["local", "utc"] | None = None,
+        naive_time: Literal["local", "utc"] | None = None, lake_format: Literal["parquet", "delta"] = "parquet",
     ) -> None:
         self._naive_time = naive_time_rule(naive_time)
         cfg = self._config = LoggerConfig.check(
             max_events, auto_export_path, enable_rotation, flush_size=flush_size, wal_path=wal_path,
             wal_sync=wal_sync, wal_interval=wal_interval, hmac_key=hmac_key, signing_key=signing_key,
             max_backlog=max_backlog,
-            backlog_policy=backlog_policy, fail_closed=fail_closed, storage_options=storage_options)
+            backlog_policy=backlog_policy, fail_closed=fail_closed, storage_options=storage_options,
+            lake_format=lake_format)
         self._hmac_key = cfg.hmac_key  # erasure re-signs the folder with it
         self._storage_options = cfg.storage_options
         self._export_path = cfg.export_root
@@ -158,9 +159,8 @@ class AuditLogger(Reader):
                                      lane=lane)
         self._exporter = bp.exporter = (
             None if cfg.export_root is None else
-            logger_exporter(target_for(cfg.export_root, cfg.hmac_key, cfg.signing_key), self._lock, lane,
-                            bp.update_locked))
-        folder = ExportFolder(cfg.export_root, source="parquet") if cfg.export_root is not None else None
+            logger_exporter(cfg.export_target(), self._lock, lane, bp.update_locked))
+        folder = cfg.export_folder()
         self._hot = hot = HotBuffer(cfg.max_events, cfg.rotation, cfg.flush_size, lane, self._exporter,
                                     self._lock, folder)
         hot.on_rotated = bp.update_locked

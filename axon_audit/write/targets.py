@@ -11,6 +11,7 @@ unlisted and are undone on failure; after it, they are evidence.
   processes) through the folder lock and its one ``manifest.json`` chain.
 - `ObjectStoreTarget`: an object-store prefix, where writers never coordinate:
   each logger commits to its own writer manifest (see `integrity.manifest`).
+- `write.delta_target.DeltaTarget` (``lake_format="delta"``): a Delta table.
 
 Every writer of export evidence goes through a target: the logger's exporter,
 GDPR's sealed rewrite (`append`), and write-ahead-log recovery, which asks the
@@ -38,10 +39,11 @@ from axon_audit.integrity.log import tree_of, writer_log
 from axon_audit.io.atomic import atomic_write, fsync_dir
 from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import Location
+from axon_audit.io.location import Location, StorageOptions
 from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planned
 from axon_audit.io.threads import background_threads
 from axon_audit.model.timestamps import format_us, now_us
+from axon_audit.write.delta_target import DeltaTarget
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
 
@@ -375,11 +377,15 @@ class ObjectStoreTarget:
         (self.root / name).unlink(missing_ok=True)
 
 
-def target_for(root: Path | Location, key: bytes | None, signing_key: SigningKey | None = None, *,
-               threads: int | None = None) -> FolderTarget | ObjectStoreTarget:
-    """The logger's target for an export root: a local folder or an object-store
-    prefix. A local export keeps at most `threads` busy, by default what the
-    background leaves to the threads that log (`axon_audit.io.threads`)."""
+def target_for(root: Path | Location, key: bytes | None, signing_key: SigningKey | None = None,
+               lake_format: str = "parquet", storage_options: StorageOptions | None = None, *,
+               threads: int | None = None) -> FolderTarget | ObjectStoreTarget | DeltaTarget:
+    """The logger's target for an export root: a local folder, an object-store
+    prefix, or (``lake_format="delta"``) a Delta table at either. A local export
+    keeps at most `threads` busy, by default what the background leaves to the
+    threads that log (`axon_audit.io.threads`)."""
+    if lake_format == "delta":
+        return DeltaTarget(root, key, signing_key, storage_options)
     if isinstance(root, Location):
         return ObjectStoreTarget(root, key, signing_key)
     return FolderTarget(root, key, signing_key, threads=threads or background_threads())
