@@ -131,13 +131,20 @@ class DeltaTarget:
                 props = dl.CommitProperties(
                     custom_metadata={TREE_KEY: self._head(tree, version + 1)}, max_commit_retries=0,
                     app_transactions=[dl.transaction.Transaction(self.writer, number)])
-                dl.write_deltalake(dt if dt is not None else self.uri, table, partition_by=["date"], mode="append",
+                # The first commit creates the table and must be version 0: "append" onto a table
+                # another writer created meanwhile would land later, under a head computed from none.
+                dl.write_deltalake(dt if dt is not None else self.uri, table, partition_by=["date"],
+                                   mode="append" if dt is not None else "error",
                                    storage_options=self.options, commit_properties=props)
                 return version + 1
             except dl.exceptions.CommitFailedError:
                 self.conflicts += 1  # another writer took that version: read its head, try the next
                 time.sleep(random.uniform(0.0, 0.02))
             except (dl.exceptions.DeltaError, OSError) as exc:
+                if dt is None and self._exists(dl):  # another writer created the table first: a race too
+                    self.conflicts += 1
+                    time.sleep(random.uniform(0.0, 0.02))
+                    continue
                 raise ExportError(f"Delta commit to {self.uri} failed: {type(exc).__name__}: {exc}") from exc
         raise ExportError(f"Delta commit to {self.uri} lost {MAX_TRIES} races in a row to other writers")
 
