@@ -94,7 +94,7 @@ def lake(s3_server, s3_bucket) -> Lake:
 def test_a_keyed_lake_verifies_every_object_and_event(lake: Lake) -> None:
     result = verify(lake.uri, key=KEY, storage_options=lake.opts)
     assert result.ok, result.problems
-    data = [k for k in lake.keys() if not k.startswith("manifests/")]
+    data = [k for k in lake.keys() if not k.startswith(("manifests/", "global/"))]
     assert result.hmac_checked and result.files_checked == len(data)
     assert result.events_checked == 1_501 == result.tree_size  # each event once, from its Parquet part
     (manifest,) = lake.manifests()
@@ -188,13 +188,19 @@ def _drop_newest_commit(doc: dict) -> None:
     del entries[max(i for i, e in enumerate(entries) if e["kind"] == "json"):]
 
 
+def _newest_global(lake: Lake) -> str:
+    return max(k for k in lake.keys() if k.startswith("global/"))
+
+
 def attack_truncate_newest(lake: Lake) -> list[str]:
     entries = orjson.loads(lake.read(lake.manifests()[0]))["entries"]
     gone = [e["file"] for e in entries[max(i for i, e in enumerate(entries) if e["kind"] == "json"):] if "file" in e]
     name = _rewrite_manifest(lake, _drop_newest_commit, sign=True)
     for key in gone:  # the newest commit's files and entries all gone, the manifest re-linked
         lake.delete(key)
-    assert verify(lake.uri, storage_options=lake.opts).ok  # consistent but for the HMAC
+    # Consistent but for the HMAC, and the global log, which names the head the manifest had:
+    assert verify(lake.uri, storage_options=lake.opts).problems[0] == (
+        f"{name}: does not hold the head {_newest_global(lake)} names (the manifest was rolled back or rewritten)")
     return [f"{name}: HMAC of the head does not match"]
 
 
@@ -304,7 +310,8 @@ def test_a_signed_writer_s_log_spans_its_segments(s3_server, s3_bucket, monkeypa
     newest = segments[-1]
     lake.delete(newest)  # back to the state after 60 events, every remaining checkpoint valid
     found = verify(lake.uri, public_key=key.verifier(), checkpoint=kept[-1], storage_options=lake.opts).problems
-    assert found and all(": not listed in the manifest (inserted file)" in p for p in found), found
+    assert found and all(": not listed in the manifest (inserted file)" in p for p in found[1:]), found
+    assert found[0].startswith(f"{newest}: named by global/"), found  # the global log names the deleted segment
     found = verify(lake.uri, public_key=key.verifier(), checkpoint=kept_65, storage_options=lake.opts).problems
     assert f"{segments[-2]}: the log holds 60 events, fewer than the 65 of the checkpoint kept " \
            "(the log was rolled back or truncated)" in found, found
@@ -368,11 +375,12 @@ def test_a_commit_in_doubt_keeps_its_objects_and_the_retry_overwrites_them(s3_se
         with pytest.raises(axon_audit.ExportError, match="300 events could not be exported"):
             audit.close()
         in_doubt = lake.keys()
-        assert len([k for k in in_doubt if not k.startswith("manifests/")]) == 2  # JSON + one day: kept
+        assert len([k for k in in_doubt if not k.startswith(("manifests/", "global/"))]) == 2  # JSON + one day: kept
     finally:
         s3_server.lose_reply = s3_server.deny = None
     audit.close()
-    assert lake.keys() == in_doubt  # the same names, overwritten: no second copy
+    # The same names, overwritten: no second copy (the global log gained the commit's entry).
+    assert [k for k in lake.keys() if not k.startswith("global/")] == in_doubt
     assert verify(lake.uri, key=KEY, storage_options=lake.opts).ok
     assert Counter(lake.exported_ids()) == Counter(ids) and len(set(ids)) == 300
 
@@ -459,10 +467,10 @@ def test_cli_verify_checks_an_s3_lake(lake: Lake, monkeypatch) -> None:
         return subprocess.run([str(script), "verify", lake.uri, "--endpoint-url", lake.server.endpoint, *args],
                               capture_output=True, text=True, timeout=120)
 
-    files = len([k for k in lake.keys() if not k.startswith("manifests/")])
+    files = len([k for k in lake.keys() if not k.startswith(("manifests/", "global/"))])
     ok = run("--key", KEY)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == f"intact: {files:,} files, {1_501:,} events checked\n"
+    assert ok.stdout.endswith(f"intact: {files:,} files, {1_501:,} events checked\n")
     gone = lake.parts()[0]
     lake.delete(gone)
     bad = run("--key", KEY)

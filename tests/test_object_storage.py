@@ -66,7 +66,7 @@ def read_json_exports(server, bucket: str, prefix: str) -> list[dict]:
     fs = s3fs(server)
     docs = []
     for k in keys(server, bucket, prefix):
-        if k.endswith(".json") and not k.startswith("manifests/"):
+        if k.endswith(".json") and not k.startswith(("manifests/", "global/")):
             with fs.open_input_stream(f"{bucket}/{prefix}/{k}") as fh:
                 docs.append(json.loads(fh.read()))
     return docs
@@ -100,14 +100,14 @@ def test_rotation_writes_whole_partitioned_objects_to_s3(s3_server, s3_bucket, n
     assert all(JSON_KEY.fullmatch(k) for k in jsons), jsons
     assert all(PART_KEY.fullmatch(k) for k in parts), parts
     assert len(manifests) == 1  # this writer's own integrity manifest
-    assert len(names) == len(jsons) + len(parts) + 1  # nothing else: no temporary objects
+    assert len(names) == len(jsons) + len(parts) + 1 + 3  # + one global entry per commit; no temporary objects
     # The manifest lists exactly the objects, and every event's leaf replays into its tree heads.
     listed = [e["file"] for e in json.loads(s3fs(s3_server).open_input_stream(
         f"{s3_bucket}/audit/{manifests[0]}").read())["entries"] if "file" in e]
     assert sorted(listed) == sorted(jsons + parts)
     result = verify(uri, storage_options={"endpoint_url": s3_server.endpoint})
     assert result.ok, result.problems
-    assert (result.files_checked, result.events_checked, result.tree_size) == (len(names) - 1, 4_700, 4_700)
+    assert (result.files_checked, result.events_checked, result.tree_size) == (len(names) - 1 - 3, 4_700, 4_700)
 
     lake = read_lake_directly(s3_server, s3_bucket, "audit")
     expected_ids = set(batch["event_id"]) if "event_id" in batch.columns else None
@@ -316,7 +316,8 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     root = loc.path.rstrip("/") + "/"
     every = [f.path[len(root):] for f in loc.files()]
     manifests = [k for k in every if k == "manifest.json" or k.startswith("manifests/")]
-    names = [k for k in every if k not in manifests]
+    global_log = [k for k in every if k.startswith("global/")]
+    names = [k for k in every if k not in manifests and k not in global_log]
     # The integrity manifest: a local folder keeps one (three writers, one log, under a lock);
     # on object storage each writer keeps its own (no coordination), and verify checks them all.
     assert len(manifests) == (1 if where == "file" else 3), manifests
@@ -341,6 +342,22 @@ def test_three_writer_processes_share_one_lake(s3_server, s3_bucket, tmp_path, w
     docs = [json.loads((loc / k).read_bytes()) for k in jsons]
     assert sorted(e["event_id"] for d in docs for e in d["events"]) == sorted(logged)
     assert reads == sorted(reads) and (not reads or reads[-1] <= 3 * n)  # grows by whole files only
+    if where == "s3":  # one global log across the three writers: each commit in it exactly once
+        entries = [json.loads(loc.join(k).read_bytes()) for k in global_log]
+        assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+        commits = sum(1 for m in manifests for e in json.loads(loc.join(m).read_bytes())["entries"]
+                      if e["kind"] == "tree")
+        assert len(entries) == commits == len({(e["manifest"], e["head"]["hash"]) for e in entries})
+        assert len({e["writer"] for e in entries}) == 3
+        # Deleting one writer's whole output (its manifest and every file it lists) is detected and named.
+        victim = manifests[1]
+        for e in json.loads(loc.join(victim).read_bytes())["entries"]:
+            if "file" in e:
+                loc.join(e["file"]).unlink(missing_ok=True)
+        loc.join(victim).unlink()
+        found = verify(uri, storage_options={"endpoint_url": s3_server.endpoint}).problems
+        assert found and found[0].startswith(f"{victim}: named by global/"), found
+        assert "that writer's output (or its manifest) was deleted" in found[0]
 
 
 # --------------------------------------------------------------------------- pruning and pushdown

@@ -281,6 +281,7 @@ class WriterManifest:
         self.segment = 1
         self.doc: dict[str, Any] = {"format": FORMAT, "entries": []}
         self._pending: tuple[int, dict[str, Any]] = (1, self.doc)
+        self.digest: tuple[str, int] = ("", 0)
 
     @property
     def name(self) -> str:
@@ -312,7 +313,9 @@ class WriterManifest:
                        "tree": {"size": now.size, "range": [h.hex() for h in now.hashes]}}
             segment, base = segment + 1, {"format": FORMAT, "follows": follows, "entries": []}
         doc = build_manifest(base, new, self.key, written_at, tree, self.signing_key, self.origin)
+        doc["global_log"] = "global/"  # written with the lake's global log (integrity.global_log)
         body = manifest_bytes(doc)
+        self.digest = (hashlib.sha256(body).hexdigest(), len(body))  # what the global entry records
         self._pending = (segment, doc)
         # A failed upload of a new segment is retried under the same name: it overwrites what may have landed.
         (self.root / segment_name(self.writer, segment)).put(_writer(body))

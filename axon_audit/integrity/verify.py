@@ -36,6 +36,7 @@ import orjson
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
+from axon_audit.integrity.global_log import check_global
 from axon_audit.integrity.log import (
     checkpoint_note,
     looks_like_tree_head,
@@ -265,7 +266,9 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                         else f"{layout.MANIFEST_NAME} or {layout.MANIFESTS_DIR}/*.json: missing")
         return result
     docs: dict[str, Any] = {}
+    raw: dict[str, bytes] = {}
     for name, data in fetch(root, names):
+        raw[name] = data or b""
         try:
             docs[name] = orjson.loads(data or b"")
             assert isinstance(docs[name], dict)
@@ -285,6 +288,8 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                 if f in owner:
                     problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
                 owner.setdefault(f, name)
+    if not root.is_local or any(n.startswith(layout.MANIFESTS_DIR + "/") for n in docs):
+        check_global(root, docs, raw, keyb, problems, result.notes)  # the one log across writers
     _check_kept_met(kept, replays, problems)
     if kept is not None and kept.origin not in {log_name(kept, r.mname, docs[r.mname]["entries"]) for r in replays}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "

@@ -34,6 +34,7 @@ import polars as pl
 
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
+from axon_audit.integrity.global_log import GlobalLog
 from axon_audit.integrity.leaf import export_texts, objects_and_leaves
 from axon_audit.integrity.log import tree_of, writer_log
 from axon_audit.io.atomic import atomic_write, fsync_dir
@@ -44,6 +45,7 @@ from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planne
 from axon_audit.io.threads import background_threads
 from axon_audit.model.timestamps import format_us, now_us
 from axon_audit.write.delta_target import DeltaTarget
+from axon_audit.write.global_commit import publish_globally
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
 
@@ -309,6 +311,7 @@ class ObjectStoreTarget:
         self.key = key
         self.signing_key = signing_key
         self.manifest: _integrity.WriterManifest | None = None  # made at the first export
+        self.global_log = GlobalLog(root, key)  # the lake's one log across writers
         self._listed: dict[str, set[str]] = {}
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
@@ -336,6 +339,7 @@ class ObjectStoreTarget:
         digests = put_export(df, json_path, plan, objects)
         tree.extend(leaves)
         entries = _entries(names, plan, df, first, digests)
+        before = (manifest.segment, manifest.doc)
         try:
             manifest.commit(entries, format_us(now_us()), tree)
         except BaseException:
@@ -348,6 +352,7 @@ class ObjectStoreTarget:
                 raise
             if not landed:
                 raise
+        publish_globally(self.global_log, manifest, before, attempt)
         with contextlib.suppress(OSError):  # committed: a stale intent names only listed objects
             intent.unlink(missing_ok=True)
         attempt.intent = None
