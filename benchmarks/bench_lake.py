@@ -103,6 +103,7 @@ def main() -> None:
             print(f"rotation (JSON + 365 Parquet partitions) to {name}: {dt:.2f} s, "
                   f"{df.height / dt / 1e6:.3f} M events/s")
         commit_costs(out_opts)
+        global_log_costs(out_opts)
         verify_cost("s3://rotation/par", out_opts)
     finally:
         server.terminate()
@@ -173,5 +174,60 @@ def commit_costs(opts: dict) -> None:
               f"{near[len(near) // 2] * 1000:.1f} ms, document {size / 1024:.0f} KB")
 
 
+def global_log_costs(opts: dict, writers: int = 3, commits: int = 40) -> None:
+    """The global log's commit (integrity/global_log.py: one conditional PUT, and on a
+    conflict a listing, a read and a jittered retry) as `writers` threads commit at once."""
+    import threading  # here: only this figure runs writers side by side
+
+    from axon_audit.integrity.global_log import GlobalLog
+
+    root = _fs.resolve(f"s3://rotation/global-cost-{time.time_ns()}", storage_options=opts)
+    logs = [GlobalLog(root, key=b"bench") for _ in range(writers)]
+    times: list[float] = []
+    start = threading.Barrier(writers)
+
+    def run(g: GlobalLog, w: int) -> None:
+        start.wait()
+        for i in range(commits):
+            t = time.perf_counter()
+            g.commit(f"w{w}", f"manifests/w{w}-000001.json", {"entries": i + 1, "hash": "0" * 64}, ("0" * 64, 1))
+            times.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=run, args=(g, w)) for w, g in enumerate(logs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times.sort()
+    print(f"global log commit, {writers} concurrent writers x {commits} commits (to moto_server): median "
+          f"{times[len(times) // 2] * 1000:.1f} ms, p95 {times[int(len(times) * 0.95)] * 1000:.1f} ms per commit, "
+          f"{sum(g.conflicts for g in logs)} conflicts retried, {sum(g.failures for g in logs)} given up")
+
+
+def global_only() -> None:
+    """`python benchmarks/bench_lake.py global`: only the global log's commit latency."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        opts = {"endpoint_url": f"http://127.0.0.1:{port}"}
+        for _ in range(100):
+            try:
+                pafs.S3FileSystem(endpoint_override=opts["endpoint_url"], allow_bucket_creation=True).create_dir(
+                    "rotation")
+                break
+            except OSError:
+                time.sleep(0.1)
+        global_log_costs(opts)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["global"]:
+        global_only()
+    else:
+        main()

@@ -182,12 +182,18 @@ class Exporter:
 
 def export_counters(exporter: Exporter | None) -> dict[str, Any]:
     """The exporter's counters in `get_stats()` (zeros for a logger without exports)."""
+    glog = getattr(exporter.target, "global_log", None) if exporter is not None else None
+    # Object storage: the lake's global log (integrity.global_log); zeros elsewhere.
+    global_counters = {"global_log_commits": glog.commits if glog else 0,
+                       "global_log_conflicts": glog.conflicts if glog else 0,
+                       "global_log_failures": glog.failures if glog else 0,
+                       "last_global_log_error": glog.last_error if glog else None}
     if exporter is None:
         return {"exported_events": 0, "pending_export_events": 0, "export_failures": 0, "last_export_error": None,
-                "poisoned_export_events": 0}
+                "poisoned_export_events": 0, **global_counters}
     return {"exported_events": exporter.exported_events, "pending_export_events": exporter.pending_events,
             "export_failures": exporter.failures, "last_export_error": exporter.last_error,
-            "poisoned_export_events": exporter.poisoned_events}
+            "poisoned_export_events": exporter.poisoned_events, **global_counters}
 
 
 def logger_exporter(target: ExportTarget, lock: threading.RLock, lane: WalLane | None,
