@@ -280,7 +280,9 @@ def test_save_checkpoint_refuses_a_lake_of_several_logs(signed, s3_server, s3_bu
     kept = tmp_path / "kept.note"
     proc = run("verify", lake, "--endpoint-url", s3_server.endpoint, "--public-key", f"{key}.pub",
                "--save-checkpoint", kept, code=2)
-    assert proc.stdout.startswith("intact: ") and "100 events checked" in proc.stdout
+    note, summary = proc.stdout.splitlines()  # the lake's global log is checked and said first
+    assert note == "note: global log: 2 entries checked across 2 writer manifests"
+    assert summary.startswith("intact: ") and "100 events checked" in summary
     assert re.fullmatch(rf"axon-audit: error: --save-checkpoint: {lake} holds 2 logs \({re.escape(NAME)}/\S+, "
                         rf"{re.escape(NAME)}/\S+\), one per writer, and it keeps one; keep each with the API: "
                         r"verify\(\.\.\.\)\.checkpoints\n", proc.stderr), proc.stderr
