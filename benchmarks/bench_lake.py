@@ -13,6 +13,7 @@ the writer), with uploads one by one and side by side.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
@@ -53,6 +55,29 @@ def serve() -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
+@contextlib.contextmanager
+def moto_process(bucket: str) -> Iterator[dict[str, str]]:
+    """A moto_server process on a free loopback port, with `bucket` made; yields the
+    storage options that reach it (a separate process: no GIL shared with the writers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        opts = {"endpoint_url": f"http://127.0.0.1:{port}"}
+        for _ in range(100):
+            try:
+                pafs.S3FileSystem(endpoint_override=opts["endpoint_url"], allow_bucket_creation=True).create_dir(bucket)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield opts
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def fetched() -> tuple[int, int, int]:
     """(requests, objects read, bytes read) since the last clear."""
     gets = [(p, r) for m, p, r in requests if m == "GET" and p.count("/") > 1]
@@ -74,20 +99,7 @@ def main() -> None:
     df = generate_events(per_day * 365, seed=1, days=365, start=datetime(2025, 1, 1, tzinfo=UTC))
     print(f"{df.height:,} events over 365 days ({per_day:,}/day)")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        out_opts = {"endpoint_url": f"http://127.0.0.1:{port}"}
-        for _ in range(100):
-            try:
-                pafs.S3FileSystem(endpoint_override=out_opts["endpoint_url"], allow_bucket_creation=True).create_dir(
-                    "rotation")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with moto_process("rotation") as out_opts:  # uploads to a server in its own process
         for name, target, opt, workers in (
             ("local folder", tempfile.mkdtemp(), None, 1),
             ("moto_server, uploads one by one", "s3://rotation/seq", out_opts, 1),
@@ -105,9 +117,6 @@ def main() -> None:
         commit_costs(out_opts)
         global_log_costs(out_opts)
         verify_cost("s3://rotation/par", out_opts)
-    finally:
-        server.terminate()
-        server.wait()
     with AuditLogger(max_events=df.height + 1, auto_export_path="s3://bench-lake/year", storage_options=opts) as audit:
         audit.log_batch(df)  # the lake the queries below read (in-process server: requests counted)
 
@@ -206,24 +215,8 @@ def global_log_costs(opts: dict, writers: int = 3, commits: int = 40) -> None:
 
 def global_only() -> None:
     """`python benchmarks/bench_lake.py global`: only the global log's commit latency."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        opts = {"endpoint_url": f"http://127.0.0.1:{port}"}
-        for _ in range(100):
-            try:
-                pafs.S3FileSystem(endpoint_override=opts["endpoint_url"], allow_bucket_creation=True).create_dir(
-                    "rotation")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with moto_process("rotation") as opts:
         global_log_costs(opts)
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":
