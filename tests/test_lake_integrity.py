@@ -409,11 +409,13 @@ def test_a_denied_commit_takes_the_objects_back_and_the_retry_commits_once(s3_se
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash_at", ["stream", "before_commit"])
+@pytest.mark.parametrize("crash_at", ["stream", "before_commit", "before_global"])
 def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, tmp_path, crash_at) -> None:
-    """A writer with a write-ahead log dies (mid-stream, or with an export's objects up
-    and its manifest not): the next logger on that log deletes the uncommitted objects,
-    replays their events, and the lake verifies with every acknowledged event once."""
+    """A writer with a write-ahead log dies (mid-stream, with an export's objects up
+    and its manifest not, or with its manifest up and its global log entry not): the
+    next logger on that log deletes the uncommitted objects, replays their events,
+    publishes a committed manifest's missing global entry, and the lake verifies
+    with every acknowledged event once."""
     from tests.test_wal import run_child
 
     lake = Lake(s3_server, s3_bucket, "wal")
@@ -423,6 +425,9 @@ def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, 
     if crash_at == "before_commit":  # the second export's objects are up, its manifest commit is not:
         assert before.ok and before.leftovers, before.problems  # its intent names them: leftovers, not tampering
         assert all("uncommitted leftover of an interrupted export" in f for f in before.leftovers)
+    if crash_at == "before_global":  # committed in its manifest, not yet in the lake's one log
+        assert any("in no global entry" in p or "newer than the newest global entry" in p
+                   for p in before.problems), before.problems
     recovered = AuditLogger(max_events=10**9, auto_export_path=lake.uri, storage_options=lake.opts,
                             wal_path=tmp_path / "wal", hmac_key="k")
     in_memory = recovered.scan(include_archived=False).select("event_id").collect()["event_id"].to_list()

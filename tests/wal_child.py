@@ -10,7 +10,8 @@ commit is the writer manifest's upload (`WriterManifest.commit`).
 
 CRASH_AT: ``stream`` (the parent kills), ``before_commit`` (after an export's
 files are written, before the manifest commit), ``before_release`` (after the
-commit, before the WAL epochs are deleted).
+commit, before the WAL epochs are deleted), ``before_global`` (object storage: after
+the second export's manifest is up, before its global log entry).
 """
 
 import os
@@ -48,6 +49,19 @@ def main() -> None:
             return real_commit(self, *args, **kwargs)
 
         _integrity.WriterManifest.commit = commit
+    elif crash_at == "before_global":
+        from axon_audit.integrity.global_log import GlobalLog
+
+        real_global = GlobalLog.commit
+        calls3 = [0]
+
+        def global_commit(self, *args, **kwargs):  # the second export dies after its manifest landed
+            calls3[0] += 1
+            if calls3[0] == 2:
+                die()
+            return real_global(self, *args, **kwargs)
+
+        GlobalLog.commit = global_commit
     elif crash_at == "before_release":
         real_release = _wal.WriteAheadLog.release
         calls2 = [0]

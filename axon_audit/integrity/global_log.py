@@ -26,7 +26,7 @@ import orjson
 from axon_audit.exceptions import ExportError
 from axon_audit.io.location import Location
 
-__all__ = ["GLOBAL_DIR", "GlobalLog", "check_global", "create_if_absent", "global_name"]
+__all__ = ["GLOBAL_DIR", "GlobalLog", "check_global", "create_if_absent", "global_name", "newest_of_writer"]
 
 GLOBAL_DIR = "global"
 FORMAT = "axon_audit.global/1"
@@ -115,6 +115,17 @@ def _numbers(root: Location) -> list[int]:
         if stem.isdigit():
             out.append(int(stem))
     return sorted(out)
+
+
+def newest_of_writer(root: Location, writer: str) -> dict[str, Any] | None:
+    """The newest global entry `writer` committed (None: none). Reads entries from
+    the newest back to that writer's last one: a recovery looks at a writer that
+    committed recently, so this is usually a few reads."""
+    for seq in reversed(_numbers(root)):
+        entry: dict[str, Any] = orjson.loads((root / global_name(seq)).read_bytes())
+        if entry.get("writer") == writer:
+            return entry
+    return None
 
 
 class GlobalLog:

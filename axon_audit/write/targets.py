@@ -45,7 +45,7 @@ from axon_audit.io.parquet import plan_parquet, put_export, write_parquet_planne
 from axon_audit.io.threads import background_threads
 from axon_audit.model.timestamps import format_us, now_us
 from axon_audit.write.delta_target import DeltaTarget
-from axon_audit.write.global_commit import publish_globally
+from axon_audit.write.global_commit import publish_globally, publish_if_missing
 
 __all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
 
@@ -363,6 +363,10 @@ class ObjectStoreTarget:
         # those files and that manifest, so no lock is needed to undo what it left halfway.
         self._listed = {}
         yield
+        # A commit cut off between its manifest and its global entry is finished first.
+        for name, listed in self._listed.items():
+            if listed:
+                publish_if_missing(self.global_log, name)
         # Then that writer's intents are stale: what they name is now removed or committed.
         dead = {writer_log(name).rpartition("/")[2] for name in self._listed}  # manifests/<writer>
         for name in ExportLayout(self.root).intents() if dead else ():
