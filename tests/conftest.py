@@ -35,6 +35,9 @@ class S3Server:
     # lose_reply(method, path, query) -> True lets the server apply the request but
     # answers 500, as when a reply is lost on the way back: the client cannot tell it landed.
     lose_reply: Callable[[str, str, str], bool] | None = None
+    # taken(method, path) -> True answers 412 PreconditionFailed, what S3 answers a
+    # conditional create (If-None-Match: *) whose name another writer took first.
+    taken: Callable[[str, str], bool] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, environ: dict) -> None:
@@ -82,6 +85,12 @@ def s3_server() -> Iterator[S3Server]:
                     b"<Message>Access Denied</Message></Error>")
             start_response("403 Forbidden", [("Content-Type", "application/xml"),
                                               ("Content-Length", str(len(body)))])
+            return [body]
+        if server.taken is not None and server.taken(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")):
+            body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>'
+                    b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>")
+            start_response("412 Precondition Failed", [("Content-Type", "application/xml"),
+                                                       ("Content-Length", str(len(body)))])
             return [body]
         if server.lose_reply is not None and server.lose_reply(
                 environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):

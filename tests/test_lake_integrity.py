@@ -444,21 +444,6 @@ def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, 
     assert verify(lake.uri, key="k", storage_options=lake.opts).ok
 
 
-def test_erasure_and_retention_refuse_object_storage_by_name(lake: Lake) -> None:
-    """Both rewrite or delete sealed files under a folder lock; on a shared lake they
-    would race other writers' manifests, so they say so instead of misreading the URI."""
-    with pytest.raises(axon_audit.AuditValueError,
-                       match=r"path: apply_retention works on local export folders, not object storage"):
-        axon_audit.apply_retention(lake.uri, 30)
-    with pytest.raises(axon_audit.AuditValueError,
-                       match=r"source: erase_subject works on local export folders, not object storage"):
-        axon_audit.erase_subject(lake.uri, "late")
-    archive = axon_audit.AuditArchive(lake.uri, storage_options=lake.opts)
-    with pytest.raises(axon_audit.AuditValueError, match="erase_subject works on local export folders"):
-        axon_audit.erase_subject(archive, "late")
-    assert lake.problems() == []  # nothing was touched
-
-
 def test_cli_verify_checks_an_s3_lake(lake: Lake, monkeypatch) -> None:
     """`axon-audit verify s3://…` through the console script, endpoint on the command line."""
     import subprocess

@@ -9,39 +9,31 @@ export log, its tree heads and every checkpoint handed out stay valid.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import secrets
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import numpy as np
 import orjson
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from axon_audit.compliance.erasure_files import Rewrite, check_columns, file_writer, load_plain, plan_file
 from axon_audit.compliance.erasure_rewrite import SubjectRewrite as _Rewriter
+from axon_audit.compliance.lake_maintenance import LakeErasure, lake_of, lake_subject_events, record_in_lake
 from axon_audit.compliance.subject_access import check_subject
 from axon_audit.display.html import card
 from axon_audit.exceptions import ArchiveError, AuditTypeError, AuditValueError
-from axon_audit.integrity import chain_v1
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey
-from axon_audit.integrity.leaf import leaf_hashes
 from axon_audit.integrity.log import signing_key_of
-from axon_audit.integrity.replay import Overrides, overrides_of, read_part
+from axon_audit.integrity.replay import overrides_of
 from axon_audit.io.atomic import atomic_write, atomic_write_hashed
-from axon_audit.io.json_export import write_json_export, write_json_stream
+from axon_audit.io.json_export import write_json_export
 from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import local_folder
-from axon_audit.io.parquet import parquet_table as _table_of
-from axon_audit.io.parquet import parquet_writer as _parquet_writer
+from axon_audit.io.location import Location, StorageOptions, local_folder
 from axon_audit.io.parquet import write_parquet_partitions
-from axon_audit.model.schema import COLUMNS, EMPTY_FRAME, normalize_batch
-from axon_audit.model.timestamps import parse_timestamp
+from axon_audit.model.schema import normalize_batch
 from axon_audit.read.sources import scan_sources
 from axon_audit.write.targets import FolderTarget
 
@@ -65,7 +57,7 @@ class ErasureResult:
     pseudonym: str | None
     events: int  # events of the subject found (and rewritten)
     memory_events_rewritten: int
-    files_rewritten: list[Path]
+    files_rewritten: list[Path | Location]  # local files, or objects of a lake
     audit_event_id: str
 
     def _repr_html_(self) -> str:
@@ -73,10 +65,12 @@ class ErasureResult:
         return card("GDPR erasure", items, {f"{len(self.files_rewritten)} files rewritten": self.files_rewritten})
 
 
-def _folders(items: list[Any]) -> list[Path]:
+def _folders(items: list[Any], storage_options: StorageOptions | None = None) -> list[Path]:
     out: list[Path] = []
     for s in items:
         path = None
+        if lake_of(s, storage_options) is not None:
+            continue  # an object-store lake: `compliance.lake_maintenance`
         if isinstance(s, (str, Path)):
             path = local_folder(s, argument="source", task="erase_subject")
         elif getattr(s, "auto_export_path", None) is not None:
@@ -104,30 +98,17 @@ def _is_sealed(folder: Path) -> bool:
     return ExportLayout(folder).manifest_path.exists()
 
 
-def _check_columns(path: Path, names: Iterable[str]) -> None:
-    extra = sorted(set(names) - set(COLUMNS))
-    if extra:
-        raise ArchiveError(f"{path}: erasure cannot rewrite a file with columns it does not know: {extra}")
-
-
 def _rewrite_plain(path: Path, kind: str, fn: _Rewriter) -> bool:
     """Erase in a file of a folder without a manifest; whether it changed."""
     raw = path.read_bytes()
     if kind == "json" and not any(n in raw for n in fn.needles):  # plain text: a byte search tells
         return False
-    df, exported = _load_plain(raw, path, kind, chain=False)  # never drop a column silently
+    df, exported = load_plain(raw, path, kind, chain=False)  # never drop a column silently
     new = fn(df)
     if new.equals(df):
         return False
-    atomic_write(path, _writer(kind, new, exported))
+    atomic_write(path, file_writer(kind, new, exported))
     return True
-
-
-def _writer(kind: str, df: pl.DataFrame, exported: int | None) -> Callable[[IO[bytes]], object]:
-    """The writer of an erased file: the rotation's encoding (a JSON document keeps its `exported_at`)."""
-    if kind == "parquet":
-        return _parquet_writer(_table_of(df))
-    return functools.partial(write_json_stream, df=df, exported_at_us=exported)
 
 
 def erase_subject(
@@ -138,9 +119,10 @@ def erase_subject(
     requested_by: str | None = None,
     hmac_key: str | bytes | None = None,
     signing_key: Any = None,
+    storage_options: StorageOptions | None = None,
 ) -> ErasureResult:
     """Erase `user_id` from `source`: a logger (its memory and its export folder), an
-    archive, an export folder path, or a list of them.
+    archive, an export folder path or ``s3://`` lake, or a list of them.
 
     The user's id, their session ids, and whole-token occurrences of either in the
     string values of their own events' metadata (decoded: keys, numbers, booleans
@@ -161,6 +143,11 @@ def erase_subject(
     complete changes nothing. The erasure is then recorded as a FORGET event
     (``gdpr_erasure``) in the first logger, else as an export in the first folder
     (`signing_key` signs its tree head, needed where that folder's are signed).
+    In an object-store lake the rewritten objects are recorded in one signed
+    ``maintenance`` entry of its global log instead, and a lake without a logger
+    records the FORGET event as an export of its own
+    (`axon_audit.compliance.lake_maintenance`; `storage_options` as for
+    `open_archive`, for a lake given as a URI).
 
     Example:
         >>> from axon_audit import AuditLogger, erase_subject
@@ -182,11 +169,15 @@ def erase_subject(
     if not items:
         raise AuditTypeError("source must be a logger, an archive, a folder or a list of them, got an empty list")
     loggers = [s for s in items if callable(getattr(s, "_rewrite_memory", None))]
-    folders = _folders(items)
+    folders = _folders(items, storage_options)
+    lakes = list({lk.uri: lk for s in items if (lk := lake_of(s, storage_options)) is not None}.values())
     exporting = set(_folders(loggers))  # a logger's folder appears with its first export: none yet is fine
     for f in folders:
         if f not in exporting and not f.is_dir():
             raise AuditValueError(f"source: export folder {f} does not exist")
+    for lk in lakes:
+        if not lk.is_dir() and not any(lake_of(lg) == lk for lg in loggers):
+            raise AuditValueError(f"source: lake {lk} holds no objects")
     scannable = [s for s in items if callable(getattr(s, "scan", None))]
     for s in items:
         if s not in scannable and not isinstance(s, (str, Path)):
@@ -198,7 +189,7 @@ def erase_subject(
     sealed = {f for f in folders if _is_sealed(f)}
     for f in folders:
         for p in _parts(f):
-            _check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if f in sealed else set()))
+            check_columns(p, set(pq.read_schema(p).names) - ({"chain"} if f in sealed else set()))
     if hmac_key is None and loggers:
         hmac_key = getattr(loggers[0], "_hmac_key", None)
     key = _integrity._key_bytes(hmac_key)
@@ -216,6 +207,8 @@ def erase_subject(
            if scannable else pl.DataFrame(schema={"event_id": pl.String, "session_id": pl.String}))
     for f in folders:  # folders given as paths are read straight from their files
         own = pl.concat([own, _folder_events(f, user_id)])
+    for lk in lakes:  # and lakes from their Parquet parts
+        own = pl.concat([own, lake_subject_events(lk, user_id)])
     own = own.unique("event_id")
     sessions = sorted(own["session_id"].drop_nulls().unique().to_list())
     pseudonym = f"erased_{secrets.token_hex(8)}" if mode == "pseudonymize" else None
@@ -223,6 +216,9 @@ def erase_subject(
     seals = {f: _SealedErasure(f, fn, key, signer) for f in folders if f in sealed}
     for s in seals.values():
         s.check()
+    lake_seals = [LakeErasure(lk, fn, key, signer) for lk in lakes]
+    for ls in lake_seals:
+        ls.check()
 
     in_memory = sum(lg._rewrite_memory(fn) for lg in loggers)
     for lg in loggers:
@@ -231,12 +227,14 @@ def erase_subject(
     # Folders sealed only by the export above hold their old files unlisted: rewritten as plain ones.
     plain = [f for f in folders if f not in sealed]
     # Listed again: a rotation may have written since the check.
-    written = [p for f in plain for p in _parts(f) if _rewrite_plain(p, "parquet", fn)]
+    written: list[Path | Location] = [p for f in plain for p in _parts(f) if _rewrite_plain(p, "parquet", fn)]
     written += [p for f in plain for p in _documents(f) if _rewrite_plain(p, "json", fn)]
     summary = {"gdpr_erasure": True, "mode": mode, "subject": pseudonym, "events": own.height,
                "sessions": len(sessions)}
     for s in seals.values():
         written += s.commit(summary)
+    for ls in lake_seals:
+        written += ls.commit(summary)
 
     record = {**summary, "files_rewritten": len(written)}
     if loggers:
@@ -251,65 +249,13 @@ def erase_subject(
             write_json_export(df, layout.root / layout.rotation_name(tag="erasure"), replace=False)
             write_parquet_partitions(df, layout.parquet_dir)
         event_id = df["event_id"][0]
+    elif lakes:
+        df = normalize_batch([{"operation": "FORGET", "user_id": requested_by, "metadata": record}])
+        record_in_lake(lakes[0], df, key, signer)
+        event_id = df["event_id"][0]
     else:
         raise AuditTypeError("source: erasure needs a logger or an export folder to record the erasure in")
     return ErasureResult(mode, pseudonym, own.height, in_memory, written, event_id)
-
-
-def _load_plain(data: bytes, path: Path, kind: str, chain: bool = True) -> tuple[pl.DataFrame, int | None]:
-    """An export file's events in file order (`chain`: an old file's chain dropped) and a document's `exported_at`."""
-    drop = {"chain"} if chain else set()
-    if kind == "parquet":
-        _check_columns(path, set(pq.read_schema(pa.BufferReader(data)).names) - drop)
-        return read_part(data), None
-    try:
-        doc = orjson.loads(data)
-        events = [{k: v for k, v in e.items() if k not in drop} for e in doc["events"]]
-        exported = parse_timestamp(doc["exported_at"], "exported_at") if doc.get("exported_at") else None
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, AuditValueError) as exc:
-        raise ArchiveError(f"{path}: not an export document ({exc})") from None
-    _check_columns(path, {k for e in events for k in e})
-    return (normalize_batch(events) if events else EMPTY_FRAME.clear()), exported
-
-
-@dataclass
-class _Rewrite:
-    """A sealed file to rewrite: original bytes (put back on failure), new events, altered events' original leaves."""
-
-    name: str
-    kind: str
-    data: bytes
-    new: pl.DataFrame
-    exported: int | None
-    altered: dict[int, bytes]
-
-
-def _plan_file(root: Path, e: dict[str, Any], ov: Overrides, fn: _Rewriter) -> _Rewrite | None:
-    """What erasing changes in one listed file (None: nothing, or the file is gone).
-    Raises for a file that cannot be erased append-only (see `_SealedErasure`)."""
-    name, kind = e["file"], e["kind"]
-    data = (root / name).read_bytes() if (root / name).is_file() else None  # missing: verify names it
-    if data is None or (kind == "json" and not any(n in data for n in fn.needles)):  # a byte search tells
-        return None
-    df, exported = _load_plain(data, root / name, kind)
-    new = fn(df)
-    if new.equals(df):
-        return None
-    if chain_v1.is_v1_entry(e):
-        raise ArchiveError(f"{root}: {name} holds the subject and is an old hash-chained export (manifest format "
-                           "/1, its entry has chain_start); erasure no longer re-chains such files, which would "
-                           "rewrite the manifest's earlier entries (it is append-only now); nothing was changed")
-    if hashlib.sha256(data).hexdigest() != ov.replaced.get(name, e).get("sha256"):
-        raise AuditValueError(f"{root}: {name} differs from the manifest's SHA-256 (modified or replaced); erasing "
-                              "it would seal the altered file as genuine, so nothing was changed (run verify)")
-    first, end = (int(x) for x in e["leaves"])
-    if len(present := [p for p in range(first, end) if p not in ov.deleted]) != df.height:
-        raise AuditValueError(f"{root}: {name} holds {df.height} events, its log range {len(present)} (run verify)")
-    old = leaf_hashes(df)
-    changed = np.flatnonzero((old != leaf_hashes(new)).any(axis=1)).tolist()
-    # An event erased before keeps the leaf it was logged with, not the one it had since.
-    altered = {present[i]: ov.redacted.get(present[i], old[i].tobytes()) for i in changed}
-    return _Rewrite(name, kind, data, new, exported, altered)
 
 
 class _SealedErasure:
@@ -323,9 +269,9 @@ class _SealedErasure:
 
     def __init__(self, root: Path, fn: _Rewriter, key: bytes | None, signer: SigningKey | None) -> None:
         self.root, self.fn, self.key, self.signer = root, fn, key, signer
-        self._seen: dict[tuple[str, str], _Rewrite | None] = {}  # (file, SHA-256 listed): its plan
+        self._seen: dict[tuple[str, str], Rewrite | None] = {}  # (file, SHA-256 listed): its plan
 
-    def _plan(self, manifest: dict[str, Any]) -> list[_Rewrite]:
+    def _plan(self, manifest: dict[str, Any]) -> list[Rewrite]:
         entries = manifest.get("entries", [])
         ov = overrides_of(entries)
         plan = []
@@ -334,7 +280,7 @@ class _SealedErasure:
                 continue  # deleted by retention: nothing left to erase in it
             seen = (e["file"], str(ov.replaced.get(e["file"], e).get("sha256")))
             if seen not in self._seen:
-                self._seen[seen] = _plan_file(self.root, e, ov, self.fn)
+                self._seen[seen] = plan_file(self.root, e, ov, self.fn)
             if (rewrite := self._seen[seen]) is not None:
                 plan.append(rewrite)
         return sorted(plan, key=lambda r: r.kind != "parquet")  # parts first
@@ -354,10 +300,10 @@ class _SealedErasure:
             if not plan:
                 return []
             replaced: dict[str, dict[str, Any]] = {}
-            done: list[_Rewrite] = []
+            done: list[Rewrite] = []
             try:
                 for r in plan:
-                    _, (digest, size) = atomic_write_hashed(root / r.name, _writer(r.kind, r.new, r.exported))
+                    _, (digest, size) = atomic_write_hashed(root / r.name, file_writer(r.kind, r.new, r.exported))
                     done.append(r)
                     replaced[r.name] = {"sha256": digest, "bytes": size, "rows": r.new.height}
                 leaves = {p: leaf for r in reversed(plan) for p, leaf in r.altered.items()}  # a part's leaf wins

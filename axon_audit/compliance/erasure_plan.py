@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from axon_audit.compliance.erasure import _documents, _folder_events, _is_sealed, _load_plain, _parts
+from axon_audit.compliance.erasure import _documents, _folder_events, _is_sealed, _parts
+from axon_audit.compliance.erasure_files import load_plain as _load_plain
 from axon_audit.compliance.erasure_rewrite import SubjectRewrite
 from axon_audit.compliance.subject_access import check_subject
 from axon_audit.integrity import manifest as _integrity

@@ -33,6 +33,8 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
+from axon_audit.compliance.lake_maintenance import lake_of
+from axon_audit.compliance.lake_retention import lake_retention
 from axon_audit.compliance.retention_json import DocumentPlan, manifest_state, plan_documents, sealed_documents
 from axon_audit.display.html import card, lines
 from axon_audit.exceptions import AuditTypeError, AuditValueError
@@ -42,7 +44,7 @@ from axon_audit.integrity.merkle import root as merkle_root
 from axon_audit.integrity.replay import file_leaves, overrides_of, read_part
 from axon_audit.io.atomic import atomic_write
 from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import local_folder
+from axon_audit.io.location import Location, StorageOptions, local_folder
 from axon_audit.model.timestamps import to_us
 
 __all__ = ["RetentionResult", "apply_retention"]
@@ -66,10 +68,11 @@ class RetentionResult:
     cutoff: datetime
     dry_run: bool
     expired_before: datetime | None = None
-    partitions: list[Path] = field(default_factory=list)  # partition folders deleted whole
-    json_files: list[Path] = field(default_factory=list)  # JSON exports deleted whole
-    json_rewritten: list[Path] = field(default_factory=list)  # JSON exports rewritten with their kept events
-    removed: dict[Path, int] = field(default_factory=dict)  # per Parquet part / JSON export: events removed
+    # Paths in a local folder; Locations (objects) in an s3:// lake.
+    partitions: list[Path | Location] = field(default_factory=list)  # partition folders deleted whole
+    json_files: list[Path | Location] = field(default_factory=list)  # JSON exports deleted whole
+    json_rewritten: list[Path | Location] = field(default_factory=list)  # rewritten with their kept events
+    removed: dict[Path | str, int] = field(default_factory=dict)  # per part / JSON export (a lake's: its URI)
     events: int = 0  # Parquet events removed (from the parts' footers)
     json_events: int = 0  # events removed from the JSON exports
     bytes: int = 0  # bytes freed
@@ -86,7 +89,7 @@ class RetentionResult:
 
 def apply_retention(
     path: str | Path, keep_days: int | float, *, now: datetime | None = None, dry_run: bool = False,
-    hmac_key: str | bytes | None = None, signing_key: Any = None,
+    hmac_key: str | bytes | None = None, signing_key: Any = None, storage_options: StorageOptions | None = None,
 ) -> RetentionResult:
     """Remove the events under `path` older than `keep_days` days before `now`
     (default: the current time), by whole UTC days: the date partitions whose day
@@ -99,7 +102,10 @@ def apply_retention(
     rewritten JSON copies is appended (signed with `hmac_key`, and its re-stated
     tree head with `signing_key` where the folder's heads are signed), so `verify`
     passes and lists it; a file that differs from its manifest SHA-256, or an old
-    chained JSON copy (format /1) to rewrite, is refused (nothing removed).
+    chained JSON copy (format /1) to rewrite, is refused (nothing removed). On an
+    ``s3://`` lake (`storage_options` as for `open_archive`) the same entries, one
+    per writer manifest, go into one signed ``maintenance`` entry of the lake's
+    global log (`axon_audit.compliance.lake_retention`).
 
     Example:
         >>> import tempfile
@@ -115,10 +121,13 @@ def apply_retention(
         (['date=2026-01-01', 'date=2026-01-02'], 2, 1, 2)
     """
     if not isinstance(path, (str, Path)):
-        raise AuditTypeError(f"path must be a str or Path, got {type(path).__name__}")
-    root = local_folder(path, argument="path", task="apply_retention")
-    if not root.is_dir():
+        raise AuditTypeError(f"path must be a str, Path or URI, got {type(path).__name__}")
+    lake = lake_of(path, storage_options)
+    root = local_folder(path, argument="path", task="apply_retention") if lake is None else Path()
+    if lake is None and not root.is_dir():
         raise AuditValueError(f"path: export folder {root} does not exist")
+    if lake is not None and not lake.is_dir():
+        raise AuditValueError(f"path: lake {lake} holds no objects")
     if isinstance(keep_days, bool) or not isinstance(keep_days, (int, float)) or not keep_days >= 0:
         raise AuditValueError(f"keep_days must be a number of days >= 0, got {keep_days!r}")
     now = now or datetime.now(timezone.utc)
@@ -129,6 +138,10 @@ def apply_retention(
     day_us = 86_400_000_000
     cutoff = epoch + timedelta(microseconds=cutoff_us)
     result = RetentionResult(cutoff, bool(dry_run), epoch + timedelta(microseconds=cutoff_us // day_us * day_us))
+    if lake is not None:
+        lake_retention(lake, result, cutoff_us, keep_days, bool(dry_run), _integrity._key_bytes(hmac_key),
+                       signing_key_of(signing_key), _covers)
+        return result
 
     layout = ExportLayout(root)
     if not layout.manifest_path.exists():
@@ -178,7 +191,11 @@ def _plan(layout: ExportLayout, result: RetentionResult, cutoff_us: int) -> list
             result.bytes += sum(f.stat().st_size for f in files)
             for f in files:
                 if f.suffix == layout.PARQUET_SUFFIX:
-                    result.removed[f] = pq.read_metadata(f).num_rows
+                    try:
+                        result.removed[f] = pq.read_metadata(f).num_rows
+                    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+                        raise AuditValueError(f"{layout.root}: {layout.name_of(f)} is not a readable Parquet part "
+                                              f"({exc}); run verify; nothing was removed") from None
                     result.events += result.removed[f]
     plans = plan_documents(layout, result.expired_before, cutoff_us)
     for p in plans:
@@ -198,7 +215,7 @@ def _record_plan(root: Path, layout: ExportLayout, manifest: dict, result: Reten
         raise AuditValueError(f"{root}: its manifest has no entries list (run verify); nothing was removed")
     ov = overrides_of(entries)
     gone = [layout.name_of(p.path) for p in plans if p.new is None]
-    gone += [layout.name_of(f) for part in result.partitions for f in sorted(part.rglob("*")) if f.is_file()]
+    gone += [layout.name_of(f) for part in _local(result.partitions) for f in sorted(part.rglob("*")) if f.is_file()]
     covers = _covers(root, entries, set(gone))
     deleted = sealed_documents(root, entries, ov, plans, set(gone))
     listed = {e.get("file") for e in entries}
@@ -277,8 +294,13 @@ def _commit(root: Path, result: RetentionResult, plans: list[DocumentPlan],
     for p in plans:
         if p.new is None:
             p.path.unlink()
-    for part in result.partitions:
+    for part in _local(result.partitions):
         shutil.rmtree(part)
+
+
+def _local(paths: list[Path | Location]) -> list[Path]:
+    """The local folders of `paths` (all of them: a lake's go through `compliance.lake_retention`)."""
+    return [p for p in paths if isinstance(p, Path)]
 
 
 def _landed(root: Path, done: list[DocumentPlan]) -> bool:

@@ -23,13 +23,14 @@ from typing import Any
 
 import polars as pl
 
-from axon_audit.compliance.erasure import _load_plain as load_document
+from axon_audit.compliance.erasure_files import load_plain as load_document
 from axon_audit.exceptions import ArchiveError, AuditValueError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.replay import Overrides
 from axon_audit.io.json_export import write_json_stream
 from axon_audit.io.layout import ExportLayout
+from axon_audit.io.location import Location
 from axon_audit.model.timestamps import to_us
 
 __all__ = ["DocumentPlan", "manifest_state", "plan_documents", "sealed_documents"]
@@ -90,7 +91,7 @@ def plan_documents(layout: ExportLayout, expired_before: datetime, cutoff_us: in
     return plans
 
 
-def sealed_documents(root: Path, entries: list[dict[str, Any]], ov: Overrides, plans: list[DocumentPlan],
+def sealed_documents(root: Path | Location, entries: list[dict[str, Any]], ov: Overrides, plans: list[DocumentPlan],
                      parts_gone: set[str]) -> list[int]:
     """Check the listed documents of `plans` against the manifest and return the log
     positions of the events the rewritten ones lose (`parts_gone`: the Parquet parts

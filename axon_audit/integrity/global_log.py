@@ -10,23 +10,41 @@ reads the newest entry and tries the next number, with bounded, jittered backoff
 With an HMAC key each entry carries an HMAC of its hash. `check_global` (run by
 `verify`) checks the chain and that every manifest it names exists and extends
 the head named, and that every writer manifest's head is in the log.
+
+Maintenance on the lake (erasure, retention: `compliance.lake_maintenance`)
+appends a ``maintenance`` entry instead of touching the writers' manifests (each
+is written only by its live writer): ``records`` maps each writer manifest to
+one entry of the form a local manifest's erasure or retention entry has
+(`integrity.replay`), which `verify` reads as if it were that manifest's own
+(`maintenance_records`).
+
+A writer with a `signing_key` signs every entry it appends (Ed25519 over
+``axon_audit.global/1:<seq>:<hash>``, in ``signature``); given the public key,
+`verify` requires that signature on every entry. The newest entry is the
+lake's global head (`VerifyResult.global_head`): an auditor who keeps it and
+later passes it back (``verify(checkpoint=...)``) detects the newest entries
+deleted together with the output they named (`check_kept_head`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from axon_audit.exceptions import ExportError
+from axon_audit.integrity.checkpoint import SigningKey, VerifierKey
 from axon_audit.io.location import Location
 
-__all__ = ["GLOBAL_DIR", "GlobalLog", "check_global", "create_if_absent", "global_name", "newest_of_writer"]
+__all__ = ["GLOBAL_DIR", "GlobalLog", "check_global", "check_kept_head", "create_if_absent", "global_name",
+           "maintenance_records", "newest_of_writer"]
 
 GLOBAL_DIR = "global"
 FORMAT = "axon_audit.global/1"
@@ -48,12 +66,16 @@ def global_name(seq: int) -> str:
 
 
 def _entry_hash(entry: dict[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k not in ("hash", "hmac")}
+    body = {k: v for k, v in entry.items() if k not in ("hash", "hmac", "signature")}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _mac(key: bytes, seq: int, digest: str) -> str:
     return hmac.new(key, f"{FORMAT}:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def _signed_text(seq: int, digest: str) -> bytes:
+    return f"{FORMAT}:{seq}:{digest}".encode()
 
 
 def _s3_client(loc: Location) -> Any:
@@ -128,6 +150,34 @@ def newest_of_writer(root: Location, writer: str) -> dict[str, Any] | None:
     return None
 
 
+def maintenance_records(root: Location) -> dict[str, list[dict[str, Any]]]:
+    """The records of the lake's maintenance entries, by the writer manifest each is
+    for, oldest first: read by `verify` (and by later maintenance) as that
+    manifest's own erasure and retention entries. Unreadable entries are left to
+    `check_global` to name.
+
+    Example:
+        >>> import tempfile
+        >>> from axon_audit.io.location import resolve
+        >>> from axon_audit.integrity.global_log import GlobalLog, maintenance_records
+        >>> root = resolve(tempfile.mkdtemp())
+        >>> _ = GlobalLog(root, key=None).maintain("retention", {"manifests/w-000001.json": {"kind": "retention"}})
+        >>> maintenance_records(root)
+        {'manifests/w-000001.json': [{'kind': 'retention', 'global_entry': 'global/000000000001.json'}]}
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for seq in _numbers(root):
+        try:
+            entry = orjson.loads((root / global_name(seq)).read_bytes())
+        except Exception:  # noqa: BLE001 - named by check_global
+            continue
+        if isinstance(entry, dict) and entry.get("kind") == "maintenance":
+            for name, record in (entry.get("records") or {}).items():
+                if isinstance(record, dict):
+                    out.setdefault(str(name), []).append({**record, "global_entry": global_name(seq)})
+    return out
+
+
 class GlobalLog:
     """A writer's handle on the lake's global log: `commit` appends one entry.
 
@@ -143,9 +193,10 @@ class GlobalLog:
         1
     """
 
-    def __init__(self, root: Location, key: bytes | None) -> None:
+    def __init__(self, root: Location, key: bytes | None, signing_key: SigningKey | None = None) -> None:
         self.root = root
         self.key = key
+        self.signing_key = signing_key  # signs every entry this writer appends
         self.commits = self.conflicts = self.failures = 0
         self.last_error: str | None = None
         self._head: tuple[int, str] | None = None  # (seq, hash) of the newest entry this writer knows
@@ -163,18 +214,34 @@ class GlobalLog:
         """Append the entry naming `manifest` (its `head` and (SHA-256, size) `digest`)
         as `writer`'s commit; returns it. Raises `ExportError` (an `OSError`: the
         export is retried) when another writer keeps taking the next number."""
+        return self._append(lambda: {"writer": writer, "manifest": manifest,
+                                     "head": {"entries": head["entries"], "hash": head["hash"]},
+                                     "sha256": digest[0], "bytes": digest[1]}, self.signing_key)
+
+    def maintain(self, action: str, records: dict[str, dict[str, Any]],
+                 signing_key: SigningKey | None = None) -> dict[str, Any]:
+        """Append one ``maintenance`` entry (`action`: "erasure" or "retention") with
+        its per-manifest `records`, signed with `signing_key` (default this log's) if
+        given; returns it.
+        Raises `ExportError` when other writers keep taking the next number."""
+        return self._append(lambda: {"kind": "maintenance", "action": action, "records": records},
+                            signing_key or self.signing_key)
+
+    def _append(self, body_of: Callable[[], dict[str, Any]], signing_key: SigningKey | None) -> dict[str, Any]:
         if not self.root.is_local and self._client is None:
             self._client = _s3_client(self.root)
         delay = BASE_DELAY
         for _ in range(TRIES):
             seq, prev = self._head if self._head is not None else self._sync()
-            entry: dict[str, Any] = {"format": FORMAT, "seq": seq + 1, "writer": writer, "manifest": manifest,
-                                     "head": {"entries": head["entries"], "hash": head["hash"]},
-                                     "sha256": digest[0], "bytes": digest[1], "prev": prev,
+            entry: dict[str, Any] = {"format": FORMAT, "seq": seq + 1, **body_of(), "prev": prev,
                                      "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             entry["hash"] = _entry_hash(entry)
             if self.key is not None:
                 entry["hmac"] = _mac(self.key, seq + 1, entry["hash"])
+            if signing_key is not None:
+                sig = signing_key.sign(_signed_text(seq + 1, entry["hash"]))
+                entry["signature"] = {"key": signing_key.name, "key_id": signing_key.key_id.hex(),
+                                      "ed25519": base64.b64encode(sig).decode()}
             body = orjson.dumps(entry)
             loc = self.root / global_name(seq + 1)
             try:
@@ -209,10 +276,58 @@ def _extends(doc: dict[str, Any], head: dict[str, Any]) -> bool:
     return base < n <= base + len(entries) and entries[n - 1 - base].get("hash") == head.get("hash")
 
 
+def _signed_by(e: dict[str, Any], verifier: VerifierKey) -> bool:
+    sig = e.get("signature") or {}
+    try:
+        raw_sig = base64.b64decode(str(sig.get("ed25519", "")), validate=True)
+        seq = int(e.get("seq", 0))
+    except (ValueError, TypeError):
+        return False
+    return sig.get("key") == verifier.name and verifier.verify(_signed_text(seq, str(e.get("hash"))), raw_sig)
+
+
+def check_kept_head(root: Location, note: str, keyb: bytes | None, verifier: VerifierKey | None,
+                    problems: list[str]) -> None:
+    """Check a global head kept from an earlier `verify` (`VerifyResult.global_head`):
+    it must be genuine (its signature, else its HMAC) and still in the log, unchanged;
+    else the log was rolled back (its newest entries deleted) or rewritten."""
+    try:
+        kept = orjson.loads(note)
+        seq = int(kept["seq"])
+        assert kept.get("format") == FORMAT and kept.get("hash") == _entry_hash(kept)
+    except Exception:  # noqa: BLE001 - any malformed head
+        problems.append("checkpoint: the kept global head is not an intact global log entry")
+        return
+    if verifier is not None and not _signed_by(kept, verifier):
+        problems.append(f"checkpoint: the kept global head ({global_name(seq)}) is not signed by the public key given")
+        return
+    if verifier is None and (keyb is None or not hmac.compare_digest(str(kept.get("hmac", "")),
+                                                                     _mac(keyb, seq, kept["hash"]))):
+        problems.append(f"checkpoint: the kept global head ({global_name(seq)}) carries no valid HMAC of the key "
+                        "given (checking it needs the public_key or key of the lake)")
+        return
+    raw = (root / global_name(seq)).read_if_exists()
+    now = orjson.loads(raw) if raw is not None else None
+    if now is None:
+        problems.append(f"{global_name(seq)}: the kept global head is gone: the global log was rolled back "
+                        "(its newest entries deleted, with what they named)")
+    elif now.get("hash") != kept["hash"]:
+        problems.append(f"{global_name(seq)}: differs from the kept global head (the global log was rewritten)")
+
+
+def _check_maintenance(name: str, e: dict[str, Any], docs: dict[str, Any], problems: list[str]) -> None:
+    """A maintenance entry: each manifest it is for must exist."""
+    for m in sorted(e.get("records") or {}):
+        if m not in docs:
+            problems.append(f"{name}: its {e.get('action')} is for {m}, which is missing")
+
+
 def check_global(root: Location, docs: dict[str, Any], raw: dict[str, bytes], keyb: bytes | None,
-                 problems: list[str], notes: list[str]) -> None:
+                 problems: list[str], notes: list[str], verifier: VerifierKey | None = None) -> str | None:
     """Check the lake's global log against the writer manifests `docs` (their
-    stored bytes `raw`), appending what is wrong to `problems`."""
+    stored bytes `raw`), appending what is wrong to `problems`; with `verifier`,
+    every entry must carry its signature. Returns the newest entry's text (the
+    lake's global head), None without a global log."""
     numbers = _numbers(root)
     writers = {n for n in docs if n.startswith("manifests/")}
     if not numbers:
@@ -223,9 +338,11 @@ def check_global(root: Location, docs: dict[str, Any], raw: dict[str, bytes], ke
         elif writers:
             notes.append("no global log (a lake written before it): each writer manifest is checked on its own, "
                          "so deleting one writer's whole output cannot be detected")
-        return
+        return None
     hashes: dict[int, str] = {0: GENESIS}
     covered: dict[str, tuple[str, dict[str, Any]]] = {}
+    maintained = 0
+    newest: dict[str, Any] | None = None
     for want, seq in enumerate(numbers, start=1):
         if seq != want:
             problems.append(f"{global_name(want)}: missing (a global entry was deleted)")
@@ -243,7 +360,15 @@ def check_global(root: Location, docs: dict[str, Any], raw: dict[str, bytes], ke
             problems.append(f"{name}: does not link to the global entry before it (entries replaced or reordered)")
         if keyb is not None and not hmac.compare_digest(str(e.get("hmac", "")), _mac(keyb, seq, str(e.get("hash")))):
             problems.append(f"{name}: HMAC does not match (forged, or another key's)")
+        if verifier is not None and not _signed_by(e, verifier):
+            problems.append(f"{name}: not signed by the public key given ({verifier.name}): forged, or written "
+                            "without the signing key")
+        newest = e
         hashes[seq] = str(e.get("hash"))
+        if e.get("kind") == "maintenance":
+            maintained += 1
+            _check_maintenance(name, e, docs, problems)
+            continue
         m = str(e.get("manifest"))
         doc = docs.get(m)
         if doc is None:
@@ -265,4 +390,6 @@ def check_global(root: Location, docs: dict[str, Any], raw: dict[str, bytes], ke
                             "or a commit was cut off")
         elif hashlib.sha256(raw.get(m, b"")).hexdigest() != e.get("sha256"):
             problems.append(f"{m}: differs from the SHA-256 {name} records (altered)")
-    notes.append(f"global log: {len(numbers)} entries checked across {len(writers)} writer manifests")
+    notes.append(f"global log: {len(numbers)} entries checked across {len(writers)} writer manifests"
+                 + (f", {maintained} of them maintenance (erasure, retention)" if maintained else ""))
+    return orjson.dumps(newest).decode() if newest is not None else None

@@ -25,6 +25,7 @@ import polars as pl
 
 from axon_audit.exceptions import AuditTypeError, IntegrityError
 from axon_audit.integrity.checkpoint import Checkpoint, open_checkpoint
+from axon_audit.integrity.global_log import maintenance_records
 from axon_audit.integrity.leaf import event_leaf_hash
 from axon_audit.integrity.log import TREE_KIND, checkpoint_note, verifier_of
 from axon_audit.integrity.merkle import EMPTY_ROOT, node_hash, root
@@ -109,6 +110,7 @@ def _logs(root: Location) -> list[tuple[str, list[dict[str, Any]]]]:
     order: a writer on object storage goes on in manifests that each ``follows`` the
     one before, so its log is their entries joined up."""
     docs = _manifests(root)
+    extra = maintenance_records(root)  # a lake's erasures and retentions, per manifest
     followed = {_follows(d) for d in docs.values()}
     logs = []
     for name, doc in docs.items():
@@ -118,7 +120,9 @@ def _logs(root: Location) -> list[tuple[str, list[dict[str, Any]]]]:
         while (before := _follows(chain[-1])) is not None and before in docs and before not in seen:
             seen.add(before)
             chain.append(docs[before])
-        logs.append((name, [e for d in reversed(chain) for e in d.get("entries", [])]))
+        names = [name, *(str(_follows(d)) for d in chain[:-1])]
+        logs.append((name, [e for d in reversed(chain) for e in d.get("entries", [])]
+                     + [r for n in reversed(names) for r in extra.get(n, [])]))
     return logs
 
 

@@ -32,6 +32,8 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     erasures: list[str] = field(default_factory=list)  # GDPR erasures recorded in the manifest (erase_subject)
     retentions: list[str] = field(default_factory=list)  # retention runs recorded in the manifest (apply_retention)
+    # An object-store lake's newest global log entry (its text): keep it, pass it back as `checkpoint=`.
+    global_head: str | None = None
     # Files no manifest lists but an export's intent names: an export in progress, or one a crash cut off
     # before its commit. Not evidence and not served; not a problem (the next logger removes them).
     leftovers: list[str] = field(default_factory=list)

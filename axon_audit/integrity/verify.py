@@ -36,7 +36,7 @@ import orjson
 from axon_audit.exceptions import AuditTypeError
 from axon_audit.integrity import chain_v1
 from axon_audit.integrity.checkpoint import Checkpoint, VerifierKey, open_checkpoint
-from axon_audit.integrity.global_log import check_global
+from axon_audit.integrity.global_log import check_global, check_kept_head, maintenance_records
 from axon_audit.integrity.log import (
     checkpoint_note,
     looks_like_tree_head,
@@ -160,24 +160,25 @@ def _check_v1(root: Location, entries: list[dict[str, Any]], base: int, ov: Over
             result.events_checked += chain_v1.check_parquet(data, e, result.problems)
 
 
-def _record_history(entries: list[dict[str, Any]], base: int, result: VerifyResult) -> None:
+def _record_history(entries: list[dict[str, Any]], base: int, result: VerifyResult, where: str = "") -> None:
     for i, e in enumerate(entries, start=base):
+        at = f"{e['global_entry']} ({where})" if "global_entry" in e else f"entry #{i}"
         if e.get("kind") == "erasure":
-            result.erasures.append(f"entry #{i} at {e.get('written_at')}: {e.get('events')} events of a subject "
+            result.erasures.append(f"{at} at {e.get('written_at')}: {e.get('events')} events of a subject "
                                    f"({e.get('mode')}), {len(e.get('replaced', {}))} files rewritten")
         elif e.get("kind") == "retention":
-            result.retentions.append(f"entry #{i} at {e.get('written_at')}: {len(e.get('removed', []))} files "
+            result.retentions.append(f"{at} at {e.get('written_at')}: {len(e.get('removed', []))} files "
                                      f"({e.get('events')} events) older than {e.get('cutoff')} deleted"
                                      + (f", {len(e['replaced'])} JSON copies rewritten without "
                                         f"{e.get('json_events')} events" if e.get("replaced") else ""))
 
 
-def _listed_rows(docs: dict[str, Any]) -> int:
+def _listed_rows(docs: dict[str, Any], extra: dict[str, list[dict[str, Any]]]) -> int:
     """How many events the manifests' Parquet parts list (the progress total)."""
     total = 0
-    for doc in docs.values():
+    for name, doc in docs.items():
         entries = doc.get("entries", []) if isinstance(doc, dict) else []
-        removed = overrides_of(entries).removed
+        removed = overrides_of([*entries, *extra.get(name, [])]).removed
         total += sum(int(e.get("rows", 0)) for e in entries
                      if e.get("kind") == "parquet" and e.get("file") not in removed)
     return total
@@ -186,8 +187,9 @@ def _listed_rows(docs: dict[str, Any]) -> int:
 def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs: dict[str, Any],
                      keyb: bytes | None, verifier: VerifierKey | None, kept: Checkpoint | None,
                      progress: Progress | None, total: int, result: VerifyResult,
-                     pool: ThreadPoolExecutor) -> tuple[set[str], LogReplay | None]:
-    """Check one manifest and the files it lists; return the names it lists, and its replay."""
+                     pool: ThreadPoolExecutor, extra: list[dict[str, Any]]) -> tuple[set[str], LogReplay | None]:
+    """Check one manifest and the files it lists (`extra`: the lake's maintenance
+    records for it, read as its own later entries); return the names it lists, and its replay."""
     try:
         entries = manifest["entries"]
         assert isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
@@ -198,8 +200,9 @@ def _verify_manifest(root: Location, mname: str, manifest: dict[str, Any], docs:
     if verifier is not None and not entries:
         result.problems.append(f"{mname}: no entries, so no signed checkpoint covers it, but a public key was given "
                                "(the log was emptied or its manifest forged)")
-    ov = overrides_of(entries)
+    ov = overrides_of([*entries, *extra])
     _record_history(entries, base, result)
+    _record_history(extra, 0, result, mname)
     _check_v1(root, entries, base, ov, result)
     follows = manifest.get("follows")
     try:
@@ -249,7 +252,8 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
     root = resolve(path, storage_options=storage_options)
     keyb = _key_bytes(key)
     verifier = verifier_of(public_key) if public_key is not None else None
-    kept = _kept_checkpoint(checkpoint, verifier, keyb)
+    kept_global = _kept_global(checkpoint)
+    kept = _kept_checkpoint(checkpoint, verifier, keyb) if kept_global is None else None
     result = VerifyResult(ok=False)
     problems = result.problems
     if not root.is_dir():
@@ -275,21 +279,25 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{name}: unreadable ({exc})")
             docs.pop(name, None)
-    total = _listed_rows(docs)
+    lake = not root.is_local or any(n.startswith(layout.MANIFESTS_DIR + "/") for n in docs)
+    extra = maintenance_records(root) if lake else {}  # erasure and retention recorded in the global log
+    total = _listed_rows(docs, extra)
     owner: dict[str, str] = {}
     replays: list[LogReplay] = []
     # One thread hashes JSON documents while this one replays the Parquet parts.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-verify-json") as pool:
         for name, doc in docs.items():
             listed, replay = _verify_manifest(root, name, doc, docs, keyb, verifier, kept, progress, total, result,
-                                              pool)
+                                              pool, extra.get(name, []))
             replays += [replay] if replay is not None else []
             for f in listed:
                 if f in owner:
                     problems.append(f"{f}: listed by both {owner[f]} and {name} (a file was listed twice)")
                 owner.setdefault(f, name)
-    if not root.is_local or any(n.startswith(layout.MANIFESTS_DIR + "/") for n in docs):
-        check_global(root, docs, raw, keyb, problems, result.notes)  # the one log across writers
+    if lake:
+        result.global_head = check_global(root, docs, raw, keyb, problems, result.notes, verifier)  # across writers
+    if kept_global is not None:
+        check_kept_head(root, kept_global, keyb, verifier, problems)
     _check_kept_met(kept, replays, problems)
     if kept is not None and kept.origin not in {log_name(kept, r.mname, docs[r.mname]["entries"]) for r in replays}:
         problems.append(f"no log here has the origin {kept.origin!r} of the checkpoint kept "
@@ -302,12 +310,12 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
                             "against a checkpoint or tree head kept earlier (checkpoint=)")
     unlisted = sorted(exports - owner.keys())
     intended |= {f for files in layout.intents().values() for f in files} if unlisted else set()
-    for extra in unlisted:
-        if extra in intended:
-            result.leftovers.append(f"{extra}: uncommitted leftover of an interrupted export (named in its intent, "
+    for stray in unlisted:
+        if stray in intended:
+            result.leftovers.append(f"{stray}: uncommitted leftover of an interrupted export (named in its intent, "
                                     "listed by no manifest: not evidence; the next logger on the folder removes it)")
         else:
-            problems.append(f"{extra}: not listed in the manifest (inserted file)")
+            problems.append(f"{stray}: not listed in the manifest (inserted file)")
     result.ok = not problems
     return result
 
@@ -325,6 +333,20 @@ def _check_kept_met(kept: Checkpoint | None, replays: list[LogReplay], problems:
     else:
         problems.append(f"{newest.mname}: the log's first {kept.size} events (the checkpoint kept) cannot be "
                         "replayed to check its root (their Parquet parts were deleted)")
+
+
+def _kept_global(checkpoint: str | bytes | Path | None) -> str | None:
+    """The text of a kept global head (a lake's global log entry, `VerifyResult.global_head`), else None."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, str) and checkpoint.lstrip().startswith("{"):  # the text itself: one JSON line
+        text = checkpoint
+    else:
+        try:
+            text = checkpoint_note(checkpoint).decode("utf-8", "replace")
+        except (OSError, AuditTypeError):
+            return None  # `_kept_checkpoint` names the problem
+    return text if text.lstrip().startswith("{") and '"axon_audit.global/' in text else None
 
 
 def _kept_checkpoint(checkpoint: str | bytes | Path | None, verifier: VerifierKey | None,

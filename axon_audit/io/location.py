@@ -342,12 +342,12 @@ def local_folder(path: str | os.PathLike[str], *, argument: str, task: str) -> P
 
     Example:
         >>> from axon_audit.io.location import local_folder
-        >>> local_folder("file:///srv/audit", argument="path", task="apply_retention").as_posix()
+        >>> local_folder("file:///srv/audit", argument="path", task="plan_erasure").as_posix()
         '/srv/audit'
-        >>> local_folder("s3://lake/audit", argument="path", task="apply_retention")
+        >>> local_folder("s3://lake/audit", argument="path", task="plan_erasure")
         Traceback (most recent call last):
         ...
-        axon_audit.exceptions.AuditValueError: path: apply_retention works on local export folders, not object storage ('s3://lake/audit')
+        axon_audit.exceptions.AuditValueError: path: plan_erasure works on local export folders, not object storage ('s3://lake/audit')
     """
     if not (isinstance(path, str) and "://" in path):
         return Path(path)  # as given (relative stays relative, like the logger's own path)

@@ -42,6 +42,7 @@ import orjson
 import polars as pl
 
 from axon_audit.exceptions import IntegrityError
+from axon_audit.integrity.global_log import maintenance_records
 from axon_audit.integrity.replay import overrides_of, read_part
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
@@ -75,12 +76,13 @@ def log_parts(root: Location) -> list[LogPart]:
     without a manifest has none (nothing says their order)."""
     layout = ExportLayout(root)
     out: list[LogPart] = []
+    extra = maintenance_records(root)  # a lake's erasures and retentions, per manifest
     for mname in layout.manifest_names():
         data = (root / mname).read_if_exists()
         if data is None:  # replaced by its next segment meanwhile: read again next time
             continue
         entries = orjson.loads(data).get("entries", [])
-        ov = overrides_of(entries)
+        ov = overrides_of([*entries, *extra.get(mname, [])])
         parts = []
         commit = 0
         for e in entries:

@@ -311,7 +311,7 @@ class ObjectStoreTarget:
         self.key = key
         self.signing_key = signing_key
         self.manifest: _integrity.WriterManifest | None = None  # made at the first export
-        self.global_log = GlobalLog(root, key)  # the lake's one log across writers
+        self.global_log = GlobalLog(root, key, signing_key)  # the lake's one log across writers
         self._listed: dict[str, set[str]] = {}
 
     def export(self, job: ExportJob, df: pl.DataFrame, attempt: Attempt, record: RecordFn | None) -> None:
