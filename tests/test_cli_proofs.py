@@ -266,27 +266,55 @@ def test_prove_an_unknown_event_fails_with_exit_1(signed):
     assert proc.stdout == "" and proc.stderr.startswith("axon-audit: error: cannot prove: event 'evt_not_there'")
 
 
-def test_save_checkpoint_refuses_a_lake_of_several_logs(signed, s3_server, s3_bucket, tmp_path, monkeypatch):
-    """On object storage each writer keeps its own log (origin <key name>/<writer>):
-    there is no one checkpoint to keep, so --save-checkpoint says so, after the check."""
+def test_a_lakes_global_head_is_kept_and_catches_its_newest_writer_deleted(signed, s3_server, s3_bucket, tmp_path,
+                                                                          monkeypatch):
+    """On object storage each writer keeps its own log, so the checkpoint to keep is the
+    lake's global head (the newest global log entry, signed): with it, deleting the
+    newest writer's whole output together with its global entry is caught, which no
+    check of the lake alone can see."""
+    import pyarrow.fs as pafs
+
     _, key = signed
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)  # the endpoint is on the command line
     lake = f"s3://{s3_bucket}/lake"
-    for seed in (1, 2):  # two loggers: two writers
+
+    def write(seed: int) -> None:
         with AuditLogger(auto_export_path=lake, signing_key=key,
                          storage_options={"endpoint_url": s3_server.endpoint}) as audit:
             audit.log_batch(generate_events(50, seed=seed, start=START, days=1))
-    kept = tmp_path / "kept.note"
-    proc = run("verify", lake, "--endpoint-url", s3_server.endpoint, "--public-key", f"{key}.pub",
-               "--save-checkpoint", kept, code=2)
-    note, summary = proc.stdout.splitlines()  # the lake's global log is checked and said first
-    assert note == "note: global log: 2 entries checked across 2 writer manifests"
-    assert summary.startswith("intact: ") and "100 events checked" in summary
-    assert re.fullmatch(rf"axon-audit: error: --save-checkpoint: {lake} holds 2 logs \({re.escape(NAME)}/\S+, "
-                        rf"{re.escape(NAME)}/\S+\), one per writer, and it keeps one; keep each with the API: "
-                        r"verify\(\.\.\.\)\.checkpoints\n", proc.stderr), proc.stderr
-    assert not kept.exists()
+
+    def check(*more: object, code: int) -> list[str]:
+        return run("verify", lake, "--endpoint-url", s3_server.endpoint, "--public-key", f"{key}.pub", *more,
+                   code=code).stdout.splitlines()
+
+    write(1)
+    write(2)
+    kept = tmp_path / "kept.head"
+    out = check("--save-checkpoint", kept, code=0)
+    assert out[0] == f"checkpoint: saved the lake's global head (entry 2, covering every writer) to {kept}"
+    assert out[-1].startswith("intact: ") and "100 events checked" in out[-1]
+    write(3)
+    out = check("--checkpoint", kept, "--save-checkpoint", kept, code=0)
+    assert out[:2] == ["checkpoint: the lake's global log still holds the global head kept",
+                       f"checkpoint: saved the lake's global head (entry 3, covering every writer) to {kept}"]
+    # The newest writer's output, its manifest and its global entry (the newest) are deleted together.
+    fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint)
+    base = f"{s3_bucket}/lake"
+    newest = orjson.loads(kept.read_bytes())
+    manifest = orjson.loads(fs.open_input_stream(f"{base}/{newest['manifest']}").read())
+    for name in [e["file"] for e in manifest["entries"] if "file" in e] + [newest["manifest"],
+                                                                           "global/000000000003.json"]:
+        fs.delete_file(f"{base}/{name}")
+    assert check(code=0)[-1].startswith("intact: ")  # what the lake alone shows: two intact writers
+    out = check("--checkpoint", kept, code=1)
+    assert "PROBLEM global/000000000003.json: the kept global head is gone: the global log was rolled back " \
+           "(its newest entries deleted, with what they named)" in out
+    # A head edited by hand is refused, not trusted.
+    forged = {**newest, "seq": 2}
+    kept.write_bytes(orjson.dumps(forged))
+    assert "PROBLEM checkpoint: the kept global head is not an intact global log entry" in check(
+        "--checkpoint", kept, code=1)
 
 
 def test_audit_text_from_tampered_files_reaches_the_terminal_escaped(signed, tmp_path):

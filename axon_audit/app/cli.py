@@ -1,7 +1,7 @@
 """The `axon-audit` command line (click): query, sql, stats, report, alerts, verify,
 prove, export, tail, serve (a read-only web dashboard) and demo over an export folder (a
-local path or an `s3://` URI); erase, retention and subject-access (privacy, local
-folders); verify-proof (a proof bundle, offline) and keygen (a log's signing key).
+local path or an `s3://` URI); erase, retention (both on folders and lakes) and
+subject-access (privacy); verify-proof (a proof bundle, offline) and keygen (a log's signing key).
 
 This module holds the click group and the entry point `main` with the error
 contract; the commands are in `axon_audit.app.commands` (the integrity ones in

@@ -122,8 +122,12 @@ def _progress_bar(show: bool) -> Iterator[Progress | None]:
         yield update
 
 
-def _kept(path: str, verifier: VerifierKey | None, key: str | None) -> tuple[bytes, Checkpoint]:
+def _kept(path: str, verifier: VerifierKey | None, key: str | None) -> tuple[bytes, Checkpoint | None]:
     note = _read(path, "--checkpoint")
+    if note.lstrip().startswith(b"{"):  # a lake's global head (saved by --save-checkpoint): verify checks it
+        if verifier is None and key is None:
+            raise BadInput(f"--checkpoint {path}: a lake's global head is checked with --public-key or --key")
+        return note, None
     if looks_like_tree_head(note):  # an HMAC folder's tree head
         if key is None:
             raise BadInput(f"--checkpoint {path}: a tree head (no signature lines) is checked with --key")
@@ -182,13 +186,20 @@ def verify(path: str, key: str | None, public_key: str | None, kept_file: str | 
                         storage_options=storage_options, progress=progress)
     for problem in outcome.problems:
         sys.stdout.write(f"PROBLEM {terminal_text(problem)}\n")  # problems quote ids read from the files
-    if kept is not None and outcome.ok:
+    if kept is not None and kept[1] is None and outcome.ok:
+        sys.stdout.write("checkpoint: the lake's global log still holds the global head kept\n")
+    elif kept is not None and kept[1] is not None and outcome.ok:
         sys.stdout.write(f"checkpoint: the log extends the one kept ({terminal_text(kept[1].origin)} at "
                          f"{kept[1].size:,} events)\n")
     saving_error = None
     if save_file is not None:
         if not outcome.ok:
             sys.stdout.write("checkpoint: not saved (the log is not intact)\n")
+        elif outcome.global_head is not None:  # a lake: its global head covers every writer's log
+            _write_atomically(save_file, outcome.global_head.encode("utf-8") + b"\n")
+            seq = orjson.loads(outcome.global_head)["seq"]
+            sys.stdout.write(f"checkpoint: saved the lake's global head (entry {seq:,}, covering every writer) "
+                             f"to {terminal_text(save_file)}\n")
         elif len(heads := outcome.checkpoints if verifier is not None else outcome.tree_heads) != 1:
             saving_error = (f"--save-checkpoint: {path} holds no signed checkpoint "
                             "(written without a signing_key, or before the log was signed)"

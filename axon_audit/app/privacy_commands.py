@@ -8,7 +8,8 @@ they confirm on a terminal and refuse (exit 2) when stdin is not one; with
 recorded in its integrity manifest, re-signed with ``--key`` (HMAC) and
 ``--signing-key`` (the keygen file) where the folder is signed: both are checked
 against the folder before anything is changed, so `verify` passes afterwards.
-Both work on local export folders only (as their Python API does).
+On an ``s3://`` lake both go through `axon_audit.app.lake_privacy` (the run is
+recorded in the lake's global log).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ import orjson
 import polars as pl
 from rich.table import Table
 
-from axon_audit.app.options import NAIVE_TIME_OPTION, TIME, BadInput, choice, output_file
+from axon_audit.app.lake_privacy import erase_lake, retention_lake
+from axon_audit.app.options import NAIVE_TIME_OPTION, TIME, BadInput, choice, output_file, with_storage_options
 from axon_audit.app.render import cell, frame_table, new_console, print_json, terminal_text
 from axon_audit.compliance.erasure import erase_subject
 from axon_audit.compliance.erasure_plan import plan_erasure
+from axon_audit.compliance.lake_maintenance import lake_of
 from axon_audit.compliance.retention import RetentionResult, apply_retention
 from axon_audit.compliance.subject_access import subject_access_report
 from axon_audit.exceptions import ArchiveError, AuditValueError, IntegrityError
 from axon_audit.integrity import manifest as _integrity
 from axon_audit.integrity.checkpoint import SigningKey, open_checkpoint
 from axon_audit.io.layout import ExportLayout
-from axon_audit.io.location import local_folder, resolve
+from axon_audit.io.location import Location, local_folder, resolve
 from axon_audit.model.timestamps import format_us, parse_timestamp, to_us
 from axon_audit.read.sources import open_source
 
@@ -56,6 +59,17 @@ def _local(path: str, command: str) -> Path:
         raise BadInput(str(exc)) from None
     open_source(path)  # the same clear error as the other commands for a missing or unreadable folder
     return root
+
+
+def _lake(path: str, storage_options: dict[str, Any] | None) -> Location | None:
+    """PATH as an object-store lake (None: a local folder), after the usual reading checks."""
+    try:
+        lake = lake_of(path, storage_options)
+    except AuditValueError as exc:
+        raise BadInput(str(exc).replace("source:", "PATH:", 1)) from None
+    if lake is not None:
+        open_source(path, storage_options=storage_options)  # the same clear error as the other commands
+    return lake
 
 
 def _signer(path: str | None) -> SigningKey | None:
@@ -124,8 +138,8 @@ def _refusal(what: str) -> Iterator[None]:
         raise click.ClickException(f"{what} refused: {exc}") from None
 
 
-def _name(root: Path, p: Path) -> str:
-    return terminal_text(ExportLayout(root).name_of(p))
+def _name(root: Path, p: Path | Location) -> str:
+    return terminal_text(ExportLayout(root).name_of(p) if isinstance(p, Path) else p.name)
 
 
 # --------------------------------------------------------------------------- erase
@@ -142,22 +156,29 @@ def _name(root: Path, p: Path) -> str:
 @click.option("--signing-key", "signing_key", metavar="FILE", help=_SIGNING_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Only say what would change.")
+@with_storage_options
 def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str | None,
-          signing_key: str | None, yes: bool, dry_run: bool) -> None:
+          signing_key: str | None, yes: bool, dry_run: bool, storage_options: dict[str, Any] | None) -> None:
     """Erase USER_ID from the export folder (GDPR art. 17): their id, their session
     ids and their ids in their events' text are pseudonymized (or removed) in every
     file, atomically; the erasure is recorded as a FORGET event and, in a sealed
-    folder, as an erasure entry of its manifest (verify still passes). Irreversible.
+    folder, as an erasure entry of its manifest (on an s3:// lake, of its global
+    log; verify still passes). Irreversible.
 
     \b
     Example:
       axon-audit erase audit_demo user_00042 --dry-run
       axon-audit erase audit_demo user_00042 --requested-by dpo --key "$KEY" --signing-key log.key --yes
+      axon-audit erase s3://audit-lake/prod user_00042 --key "$KEY" --signing-key log.key --yes
     """
     if not user_id.strip():
         raise BadInput("USER_ID: expected a user id, got an empty one")
     if requested_by is not None and not requested_by.strip():
         raise BadInput("--requested-by: expected who asked for the erasure, got an empty name")
+    lake = _lake(path, storage_options)
+    if lake is not None:
+        return erase_lake(lake, user_id, mode, requested_by, key, _signer(signing_key), dry_run,
+                          lambda q: _confirm(yes, q), storage_options)
     root = _local(path, "erase")
     with _refusal("erasure"):
         plan = plan_erasure(root, user_id)
@@ -182,8 +203,8 @@ def erase(path: str, user_id: str, mode: str, requested_by: str | None, key: str
         result = erase_subject(str(root), user_id, mode=mode, requested_by=requested_by, hmac_key=key,
                                signing_key=signer)
     out(f"erased {who} ({mode}): {result.events:,} events changed, {len(result.files_rewritten):,} files rewritten\n")
-    for p in result.files_rewritten:
-        out(f"  {_name(root, p)}\n")
+    for f in result.files_rewritten:
+        out(f"  {_name(root, f)}\n")
     out(f"pseudonym: {result.pseudonym or 'none (identifiers removed)'}\n")
     out(f"recorded as event {result.audit_event_id} (FORGET)\n")
     out(f"manifest: {_erasure_entry(root, known)}\n")
@@ -224,7 +245,8 @@ def _unit(root: Path, p: Path, result: RetentionResult) -> tuple[str, str, str, 
 
 
 def _listing(root: Path, result: RetentionResult) -> pl.DataFrame:
-    rows = [_unit(root, p, result) for p in [*result.partitions, *result.json_files, *result.json_rewritten]]
+    rows = [_unit(root, p, result) for p in [*result.partitions, *result.json_files, *result.json_rewritten]
+            if isinstance(p, Path)]  # the command works on local folders
     return pl.DataFrame(rows, schema={"file": pl.String, "kind": pl.String, "action": pl.String,
                                       "events": pl.Int64, "first": pl.String, "last": pl.String}, orient="row")
 
@@ -252,22 +274,29 @@ def _days(value: float) -> int | float:
 @click.option("--key", envvar="AXON_AUDIT_HMAC_KEY", help=_KEY_HELP)
 @click.option("--signing-key", "signing_key", metavar="FILE", help=_SIGNING_HELP)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@with_storage_options
 def retention(path: str, keep_days: float, dry_run: bool, now: datetime | None, key: str | None,
-              signing_key: str | None, yes: bool) -> None:
+              signing_key: str | None, yes: bool, storage_options: dict[str, Any] | None) -> None:
     """Remove the events whose UTC day ended more than --keep-days ago: their date
     partitions go whole, a JSON export of only such events is deleted and one that
     also holds newer events is rewritten without them; recorded in the folder's
-    integrity manifest where there is one (verify still passes). Lists what goes
-    first; --dry-run also checks the manifest. Irreversible.
+    integrity manifest where there is one (on an s3:// lake, in its global log;
+    verify still passes). Lists what goes first; --dry-run also checks the
+    manifest. Irreversible.
 
     \b
     Example:
       axon-audit retention audit_demo --keep-days 365 --dry-run
       axon-audit retention audit_demo --keep-days 365 --key "$KEY" --signing-key log.key --yes
+      axon-audit retention s3://audit-lake/prod --keep-days 365 --key "$KEY" --signing-key log.key --yes
     """
     days = _days(keep_days)
-    root = _local(path, "retention")
     now = now or datetime.now(timezone.utc)  # one time for the listing and the deletion
+    lake = _lake(path, storage_options)
+    if lake is not None:
+        return retention_lake(lake, days, now, key, _signer(signing_key), dry_run, lambda q: _confirm(yes, q),
+                              storage_options)
+    root = _local(path, "retention")
     signer = None
     if not dry_run:
         key, signer = _keys(root, path, key, signing_key, "retention")
