@@ -9,6 +9,8 @@ requests); rotation timings go to a `moto_server` process (no GIL shared with
 the writer), with uploads one by one and side by side.
 
     .venv/bin/python benchmarks/bench_lake.py [events_per_day]
+    .venv/bin/python benchmarks/bench_lake.py global        # the global log's commit latency only
+    .venv/bin/python benchmarks/bench_lake.py maintenance   # erasure and retention on a lake only
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def main() -> None:
                   f"{df.height / dt / 1e6:.3f} M events/s")
         commit_costs(out_opts)
         global_log_costs(out_opts)
+        maintenance_costs(out_opts)
         verify_cost("s3://rotation/par", out_opts)
     with AuditLogger(max_events=df.height + 1, auto_export_path="s3://bench-lake/year", storage_options=opts) as audit:
         audit.log_batch(df)  # the lake the queries below read (in-process server: requests counted)
@@ -213,14 +216,70 @@ def global_log_costs(opts: dict, writers: int = 3, commits: int = 40) -> None:
           f"{sum(g.conflicts for g in logs)} conflicts retried, {sum(g.failures for g in logs)} given up")
 
 
+def maintenance_costs(opts: dict, per_day: int = 2_000, days: int = 90) -> None:
+    """Erasure of one user and retention of two months on a lake of two signed writers
+    (compliance/lake_maintenance.py, compliance/lake_retention.py), each followed by
+    `verify` with the public key; against the floor of the same work: a plain download and
+    re-upload of the objects erasure rewrote."""
+    from axon_audit import apply_retention, erase_subject
+    from axon_audit.integrity.checkpoint import SigningKey
+
+    key = SigningKey.generate("bench.example/lake")
+    uri = f"s3://rotation/maintenance-{time.time_ns()}"
+    df = generate_events(per_day * days, seed=2, days=days, start=datetime(2025, 1, 1, tzinfo=UTC))
+    half = df.height // 2
+    for part in (df.slice(0, half), df.slice(half)):  # two writers, each its own manifest
+        with AuditLogger(max_events=per_day * 10, auto_export_path=uri, storage_options=opts, hmac_key="bench",
+                         signing_key=key) as audit:
+            audit.log_batch(part)
+    user = df["user_id"].value_counts(sort=True)["user_id"][0]
+    events = df.filter(pl.col("user_id") == user).height
+    t = time.perf_counter()
+    result = erase_subject(uri, user, hmac_key="bench", signing_key=key, storage_options=opts)
+    erase_s = time.perf_counter() - t
+    root = _fs.resolve(uri, storage_options=opts)
+    t = time.perf_counter()
+    for obj in result.files_rewritten:  # the floor: the same objects fetched and put back as they are
+        assert isinstance(obj, _fs.Location)
+        data = obj.read_bytes()
+        (root / root.relative(obj.path)).put(lambda fh, data=data: fh.write(data))
+    floor_s = time.perf_counter() - t
+    t = time.perf_counter()
+    checked = verify(uri, key="bench", public_key=key.verifier(), storage_options=opts)
+    verify_s = time.perf_counter() - t
+    assert checked.ok, checked.problems
+    print(f"erase_subject on a {df.height:,}-event lake (2 writers, {days} days): the busiest user's {events:,} "
+          f"events, {len(result.files_rewritten)} objects rewritten, {erase_s:.2f} s; fetching and re-uploading "
+          f"those objects alone: {floor_s:.2f} s (ratio {erase_s / floor_s:.1f}); verify after: {verify_s:.2f} s")
+    t = time.perf_counter()
+    kept = apply_retention(uri, 30, now=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=days), hmac_key="bench",
+                           signing_key=key, storage_options=opts)
+    retention_s = time.perf_counter() - t
+    t = time.perf_counter()
+    checked = verify(uri, key="bench", public_key=key.verifier(), storage_options=opts)
+    verify_s = time.perf_counter() - t
+    assert checked.ok, checked.problems
+    print(f"apply_retention keeping 30 days: {len(kept.partitions)} partitions ({kept.events:,} events) deleted, "
+          f"{len(kept.json_rewritten)} JSON documents rewritten, {len(kept.json_files)} deleted, "
+          f"{retention_s:.2f} s; verify after: {verify_s:.2f} s ({checked.events_checked:,} events)")
+
+
 def global_only() -> None:
     """`python benchmarks/bench_lake.py global`: only the global log's commit latency."""
     with moto_process("rotation") as opts:
         global_log_costs(opts)
 
 
+def maintenance_only() -> None:
+    """`python benchmarks/bench_lake.py maintenance`: only erasure and retention on a lake."""
+    with moto_process("rotation") as opts:
+        maintenance_costs(opts)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["global"]:
         global_only()
+    elif sys.argv[1:] == ["maintenance"]:
+        maintenance_only()
     else:
         main()
