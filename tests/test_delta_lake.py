@@ -202,3 +202,60 @@ def test_as_of_on_a_parquet_lake_and_bad_lake_format(tmp_path: Path) -> None:
     with pytest.raises(AuditValueError, match="wal_path is not supported with lake_format='delta'"):
         AuditLogger(auto_export_path=tmp_path / "y", wal_path=tmp_path / "wal", lake_format="delta")
     assert issubclass(AuditValueError, AuditError)
+
+
+FAILING_WRITER = textwrap.dedent("""
+    import sys
+    from axon_audit import AuditLogger
+    from axon_audit.exceptions import ExportError
+    from axon_audit.workload import generate_events
+    root, endpoint = sys.argv[1], sys.argv[2]
+    audit = AuditLogger(max_events=10_000, auto_export_path=root, lake_format="delta",
+                        storage_options={"endpoint_url": endpoint})
+    audit.log_batch(generate_events(200, seed=3, days=2))
+    try:
+        audit.close()
+        print("closed", flush=True)
+    except ExportError as exc:
+        print("failed", audit.get_stats()["pending_export_events"], "|", str(exc).replace("\\n", " "), flush=True)
+    sys.stdin.readline()  # the parent lets the commits through again
+    audit.close()
+    print("ok", audit.get_stats()["pending_export_events"], flush=True)
+""")
+
+
+@pytest.mark.parametrize("refused", ["the commit", "everything"])
+def test_a_refused_delta_commit_keeps_the_events_and_the_retry_commits_them_once(s3_server, refused) -> None:
+    """The store refuses every `_delta_log` write, or every request, even the listing
+    (403, as a bucket policy would): the export fails as a storage error (not as bad
+    data), its 200 events stay pending, and once the store answers again one commit
+    lands them exactly once. The writer runs in a
+    process of its own: deltalake holds the GIL while it waits on the store, so a
+    writer in this process would keep the test's in-process S3 server from answering."""
+    bucket = s3_server.new_bucket()
+    root = f"s3://{bucket}/delta"
+    s3_server.deny = ((lambda method, path: method in ("PUT", "POST") and "/_delta_log/" in path)
+                      if refused == "the commit" else (lambda method, path: path.startswith(f"/{bucket}")))
+    child = subprocess.Popen([sys.executable, "-c", FAILING_WRITER, root, s3_server.endpoint], cwd=REPO,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        line = child.stdout.readline()
+        assert line.startswith("failed 200 | 200 events could not be exported"), (line, child.stderr.read()
+                                                                                   if not line else "")
+        assert f"(last error: ExportError: Delta commit to {root} failed: " in line  # the storage's failure, named
+        s3_server.deny = None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        rest = [child.stdout.readline() for _ in range(50)]  # the error's message runs over several lines
+        assert "ok 0\n" in rest, rest
+        assert child.wait(timeout=120) == 0
+    finally:
+        s3_server.deny = None
+        if child.poll() is None:
+            child.kill()
+    df = AuditArchive(root, storage_options={"endpoint_url": s3_server.endpoint}).scan().collect()
+    assert df.height == 200 and df["event_id"].n_unique() == 200
+    opts = delta_options(resolve(root, storage_options={"endpoint_url": s3_server.endpoint}))
+    assert DeltaTable(root, storage_options=opts).version() == 0  # one commit, the retry's

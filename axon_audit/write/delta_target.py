@@ -121,6 +121,7 @@ class DeltaTarget:
         table = delta_table_arrow(df)
         leaves = leaf_hashes(df)
         for _ in range(MAX_TRIES):
+            dt = None  # also when the store cannot even be listed: then the error below is the storage's
             try:
                 dt = dl.DeltaTable(self.uri, storage_options=self.options) if self._exists(dl) else None
                 if dt is not None and (dt.transaction_version(self.writer) or 0) >= number:
@@ -141,7 +142,7 @@ class DeltaTarget:
                 self.conflicts += 1  # another writer took that version: read its head, try the next
                 time.sleep(random.uniform(0.0, 0.02))
             except (dl.exceptions.DeltaError, OSError) as exc:
-                if dt is None and self._exists(dl):  # another writer created the table first: a race too
+                if dt is None and self._exists_now(dl):  # another writer created the table first: a race too
                     self.conflicts += 1
                     time.sleep(random.uniform(0.0, 0.02))
                     continue
@@ -150,6 +151,13 @@ class DeltaTarget:
 
     def _exists(self, dl: Any) -> bool:
         return bool(dl.DeltaTable.is_deltatable(self.uri, storage_options=self.options))
+
+    def _exists_now(self, dl: Any) -> bool:
+        """`_exists`, False when the store cannot tell (the failure at hand is then reported)."""
+        try:
+            return self._exists(dl)
+        except (dl.exceptions.DeltaError, OSError):
+            return False
 
     def _head(self, tree: CompactRange, version: int) -> str:
         head: dict[str, Any] = {"size": tree.size, "root": tree.root().hex(), "range": [h.hex() for h in tree.hashes]}
