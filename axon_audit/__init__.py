@@ -33,6 +33,7 @@ from axon_audit.integrations.log_handler import AuditLogHandler
 from axon_audit.integrations.memory import MemoryConfig, MemoryEntry, MemorySystem
 from axon_audit.integrity.checkpoint import Checkpoint, SigningKey, VerifierKey
 from axon_audit.integrity.proofs import ProofError, prove, prove_consistency, verify_consistency, verify_inclusion
+from axon_audit.integrity.repair import repair_global_log
 from axon_audit.integrity.verify import VerifyResult, verify
 from axon_audit.io.legacy import load_axon_export
 from axon_audit.model.enums import EventStatus, OperationType
@@ -64,6 +65,7 @@ __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     # integrity
     "VerifyResult",
     "verify",
+    "repair_global_log",
     "SigningKey",
     "VerifierKey",
     "Checkpoint",

@@ -444,6 +444,34 @@ def test_sigkill_with_a_wal_recovers_into_s3_exactly_once(s3_server, s3_bucket, 
     assert verify(lake.uri, key="k", storage_options=lake.opts).ok
 
 
+@pytest.mark.slow
+def test_repair_finishes_the_global_commit_of_a_writer_killed_without_its_wal(s3_server, s3_bucket,
+                                                                               tmp_path) -> None:
+    """The writer dies with its second manifest up and its global entry not, and its
+    write-ahead log is lost, so no recovery finishes the commit: `repair_global_log`
+    appends the entry (the lake then verifies), once; over a lake with any other
+    problem (here an inserted object) it refuses and appends nothing."""
+    import shutil
+
+    from tests.test_wal import run_child
+
+    lake = Lake(s3_server, s3_bucket, "nowal")
+    run_child(tmp_path, "always", "before_global", export=lake.uri, env={"AWS_ENDPOINT_URL": s3_server.endpoint})
+    shutil.rmtree(tmp_path / "wal")
+    before = verify(lake.uri, key="k", storage_options=lake.opts).problems
+    assert len(before) == 1 and ("in no global entry" in before[0] or "newer than the newest" in before[0]), before
+    entries = [k for k in lake.keys() if k.startswith("global/")]
+    lake.write("parquet/date=2025-06-01/part-planted.parquet", lake.read(lake.parts()[0]))
+    with pytest.raises(axon_audit.AuditValueError, match=r"problems a repair must not vouch for: .*part-planted"):
+        axon_audit.repair_global_log(lake.uri, key="k", storage_options=lake.opts)
+    assert [k for k in lake.keys() if k.startswith("global/")] == entries  # nothing appended
+    lake.delete("parquet/date=2025-06-01/part-planted.parquet")
+    (published,) = axon_audit.repair_global_log(lake.uri, key="k", storage_options=lake.opts)
+    assert before[0].startswith(published)
+    assert verify(lake.uri, key="k", storage_options=lake.opts).ok
+    assert axon_audit.repair_global_log(lake.uri, key="k", storage_options=lake.opts) == []
+
+
 def test_cli_verify_checks_an_s3_lake(lake: Lake, monkeypatch) -> None:
     """`axon-audit verify s3://…` through the console script, endpoint on the command line."""
     import subprocess

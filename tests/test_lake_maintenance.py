@@ -343,7 +343,8 @@ def test_cli_erase_and_retention_on_an_s3_lake(lake: Lake, tmp_path, monkeypatch
         ":", " rewritten")
     listing = run("retention", lake.uri, "--keep-days", "1", "--now", "2025-06-03T00:00:00Z", *where, "--dry-run",
                   code=0)
-    assert "  delete parquet/date=2025-06-01/" in listing and listing[-1].startswith("dry run: would delete 1 partitions")
+    assert "  delete parquet/date=2025-06-01/" in listing
+    assert listing[-1].startswith("dry run: would delete 1 partitions")
     run("retention", lake.uri, "--keep-days", "1", "--now", "2025-06-03T00:00:00Z", *where, "--key", KEY,
         "--signing-key", key_file, "--yes", code=0)
     checked = run("verify", lake.uri, *where, "--key", KEY, "--public-key", tmp_path / "lake.key.pub", code=0)
