@@ -28,7 +28,7 @@ from axon_audit.query.filters import Filters
 from axon_audit.query.row_compiler import select_rows
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import polars_safe, run_sql
-from axon_audit.store.statistics import snapshot_statistics, user_statistics
+from axon_audit.store.statistics import snapshot_statistics, snapshot_user_statistics, user_statistics
 
 __all__ = ["Reader"]
 
@@ -261,8 +261,11 @@ class Reader:
         if not isinstance(user_id, str):
             raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
         _check_flag(include_archived)
-        # One pass picks the user's rows; the statistics then read only those.
         snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
+        fast = snapshot_user_statistics(snap, user_id)  # the live store: its chunks' per-user summaries
+        if fast is not None:
+            return Statistics(fast)
+        # One pass picks the user's rows; the statistics then read only those.
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return Statistics(user_statistics(rows.lazy(), user_id))
 

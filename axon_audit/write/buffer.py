@@ -66,6 +66,7 @@ class HotBuffer:
         self.rows = Rows()
         self.store = HotStore()
         self.stats_cache = StatsCache()
+        self.store.on_seal = self.stats_cache.advance  # the sealer keeps the running statistics current
         self.on_rotated: Callable[[], None] = lambda: None
         self._pending_chunks: weakref.WeakKeyDictionary[ExportJob, list[Chunk]] = weakref.WeakKeyDictionary()
         self.sealed_total = 0  # events moved from the buffer (or a batch) into the store
