@@ -17,8 +17,9 @@ __all__ = ["compact", "kth", "not_in", "quantile", "union"]
 
 
 def compact(runs: list[np.ndarray]) -> list[np.ndarray]:
-    """`runs` (sorted arrays) with the tail merged until each run is more than
-    twice as long as the next: at most log2(n / shortest) + 1 runs.
+    """`runs` (sorted arrays, each at least twice as long as the next but for the
+    last) with the tail merged until that holds for the last too: at most
+    log2(n / shortest) + 1 runs.
 
     Example:
         >>> import numpy as np
