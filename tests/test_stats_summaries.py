@@ -17,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import axon_audit.store.hot as hot
+import axon_audit.store.statistics as statistics_module
 import axon_audit.store.user_summary as user_summary
 from axon_audit import AuditLogger
 from axon_audit.model.schema import normalize_batch
 from axon_audit.store.hot import Chunk, wait_sealed
+from axon_audit.store.row_statistics import RowColumns, row_statistics, row_user_statistics
 from axon_audit.store.sorted_runs import compact, quantile
 from axon_audit.store.statistics import StatsCache, statistics, user_statistics
 from axon_audit.workload import generate_events
@@ -61,6 +63,7 @@ def _check(audit: AuditLogger) -> None:
 def _small_chunks(hashed: bool = False) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(hot, "CHUNK_ROWS", 64)  # many chunks from few events
+        mp.setattr(statistics_module, "SMALL_STATS", 0)  # the sealed summaries, not the small-store row path
         if hashed:  # users found by hash instead of by the name dict
             mp.setattr(user_summary, "_DICT_USERS", 0)
         yield
@@ -113,6 +116,7 @@ def _trim_and_check(seed, keep, nulls, shuffled):
 
 async def test_summaries_after_clear(monkeypatch):
     monkeypatch.setattr(hot, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(statistics_module, "SMALL_STATS", 0)
     audit = AuditLogger(max_events=1 << 30)
     audit.log_batch(generate_events(500, seed=3, n_users=5))
     wait_sealed()
@@ -123,7 +127,8 @@ async def test_summaries_after_clear(monkeypatch):
     _check(audit)
 
 
-def test_stats_cache_answers_an_older_snapshot_than_it_holds():
+def test_stats_cache_answers_an_older_snapshot_than_it_holds(monkeypatch):
+    monkeypatch.setattr(statistics_module, "SMALL_STATS", 0)
     df = normalize_batch(generate_events(600, seed=5, n_users=4))
     chunks = [Chunk.of(df.slice(s, 100)) for s in range(0, 600, 100)]
     cache = StatsCache()
@@ -153,3 +158,37 @@ def test_quantile_over_runs_is_exact(runs, q):
     flat = [x for r in runs for x in r]
     want = pl.Series(flat, dtype=pl.Float64).quantile(q, "linear") if flat else 0.0
     assert quantile(arrays, q) == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(sizes=st.lists(st.integers(0, 40), min_size=0, max_size=4), seed=st.integers(0, 10_000),
+       nulls=st.booleans(), shuffled=st.booleans(), users=st.integers(1, 6))
+def test_row_statistics_equal_polars(sizes, seed, nulls, shuffled, users):
+    # Small stores (empty, one event, a few chunks) answered in plain Python.
+    df = normalize_batch(_events(sum(sizes), seed, nulls, shuffled, users))
+    chunks, start = [], 0
+    for n in sizes:
+        chunks.append(df.slice(start, n))
+        start += n
+    cols = [RowColumns(c) for c in chunks]
+    lf = df.lazy()
+    _same(row_statistics(cols), statistics(lf))
+    for u in [*df["user_id"].drop_nulls().unique().to_list(), "nobody"]:
+        _same(row_user_statistics(cols, u), user_statistics(lf, u))
+
+
+def test_small_and_large_paths_meet(monkeypatch):
+    # The same events through the row path and through the sealed summaries.
+    monkeypatch.setattr(hot, "CHUNK_ROWS", 64)
+    df = _events(300, 7, True, True, 5)
+    answers = []
+    for small in (10_000, 0):
+        monkeypatch.setattr(statistics_module, "SMALL_STATS", small)
+        audit = AuditLogger()
+        audit.log_batch(df)
+        wait_sealed()
+        answers.append((audit.get_statistics(), audit.get_user_statistics("user_00001")))
+    (s1, u1), (s2, u2) = answers
+    _same(dict(s1), dict(s2))
+    _same(dict(u1), dict(u2))
+    assert u1["total_operations"] > 0

@@ -261,10 +261,11 @@ class Reader:
         if not isinstance(user_id, str):
             raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
         _check_flag(include_archived)
-        snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
+        snap = self._snapshot(include_archived)
         fast = snapshot_user_statistics(snap, user_id)  # the live store: its chunks' per-user summaries
         if fast is not None:
             return Statistics(fast)
+        f = Filters.build(user_id=user_id)
         # One pass picks the user's rows; the statistics then read only those.
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return Statistics(user_statistics(rows.lazy(), user_id))

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from axon_audit.store.index import ChunkIndex
+from axon_audit.store.row_statistics import RowColumns
 from axon_audit.store.user_summary import UserSummary
 
 CHUNK_ROWS = 131_072
@@ -120,6 +121,11 @@ class Chunk:
         """Does every event id here embed its event's own timestamp (as the
         logger's ids do)? Then an id lookup can skip chunks by time."""
         return self.derived("ids_timed", _ids_timed)
+
+    @property
+    def rows(self) -> RowColumns:
+        """The columns statistics read, as Python lists (small stores only: see `row_statistics`)."""
+        return self.derived("rows", RowColumns)
 
     @property
     def users(self) -> UserSummary:

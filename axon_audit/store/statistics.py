@@ -26,6 +26,7 @@ from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.timestamps import from_us
 from axon_audit.query.filters import Filters
 from axon_audit.store.index import key_hashes
+from axon_audit.store.row_statistics import SMALL_STATS, row_statistics, row_user_statistics
 from axon_audit.store.sorted_runs import compact, not_in, quantile, union
 from axon_audit.store.user_summary import user_statistics_of
 
@@ -73,9 +74,9 @@ def snapshot_statistics(snap: Any) -> dict[str, Any]:
 def snapshot_user_statistics(snap: Any, user_id: str) -> dict[str, Any] | None:
     """`user_statistics` of one user from the live chunks' per-user summaries
     (None: the snapshot reaches beyond the live store; filter its events instead)."""
-    if snap.stats_cache is not None and snap.folder is None and not snap.old:
-        return user_statistics_of([c.users for c in snap.live], user_id)
-    return None
+    if snap.stats_cache is None or snap.folder is not None or snap.old:
+        return None
+    return snap.stats_cache.user_statistics(snap.live, user_id)
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -169,61 +170,75 @@ class StatsCache:
     summarize. Reads check the prefix against their own snapshot (by identity), so a
     rotation, trim or rewrite (new chunk objects) only makes the summary start over.
     The last answer is kept: a second call on an unchanged store is a dict copy.
+    A small store (`row_statistics.SMALL_STATS` events at most) is answered in plain Python.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chunks: list[weakref.ref] = []  # weak: rotated chunks are freed at once
         self._agg = Agg.empty()
-        self._version = 0  # bumped whenever `_agg` changes
         self._tail: tuple[weakref.ref, Agg] | None = None  # the growing last chunk's summary
-        self._prev: tuple[list[weakref.ref], Agg, int] | None = None  # the state before the last merge
-        self._memo: tuple[int, weakref.ref, dict[str, Any]] | None = None
+        self._prev: tuple[list[weakref.ref], Agg] | None = None  # the state before the last merge
+        self._memo: tuple[list[weakref.ref], dict[str, Any]] | None = None  # the last answer, by its chunks
+        self._user_memo: tuple[list[weakref.ref], str, dict[str, Any]] | None = None
 
     def advance(self, chunks: list[Any]) -> None:
         """Merge `chunks` (a prefix of the store, sealed for good) into the running summary."""
         self._prefix(chunks, from_sealer=True)
 
-    def _prefix(self, chunks: list[Any], from_sealer: bool = False) -> tuple[Agg, int]:
-        """The summary of `chunks` and its version (-1: computed for this call only)."""
+    def _prefix(self, chunks: list[Any], from_sealer: bool = False) -> Agg:
+        """The summary of `chunks` (a prefix of the store)."""
         with self._lock:
             mine = self._chunks
             k = len(mine)
             consistent = all(a() is b for a, b in zip(mine, chunks, strict=False))
             if consistent and k >= len(chunks):
                 if k == len(chunks) or from_sealer:  # the sealer's prefix is older: nothing to add
-                    return self._agg, self._version
+                    return self._agg
                 # This read's snapshot is older than the summary (the sealer went on meanwhile).
                 prev = self._prev
                 if prev is not None and len(prev[0]) == len(chunks):
-                    return prev[1], prev[2]
-                return _merged([_chunk_agg(c) for c in chunks]) if chunks else Agg.empty(), -1
+                    return prev[1]
+                return _merged([_chunk_agg(c) for c in chunks]) if chunks else Agg.empty()
             if not consistent:  # the store was rotated, trimmed or rewritten: start over
                 self._chunks, self._agg, k = [], Agg.empty(), 0
-                self._version += 1
             tail = self._tail
             news = [tail[1] if tail is not None and tail[0]() is c else _chunk_agg(c) for c in chunks[k:]]
-            self._prev = (self._chunks, self._agg, self._version)
+            self._prev = (self._chunks, self._agg)
             self._agg = self._agg.merge(_merged(news))
             self._chunks = [weakref.ref(c) for c in chunks]
-            self._version += 1
-            return self._agg, self._version
+            return self._agg
 
     def statistics(self, chunks: list[Any]) -> dict[str, Any]:
         """The same dict as `statistics` over the events of `chunks`."""
-        if not chunks:
-            return _stats_dict(Agg.empty(), None)
-        last = chunks[-1]
-        prefix, version = self._prefix(chunks[:-1])
         memo = self._memo
-        if memo is not None and memo[0] == version and memo[1]() is last:
+        if memo is not None and len(memo[0]) == len(chunks) and all(
+                r() is c for r, c in zip(memo[0], chunks, strict=True)):
+            return _copy(memo[1])
+        if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
+            out = row_statistics([c.rows for c in chunks])
+        else:
+            last = chunks[-1]
+            prefix = self._prefix(chunks[:-1])
+            tail = self._tail
+            if tail is None or tail[0]() is not last:
+                tail = self._tail = (weakref.ref(last), _chunk_agg(last))
+            out = _stats_dict(prefix, tail[1])
+        self._memo = ([weakref.ref(c) for c in chunks], out)
+        return _copy(out)
+
+
+    def user_statistics(self, chunks: list[Any], user_id: str) -> dict[str, Any]:
+        """The same dict as `user_statistics` of `user_id` over the events of `chunks`."""
+        memo = self._user_memo
+        if memo is not None and memo[1] == user_id and len(memo[0]) == len(chunks) and all(
+                r() is c for r, c in zip(memo[0], chunks, strict=True)):
             return _copy(memo[2])
-        tail = self._tail
-        if tail is None or tail[0]() is not last:
-            tail = self._tail = (weakref.ref(last), _chunk_agg(last))
-        out = _stats_dict(prefix, tail[1])
-        if version >= 0:
-            self._memo = (version, weakref.ref(last), out)
+        if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
+            out = row_user_statistics([c.rows for c in chunks], user_id)
+        else:
+            out = user_statistics_of([c.users for c in chunks], user_id)
+        self._user_memo = ([weakref.ref(c) for c in chunks], user_id, out)
         return _copy(out)
 
 
