@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,7 +68,7 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
 def snapshot_statistics(snap: Any) -> dict[str, Any]:
     """`statistics` over every event of a `read.snapshot.Snapshot`."""
     if snap.stats_cache is not None and snap.folder is None and not snap.old:
-        return snap.stats_cache.statistics(snap.live)
+        return snap.stats_cache.statistics(snap.live, snap.refresh)
     return statistics(snap.lazy(Filters()))
 
 
@@ -178,7 +179,6 @@ class StatsCache:
         self._chunks: list[weakref.ref] = []  # weak: rotated chunks are freed at once
         self._agg = Agg.empty()
         self._tail: tuple[weakref.ref, Agg] | None = None  # the growing last chunk's summary
-        self._prev: tuple[list[weakref.ref], Agg] | None = None  # the state before the last merge
         self._memo: tuple[list[weakref.ref], dict[str, Any]] | None = None  # the last answer, by its chunks
         self._user_memo: tuple[list[weakref.ref], str, dict[str, Any]] | None = None
 
@@ -186,8 +186,9 @@ class StatsCache:
         """Merge `chunks` (a prefix of the store, sealed for good) into the running summary."""
         self._prefix(chunks, from_sealer=True)
 
-    def _prefix(self, chunks: list[Any], from_sealer: bool = False) -> Agg:
-        """The summary of `chunks` (a prefix of the store)."""
+    def _prefix(self, chunks: list[Any], from_sealer: bool = False) -> Agg | None:
+        """The summary of `chunks` (a prefix of the store); None: the summary is
+        already past them (the sealer went on after this read's snapshot)."""
         with self._lock:
             mine = self._chunks
             k = len(mine)
@@ -195,38 +196,45 @@ class StatsCache:
             if consistent and k >= len(chunks):
                 if k == len(chunks) or from_sealer:  # the sealer's prefix is older: nothing to add
                     return self._agg
-                # This read's snapshot is older than the summary (the sealer went on meanwhile).
-                prev = self._prev
-                if prev is not None and len(prev[0]) == len(chunks):
-                    return prev[1]
-                return _merged([_chunk_agg(c) for c in chunks]) if chunks else Agg.empty()
+                return None
             if not consistent:  # the store was rotated, trimmed or rewritten: start over
                 self._chunks, self._agg, k = [], Agg.empty(), 0
             tail = self._tail
             news = [tail[1] if tail is not None and tail[0]() is c else _chunk_agg(c) for c in chunks[k:]]
-            self._prev = (self._chunks, self._agg)
             self._agg = self._agg.merge(_merged(news))
             self._chunks = [weakref.ref(c) for c in chunks]
             return self._agg
 
-    def statistics(self, chunks: list[Any]) -> dict[str, Any]:
-        """The same dict as `statistics` over the events of `chunks`."""
-        memo = self._memo
-        if memo is not None and len(memo[0]) == len(chunks) and all(
-                r() is c for r, c in zip(memo[0], chunks, strict=True)):
-            return _copy(memo[1])
-        if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
-            out = row_statistics([c.rows for c in chunks])
-        else:
-            last = chunks[-1]
+    def statistics(self, chunks: list[Any], refresh: Callable[[], list[Any]] | None = None) -> dict[str, Any]:
+        """The same dict as `statistics` over the events of `chunks`. `refresh`: a
+        newer snapshot of the store's chunks, taken when the summary is already past
+        `chunks` (the answer is then that of a snapshot taken a moment later)."""
+        for _ in range(3):
+            memo = self._memo
+            if memo is not None and len(memo[0]) == len(chunks) and all(
+                    r() is c for r, c in zip(memo[0], chunks, strict=True)):
+                return _copy(memo[1])
+            if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
+                out = row_statistics([c.rows for c in chunks])
+                break
             prefix = self._prefix(chunks[:-1])
-            tail = self._tail
-            if tail is None or tail[0]() is not last:
-                tail = self._tail = (weakref.ref(last), _chunk_agg(last))
-            out = _stats_dict(prefix, tail[1])
+            if prefix is None:
+                if refresh is not None:
+                    chunks = refresh()
+                    continue
+                prefix = _merged([_chunk_agg(c) for c in chunks[:-1]]) if len(chunks) > 1 else Agg.empty()
+            out = self._with_tail(prefix, chunks[-1])
+            break
+        else:  # the sealer kept overtaking this read: summarize its snapshot itself
+            out = _stats_dict(_merged([_chunk_agg(c) for c in chunks]), None)
         self._memo = ([weakref.ref(c) for c in chunks], out)
         return _copy(out)
 
+    def _with_tail(self, prefix: Agg, last: Any) -> dict[str, Any]:
+        tail = self._tail
+        if tail is None or tail[0]() is not last:
+            tail = self._tail = (weakref.ref(last), _chunk_agg(last))
+        return _stats_dict(prefix, tail[1])
 
     def user_statistics(self, chunks: list[Any], user_id: str) -> dict[str, Any]:
         """The same dict as `user_statistics` of `user_id` over the events of `chunks`."""
