@@ -29,7 +29,7 @@ from axon_audit.query.filters import Filters
 from axon_audit.store.index import key_hashes
 from axon_audit.store.row_statistics import SMALL_STATS, row_statistics, row_user_statistics
 from axon_audit.store.sorted_runs import compact, not_in, quantile, union
-from axon_audit.store.user_summary import user_statistics_of
+from axon_audit.store.user_summary import one_user, user_statistics_of
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
 _U64 = np.empty(0, np.uint64)
@@ -181,6 +181,7 @@ class StatsCache:
         self._tail: tuple[weakref.ref, Agg] | None = None  # the growing last chunk's summary
         self._memo: tuple[list[weakref.ref], dict[str, Any]] | None = None  # the last answer, by its chunks
         self._user_memo: tuple[list[weakref.ref], str, dict[str, Any]] | None = None
+        self._filtered_tail: weakref.ref | None = None  # the last chunk searched for one user already
 
     def advance(self, chunks: list[Any]) -> None:
         """Merge `chunks` (a prefix of the store, sealed for good) into the running summary."""
@@ -245,7 +246,15 @@ class StatsCache:
         if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
             out = row_user_statistics([c.rows for c in chunks], user_id)
         else:
-            out = user_statistics_of([c.users for c in chunks], user_id)
+            summaries = [c.users for c in chunks[:-1]]  # sealed: built by the sealer
+            last = chunks[-1]
+            filtered = self._filtered_tail
+            if last.has("users") or (filtered is not None and filtered() is last):
+                summaries.append(last.users)  # a second user asked of this last chunk: summarize it
+            else:  # the growing last chunk, asked once: only this user's rows of it
+                self._filtered_tail = weakref.ref(last)
+                summaries.append(one_user(last.df.filter(pl.col("user_id") == user_id), user_id))
+            out = user_statistics_of(summaries, user_id)
         self._user_memo = ([weakref.ref(c) for c in chunks], user_id, out)
         return _copy(out)
 

@@ -16,6 +16,8 @@ against the name itself. Distinct sessions are counted by hash, as in
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,11 +27,14 @@ import polars as pl
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.timestamps import from_us
 from axon_audit.store.index import hashes_of, key_hashes
+from axon_audit.store.row_statistics import SMALL_STATS, RowColumns
 
-__all__ = ["UserSummary", "user_statistics_of"]
+__all__ = ["UserSummary", "one_user", "user_statistics_of"]
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
-_DICT_USERS = 4096  # a name -> row dict up to this many distinct users per chunk (~100 B per user)
+_DICT_USERS = 256  # a name -> row dict up to this many distinct users per chunk (~100 B per user)
+_OP_CODE = {op: i for i, op in enumerate(OPERATIONS)}
+_STATUS_CODE = {st: i for i, st in enumerate(STATUSES)}
 _CODE = (pl.col("operation").to_physical().cast(pl.Int32) * _NST + pl.col("status").to_physical().cast(pl.Int32))
 
 
@@ -45,14 +50,14 @@ class UserSummary:
         self.names = names  # String, row order
         # Counts by operation x status, sparse (a user has few of the 24 kinds): row i's
         # are codes[coff[i]:coff[i + 1]] (operation * n_statuses + status) and their ns.
-        self.coff = coff  # int64[users + 1]
+        self.coff = coff  # int32[users + 1] (a chunk holds at most CHUNK_ROWS events)
         self.codes = codes  # uint8
         self.ns = ns  # int32
         self.dsum = dsum  # float64: sum of the user's known durations
-        self.dcnt = dcnt  # int64: how many are known
+        self.dcnt = dcnt  # int32: how many are known
         self.first = first  # int64 UTC microseconds
         self.last = last
-        self.soff = soff  # int64[users + 1]: row i's sessions are sessions[soff[i]:soff[i + 1]]
+        self.soff = soff  # int32[users + 1]: row i's sessions are sessions[soff[i]:soff[i + 1]]
         self.sessions = sessions  # uint64 hashes, unique per row
         self.by_name: dict[str, int] | None = None
         self.hashes: np.ndarray | None = None  # uint64, ascending (rows are sorted by it), when no dict
@@ -101,10 +106,10 @@ class UserSummary:
         o = np.lexsort((sh, row))
         row, sh = row[o], sh[o]
         summary = cls(
-            names, np.searchsorted(crow, np.arange(len(h) + 1)).astype(np.int64), codes, ns,
-            g["dsum"].to_numpy().astype(np.float64), g["dcnt"].to_numpy().astype(np.int64),
+            names, np.searchsorted(crow, np.arange(len(h) + 1)).astype(np.int32), codes, ns,
+            g["dsum"].to_numpy().astype(np.float64), g["dcnt"].to_numpy().astype(np.int32),
             g["first"].to_numpy().astype(np.int64), g["last"].to_numpy().astype(np.int64),
-            np.searchsorted(row, np.arange(len(h) + 1)).astype(np.int64), sh,
+            np.searchsorted(row, np.arange(len(h) + 1)).astype(np.int32), sh,
         )
         if summary.by_name is None:
             summary.hashes = h
@@ -132,6 +137,40 @@ class UserSummary:
         if self.by_name is not None:
             total += 100 * len(self.by_name)  # dict slot + str object, measured ~90-110 B
         return total
+
+
+def one_user(df: pl.DataFrame, user_id: str) -> UserSummary:
+    """The summary of `df`, the rows of one user (`user_id`), without a polars plan
+    when they are few: for a chunk searched for one user only (the growing last one).
+
+    Example:
+        >>> from axon_audit.workload import generate_events
+        >>> from axon_audit.model.schema import normalize_batch
+        >>> s = one_user(normalize_batch(generate_events(10, seed=1, n_users=1)), "user_00000")
+        >>> user_statistics_of([s], "user_00000")["total_operations"]
+        10
+    """
+    if df.height > SMALL_STATS:
+        return UserSummary.of(df)
+    r = RowColumns(df)
+    # At most SMALL_STATS rows: plain Python.
+    kinds = Counter(_OP_CODE[o] * _NST + _STATUS_CODE[st] for o, st in zip(r.op, r.status, strict=True))
+    codes = sorted(kinds)
+    known = [d for d in r.duration if d is not None]
+    sessions = sorted(s for s in set(r.session) if s is not None)
+    sh = np.unique(key_hashes(pl.Series(sessions, dtype=pl.String))) if sessions else np.empty(0, np.uint64)
+    one = 1 if df.height else 0
+    ts = [min(r.ts), max(r.ts)] if one else [0, 0]
+    summary = UserSummary(
+        pl.Series([user_id] * one, dtype=pl.String), np.array([0, len(codes)][:one + 1], np.int32),
+        np.array(codes, np.uint8), np.array([kinds[c] for c in codes], np.int32),
+        np.array([math.fsum(known)] * one, np.float64), np.array([len(known)] * one, np.int32),
+        np.array(ts[:one], np.int64), np.array(ts[1:1 + one], np.int64),
+        np.array([0, len(sh)][:one + 1], np.int32), sh,
+    )
+    if summary.by_name is None:
+        summary.hashes = hashes_of((user_id,))[:one]
+    return summary
 
 
 def user_statistics_of(summaries: Sequence[UserSummary], user_id: str) -> dict[str, Any]:
