@@ -6,6 +6,11 @@ chunk (its lookup index, its statistics aggregate, its Arrow form) is computed
 once and kept on the chunk. Small appends (a read flushes whatever the buffer
 holds) are merged into the last chunk up to `CHUNK_ROWS`; big batches are cut
 into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
+
+When a chunk is full, the background sealer derives its lookup index and its
+per-user summary (`user_summary`), then hands the store's chunks up to it to
+`HotStore.on_seal` (the logger's running statistics, `statistics.StatsCache`),
+so statistics calls find only the growing last chunk left to summarize.
 """
 
 from __future__ import annotations
