@@ -19,9 +19,15 @@ from typing import Any
 import polars as pl
 
 from axon_audit.model.enums import OPERATIONS, STATUSES
+from axon_audit.model.row import R_DURATION, R_OP, R_SESSION, R_STATUS, R_TS, R_USER, Row
 from axon_audit.model.timestamps import from_us
 
-__all__ = ["SMALL_STATS", "RowColumns", "row_statistics", "row_user_statistics"]
+__all__ = ["ROW_TUPLES", "SMALL_STATS", "RowColumns", "columns_of_rows", "row_statistics", "row_user_statistics"]
+
+#: The most buffered row tuples answered as rows (a logger that has not sealed any
+#: chunk yet): sealing 10 rows into a frame costs ~0.7 ms, these statistics ~20 us;
+#: above it the rows are sealed once and the summaries answer repeated calls.
+ROW_TUPLES = 256
 
 #: The most events answered here (above it, the sealed summaries win: measured at
 #: 4 096 events a row pass costs ~0.6 ms against ~0.02 ms for a warm summary).
@@ -46,6 +52,26 @@ class RowColumns:
             self.ts: list[int] = ts.cast(pl.Int64).to_list()  # the physical microseconds
         else:  # pragma: no cover - the hot frame's timestamps are microseconds
             self.ts = ts.dt.epoch("us").to_list()
+
+
+def columns_of_rows(rows: Sequence[Row]) -> RowColumns:
+    """`RowColumns` of buffered row tuples (`model.row`), not yet sealed into a frame.
+
+    Example:
+        >>> from axon_audit.model.enums import EventStatus, OperationType
+        >>> row = (0, 1, "n", OperationType.STORE, "u1", None, (), None, EventStatus.SUCCESS, None, 5.0)
+        >>> row_statistics([columns_of_rows([row, row])])["p50_duration_ms"]
+        5.0
+    """
+    cols = RowColumns.__new__(RowColumns)
+    # One pass per column over at most ROW_TUPLES rows (the caller's bound).
+    cols.op = [r[R_OP].value for r in rows]
+    cols.status = [r[R_STATUS].value for r in rows]
+    cols.user = [r[R_USER] for r in rows]
+    cols.session = [r[R_SESSION] for r in rows]
+    cols.duration = [r[R_DURATION] for r in rows]
+    cols.ts = [r[R_TS] for r in rows]
+    return cols
 
 
 def _quantile(values: list[float], q: float) -> float:
