@@ -18,6 +18,9 @@ background sealer is waited for, and then:
 
 Ratios are seed / ours (first vs cold, warm vs warm): above 1, ours is faster.
 
+Also the first calls on loggers fed one event at a time by `log()` (10 and 100
+events, still buffered), against the seed's cold call.
+
 Then the cost of the sealer's statistics work to the logging path: `await
 log_event` (full arguments) into a logger pre-filled with `--log-prefill` events
 (near 10 M by default, where merging is largest), with the sealer building the
@@ -46,7 +49,7 @@ import pyarrow as pa
 from axon_audit import AuditLogger
 from axon_audit.store import hot
 from axon_audit.store.hot import wait_sealed
-from axon_audit.workload import generate_events
+from axon_audit.workload import generate_events, iter_log_calls
 from benchmarks._timing import Plan, log_event_loop, measure
 from benchmarks.baselines.seed_pydantic import SeedLogger
 from benchmarks.case import DAYS, SEED, START, query_params
@@ -131,6 +134,31 @@ def size_row(n: int, with_seed: bool) -> dict[str, Any]:
     return row
 
 
+def logged_row(n: int) -> dict[str, Any]:
+    """The first calls on a logger fed by `log()` (rows still buffered, none sealed), vs the seed cold."""
+    df = generate_events(n, seed=SEED, start=START, days=DAYS)
+    top = query_params(df)["top_user"]
+    calls = list(iter_log_calls(df))
+    out: dict[str, Any] = {"n": n}
+    for kind, call in (("stats", lambda a: a.get_statistics()), ("user", lambda a: a.get_user_statistics(top))):
+        times = []
+        for _ in range(7):
+            audit = AuditLogger(max_events=1 << 40)
+            for c in calls:
+                audit.log(**c)
+            gc.collect()
+            t0 = time.perf_counter()
+            call(audit)
+            times.append(time.perf_counter() - t0)
+        out[f"first_{kind}"] = statistics.median(times)
+    seed = SeedLogger(Path(tempfile.mkdtemp(prefix="stats-seed-")))
+    for c in calls:
+        seed.log(c)
+    out["seed_stats_cold"] = measure(seed.statistics, SEED_PLAN)["median"]
+    out["seed_user_cold"] = measure(lambda: seed.user_statistics(top), SEED_PLAN)["median"]
+    return out
+
+
 # ---------------------------------------------------------------------- log_event A/B
 
 
@@ -188,7 +216,8 @@ def _ratio(seed: float | None, ours: float) -> str:
     return "—" if seed is None else f"{seed / ours:.1f}×"
 
 
-def report(rows: list[dict[str, Any]], ab: dict[str, Any] | None, args: argparse.Namespace) -> str:
+def report(rows: list[dict[str, Any]], logged: list[dict[str, Any]], ab: dict[str, Any] | None,
+           args: argparse.Namespace) -> str:
     lines = [
         "# Statistics at every size: axon_audit vs the seed's reference design",
         "",
@@ -211,6 +240,15 @@ def report(rows: list[dict[str, Any]], ab: dict[str, Any] | None, args: argparse
                       f"{_ratio(r.get(f'seed_{kind}_cold'), r[f'first_{kind}'])} / "
                       f"{_ratio(r.get(f'seed_{kind}'), r[f'warm_{kind}'])}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if logged:
+        lines += ["", "Events logged one by one with `log()` (still buffered: no chunk sealed), first call after a "
+                  "gc.collect() (median of 7 loggers) vs the seed cold:", "",
+                  "| events | get_statistics first | seed cold | ratio | get_user_statistics first | seed cold "
+                  "| ratio |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['n']:,} | {_t(r['first_stats'])} | {_t(r['seed_stats_cold'])} "
+                  f"| {_ratio(r['seed_stats_cold'], r['first_stats'])} | {_t(r['first_user'])} "
+                  f"| {_t(r['seed_user_cold'])} | {_ratio(r['seed_user_cold'], r['first_user'])} |" for r in logged]
     mem = [r for r in rows if "user_bpe" in r]
     if mem:
         lines += ["", "Memory of the summaries (real numpy/Arrow bytes, per event held):", "",
@@ -246,8 +284,9 @@ def main() -> None:
     for n in sizes:
         rows.append(size_row(n, with_seed=n <= args.no_seed_above))
         print({k: v for k, v in rows[-1].items()}, file=sys.stderr, flush=True)
+    logged = [logged_row(n) for n in (10, 100)]
     ab = None if args.no_log else log_ab(args.log_prefill, args.log_events, args.log_runs)
-    text = report(rows, ab, args)
+    text = report(rows, logged, ab, args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
