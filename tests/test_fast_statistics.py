@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import axon_audit.store.statistics as statistics_module
 from axon_audit import AuditLogger
 from axon_audit.model.schema import normalize_batch
 from axon_audit.store.hot import Chunk
@@ -28,6 +30,12 @@ def _same(a: dict, b: dict) -> None:
 @given(sizes=st.lists(st.integers(0, 300), min_size=0, max_size=6), seed=st.integers(0, 1000),
        grow=st.integers(0, 3), nulls=st.booleans())
 def test_incremental_statistics_equal_polars(sizes, seed, grow, nulls):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(statistics_module, "SMALL_STATS", 0)  # the incremental path, not the small-store row path
+        _incremental(sizes, seed, grow, nulls)
+
+
+def _incremental(sizes, seed, grow, nulls):
     df = normalize_batch(generate_events(sum(sizes) + 50 * grow, seed=seed, n_users=7))
     if nulls:  # some events without duration, user or session
         df = df.with_columns(

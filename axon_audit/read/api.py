@@ -28,7 +28,8 @@ from axon_audit.query.filters import Filters
 from axon_audit.query.row_compiler import select_rows
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import polars_safe, run_sql
-from axon_audit.store.statistics import snapshot_statistics, user_statistics
+from axon_audit.store.row_statistics import ROW_TUPLES, columns_of_rows, row_statistics, row_user_statistics
+from axon_audit.store.statistics import snapshot_statistics, snapshot_user_statistics, user_statistics
 
 __all__ = ["Reader"]
 
@@ -44,6 +45,14 @@ class Reader:
         its whole trail when it exports, memory otherwise). `small`: the caller can
         take `Snapshot.rows` (a small logger's buffered rows) instead of chunks."""
         raise NotImplementedError
+
+    def _small_snapshot(self, include_archived: bool | None) -> Snapshot:
+        """`_snapshot`, with the buffered rows of a logger holding at most `ROW_TUPLES`
+        events (none sealed yet) as `Snapshot.rows`; else sealed as usual."""
+        snap = self._snapshot(include_archived, small=True)
+        if snap.rows is not None and len(snap.rows) > ROW_TUPLES:
+            return self._snapshot(include_archived)
+        return snap
 
     def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
         """What such a read covers, added to `get_statistics` (a logger's `covers`, `events_not_covered`)."""
@@ -236,8 +245,11 @@ class Reader:
         """
 
         _check_flag(include_archived)
-        snap = self._snapshot(include_archived)
-        stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
+        snap = self._small_snapshot(include_archived)
+        if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
+            stats = row_statistics([columns_of_rows(snap.rows)])
+        else:
+            stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
         stats.update(self._counters())
         stats.update(self._coverage(include_archived))
         return Statistics(stats)
@@ -261,8 +273,14 @@ class Reader:
         if not isinstance(user_id, str):
             raise AuditTypeError(f"user_id must be a str, got {type(user_id).__name__}")
         _check_flag(include_archived)
+        snap = self._small_snapshot(include_archived)
+        if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
+            return Statistics(row_user_statistics([columns_of_rows(snap.rows)], user_id))
+        fast = snapshot_user_statistics(snap, user_id)  # the live store: its chunks' per-user summaries
+        if fast is not None:
+            return Statistics(fast)
+        f = Filters.build(user_id=user_id)
         # One pass picks the user's rows; the statistics then read only those.
-        snap, f = self._snapshot(include_archived), Filters.build(user_id=user_id)
         rows = snap.guard(f, lambda: snap.lazy(f).collect())
         return Statistics(user_statistics(rows.lazy(), user_id))
 

@@ -80,6 +80,7 @@ class Snapshot:
     stats_cache: Any = None  # `_stats.StatsCache` of the store `live` comes from, if any
     events_are_archived: bool = False  # an archive: the SQL view `events` shows every event
     rows: list[Any] | None = None  # a small logger's whole answer as buffered row tuples (`query_events` only)
+    refresh: Callable[[], list[Chunk]] | None = None  # the store's live chunks now (a newer `live`)
 
     @property
     def chunks(self) -> list[Chunk]:

@@ -6,18 +6,26 @@ chunk (its lookup index, its statistics aggregate, its Arrow form) is computed
 once and kept on the chunk. Small appends (a read flushes whatever the buffer
 holds) are merged into the last chunk up to `CHUNK_ROWS`; big batches are cut
 into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
+
+When a chunk is full, the background sealer derives its lookup index and its
+per-user summary (`user_summary`), then hands the store's chunks up to it to
+`HotStore.on_seal` (the logger's running statistics, `statistics.StatsCache`),
+so statistics calls find only the growing last chunk left to summarize.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
 
 from axon_audit.store.index import ChunkIndex
+from axon_audit.store.row_statistics import RowColumns
+from axon_audit.store.user_summary import UserSummary
 
 CHUNK_ROWS = 131_072
 MAX_PIECES = 16  # Arrow chunks per store chunk before they are merged into one
@@ -39,15 +47,29 @@ def wait_sealed() -> None:
     wait(pending)
 
 
-def _seal_in_background(chunk: Chunk) -> None:
-    """Build a full chunk's lookup index off the logging
-    path (one background thread; polars and numpy do the work outside the GIL)."""
+def _seal_then(chunk: Chunk | None, on_seal: Callable[[list[Chunk]], None] | None,
+               prefix: list[weakref.ref[Chunk]]) -> None:
+    if chunk is not None:
+        chunk.seal()
+    chunks = [r() for r in prefix]
+    if on_seal is not None and all(c is not None for c in chunks):  # else: rotated or trimmed away meanwhile
+        on_seal(chunks)  # type: ignore[arg-type]
+
+
+def _seal_in_background(chunk: Chunk | None, on_seal: Callable[[list[Chunk]], None] | None = None,
+                        prefix: Sequence[Chunk] = ()) -> None:
+    """Derive what readers need of a full chunk (lookup index, per-user summary) off
+    the logging path, then hand `prefix` (the store's chunks up to it) to `on_seal`
+    (the running statistics): one background thread, in sealing order; polars and
+    numpy do the work outside the GIL. `chunk` None: only `on_seal` (after a trim)."""
     global _sealer
     with _derive_lock:
         if _sealer is None:
             _sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-seal")
+    # Weak references: a rotation frees its chunks at once, the pending seal does not hold them.
+    refs = [weakref.ref(c) for c in prefix]
     try:
-        future = _sealer.submit(chunk.seal)
+        future = _sealer.submit(_seal_then, chunk, on_seal, refs)
         with _derive_lock:
             _sealing[:] = [f for f in _sealing if not f.done()] + [future]
     except RuntimeError:  # interpreter shutdown: readers will build what they need
@@ -105,10 +127,21 @@ class Chunk:
         logger's ids do)? Then an id lookup can skip chunks by time."""
         return self.derived("ids_timed", _ids_timed)
 
+    @property
+    def rows(self) -> RowColumns:
+        """The columns statistics read, as Python lists (small stores only: see `row_statistics`)."""
+        return self.derived("rows", RowColumns)
+
+    @property
+    def users(self) -> UserSummary:
+        """Per-user counts, durations, times and sessions (`get_user_statistics`)."""
+        return self.derived("users", UserSummary.of)
+
     def seal(self) -> None:
-        """Derive now what readers of a full chunk need: its lookup index."""
+        """Derive now what readers of a full chunk need: its lookup index and user summary."""
         self.derived("index", ChunkIndex)
         self.derived("ids_timed", _ids_timed)
+        self.derived("users", UserSummary.of)
 
 
 class HotStore:
@@ -117,6 +150,8 @@ class HotStore:
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []
         self.count = 0
+        # Called by the background sealer with the store's chunks up to one just sealed.
+        self.on_seal: Callable[[list[Chunk]], None] | None = None
 
     def append(self, df: pl.DataFrame) -> None:
         if df.height == 0:
@@ -134,7 +169,7 @@ class HotStore:
             return
         for start in range(0, df.height, CHUNK_ROWS):
             if chunks:
-                _seal_in_background(chunks[-1])  # it will not grow any more
+                _seal_in_background(chunks[-1], self.on_seal, chunks)  # it will not grow any more
             chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
 
     def take_all(self) -> list[Chunk]:
@@ -156,4 +191,6 @@ class HotStore:
                 self.chunks[0] = Chunk.of(first.df.slice(left))
                 left = 0
         self.count = n
+        if len(self.chunks) > 1 and self.on_seal is not None:  # rebuild the running statistics off the logging path
+            _seal_in_background(self.chunks[0], self.on_seal, self.chunks[:-1])
         return drop

@@ -4,10 +4,11 @@ Any frame: two vectorized passes, no loop over events (`statistics`).
 
 The live store (`snapshot_statistics`): each chunk is summarized once (`Agg`:
 counts by operation x status, its durations sorted, hashes of its users and
-sessions) when it is merged into the running `Agg` of all chunks but the growing
-last one, kept by the logger (`StatsCache`); a call summarizes only what changed
-since the last one (at most the last chunk and the chunks sealed since). Percentiles stay exact: the k-th value is
-found by binary search over the two sorted duration arrays. Distinct users and
+sessions) and merged into the running `Agg` of all chunks but the growing last
+one, kept by the logger (`StatsCache`), by the background sealer as each chunk
+is sealed; a call summarizes only what is left (the last chunk, and any chunk
+the sealer has not reached yet). Percentiles stay exact: the k-th value is found
+by binary search over the few sorted duration runs (`sorted_runs`). Distinct users and
 sessions are counted by 64-bit hash (a collision, ~1e-8 at 10 M distinct
 values, would undercount by one).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,9 +27,11 @@ from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.timestamps import from_us
 from axon_audit.query.filters import Filters
 from axon_audit.store.index import key_hashes
+from axon_audit.store.row_statistics import SMALL_STATS, row_statistics, row_user_statistics
+from axon_audit.store.sorted_runs import compact, not_in, quantile, union
+from axon_audit.store.user_summary import one_user, user_statistics_of
 
 _NOP, _NST = len(OPERATIONS), len(STATUSES)
-_F64 = np.empty(0, np.float64)
 _U64 = np.empty(0, np.uint64)
 
 
@@ -64,21 +68,19 @@ def _duration_and_time(lf: pl.LazyFrame) -> dict[str, Any]:
 def snapshot_statistics(snap: Any) -> dict[str, Any]:
     """`statistics` over every event of a `read.snapshot.Snapshot`."""
     if snap.stats_cache is not None and snap.folder is None and not snap.old:
-        return snap.stats_cache.statistics(snap.live)
+        return snap.stats_cache.statistics(snap.live, snap.refresh)
     return statistics(snap.lazy(Filters()))
 
 
+def snapshot_user_statistics(snap: Any, user_id: str) -> dict[str, Any] | None:
+    """`user_statistics` of one user from the live chunks' per-user summaries
+    (None: the snapshot reaches beyond the live store; filter its events instead)."""
+    if snap.stats_cache is None or snap.folder is not None or snap.old:
+        return None
+    return snap.stats_cache.user_statistics(snap.live, user_id)
+
+
 # --------------------------------------------------------------------------- the fast path
-
-
-def _unique_sorted(values: np.ndarray) -> np.ndarray:
-    if len(values) < 2:
-        return values
-    v = np.sort(values, kind="stable")  # merging sorted runs: linear
-    keep = np.empty(len(v), bool)
-    keep[0] = True
-    np.not_equal(v[1:], v[:-1], out=keep[1:])
-    return v[keep]
 
 
 def _hashes(s: pl.Series) -> np.ndarray:
@@ -91,12 +93,12 @@ def _hashes(s: pl.Series) -> np.ndarray:
 class Agg:
     """What statistics need of a set of events, mergeable."""
 
-    __slots__ = ("counts", "dsum", "durations", "first", "last", "sessions", "users")
+    __slots__ = ("counts", "dsum", "first", "last", "runs", "sessions", "users")
 
-    def __init__(self, counts: np.ndarray, durations: np.ndarray, dsum: float, users: np.ndarray,
+    def __init__(self, counts: np.ndarray, runs: list[np.ndarray], dsum: float, users: np.ndarray,
                  sessions: np.ndarray, first: int | None, last: int | None) -> None:
         self.counts = counts  # int64[n_operations * n_statuses]
-        self.durations = durations  # sorted, no nulls
+        self.runs = runs  # the durations (no nulls) as sorted runs, largest first (`sorted_runs.compact`)
         self.dsum = dsum
         self.users = users  # sorted unique uint64 hashes
         self.sessions = sessions
@@ -105,7 +107,7 @@ class Agg:
 
     @classmethod
     def empty(cls) -> Agg:
-        return cls(np.zeros(_NOP * _NST, np.int64), _F64, 0.0, _U64, _U64, None, None)
+        return cls(np.zeros(_NOP * _NST, np.int64), [], 0.0, _U64, _U64, None, None)
 
     @classmethod
     def of(cls, df: pl.DataFrame) -> Agg:
@@ -113,24 +115,45 @@ class Agg:
             return cls.empty()
         code = df["operation"].to_physical().to_numpy().astype(np.int64) * _NST + df["status"].to_physical().to_numpy()
         counts = np.bincount(code, minlength=_NOP * _NST).astype(np.int64)
-        d = df["duration_ms"].drop_nulls().to_numpy()
-        d = np.sort(d)
+        d = np.sort(df["duration_ms"].drop_nulls().to_numpy())
         ts = df["timestamp"].dt.epoch("us")
-        return cls(counts, d, float(d.sum()), _hashes(df["user_id"]), _hashes(df["session_id"]),
-                   int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
+        return cls(counts, [d] if len(d) else [], float(d.sum()), _hashes(df["user_id"]),
+                   _hashes(df["session_id"]), int(ts.min()), int(ts.max()))  # type: ignore[arg-type]
+
+    @property
+    def n_durations(self) -> int:
+        return sum(len(r) for r in self.runs)
 
     def merge(self, other: Agg) -> Agg:
         firsts = [t for t in (self.first, other.first) if t is not None]
         lasts = [t for t in (self.last, other.last) if t is not None]
         return Agg(
             self.counts + other.counts,
-            np.sort(np.concatenate([self.durations, other.durations]), kind="stable"),
+            compact(self.runs + other.runs),
             self.dsum + other.dsum,
-            _unique_sorted(np.concatenate([self.users, other.users])),
-            _unique_sorted(np.concatenate([self.sessions, other.sessions])),
+            union(self.users, other.users),
+            union(self.sessions, other.sessions),
             min(firsts) if firsts else None,
             max(lasts) if lasts else None,
         )
+
+
+def _merged(aggs: list[Agg]) -> Agg:
+    """Many chunks' summaries at once: one sort of their durations instead of a chain of merges."""
+    if len(aggs) == 1:
+        return aggs[0]
+    durations = [r for a in aggs for r in a.runs]
+    firsts = [a.first for a in aggs if a.first is not None]
+    lasts = [a.last for a in aggs if a.last is not None]
+    return Agg(
+        np.sum([a.counts for a in aggs], axis=0),
+        [np.sort(np.concatenate(durations), kind="stable")] if durations else [],  # merges the runs
+        sum(a.dsum for a in aggs),
+        np.unique(np.concatenate([a.users for a in aggs])),
+        np.unique(np.concatenate([a.sessions for a in aggs])),
+        min(firsts) if firsts else None,
+        max(lasts) if lasts else None,
+    )
 
 
 def _chunk_agg(chunk: Any) -> Agg:
@@ -139,87 +162,105 @@ def _chunk_agg(chunk: Any) -> Agg:
     return Agg.of(chunk.df)
 
 
-def _count_le(arrays: list[np.ndarray], v: float) -> int:
-    return sum(int(np.searchsorted(a, v, "right")) for a in arrays)
-
-
-def _kth(arrays: list[np.ndarray], k: int) -> float:
-    """The k-th smallest (0-based) value of the union of a few sorted arrays."""
-    best = None
-    for a in arrays:
-        lo, hi = 0, len(a)  # smallest i with count_le(a[i]) > k
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _count_le(arrays, a[mid]) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        if lo < len(a) and (best is None or a[lo] < best):
-            best = float(a[lo])
-    assert best is not None
-    return best
-
-
-def _quantile(arrays: list[np.ndarray], n: int, q: float) -> float:
-    """As polars' `quantile(q, "linear")`."""
-    pos = q * (n - 1)
-    lo = int(np.floor(pos))
-    v = _kth(arrays, lo)
-    if pos == lo:
-        return v
-    return v + (_kth(arrays, lo + 1) - v) * (pos - lo)
-
-
-def _not_in(small: np.ndarray, big: np.ndarray) -> int:
-    if not len(big):
-        return len(small)
-    i = np.searchsorted(big, small).clip(max=len(big) - 1)
-    return int(np.count_nonzero(big[i] != small))
-
-
 class StatsCache:
     """The merged `Agg` of a prefix of the store's chunks (chunks never change, so
-    the prefix stays valid while the store only appends)."""
+    the prefix stays valid while the store only appends).
+
+    The background sealer calls `advance` with the store's chunks up to the one it
+    just sealed, so by the time a read comes only the growing last chunk is left to
+    summarize. Reads check the prefix against their own snapshot (by identity), so a
+    rotation, trim or rewrite (new chunk objects) only makes the summary start over.
+    The last answer is kept: a second call on an unchanged store is a dict copy.
+    A small store (`row_statistics.SMALL_STATS` events at most) is answered in plain Python.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chunks: list[weakref.ref] = []  # weak: rotated chunks are freed at once
         self._agg = Agg.empty()
         self._tail: tuple[weakref.ref, Agg] | None = None  # the growing last chunk's summary
+        self._memo: tuple[list[weakref.ref], dict[str, Any]] | None = None  # the last answer, by its chunks
+        self._user_memo: tuple[list[weakref.ref], str, dict[str, Any]] | None = None
+        self._filtered_tail: weakref.ref | None = None  # the last chunk searched for one user already
 
-    def _prefix(self, chunks: list[Any]) -> Agg:
+    def advance(self, chunks: list[Any]) -> None:
+        """Merge `chunks` (a prefix of the store, sealed for good) into the running summary."""
+        self._prefix(chunks, from_sealer=True)
+
+    def _prefix(self, chunks: list[Any], from_sealer: bool = False) -> Agg | None:
+        """The summary of `chunks` (a prefix of the store); None: the summary is
+        already past them (the sealer went on after this read's snapshot)."""
         with self._lock:
-            k = len(self._chunks)
-            if k > len(chunks) or any(a() is not b for a, b in zip(self._chunks, chunks, strict=False)):
-                self._chunks, self._agg, k = [], Agg.empty(), 0  # the store was rotated or trimmed
-            if len(chunks) > k:
-                merged = self._agg
-                tail = self._tail
-                news = [tail[1] if tail is not None and tail[0]() is c else _chunk_agg(c) for c in chunks[k:]]
-                if len(news) > 1:  # many new chunks at once: one sort instead of a chain of merges
-                    merged = merged.merge(Agg(
-                        np.sum([a.counts for a in news], axis=0),
-                        np.sort(np.concatenate([a.durations for a in news]), kind="stable"),  # merges runs
-                        sum(a.dsum for a in news),
-                        _unique_sorted(np.concatenate([a.users for a in news])),
-                        _unique_sorted(np.concatenate([a.sessions for a in news])),
-                        min(a.first for a in news if a.first is not None),
-                        max(a.last for a in news if a.last is not None),
-                    ))
-                else:
-                    merged = merged.merge(news[0])
-                self._chunks, self._agg = [weakref.ref(c) for c in chunks], merged
+            mine = self._chunks
+            k = len(mine)
+            consistent = all(a() is b for a, b in zip(mine, chunks, strict=False))
+            if consistent and k >= len(chunks):
+                if k == len(chunks) or from_sealer:  # the sealer's prefix is older: nothing to add
+                    return self._agg
+                return None
+            if not consistent:  # the store was rotated, trimmed or rewritten: start over
+                self._chunks, self._agg, k = [], Agg.empty(), 0
+            tail = self._tail
+            news = [tail[1] if tail is not None and tail[0]() is c else _chunk_agg(c) for c in chunks[k:]]
+            self._agg = self._agg.merge(_merged(news))
+            self._chunks = [weakref.ref(c) for c in chunks]
             return self._agg
 
-    def statistics(self, chunks: list[Any]) -> dict[str, Any]:
-        """The same dict as `statistics` over the events of `chunks`."""
-        if not chunks:
-            return _stats_dict(Agg.empty(), None)
-        last = chunks[-1]
+    def statistics(self, chunks: list[Any], refresh: Callable[[], list[Any]] | None = None) -> dict[str, Any]:
+        """The same dict as `statistics` over the events of `chunks`. `refresh`: a
+        newer snapshot of the store's chunks, taken when the summary is already past
+        `chunks` (the answer is then that of a snapshot taken a moment later)."""
+        for _ in range(3):
+            memo = self._memo
+            if memo is not None and len(memo[0]) == len(chunks) and all(
+                    r() is c for r, c in zip(memo[0], chunks, strict=True)):
+                return _copy(memo[1])
+            if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
+                out = row_statistics([c.rows for c in chunks])
+                break
+            prefix = self._prefix(chunks[:-1])
+            if prefix is None:
+                if refresh is not None:
+                    chunks = refresh()
+                    continue
+                prefix = _merged([_chunk_agg(c) for c in chunks[:-1]]) if len(chunks) > 1 else Agg.empty()
+            out = self._with_tail(prefix, chunks[-1])
+            break
+        else:  # the sealer kept overtaking this read: summarize its snapshot itself
+            out = _stats_dict(_merged([_chunk_agg(c) for c in chunks]), None)
+        self._memo = ([weakref.ref(c) for c in chunks], out)
+        return _copy(out)
+
+    def _with_tail(self, prefix: Agg, last: Any) -> dict[str, Any]:
         tail = self._tail
         if tail is None or tail[0]() is not last:
             tail = self._tail = (weakref.ref(last), _chunk_agg(last))
-        return _stats_dict(self._prefix(chunks[:-1]), tail[1])
+        return _stats_dict(prefix, tail[1])
+
+    def user_statistics(self, chunks: list[Any], user_id: str) -> dict[str, Any]:
+        """The same dict as `user_statistics` of `user_id` over the events of `chunks`."""
+        memo = self._user_memo
+        if memo is not None and memo[1] == user_id and len(memo[0]) == len(chunks) and all(
+                r() is c for r, c in zip(memo[0], chunks, strict=True)):
+            return _copy(memo[2])
+        if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
+            out = row_user_statistics([c.rows for c in chunks], user_id)
+        else:
+            summaries = [c.users for c in chunks[:-1]]  # sealed: built by the sealer
+            last = chunks[-1]
+            filtered = self._filtered_tail
+            if last.has("users") or (filtered is not None and filtered() is last):
+                summaries.append(last.users)  # a second user asked of this last chunk: summarize it
+            else:  # the growing last chunk, asked once: only this user's rows of it
+                self._filtered_tail = weakref.ref(last)
+                summaries.append(one_user(last.df.filter(pl.col("user_id") == user_id), user_id))
+            out = user_statistics_of(summaries, user_id)
+        self._user_memo = ([weakref.ref(c) for c in chunks], user_id, out)
+        return _copy(out)
+
+
+def _copy(stats: dict[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in stats.items()}
 
 
 def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
@@ -228,9 +269,8 @@ def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
     by_op = dict(zip(OPERATIONS, counts.sum(axis=1).tolist(), strict=True))
     by_status = dict(zip(STATUSES, counts.sum(axis=0).tolist(), strict=True))
     total = int(counts.sum())
-    arrays = [a for a in (m.durations, t.durations) if len(a)]
-    n = sum(len(a) for a in arrays)
-    q = (lambda p: _quantile(arrays, n, p)) if n else (lambda p: 0.0)
+    arrays = m.runs + t.runs
+    n = m.n_durations + t.n_durations
     firsts = [x for x in (m.first, t.first) if x is not None]
     lasts = [x for x in (m.last, t.last) if x is not None]
     return {
@@ -238,14 +278,14 @@ def _stats_dict(m: Agg, t: Agg | None) -> dict[str, Any]:
         "success_rate": by_status["SUCCESS"] / total if total else 1.0,
         "failure_count": by_status["FAILURE"],
         "avg_duration_ms": (m.dsum + t.dsum) / n if n else 0.0,
-        "p50_duration_ms": q(0.50),
-        "p95_duration_ms": q(0.95),
-        "p99_duration_ms": q(0.99),
+        "p50_duration_ms": quantile(arrays, 0.50),
+        "p95_duration_ms": quantile(arrays, 0.95),
+        "p99_duration_ms": quantile(arrays, 0.99),
         "max_duration_ms": float(max(a[-1] for a in arrays)) if n else 0.0,
         "by_operation": by_op,
         "by_status": by_status,
-        "unique_users": len(m.users) + _not_in(t.users, m.users),
-        "unique_sessions": len(m.sessions) + _not_in(t.sessions, m.sessions),
+        "unique_users": len(m.users) + len(not_in(t.users, m.users)),
+        "unique_sessions": len(m.sessions) + len(not_in(t.sessions, m.sessions)),
         "first_event": _dt(min(firsts)) if firsts else None,
         "last_event": _dt(max(lasts)) if lasts else None,
     }

@@ -66,6 +66,7 @@ class HotBuffer:
         self.rows = Rows()
         self.store = HotStore()
         self.stats_cache = StatsCache()
+        self.store.on_seal = self.stats_cache.advance  # the sealer keeps the running statistics current
         self.on_rotated: Callable[[], None] = lambda: None
         self._pending_chunks: weakref.WeakKeyDictionary[ExportJob, list[Chunk]] = weakref.WeakKeyDictionary()
         self.sealed_total = 0  # events moved from the buffer (or a batch) into the store
@@ -220,7 +221,7 @@ class HotBuffer:
             self.reset_check()
             live = list(self.store.chunks)
             if not include_archived:
-                return Snapshot(live=live, stats_cache=self.stats_cache)
+                return Snapshot(live=live, stats_cache=self.stats_cache, refresh=self._live_chunks)
             jobs = list(self.exporter.pending) if self.exporter is not None else []
             folder = self.folder
             parts = folder.parts() if folder is not None else None
@@ -233,6 +234,12 @@ class HotBuffer:
             old.extend(chunks)
         exclude = pl.concat([j.df["event_id"] for j in jobs]) if jobs else None
         return Snapshot(live=live, old=old, folder=folder, parts=parts, exclude=exclude)
+
+    def _live_chunks(self) -> list[Chunk]:
+        with self.lock:
+            self.flush_locked()
+            self.reset_check()
+            return list(self.store.chunks)
 
     def rewrite_locked(self, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> int:
         """Replace every in-memory frame (store and unwritten exports) by `fn(frame)`,
