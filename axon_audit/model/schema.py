@@ -20,10 +20,11 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.model.batch_ids import generated_ids
 from axon_audit.model.coerce import coerce_operation, coerce_status
+from axon_audit.model.dict_columns import dicts_to_columns
 from axon_audit.model.door import (
     check_arrow_times,
-    dicts_to_columns,
     duration_column,
     entries_column,
     enum_column,
@@ -119,6 +120,19 @@ def _id_expr(ts: pl.Expr | pl.Series, seq: pl.Expr | pl.Series, node: pl.Expr) -
         node,
         (seq % 100_000_000 + 100_000_000).cast(pl.String).str.slice(1),
     )
+
+
+def polars_ids(us: pl.Series, seq: pl.Series, node: str) -> pl.Series:
+    """`_id_expr` over columns: the event ids of times `us` and sequences `seq` under `node`
+    (`axon_audit.model.batch_ids.generated_ids` without its compiled path).
+
+    Example:
+        >>> import polars as pl
+        >>> from axon_audit.model.schema import polars_ids
+        >>> polars_ids(pl.Series([1_736_937_045_123_456]), pl.Series([7]), "a1b2c3").to_list()
+        ['evt_1736937045123456a1b2c300000007']
+    """
+    return pl.select(_id_expr(us, seq, pl.lit(node, dtype=pl.String))).to_series().alias("event_id")
 
 
 def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
@@ -293,18 +307,22 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
 
     # A fresh random node per batch keeps generated ids distinct from the logger's.
     node = secrets.token_hex(3)
-    gen_ids = pl.select(
-        _id_expr(ts.dt.epoch("us"), pl.int_range(0, n, eager=True), pl.lit(node))
-    ).to_series()
     given = text_col("event_id") if "event_id" in df.columns else None
-    needs_id = given.is_null() if given is not None else pl.repeat(True, n, eager=True)
     us = ts.dt.epoch("us")
-    outside = needs_id & ((us < ID_MIN_US) | (us > ID_MAX_US))
+    outside = (us < ID_MIN_US) | (us > ID_MAX_US)
+    if given is not None:
+        outside = outside & given.is_null()
     if outside.any():
         i = int(outside.arg_true()[0])
         raise AuditValueError(f"events: row {i}: timestamp {ts[i]} is outside the range event ids can sort "
                               "(1938-04-24 to 2286-11-20 UTC); give the row an event_id or fix its time")
-    eid = gen_ids if given is None else given.fill_null(gen_ids)
+    if given is None:
+        eid = generated_ids(us, node, polars_ids)
+    elif given.null_count():  # rows that bring an id keep it (their time need not fit one)
+        eid = given.fill_null(generated_ids(us.zip_with(given.is_null(), pl.zeros(n, pl.Int64, eager=True)),
+                                            node, polars_ids))
+    else:
+        eid = given
     if given is not None:
         refuse_duplicate_ids(eid)
 
