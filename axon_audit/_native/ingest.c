@@ -24,9 +24,26 @@
  *
  *   split_array(text, n, views, validity) -> nulls: text orjson's bytes of a JSON
  *   array of n values, views 16 bytes a row, validity (n + 7) / 8 bytes, zeroed.
+ *
+ * 3. A list of dicts by column, each dict visited once (a Python pass per column
+ * costs a cache miss per dict and column), with the kinds of value each column
+ * holds, so no later pass over the objects is needed to choose the fast paths.
+ *
+ *   transpose(items, keys) -> (columns, kinds) or None: columns[j] the values of
+ *   keys[j] (None where missing), kinds[j] a bit mask (K_* below). None when an
+ *   item is not exactly a dict or has a key outside `keys`: the caller's row-by-row
+ *   path then names the row.
+ *
+ *   plain_json(values) -> bool: every value None or a dict holding only what orjson
+ *   writes as itself (exact str keys; exact str, int, finite float, bool, None,
+ *   list, tuple, dict values; at most 255 levels), so its text is `log`'s.
+ *
+ *   flatten(values, offsets) -> flat list or None: values None or lists/tuples of
+ *   exact str; the strs in order and offsets (int64, n + 1) of each row's.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -166,8 +183,165 @@ done:
     return result;
 }
 
+enum { K_NONE = 1, K_STR = 2, K_NONASCII = 4, K_FLOAT = 8, K_INT = 16, K_BOOL = 32, K_LIST = 64,
+       K_TUPLE = 128, K_DICT = 256, K_OTHER = 512 };
+
+static inline long kind_of(PyObject *v) {
+    if (v == Py_None) return K_NONE;
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyUnicode_Type) return PyUnicode_IS_ASCII(v) ? K_STR : (K_STR | K_NONASCII);
+    if (t == &PyFloat_Type) return K_FLOAT;
+    if (t == &PyLong_Type) return K_INT;
+    if (t == &PyBool_Type) return K_BOOL;
+    if (t == &PyList_Type) return K_LIST;
+    if (t == &PyTuple_Type) return K_TUPLE;
+    if (t == &PyDict_Type) return K_DICT;
+    return K_OTHER;
+}
+
+static PyObject *transpose(PyObject *self, PyObject *args) {
+    PyObject *items, *keys;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &items, &PyTuple_Type, &keys)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items), m = PyTuple_GET_SIZE(keys);
+    if (m > 64) {
+        PyErr_SetString(PyExc_ValueError, "transpose: at most 64 keys");
+        return NULL;
+    }
+    PyObject *cols[64];
+    long kinds[64];
+    for (Py_ssize_t j = 0; j < m; j++) {
+        cols[j] = PyList_New(n);
+        kinds[j] = 0;
+        if (!cols[j]) {
+            for (Py_ssize_t k = 0; k < j; k++) Py_DECREF(cols[k]);
+            return NULL;
+        }
+    }
+    int ok = 1;
+    Py_ssize_t i = 0;
+    for (; i < n && ok; i++) {
+        PyObject *d = PyList_GET_ITEM(items, i);
+        if (!PyDict_CheckExact(d)) { ok = 0; break; }
+        Py_ssize_t found = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(keys, j));
+            if (v) {
+                found++;
+            } else {
+                if (PyErr_Occurred()) { ok = -1; break; }
+                v = Py_None;
+            }
+            kinds[j] |= kind_of(v);
+            Py_INCREF(v);
+            PyList_SET_ITEM(cols[j], i, v);
+        }
+        if (ok == 1 && found != PyDict_GET_SIZE(d)) ok = 0;  /* a key outside `keys` */
+    }
+    if (ok != 1) {
+        /* rows not reached hold NULL, which list dealloc skips */
+        for (Py_ssize_t j = 0; j < m; j++) Py_DECREF(cols[j]);
+        if (ok == -1) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *out_cols = PyList_New(m), *out_kinds = PyList_New(m);
+    if (!out_cols || !out_kinds) {
+        Py_XDECREF(out_cols);
+        Py_XDECREF(out_kinds);
+        for (Py_ssize_t j = 0; j < m; j++) Py_DECREF(cols[j]);
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyList_SET_ITEM(out_cols, j, cols[j]);
+        PyObject *k = PyLong_FromLong(kinds[j]);
+        if (!k) {
+            Py_DECREF(out_cols);
+            Py_DECREF(out_kinds);
+            return NULL;
+        }
+        PyList_SET_ITEM(out_kinds, j, k);
+    }
+    return Py_BuildValue("(NN)", out_cols, out_kinds);
+}
+
+static int plain(PyObject *v, int depth) {
+    PyTypeObject *t = Py_TYPE(v);
+    if (v == Py_None || t == &PyUnicode_Type || t == &PyLong_Type || t == &PyBool_Type) return 1;
+    if (t == &PyFloat_Type) return isfinite(PyFloat_AS_DOUBLE(v));
+    if (depth >= 255) return 0;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+        PyObject **items = PySequence_Fast_ITEMS(v);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!plain(items[i], depth + 1)) return 0;
+        return 1;
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *x;
+        while (PyDict_Next(v, &pos, &k, &x))
+            if (Py_TYPE(k) != &PyUnicode_Type || !plain(x, depth + 1)) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *plain_json(PyObject *self, PyObject *values) {
+    if (!PyList_CheckExact(values)) Py_RETURN_FALSE;
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v != Py_None && (!PyDict_CheckExact(v) || !plain(v, 1))) Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *flatten(PyObject *self, PyObject *args) {
+    PyObject *values;
+    Py_buffer offsets;
+    if (!PyArg_ParseTuple(args, "O!w*", &PyList_Type, &values, &offsets)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), total = 0;
+    PyObject *result = NULL;
+    int64_t *off = (int64_t *)offsets.buf;
+    if (offsets.len < (n + 1) * 8) {
+        PyErr_SetString(PyExc_ValueError, "flatten: offsets needs n + 1 int64");
+        goto done;
+    }
+    off[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v != Py_None) {
+            if (!PyList_CheckExact(v) && !PyTuple_CheckExact(v)) { result = Py_None; Py_INCREF(result); goto done; }
+            Py_ssize_t k = PySequence_Fast_GET_SIZE(v);
+            PyObject **items = PySequence_Fast_ITEMS(v);
+            for (Py_ssize_t j = 0; j < k; j++)
+                if (Py_TYPE(items[j]) != &PyUnicode_Type) { result = Py_None; Py_INCREF(result); goto done; }
+            total += k;
+        }
+        off[i + 1] = total;
+    }
+    result = PyList_New(total);
+    if (!result) goto done;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v == Py_None) continue;
+        Py_ssize_t k = PySequence_Fast_GET_SIZE(v);
+        PyObject **items = PySequence_Fast_ITEMS(v);
+        for (Py_ssize_t j = 0; j < k; j++) {
+            Py_INCREF(items[j]);
+            PyList_SET_ITEM(result, at++, items[j]);
+        }
+    }
+done:
+    PyBuffer_Release(&offsets);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fill", fill, METH_VARARGS, "fill(times, seq0, node, views, data): write a batch's event ids"},
+    {"plain_json", plain_json, METH_O, "plain_json(values) -> bool: dicts orjson writes as themselves"},
+    {"flatten", flatten, METH_VARARGS, "flatten(values, offsets) -> flat list or None: lists of str"},
+    {"transpose", transpose, METH_VARARGS, "transpose(items, keys) -> (columns, kinds) or None: dicts by column"},
     {"split_array", split_array, METH_VARARGS, "split_array(text, n, views, validity) -> nulls: a JSON array's values"},
     {NULL, NULL, 0, NULL},
 };

@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.model.batch_ids import NATIVE
 from axon_audit.model.coerce import (
     check_text,
     coerce_duration,
@@ -46,6 +47,16 @@ __all__ = ["dicts_to_columns"]
 _NONE: type = type(None)
 _TEXT: frozenset[type] = frozenset({str, _NONE})
 _STR: frozenset[type] = frozenset({str})
+# The kinds of value a column holds, as `axon_audit._native.ingest.transpose` reports them (exact types).
+K_NONE, K_STR, K_NONASCII, K_FLOAT, K_INT, K_BOOL, K_LIST, K_TUPLE, K_DICT, K_OTHER = (1 << i for i in range(10))
+_K_TEXT = K_NONE | K_STR | K_NONASCII
+
+
+def _only(kind: int | None, allowed: int) -> bool:
+    """Does the column hold only values of the `allowed` kinds (False when not known)?"""
+    return kind is not None and not kind & ~allowed
+
+
 def _checked(values: list[Any], ok: frozenset[type], coerce: Callable[[Any], Any]) -> list[Any]:
     """`values` with each one off the fast types replaced by `coerce(value)` (which
     refuses it, naming the row). The type test runs in C over the whole column."""
@@ -54,8 +65,9 @@ def _checked(values: list[Any], ok: frozenset[type], coerce: Callable[[Any], Any
     return [v if type(v) in ok else at_dict(i, coerce, v) for i, v in enumerate(values)]
 
 
-def _text_series(name: str, values: list[Any]) -> pl.Series:
-    values = _checked(values, _TEXT, lambda v: check_text(v, name))
+def _text_series(name: str, values: list[Any], kind: int | None = None) -> pl.Series:
+    if not _only(kind, _K_TEXT):
+        values = _checked(values, _TEXT, lambda v: check_text(v, name))
     try:
         return pl.Series(name, values, dtype=pl.String)
     except UnicodeEncodeError:  # a lone surrogate somewhere: find and name it
@@ -64,10 +76,10 @@ def _text_series(name: str, values: list[Any]) -> pl.Series:
         raise
 
 
-def _enum_values(values: list[Any], coerce: Callable[[Any], Any], enum: type) -> list[Any]:
+def _enum_values(values: list[Any], coerce: Callable[[Any], Any], enum: type, kind: int | None = None) -> list[Any]:
     """Canonical names, looked up once per distinct value with `log`'s own coercion."""
     ok = frozenset({str, enum, _NONE})
-    if not ok.issuperset(map(type, values)):
+    if not _only(kind, _K_TEXT) and not ok.issuperset(map(type, values)):
         for i, v in enumerate(values):
             if type(v) not in ok:
                 at_dict(i, coerce, v)  # raises, naming the row
@@ -77,22 +89,26 @@ def _enum_values(values: list[Any], coerce: Callable[[Any], Any], enum: type) ->
     return list(map(names.__getitem__, values))
 
 
-def _entries_series(values: list[Any]) -> pl.Series:
-    values = _checked(values, frozenset({list, tuple, _NONE}), coerce_entry_ids)
-    if not _STR.issuperset(map(type, chain.from_iterable(filter(None, values)))):  # None inside: not a str
-        values = [at_dict(i, coerce_entry_ids, v) if v else v for i, v in enumerate(values)]
-    # Flat values and offsets, each one C-level pass (pa.array of the nested lists: ~0.5 us a row).
-    if values.count(None):
-        values = [() if v is None else v for v in values]  # per row only when some row has None (= [])
-    flat = list(chain.from_iterable(values))
+def _entries_series(values: list[Any], kind: int | None = None) -> pl.Series:
+    if not _only(kind, K_NONE | K_LIST | K_TUPLE):
+        values = _checked(values, frozenset({list, tuple, _NONE}), coerce_entry_ids)
+    # Flat values and offsets (pa.array of the nested lists: ~0.5 us a row): one C pass, or a few C-level ones.
+    offsets = np.empty(len(values) + 1, dtype=np.int64)
+    flat = NATIVE.flatten(values, offsets) if NATIVE is not None else None
+    if flat is None:
+        if not _STR.issuperset(map(type, chain.from_iterable(filter(None, values)))):  # None inside: not a str
+            values = [at_dict(i, coerce_entry_ids, v) if v else v for i, v in enumerate(values)]
+        if (kind is None or kind & K_NONE) and values.count(None):
+            values = [() if v is None else v for v in values]  # per row only when some row has None (= [])
+        flat = list(chain.from_iterable(values))
+        offsets[0] = 0
+        np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
     try:
         child = pl.Series("entry_ids", flat, dtype=pl.String).to_arrow()
     except UnicodeEncodeError:
         for i, v in enumerate(values):
             at_dict(i, coerce_entry_ids, v)
         raise
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
     return pl.Series("entry_ids", pa.LargeListArray.from_arrays(pa.array(offsets), child))
 
 
@@ -150,39 +166,52 @@ def dicts_to_columns(items: Sequence[Any], columns: Sequence[str], naive_time: A
     naive times follow `naive_time` (`axon_audit.model.timestamps.naive_time_rule`).
     """
     rule = naive_time_rule(naive_time)
-    raw = _transposed(items, columns)
-    if raw is None:
-        raw = _transposed_slowly(items, columns)
+    got = _transposed(items, columns)
+    raw, kinds = got if got is not None else (_transposed_slowly(items, columns), {})
     out: dict[str, pl.Series] = {}
     for c, values in raw.items():
-        if c != "operation" and values.count(None) == len(values):  # counted in C
+        kind = kinds.get(c)
+        if c != "operation" and (kind == K_NONE if kind is not None else values.count(None) == len(values)):
             continue
         if c in ("event_id", "user_id", "session_id", "error_message"):
-            out[c] = _text_series(c, values)
+            out[c] = _text_series(c, values, kind)
+        elif c in ("operation", "status") and _only(kind, _K_TEXT):  # spellings: read by normalize_batch
+            out[c] = pl.Series(c, values, dtype=pl.String)  # (enum_column: once per distinct one, naming its row)
         elif c == "operation":
-            out[c] = pl.Series(c, _enum_values(values, coerce_operation, OperationType), dtype=pl.String)
+            out[c] = pl.Series(c, _enum_values(values, coerce_operation, OperationType, kind), dtype=pl.String)
         elif c == "status":
-            out[c] = pl.Series(c, _enum_values(values, coerce_status, EventStatus), dtype=pl.String)
+            out[c] = pl.Series(c, _enum_values(values, coerce_status, EventStatus, kind), dtype=pl.String)
         elif c == "entry_ids":
-            out[c] = _entries_series(values)
+            out[c] = _entries_series(values, kind)
         elif c == "metadata":
             out[c] = _metadata_series(values)
         elif c == "duration_ms":
-            out[c] = pl.Series(c, _checked(values, frozenset({float, _NONE}), coerce_duration), dtype=pl.Float64)
+            if not _only(kind, K_NONE | K_FLOAT):
+                values = _checked(values, frozenset({float, _NONE}), coerce_duration)
+            out[c] = pl.Series(c, values, dtype=pl.Float64)
         elif c == "timestamp":
             out[c] = _time_series(values, rule)
     return out
 
 
-def _transposed(items: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]] | None:
-    """The dicts' values by column, or None when an item is not a plain dict or a
-    key is unknown (`_transposed_slowly` then finds the row and refuses it).
+def _transposed(items: Sequence[Any], columns: Sequence[str]) -> tuple[dict[str, list[Any]], dict[str, int]] | None:
+    """The dicts' values by column (and, from the compiled path, the kinds of value
+    each holds), or None when an item is not a plain dict or a key is unknown
+    (`_transposed_slowly` then finds the row and refuses it).
 
-    Dicts all with the first one's keys (the usual batch) are read row-wise in C:
-    one `itemgetter` call per dict, then `zip` transposes; each dict is visited
-    once (a pass per column costs a cache miss per dict and column). Otherwise one
-    `map(dict.get)` pass per column present."""
-    if type(items) is not list or not items or not {dict}.issuperset(map(type, items)):
+    Each dict is visited once (a pass per column costs a cache miss per dict and
+    column): by ``axon_audit._native.ingest.transpose``, or without it, when all
+    dicts have the first one's keys, by one `itemgetter` call per dict and `zip`."""
+    if type(items) is not list or not items:
+        return None
+    if NATIVE is not None:
+        got = NATIVE.transpose(items, tuple(columns))
+        if got is None:
+            return None
+        cols, kinds = got
+        held = {c: (v, k) for c, v, k in zip(columns, cols, kinds, strict=True) if k != K_NONE or c == "operation"}
+        return {c: v for c, (v, _) in held.items()}, {c: k for c, (_, k) in held.items()}
+    if not {dict}.issuperset(map(type, items)):
         return None
     n = len(items)
     keys = list(items[0])
@@ -208,7 +237,7 @@ def _transposed(items: Sequence[Any], columns: Sequence[str]) -> dict[str, list[
         raw = {c: list(map(dict.get, items, repeat(c))) for c in columns if c in present}
     if "operation" not in raw:
         raw["operation"] = [None] * n
-    return {c: raw[c] for c in columns if c in raw}
+    return {c: raw[c] for c in columns if c in raw}, {}
 
 
 def _transposed_slowly(items: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]]:

@@ -203,7 +203,7 @@ def enum_column(s: pl.Series, dtype: pl.Enum, coerce: Callable[[Any], Any]) -> p
         try:
             canon[v] = coerce(v).value
         except AuditValueError as exc:
-            raise AuditValueError(f"events: {exc}") from None
+            raise AuditValueError(f"events: row {int((s == v).arg_true()[0])}: {exc}") from None
     return s.replace_strict(canon, default=None, return_dtype=pl.String).cast(dtype).alias(name)
 
 

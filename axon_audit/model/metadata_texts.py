@@ -8,16 +8,15 @@ bytes: each row's text is byte for byte what orjson writes for that dict alone.
 
 orjson writes some values as something else (an Enum as its value, a UUID as a
 string, NaN and infinity as null), which `log` refuses. So the texts are used
-only when a type scan found nothing but exact str, int, float, bool, None, list,
-tuple and dict (orjson refuses everything else here: subclasses are passed
-through to no `default`), and as many ``null`` in the text as None values (NaN
-and infinity would add some). Otherwise `metadata_texts` returns None and the
-caller encodes row by row, which refuses the bad value, naming its row.
+only when one C walk (``plain_json``) found nothing but exact str keys and exact
+str, int, finite float, bool, None, list, tuple and dict values, and orjson
+wrote them all (it refuses a lone surrogate, an int beyond 64 bits, nesting past
+255 levels). Otherwise `metadata_texts` returns None and the caller encodes row
+by row, which refuses the bad value, naming its row.
 """
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,60 +28,18 @@ from axon_audit.model.batch_ids import NATIVE
 
 __all__ = ["metadata_texts"]
 
-_NONE: type = type(None)
-_LEAVES = frozenset({str, int, float, bool, _NONE})
-_CONTAINERS = frozenset({dict, list, tuple})
-_VALUES = _LEAVES | _CONTAINERS
-_TOP = frozenset({dict, _NONE})
 # as `log` (coerce.encode_metadata), and subclasses refused instead of written as their base type
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-_MAX_DEPTH = 255
 _PIECE = 1 << 20  # rows a JSON array holds (its text stays far below the views' 2 GiB reach)
-
-
-def _nones(values: list[Any]) -> int | None:
-    """How many None the values hold at every level, or None if some value is not
-    of an exact JSON type (or nests deeper than orjson writes).
-
-    A level at a time, each a few C-level passes: the types seen (exact types, so
-    a `cls.__instancecheck__` filter picks each kind of container), the Nones
-    counted, the containers' values chained into the next level."""
-    nones = values.count(None)
-    level = list(chain.from_iterable(map(dict.values, filter(None, values))))
-    depth = 1
-    while level:
-        kinds = set(map(type, level))
-        if not _VALUES.issuperset(kinds):
-            return None
-        nones += level.count(None)  # exact builtins only here: no __eq__ of a foreign type runs
-        if kinds.isdisjoint(_CONTAINERS):
-            break
-        depth += 1
-        if depth > _MAX_DEPTH:
-            return None
-        below: list[Any] = []
-        if list in kinds:
-            below.extend(chain.from_iterable(filter(list.__instancecheck__, level)))
-        if tuple in kinds:
-            below.extend(chain.from_iterable(filter(tuple.__instancecheck__, level)))
-        if dict in kinds:
-            below.extend(chain.from_iterable(map(dict.values, filter(dict.__instancecheck__, level))))
-        level = below
-    return nones
 
 
 def _piece(values: list[Any]) -> pa.Array | None:
     assert NATIVE is not None
-    if not _TOP.issuperset(map(type, values)):
-        return None
-    nones = _nones(values)
-    if nones is None:
+    if not NATIVE.plain_json(values):  # one C walk: exact JSON types, finite floats
         return None
     try:
         text = orjson.dumps(values, option=_OPTIONS)
-    except orjson.JSONEncodeError:  # a lone surrogate, a big int, a non-str key...: named row by row
-        return None
-    if text.count(b"null") != nones:  # NaN or infinity written as null (or "null" in a string)
+    except orjson.JSONEncodeError:  # a lone surrogate, a big int, too deep...: named row by row
         return None
     n = len(values)
     views = np.empty(n * 16, dtype=np.uint8)

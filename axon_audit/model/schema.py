@@ -240,21 +240,24 @@ def from_arrow(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
 # --------------------------------------------------------------------------- bulk input
 
 
-def _frame_of(data: Any, naive_time: Any) -> pl.DataFrame:
+
+def _frame_of(data: Any, naive_time: Any) -> tuple[pl.DataFrame, bool]:
+    """The batch as a frame, and whether its metadata column is in the stored form
+    already (a list of dicts': `log()`'s own texts, made by `dicts_to_columns`)."""
     if isinstance(data, pl.DataFrame):
-        return data
+        return data, False
     if isinstance(data, pl.LazyFrame):
-        return data.collect()
+        return data.collect(), False
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         check_arrow_times(data)
         df = pl.from_arrow(data)
         assert isinstance(df, pl.DataFrame)
-        return df
+        return df, False
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and all(isinstance(e, AuditEvent) for e in data):
-            return events_to_frame(data)
+            return events_to_frame(data), False
         cols = dicts_to_columns(data, COLUMNS, naive_time)
-        return pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})
+        return (pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})), True
     raise AuditTypeError(
         "events must be a pyarrow Table/RecordBatch, a polars DataFrame, or a list of dicts or "
         f"AuditEvents, got {type(data).__name__}"
@@ -274,7 +277,7 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
     Naive times (no offset, zone-less columns) follow `naive_time`
     (`axon_audit.model.timestamps.naive_time_rule`: local time by default).
     """
-    df = _frame_of(data, naive_time)
+    df, stored_meta = _frame_of(data, naive_time)
     unknown = [c for c in df.columns if c not in FRAME_SCHEMA]
     if unknown:
         raise AuditValueError(f"events have unknown columns: {unknown}; expected some of {list(COLUMNS)}")
@@ -296,7 +299,8 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
         s = df[name] if name in df.columns else pl.Series(name, [default] * n, dtype=pl.String)
         if s.null_count():
             if default is None:
-                raise AuditValueError(f"events: {name} has {s.null_count()} null values")
+                raise AuditValueError(f"events: row {int(s.is_null().arg_true()[0])}: {name} is missing "
+                                      f"({s.null_count()} rows have none)")
             s = s.cast(pl.String).fill_null(default)
         return s
 
@@ -335,7 +339,7 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
             text_col("session_id").alias("session_id"),
             entries_column(df["entry_ids"]) if "entry_ids" in df.columns
             else pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String)),
-            metadata_column(df["metadata"]) if "metadata" in df.columns
+            (df["metadata"] if stored_meta else metadata_column(df["metadata"])) if "metadata" in df.columns
             else pl.Series("metadata", [None] * n, dtype=pl.String),
             enum_column(null_means("status", "SUCCESS"), STATUS_DTYPE, coerce_status),
             text_col("error_message").alias("error_message"),
