@@ -10,7 +10,7 @@ under test (this one, or `--baseline`): it makes the workload untimed
 gives it, large strings, and with string views; as dicts the keyword arguments of
 `log` from `iter_log_calls`, metadata as dicts), logs 1,000 events to warm up,
 then times `log_batch` of the whole batch into a fresh logger (rotation off)
-`--runs` times. It prints the median events/s (and the slowest and fastest run).
+`--runs` times (waiting, untimed, for the background sealer between runs). It prints the median events/s (and the slowest and fastest run).
 Two references: DuckDB inserting the same Arrow table into an in-memory table
 (as `benchmarks/baselines/duckdb_direct.py` does, ids from `uuid()`), and `log()`
 called once per dict. The machine is shared: compare rows of one run.
@@ -65,6 +65,7 @@ def _duckdb_insert(data: Any) -> None:
 def child(kind: str, n: int, runs: int) -> dict[str, Any]:
     """Time one figure in this process: seconds of each run."""
     from axon_audit import AuditLogger
+    from axon_audit.store.hot import wait_sealed
 
     data = _workload(kind, n)
     times = []
@@ -90,6 +91,7 @@ def child(kind: str, n: int, runs: int) -> dict[str, Any]:
             audit.log_batch(data)
         times.append(time.perf_counter() - t0)
         assert audit.event_count == n
+        wait_sealed()  # the background sealer's work on this run's chunks: not into the next run's time
         del audit
     return {"times": times}
 

@@ -208,11 +208,40 @@ def test_metadata_texts_split_strings_that_look_like_json() -> None:
     assert out is not None and out.to_list() == [encode_metadata(v) for v in values]
 
 
+@needs_native
+def test_metadata_texts_past_the_views_reach_are_cut_into_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata_texts, "_MAX_TEXT", 40)
+    values = [{"i": i, "s": "x" * (i % 7)} if i % 3 else None for i in range(25)]
+    out = metadata_texts.metadata_texts(values)
+    assert out is not None and len(metadata_texts._pieces(values) or []) > 1
+    assert out.to_list() == [encode_metadata(v) for v in values]
+    monkeypatch.setattr(metadata_texts, "_MAX_TEXT", 5)  # one dict alone too long: the per-row path
+    assert metadata_texts.metadata_texts([{"long": "y" * 10}]) is None
+
+
+def test_dicts_in_blocks_give_the_frame_of_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from axon_audit.model import dict_columns  # the block size is patched below
+
+    batch: list[dict[str, Any]] = [{"operation": "store", "metadata": {"i": i}} for i in range(10)]
+    batch += [{"operation": "recall", "user_id": f"u{i}", "entry_ids": ("a", "b")} for i in range(7)]
+    batch += [{"operation": "store", "status": "failure", "duration_ms": 2}]
+    whole = normalize_batch(batch)
+    monkeypatch.setattr(dict_columns, "BLOCK", 3)
+    blocks = normalize_batch(batch)
+    assert blocks.drop("event_id", "timestamp").equals(whole.drop("event_id", "timestamp"))
+    bad = batch + [{"operation": "store"}] * 5 + [{"operation": "store", "user_id": 7}]
+    with pytest.raises(AuditError, match=r"events\[23\]: user_id"):
+        normalize_batch(bad)
+
+
 # --------------------------------------------------------------------------- refusals
 
 
 BAD_ROWS = [
     ({"operation": "nope"}, "operation"),
+    ({"operation": "\ud800"}, "operation"),
+    ({"operation": "störe"}, "operation"),
+    ({"operation": "store", "status": Kind.A}, "status"),
     ({"operation": "store", "user_id": 5}, "user_id"),
     ({"operation": "store", "session_id": "\ud800"}, "session_id"),
     ({"operation": "store", "error_message": Kind.A}, "error_message"),

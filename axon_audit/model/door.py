@@ -191,6 +191,8 @@ def enum_column(s: pl.Series, dtype: pl.Enum, coerce: Callable[[Any], Any]) -> p
     """A String/Categorical/Enum column as `dtype`, each distinct spelling read by
     `log`'s own coercion (`coerce_operation` / `coerce_status`)."""
     name = s.name
+    if s.dtype == dtype:  # made from Arrow's canonical names already (model.arrow_intake)
+        return s
     if not isinstance(s.dtype, pl.Enum) and s.dtype not in (pl.String, pl.Categorical):
         raise AuditTypeError(f"events: {name} must be strings, got {s.dtype}")
     s = s.cast(pl.String)
@@ -242,7 +244,7 @@ def _check_struct(meta: pl.Series, path: str) -> None:
         raise _row_error(bad, f"{path} holds NaN or infinity (refused: JSON has no such number)")
 
 
-def metadata_column(meta: pl.Series) -> pl.Series:
+def metadata_column(meta: pl.Series, distinct: list[Any] | None = None) -> pl.Series:
     """Metadata (JSON object text or structs) in the stored form: `log()`'s compact
     text of the parsed object, None for `{}`; checked once per *distinct* text.
 
@@ -257,7 +259,11 @@ def metadata_column(meta: pl.Series) -> pl.Series:
         raise AuditTypeError(f"events: metadata must be JSON object text or structs, got {meta.dtype}")
     meta = meta.cast(pl.String)
     changed: dict[str, str | None] = {}
-    for text in meta.drop_nulls().unique().to_list():  # per distinct value, not per event
+    if distinct is None:  # (given by Arrow's own unique, which is faster than polars' over the views)
+        distinct = meta.unique().to_list()
+    for text in distinct:  # per distinct value, not per event
+        if text is None:
+            continue
         try:
             stored = metadata_from_json(text)
         except AuditValueError as exc:

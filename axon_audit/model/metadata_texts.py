@@ -30,10 +30,13 @@ __all__ = ["metadata_texts"]
 
 # as `log` (coerce.encode_metadata), and subclasses refused instead of written as their base type
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-_PIECE = 1 << 20  # rows a JSON array holds (its text stays far below the views' 2 GiB reach)
+_PIECE = 1 << 20  # rows one JSON array holds
+_MAX_TEXT = 2**31 - 1  # the most bytes string views (int32 offsets) reach
 
 
-def _piece(values: list[Any]) -> pa.Array | None:
+def _pieces(values: list[Any]) -> list[pa.Array] | None:
+    """The texts of `values` as string-view arrays (one, or more when the text would
+    pass the views' 2 GiB reach), or None when the fast path does not apply."""
     assert NATIVE is not None
     if not NATIVE.plain_json(values):  # one C walk: exact JSON types, finite floats
         return None
@@ -42,11 +45,16 @@ def _piece(values: list[Any]) -> pa.Array | None:
     except orjson.JSONEncodeError:  # a lone surrogate, a big int, too deep...: named row by row
         return None
     n = len(values)
+    if len(text) > _MAX_TEXT:
+        if n == 1:
+            return None
+        first, second = _pieces(values[:n // 2]), _pieces(values[n // 2:])
+        return None if first is None or second is None else first + second
     views = np.empty(n * 16, dtype=np.uint8)
     validity = np.zeros((n + 7) // 8, dtype=np.uint8)
     nulls = NATIVE.split_array(text, n, views, validity)
-    return pa.Array.from_buffers(pa.string_view(), n, [pa.py_buffer(validity), pa.py_buffer(views),
-                                                        pa.py_buffer(text)], null_count=nulls)
+    return [pa.Array.from_buffers(pa.string_view(), n, [pa.py_buffer(validity), pa.py_buffer(views),
+                                                         pa.py_buffer(text)], null_count=nulls)]
 
 
 def metadata_texts(values: list[Any]) -> pl.Series | None:
@@ -67,8 +75,8 @@ def metadata_texts(values: list[Any]) -> pl.Series | None:
         return None
     pieces = []
     for start in range(0, len(values), _PIECE):
-        arr = _piece(values[start:start + _PIECE])
-        if arr is None:
+        got = _pieces(values[start:start + _PIECE])
+        if got is None:
             return None
-        pieces.append(arr)
+        pieces += got
     return pl.Series("metadata", pieces[0] if len(pieces) == 1 else pa.chunked_array(pieces))

@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.model.arrow_intake import arrow_frame
 from axon_audit.model.batch_ids import generated_ids
 from axon_audit.model.coerce import coerce_operation, coerce_status
 from axon_audit.model.dict_columns import dicts_to_columns
@@ -241,21 +242,20 @@ def from_arrow(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
 
 
 
-def _frame_of(data: Any, naive_time: Any) -> tuple[pl.DataFrame, bool]:
-    """The batch as a frame, and whether its metadata column is in the stored form
-    already (a list of dicts': `log()`'s own texts, made by `dicts_to_columns`)."""
+def _frame_of(data: Any, naive_time: Any) -> tuple[pl.DataFrame, bool | list[Any] | None]:
+    """The batch as a frame, and what is known of its metadata column: True when it is
+    in the stored form already (a list of dicts': `log()`'s own texts, made by
+    `dicts_to_columns`), its distinct texts (from Arrow), or nothing."""
     if isinstance(data, pl.DataFrame):
-        return data, False
+        return data, None
     if isinstance(data, pl.LazyFrame):
-        return data.collect(), False
+        return data.collect(), None
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         check_arrow_times(data)
-        df = pl.from_arrow(data)
-        assert isinstance(df, pl.DataFrame)
-        return df, False
+        return arrow_frame(data, {"operation": OPERATION_DTYPE, "status": STATUS_DTYPE})
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and all(isinstance(e, AuditEvent) for e in data):
-            return events_to_frame(data), False
+            return events_to_frame(data), None
         cols = dicts_to_columns(data, COLUMNS, naive_time)
         return (pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})), True
     raise AuditTypeError(
@@ -277,7 +277,7 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
     Naive times (no offset, zone-less columns) follow `naive_time`
     (`axon_audit.model.timestamps.naive_time_rule`: local time by default).
     """
-    df, stored_meta = _frame_of(data, naive_time)
+    df, meta_known = _frame_of(data, naive_time)
     unknown = [c for c in df.columns if c not in FRAME_SCHEMA]
     if unknown:
         raise AuditValueError(f"events have unknown columns: {unknown}; expected some of {list(COLUMNS)}")
@@ -301,7 +301,7 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
             if default is None:
                 raise AuditValueError(f"events: row {int(s.is_null().arg_true()[0])}: {name} is missing "
                                       f"({s.null_count()} rows have none)")
-            s = s.cast(pl.String).fill_null(default)
+            s = s.fill_null(default) if s.dtype == STATUS_DTYPE else s.cast(pl.String).fill_null(default)
         return s
 
     now = pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -335,11 +335,13 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
             eid.alias("event_id"),
             ts.alias("timestamp"),
             enum_column(null_means("operation", None), OPERATION_DTYPE, coerce_operation),
-            text_col("user_id").cast(pl.Categorical).alias("user_id"),
+            (df["user_id"] if "user_id" in df.columns and df["user_id"].dtype == pl.Categorical
+             else text_col("user_id").cast(pl.Categorical)).alias("user_id"),
             text_col("session_id").alias("session_id"),
             entries_column(df["entry_ids"]) if "entry_ids" in df.columns
             else pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String)),
-            (df["metadata"] if stored_meta else metadata_column(df["metadata"])) if "metadata" in df.columns
+            (df["metadata"] if meta_known is True else metadata_column(df["metadata"], meta_known or None))
+            if "metadata" in df.columns
             else pl.Series("metadata", [None] * n, dtype=pl.String),
             enum_column(null_means("status", "SUCCESS"), STATUS_DTYPE, coerce_status),
             text_col("error_message").alias("error_message"),
