@@ -40,6 +40,11 @@
  *
  *   flatten(values, offsets) -> flat list or None: values None or lists/tuples of
  *   exact str; the strs in order and offsets (int64, n + 1) of each row's.
+ *
+ *   text_views(values) -> (validity, views, data, nulls) or None: a list of exact
+ *   str or None as the buffers of an Arrow string_view array (values of up to 12
+ *   bytes inline, longer ones in `data`); None when a value is of another type,
+ *   is not valid UTF-8 (a lone surrogate) or the data would pass 2 GiB.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -337,10 +342,63 @@ done:
     return result;
 }
 
+static PyObject *text_views(PyObject *self, PyObject *values) {
+    if (!PyList_CheckExact(values)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(values), total = 0, nulls = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v == Py_None) { nulls++; continue; }
+        if (Py_TYPE(v) != &PyUnicode_Type) Py_RETURN_NONE;
+        Py_ssize_t len;
+        if (PyUnicode_IS_ASCII(v)) {
+            len = PyUnicode_GET_LENGTH(v);
+        } else if (!PyUnicode_AsUTF8AndSize(v, &len)) {  /* a lone surrogate: the caller names it */
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (len > 12) total += len;
+        if (total > INT32_MAX || len > INT32_MAX) Py_RETURN_NONE;
+    }
+    PyObject *validity = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+    PyObject *views = PyBytes_FromStringAndSize(NULL, n * 16);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (!validity || !views || !data) {
+        Py_XDECREF(validity);
+        Py_XDECREF(views);
+        Py_XDECREF(data);
+        return NULL;
+    }
+    unsigned char *valid = (unsigned char *)PyBytes_AS_STRING(validity), *w = (unsigned char *)PyBytes_AS_STRING(views);
+    char *d = PyBytes_AS_STRING(data);
+    memset(valid, 0, (size_t)((n + 7) / 8));
+    memset(w, 0, (size_t)(n * 16));
+    int32_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++, w += 16) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v == Py_None) continue;
+        valid[i >> 3] |= (unsigned char)(1u << (i & 7));
+        Py_ssize_t len;
+        const char *src = PyUnicode_IS_ASCII(v) ? (const char *)PyUnicode_DATA(v) : PyUnicode_AsUTF8AndSize(v, &len);
+        if (PyUnicode_IS_ASCII(v)) len = PyUnicode_GET_LENGTH(v);
+        int32_t l32 = (int32_t)len;
+        memcpy(w, &l32, 4);
+        if (len <= 12) {
+            memcpy(w + 4, src, (size_t)len);
+        } else {
+            memcpy(w + 4, src, 4);
+            memcpy(w + 12, &at, 4);
+            memcpy(d + at, src, (size_t)len);
+            at += l32;
+        }
+    }
+    return Py_BuildValue("(NNNn)", validity, views, data, nulls);
+}
+
 static PyMethodDef methods[] = {
     {"fill", fill, METH_VARARGS, "fill(times, seq0, node, views, data): write a batch's event ids"},
     {"plain_json", plain_json, METH_O, "plain_json(values) -> bool: dicts orjson writes as themselves"},
     {"flatten", flatten, METH_VARARGS, "flatten(values, offsets) -> flat list or None: lists of str"},
+    {"text_views", text_views, METH_O, "text_views(values) -> (validity, views, data, nulls) or None"},
     {"transpose", transpose, METH_VARARGS, "transpose(items, keys) -> (columns, kinds) or None: dicts by column"},
     {"split_array", split_array, METH_VARARGS, "split_array(text, n, views, validity) -> nulls: a JSON array's values"},
     {NULL, NULL, 0, NULL},

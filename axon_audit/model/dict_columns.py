@@ -65,7 +65,21 @@ def _checked(values: list[Any], ok: frozenset[type], coerce: Callable[[Any], Any
     return [v if type(v) in ok else at_dict(i, coerce, v) for i, v in enumerate(values)]
 
 
+def _view_array(values: list[Any]) -> pa.Array | None:
+    """Exact strs (and None) as an Arrow string_view array written in C (~3x cheaper
+    than polars reading the list), or None where that path does not apply."""
+    got = NATIVE.text_views(values) if NATIVE is not None else None
+    if got is None:
+        return None
+    validity, views, data, nulls = got
+    return pa.Array.from_buffers(pa.string_view(), len(values), [pa.py_buffer(validity) if nulls else None,
+                                                                 pa.py_buffer(views), pa.py_buffer(data)],
+                                 null_count=nulls)
+
+
 def _text_series(name: str, values: list[Any], kind: int | None = None) -> pl.Series:
+    if _only(kind, _K_TEXT) and (arr := _view_array(values)) is not None:
+        return pl.Series(name, arr)
     if not _only(kind, _K_TEXT):
         values = _checked(values, _TEXT, lambda v: check_text(v, name))
     try:
@@ -104,7 +118,9 @@ def _entries_series(values: list[Any], kind: int | None = None) -> pl.Series:
         offsets[0] = 0
         np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
     try:
-        child = pl.Series("entry_ids", flat, dtype=pl.String).to_arrow()
+        child = _view_array(flat)
+        if child is None:
+            child = pl.Series("entry_ids", flat, dtype=pl.String).to_arrow()
     except UnicodeEncodeError:
         for i, v in enumerate(values):
             at_dict(i, coerce_entry_ids, v)
@@ -209,7 +225,7 @@ def _columns_of(items: Sequence[Any], columns: Sequence[str], naive_time: Any) -
         if c in ("event_id", "user_id", "session_id", "error_message"):
             out[c] = _text_series(c, values, kind)
         elif c in ("operation", "status") and _only(kind, K_NONE | K_STR):  # ASCII spellings: normalize_batch
-            out[c] = pl.Series(c, values, dtype=pl.String)  # (enum_column: once per distinct one, naming its row)
+            out[c] = _text_series(c, values, kind)  # (enum_column: once per distinct one, naming its row)
         elif c == "operation":
             out[c] = pl.Series(c, _enum_values(values, coerce_operation, OperationType, kind), dtype=pl.String)
         elif c == "status":
