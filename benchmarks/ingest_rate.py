@@ -10,7 +10,8 @@ under test (this one, or `--baseline`): it makes the workload untimed
 gives it, large strings, and with string views; as dicts the keyword arguments of
 `log` from `iter_log_calls`, metadata as dicts), logs 1,000 events to warm up,
 then times `log_batch` of the whole batch into a fresh logger (rotation off)
-`--runs` times (waiting, untimed, for the background sealer between runs). It prints the median events/s (and the slowest and fastest run).
+`--runs` times (waiting, untimed, for the background sealer between runs). It
+prints the median events/s (and the slowest and fastest run).
 Two references: DuckDB inserting the same Arrow table into an in-memory table
 (as `benchmarks/baselines/duckdb_direct.py` does, ids from `uuid()`), and `log()`
 called once per dict. The machine is shared: compare rows of one run.
