@@ -27,7 +27,7 @@ from axon_audit import AuditError, AuditLogger
 from axon_audit.model import batch_ids, metadata_texts
 from axon_audit.model.coerce import encode_metadata
 from axon_audit.model.ids import ID_MAX_US, ID_MIN_US, make_event_id
-from axon_audit.model.schema import normalize_batch, polars_ids
+from axon_audit.model.schema import normalize_batch, polars_ids, to_arrow
 from axon_audit.model.timestamps import from_us
 
 needs_native = pytest.mark.skipif(not batch_ids.AVAILABLE, reason="axon_audit._native.ingest was not built")
@@ -284,13 +284,29 @@ def test_a_bad_row_refuses_the_whole_batch_naming_row_and_field(bad: dict[str, A
         audit.log(**bad)
 
 
-def test_a_large_batch_keeps_every_event_and_its_order() -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["arrow-kernels-in-turn", "arrow-kernels-side-by-side"])
+def test_a_large_batch_keeps_every_event_and_its_order(parallel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from axon_audit.model import arrow_intake  # its big-batch threshold is patched below
     from axon_audit.workload import generate_events, iter_log_calls  # the benchmark's workload, small
 
+    monkeypatch.setattr(arrow_intake, "_PARALLEL_ROWS", 0 if parallel else 10**12)
     df = generate_events(30_000, seed=3, start=datetime(2026, 1, 1, tzinfo=timezone.utc))
     calls = list(iter_log_calls(df))
     a = normalize_batch(calls)
     b = normalize_batch(df.drop("timestamp").to_arrow())
+    views = normalize_batch(df.drop("timestamp").to_arrow(compat_level=pl.CompatLevel.newest()))
     assert a.drop("event_id", "timestamp").equals(b.drop("event_id", "timestamp"))
+    assert views.drop("event_id", "timestamp").equals(b.drop("event_id", "timestamp"))
+    assert b.schema == views.schema == a.schema
     assert a["metadata"].to_list() == [encode_metadata(c["metadata"]) for c in calls]
     assert a["event_id"].n_unique() == a.height
+
+
+def test_the_canonical_arrow_form_reads_back_as_the_same_frame() -> None:
+    """Dictionary-encoded columns (`ARROW_SCHEMA`, what exports and DuckDB see) take the polars path."""
+    from axon_audit.workload import generate_events  # a small workload
+
+    frame = normalize_batch(generate_events(5_000, seed=4, start=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+    again = normalize_batch(to_arrow(frame))
+    assert again.equals(frame)
+    assert normalize_batch(to_arrow(frame).to_batches()[0]).equals(frame.head(to_arrow(frame).to_batches()[0].num_rows))

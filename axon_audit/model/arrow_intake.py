@@ -14,11 +14,17 @@ the polars path, which reads each distinct spelling with `log`'s coercion.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from axon_audit.io.threads import CORES
 
 __all__ = ["arrow_frame"]
 
@@ -37,6 +43,24 @@ def _enum_codes(col: pa.ChunkedArray | pa.Array, dtype: pl.Enum) -> pl.Series | 
     return pl.Series(list(dtype.categories), dtype=dtype).gather(pl.from_arrow(codes))  # type: ignore[arg-type]
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_PARALLEL_ROWS = 200_000  # below this, a thread hand-off costs more than it saves
+
+
+def _run(jobs: dict[str, Callable[[], Any]], rows: int) -> dict[str, Any]:
+    """Each job's result. Arrow's kernels release the GIL and run on one core each:
+    on a machine with more, a big batch runs them side by side."""
+    global _pool
+    if CORES < 2 or rows < _PARALLEL_ROWS or len(jobs) < 2:
+        return {name: job() for name, job in jobs.items()}
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=min(4, CORES), thread_name_prefix="axon-audit-intake")
+    futures = {name: _pool.submit(job) for name, job in jobs.items()}
+    return {name: f.result() for name, f in futures.items()}
+
+
 def arrow_frame(data: pa.Table | pa.RecordBatch, enums: dict[str, pl.Enum]) -> tuple[pl.DataFrame, list[Any] | None]:
     """The batch as a polars frame, with `enums`' columns as those Enums and `user_id`
     as a Categorical where Arrow could make them directly, and the distinct texts of
@@ -51,17 +75,19 @@ def arrow_frame(data: pa.Table | pa.RecordBatch, enums: dict[str, pl.Enum]) -> t
         (Enum(categories=['STORE', 'RECALL']), Categorical, ['{"a":1}'])
     """
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
-    done: dict[str, pl.Series] = {}
+    names = table.column_names
+    jobs: dict[str, Callable[[], Any]] = {}
     for name, dtype in enums.items():
-        if name in table.column_names and table.schema.field(name).type in _TEXT_TYPES:
-            s = _enum_codes(table.column(name), dtype)
-            if s is not None:
-                done[name] = s.alias(name)
-    if "user_id" in table.column_names and table.schema.field("user_id").type in _OFFSET_TEXT:
-        done["user_id"] = pl.Series("user_id", pc.dictionary_encode(table.column("user_id")))
-    distinct = None
-    if "metadata" in table.column_names and table.schema.field("metadata").type in _OFFSET_TEXT:
-        distinct = pc.unique(table.column("metadata")).drop_null().to_pylist()
+        if name in names and table.schema.field(name).type in _TEXT_TYPES:
+            jobs[name] = partial(_enum_codes, table.column(name), dtype)
+    if "user_id" in names and table.schema.field("user_id").type in _OFFSET_TEXT:
+        jobs["user_id"] = partial(pc.dictionary_encode, table.column("user_id"))
+    if "metadata" in names and table.schema.field("metadata").type in _OFFSET_TEXT:
+        jobs["metadata"] = partial(pc.unique, table.column("metadata"))
+    got = _run(jobs, table.num_rows)
+    done = {name: v.alias(name) if isinstance(v, pl.Series) else pl.Series(name, v)
+            for name in ("operation", "status", "user_id") if (v := got.get(name)) is not None}
+    distinct = got["metadata"].drop_null().to_pylist() if "metadata" in got else None
     rest = pl.from_arrow(table.drop_columns(list(done)))
     assert isinstance(rest, pl.DataFrame)
     frame = rest.with_columns(*done.values()).select(table.column_names) if done else rest
