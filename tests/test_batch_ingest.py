@@ -225,10 +225,17 @@ def test_dicts_in_blocks_give_the_frame_of_one_pass(monkeypatch: pytest.MonkeyPa
     batch: list[dict[str, Any]] = [{"operation": "store", "metadata": {"i": i}} for i in range(10)]
     batch += [{"operation": "recall", "user_id": f"u{i}", "entry_ids": ("a", "b")} for i in range(7)]
     batch += [{"operation": "store", "status": "failure", "duration_ms": 2}]
+    for i in (1, 2, 11, 16):  # times in some blocks only, as datetimes and as text
+        batch[i]["timestamp"] = from_us(1_700_000_000_000_000 + i) if i % 2 else "2026-01-02T03:04:05.000006Z"
     whole = normalize_batch(batch)
     monkeypatch.setattr(dict_columns, "BLOCK", 3)
     blocks = normalize_batch(batch)
     assert blocks.drop("event_id", "timestamp").equals(whole.drop("event_id", "timestamp"))
+    timed = [1, 2, 11, 16]
+    assert blocks["timestamp"].gather(timed).equals(whole["timestamp"].gather(timed))
+    late = [dict(e) for e in batch] + [{"operation": "store", "timestamp": "10000-01-01T00:00:00Z"}]
+    with pytest.raises(AuditError, match=r"row 18: timestamp"):
+        normalize_batch(late)
     bad = batch + [{"operation": "store"}] * 5 + [{"operation": "store", "user_id": 7}]
     with pytest.raises(AuditError, match=r"events\[23\]: user_id"):
         normalize_batch(bad)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import floordiv, itemgetter, sub
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,13 @@ def _time_series(values: list[Any], naive_time: str) -> pl.Series:
     kinds = set(map(type, values)) - {_NONE}
     if kinds <= {str}:
         return timestamp_column(pl.Series("timestamp", values, dtype=pl.String), naive_time=naive_time)
+    if kinds == {datetime} and values.count(None) == 0:
+        try:  # aware datetimes: `v - EPOCH` (their own utcoffset) and whole µs, as C-level maps
+            us = list(map(floordiv, map(sub, values, repeat(EPOCH)), repeat(_ONE_US)))
+        except TypeError:  # a naive one among them: the rule for naive times, below
+            pass
+        else:
+            return timestamp_column(pl.Series("timestamp", us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")))
     us: list[int | None] = [None] * len(values)
     texts: dict[int, str] = {}
     naive: dict[int, int] = {}  # row -> wall-clock microseconds, read as one column below
@@ -164,6 +171,7 @@ def _time_series(values: list[Any], naive_time: str) -> pl.Series:
 
 
 _WALL_EPOCH = EPOCH.replace(tzinfo=None)
+_ONE_US = timedelta(microseconds=1)
 
 
 def _metadata_series(values: list[Any]) -> pl.Series:
@@ -195,12 +203,21 @@ def dicts_to_columns(items: Sequence[Any], columns: Sequence[str], naive_time: A
     """
     if type(items) is not list or len(items) <= 2 * BLOCK:
         return _columns_of(items, columns, naive_time)
+    times: list[Any] = []  # read as one column at the end: polars' time parsing has a fixed cost per call
     try:
-        parts = [_columns_of(items[a:a + BLOCK], columns, naive_time) for a in range(0, len(items), BLOCK)]
+        parts = [_columns_of(items[a:a + BLOCK], columns, naive_time, times) for a in range(0, len(items), BLOCK)]
+        if times.count(None) != len(times):
+            parts[0]["timestamp"] = _time_series(times, naive_time_rule(naive_time))
+            for p in parts[1:]:
+                p.pop("timestamp", None)
     except (AuditTypeError, AuditValueError):
         return _columns_of(items, columns, naive_time)  # raises again, naming the row in the whole batch
     out: dict[str, pl.Series] = {}
+    if "timestamp" in parts[0]:
+        out["timestamp"] = parts[0].pop("timestamp")
     for c in columns:
+        if c == "timestamp":
+            continue
         got = [p.get(c) for p in parts]
         like = next((s for s in got if s is not None), None)
         if like is None:
@@ -213,8 +230,11 @@ def dicts_to_columns(items: Sequence[Any], columns: Sequence[str], naive_time: A
 BLOCK = 4096
 
 
-def _columns_of(items: Sequence[Any], columns: Sequence[str], naive_time: Any) -> dict[str, pl.Series]:
+def _columns_of(items: Sequence[Any], columns: Sequence[str], naive_time: Any,
+                times: list[Any] | None = None) -> dict[str, pl.Series]:
+    """`dicts_to_columns` in one pass; with `times`, the timestamps are appended to it, not read."""
     rule = naive_time_rule(naive_time)
+    had = len(times) if times is not None else 0
     got = _transposed(items, columns)
     raw, kinds = got if got is not None else (_transposed_slowly(items, columns), {})
     out: dict[str, pl.Series] = {}
@@ -239,7 +259,12 @@ def _columns_of(items: Sequence[Any], columns: Sequence[str], naive_time: Any) -
                 values = _checked(values, frozenset({float, _NONE}), coerce_duration)
             out[c] = pl.Series(c, values, dtype=pl.Float64)
         elif c == "timestamp":
-            out[c] = _time_series(values, rule)
+            if times is None:
+                out[c] = _time_series(values, rule)
+            else:
+                times += values
+    if times is not None and len(times) == had:
+        times += [None] * len(items)  # no time in this block
     return out
 
 
