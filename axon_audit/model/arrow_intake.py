@@ -14,6 +14,7 @@ the polars path, which reads each distinct spelling with `log`'s coercion.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,15 @@ def _enum_codes(col: pa.ChunkedArray | pa.Array, dtype: pl.Enum) -> pl.Series | 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _PARALLEL_ROWS = 200_000  # below this, a thread hand-off costs more than it saves
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it starts its own pool
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _run(jobs: dict[str, Callable[[], Any]], rows: int) -> dict[str, Any]:

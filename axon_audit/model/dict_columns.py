@@ -140,11 +140,11 @@ def _time_series(values: list[Any], naive_time: str) -> pl.Series:
         return timestamp_column(pl.Series("timestamp", values, dtype=pl.String), naive_time=naive_time)
     if kinds == {datetime} and values.count(None) == 0:
         try:  # aware datetimes: `v - EPOCH` (their own utcoffset) and whole µs, as C-level maps
-            us = list(map(floordiv, map(sub, values, repeat(EPOCH)), repeat(_ONE_US)))
+            aware = list(map(floordiv, map(sub, values, repeat(EPOCH)), repeat(_ONE_US)))
         except TypeError:  # a naive one among them: the rule for naive times, below
             pass
         else:
-            return timestamp_column(pl.Series("timestamp", us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")))
+            return timestamp_column(pl.Series("timestamp", aware, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")))
     us: list[int | None] = [None] * len(values)
     texts: dict[int, str] = {}
     naive: dict[int, int] = {}  # row -> wall-clock microseconds, read as one column below
