@@ -21,8 +21,8 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# setup.py builds the one compiled part (axon_audit/_native/leafhash.c) into the tree.
-$(RUNTIME): pyproject.toml setup.py axon_audit/_native/leafhash.c | $(VENV)/bin/python
+# setup.py builds the compiled parts (axon_audit/_native/leafhash.c, ingest.c) into the tree.
+$(RUNTIME): pyproject.toml setup.py axon_audit/_native/leafhash.c axon_audit/_native/ingest.c | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
@@ -46,12 +46,12 @@ browser:
 # installs without them (hashing through polars, ~3x slower), but the tests and the
 # README's figures are of the compiled path, so `make test` installs them and rebuilds.
 native: $(RUNTIME)
-	@$(PY) -c "import axon_audit._native.leafhash" 2>/dev/null || { \
+	@$(PY) -c "import axon_audit._native.leafhash, axon_audit._native.ingest" 2>/dev/null || { \
 	  { command -v cc >/dev/null 2>&1 && [ -f /usr/include/openssl/sha.h ]; } || { \
 	    echo "installing a C compiler and OpenSSL's headers for axon_audit._native"; \
 	    $(SUDO) apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev libssl-dev; }; \
-	  $(PY) -m pip install --quiet -e . && $(PY) -c "import axon_audit._native.leafhash"; }
+	  $(PY) -m pip install --quiet -e . && $(PY) -c "import axon_audit._native.leafhash, axon_audit._native.ingest"; }
 
 test: $(DEV) native browser
 	$(VENV)/bin/ruff check axon_audit tests benchmarks

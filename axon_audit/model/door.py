@@ -1,19 +1,18 @@
 """Bulk input at the door: the column rules `normalize_batch` applies to every batch.
 
-A batch comes as a list of dicts (checked here value by value with the same
-`axon_audit.model.coerce` functions `log` uses, so the two agree by
-construction) or as a polars/Arrow frame (checked column by column: dtypes,
-ranges, nulls). Nothing is coerced into something else: a value that would not
-read back as given is refused, naming the row (``events[3]: ...`` for a dict,
-``events: row 3: ...`` for a column). The rules themselves are listed in
+A batch comes as a list of dicts (turned into columns by
+`axon_audit.model.dict_columns`, with the same `axon_audit.model.coerce`
+functions `log` uses, so the two agree by construction) or as a polars/Arrow
+frame (checked here column by column: dtypes, ranges, nulls). Nothing is
+coerced into something else: a value that would not read back as given is
+refused, naming the row (``events[3]: ...`` for a dict, ``events: row 3: ...``
+for a column). The rules themselves are listed in
 `axon_audit.model.coerce`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from itertools import chain
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import polars as pl
@@ -21,21 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
-from axon_audit.model.coerce import (
-    check_text,
-    coerce_duration,
-    coerce_entry_ids,
-    coerce_operation,
-    coerce_status,
-    encode_metadata,
-    metadata_from_json,
-)
-from axon_audit.model.enums import EventStatus, OperationType
-from axon_audit.model.timestamps import EPOCH, MAX_US, MIN_US, RANGE_TEXT, local_zone, naive_time_rule, naive_to_us
+from axon_audit.model.coerce import metadata_from_json
+from axon_audit.model.timestamps import MAX_US, MIN_US, RANGE_TEXT, local_zone, naive_time_rule, naive_to_us
 
 __all__ = [
+    "at_dict",
     "check_arrow_times",
-    "dicts_to_columns",
     "duration_column",
     "entries_column",
     "enum_column",
@@ -45,13 +35,20 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_NONE: type = type(None)
-_TEXT: frozenset[type] = frozenset({str, _NONE})
 _US_PER = {"s": 1_000_000, "ms": 1000, "us": 1}  # per unit; every int64 of nanoseconds is within range
 
 
-def _at(i: int, fn: Callable[..., _T], *args: Any) -> _T:
-    """`fn(*args)`, its error prefixed with the dict's row."""
+def at_dict(i: int, fn: Callable[..., _T], *args: Any) -> _T:
+    """`fn(*args)`, its error prefixed with the dict's row (``events[i]: ...``).
+
+    Example:
+        >>> from axon_audit.model.coerce import check_text
+        >>> from axon_audit.model.door import at_dict
+        >>> at_dict(3, check_text, 5, "user_id")
+        Traceback (most recent call last):
+        ...
+        axon_audit.exceptions.AuditTypeError: events[3]: user_id must be a str or None, got int
+    """
     try:
         return fn(*args)
     except (AuditValueError, AuditTypeError) as exc:
@@ -70,130 +67,6 @@ def _row_error(rows: pl.Series, what: str, values: Iterable[Any] = ()) -> AuditV
     i = int(rows.arg_true()[0])
     shown = list(values)
     return AuditValueError(f"events: row {i}: {what}" + (f", got {shown[i]!r}" if shown else ""))
-
-
-# --------------------------------------------------------------------------- list of dicts
-
-
-def _checked(values: list[Any], ok: frozenset[type], coerce: Callable[[Any], Any]) -> list[Any]:
-    """`values` with each one off the fast types replaced by `coerce(value)` (which
-    refuses it, naming the row). The type test runs in C over the whole column."""
-    if ok.issuperset(map(type, values)):
-        return values
-    return [v if type(v) in ok else _at(i, coerce, v) for i, v in enumerate(values)]
-
-
-def _text_series(name: str, values: list[Any]) -> pl.Series:
-    values = _checked(values, _TEXT, lambda v: check_text(v, name))
-    try:
-        return pl.Series(name, values, dtype=pl.String)
-    except UnicodeEncodeError:  # a lone surrogate somewhere: find and name it
-        for i, v in enumerate(values):
-            _at(i, check_text, v, name)
-        raise
-
-
-def _enum_values(values: list[Any], coerce: Callable[[Any], Any], enum: type) -> list[Any]:
-    """Canonical names, looked up once per distinct value with `log`'s own coercion."""
-    ok = frozenset({str, enum, _NONE})
-    if not ok.issuperset(map(type, values)):
-        for i, v in enumerate(values):
-            if type(v) not in ok:
-                _at(i, coerce, v)  # raises, naming the row
-    names: dict[Any, Any] = {None: None}
-    for i, v in enumerate(values):  # a dict lookup per row; coerce once per distinct spelling
-        if v not in names:
-            names[v] = _at(i, coerce, v).value
-    return [names[v] for v in values]
-
-
-def _entries_series(values: list[Any]) -> pl.Series:
-    values = _checked(values, frozenset({list, tuple, _NONE}), coerce_entry_ids)
-    if not _TEXT.issuperset(map(type, chain.from_iterable(v for v in values if v))) or any(
-            None in v for v in values if v):
-        values = [_at(i, coerce_entry_ids, v) if v else v for i, v in enumerate(values)]
-    try:
-        return pl.Series("entry_ids", pa.array(values, pa.list_(pa.string())))
-    except UnicodeEncodeError:
-        for i, v in enumerate(values):
-            _at(i, coerce_entry_ids, v)
-        raise
-
-
-def _us_of(delta: Any) -> int:
-    return int(delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds)
-
-
-def _time_series(values: list[Any], naive_time: str) -> pl.Series:
-    """A dict column of ISO strings and/or datetimes as Datetime(us, UTC); naive
-    ones are read as a column by the naive-time rule (`timestamp_column`)."""
-    kinds = set(map(type, values)) - {_NONE}
-    if kinds <= {str}:
-        return timestamp_column(pl.Series("timestamp", values, dtype=pl.String), naive_time=naive_time)
-    us: list[int | None] = [None] * len(values)
-    texts: dict[int, str] = {}
-    naive: dict[int, int] = {}  # row -> wall-clock microseconds, read as one column below
-    for i, v in enumerate(values):  # Python datetimes: a Python conversion each, off the logging path
-        if v is None:
-            continue
-        if isinstance(v, datetime):
-            if v.tzinfo is None or v.utcoffset() is None:
-                naive[i] = _us_of(v.replace(tzinfo=None) - _WALL_EPOCH)
-            else:
-                us[i] = _us_of(v - EPOCH)
-        elif isinstance(v, str):
-            texts[i] = v
-        else:
-            raise AuditTypeError(f"events[{i}]: timestamp must be a datetime or an ISO 8601 string, "
-                                 f"got {type(v).__name__}")
-    for rows, col in ((texts, pl.Series("timestamp", list(texts.values()), dtype=pl.String)),
-                      (naive, pl.Series("timestamp", list(naive.values()), dtype=pl.Int64).cast(pl.Datetime("us")))):
-        if rows:
-            parsed = timestamp_column(col, rows=list(rows), naive_time=naive_time)
-            for i, t in zip(rows, parsed.dt.epoch("us").to_list(), strict=True):
-                us[i] = t
-    return timestamp_column(pl.Series("timestamp", us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")))
-
-
-_WALL_EPOCH = EPOCH.replace(tzinfo=None)
-
-
-def dicts_to_columns(items: Sequence[Any], columns: Sequence[str], naive_time: Any = None) -> dict[str, pl.Series]:
-    """A list of event dicts as typed columns, every value checked by `log`'s rules.
-
-    Only the columns some dict has are returned (the rest take their defaults);
-    naive times follow `naive_time` (`axon_audit.model.timestamps.naive_time_rule`).
-    """
-    rule = naive_time_rule(naive_time)
-    raw: dict[str, list[Any]] = {c: [] for c in columns}
-    known = set(columns)
-    for i, item in enumerate(items):  # the Python objects must be visited once: one pass, by column
-        if not isinstance(item, Mapping):
-            raise AuditTypeError(f"events[{i}] must be a dict, got {type(item).__name__}")
-        unknown = item.keys() - known
-        if unknown:
-            raise AuditValueError(f"events[{i}] has unknown keys: {sorted(map(str, unknown))}")
-        for c in columns:
-            raw[c].append(item.get(c))
-    out: dict[str, pl.Series] = {}
-    for c, values in raw.items():
-        if c != "operation" and all(v is None for v in values):
-            continue
-        if c in ("event_id", "user_id", "session_id", "error_message"):
-            out[c] = _text_series(c, values)
-        elif c == "operation":
-            out[c] = pl.Series(c, _enum_values(values, coerce_operation, OperationType), dtype=pl.String)
-        elif c == "status":
-            out[c] = pl.Series(c, _enum_values(values, coerce_status, EventStatus), dtype=pl.String)
-        elif c == "entry_ids":
-            out[c] = _entries_series(values)
-        elif c == "metadata":  # per row: each dict is serialized by log()'s own encoder
-            out[c] = pl.Series(c, [_at(i, encode_metadata, v) for i, v in enumerate(values)], dtype=pl.String)
-        elif c == "duration_ms":
-            out[c] = pl.Series(c, _checked(values, frozenset({float, _NONE}), coerce_duration), dtype=pl.Float64)
-        elif c == "timestamp":
-            out[c] = _time_series(values, rule)
-    return out
 
 
 # --------------------------------------------------------------------------- columns
@@ -318,6 +191,8 @@ def enum_column(s: pl.Series, dtype: pl.Enum, coerce: Callable[[Any], Any]) -> p
     """A String/Categorical/Enum column as `dtype`, each distinct spelling read by
     `log`'s own coercion (`coerce_operation` / `coerce_status`)."""
     name = s.name
+    if s.dtype == dtype:  # made from Arrow's canonical names already (model.arrow_intake)
+        return s
     if not isinstance(s.dtype, pl.Enum) and s.dtype not in (pl.String, pl.Categorical):
         raise AuditTypeError(f"events: {name} must be strings, got {s.dtype}")
     s = s.cast(pl.String)
@@ -330,7 +205,7 @@ def enum_column(s: pl.Series, dtype: pl.Enum, coerce: Callable[[Any], Any]) -> p
         try:
             canon[v] = coerce(v).value
         except AuditValueError as exc:
-            raise AuditValueError(f"events: {exc}") from None
+            raise AuditValueError(f"events: row {int((s == v).arg_true()[0])}: {exc}") from None
     return s.replace_strict(canon, default=None, return_dtype=pl.String).cast(dtype).alias(name)
 
 
@@ -369,7 +244,7 @@ def _check_struct(meta: pl.Series, path: str) -> None:
         raise _row_error(bad, f"{path} holds NaN or infinity (refused: JSON has no such number)")
 
 
-def metadata_column(meta: pl.Series) -> pl.Series:
+def metadata_column(meta: pl.Series, distinct: list[Any] | None = None) -> pl.Series:
     """Metadata (JSON object text or structs) in the stored form: `log()`'s compact
     text of the parsed object, None for `{}`; checked once per *distinct* text.
 
@@ -384,7 +259,11 @@ def metadata_column(meta: pl.Series) -> pl.Series:
         raise AuditTypeError(f"events: metadata must be JSON object text or structs, got {meta.dtype}")
     meta = meta.cast(pl.String)
     changed: dict[str, str | None] = {}
-    for text in meta.drop_nulls().unique().to_list():  # per distinct value, not per event
+    if distinct is None:  # (given by Arrow's own unique, which is faster than polars' over the views)
+        distinct = meta.unique().to_list()
+    for text in distinct:  # per distinct value, not per event
+        if text is None:
+            continue
         try:
             stored = metadata_from_json(text)
         except AuditValueError as exc:

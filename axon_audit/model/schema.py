@@ -20,10 +20,12 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
+from axon_audit.model.arrow_intake import arrow_frame
+from axon_audit.model.batch_ids import generated_ids
 from axon_audit.model.coerce import coerce_operation, coerce_status
+from axon_audit.model.dict_columns import dicts_to_columns
 from axon_audit.model.door import (
     check_arrow_times,
-    dicts_to_columns,
     duration_column,
     entries_column,
     enum_column,
@@ -119,6 +121,19 @@ def _id_expr(ts: pl.Expr | pl.Series, seq: pl.Expr | pl.Series, node: pl.Expr) -
         node,
         (seq % 100_000_000 + 100_000_000).cast(pl.String).str.slice(1),
     )
+
+
+def polars_ids(us: pl.Series, seq: pl.Series, node: str) -> pl.Series:
+    """`_id_expr` over columns: the event ids of times `us` and sequences `seq` under `node`
+    (`axon_audit.model.batch_ids.generated_ids` without its compiled path).
+
+    Example:
+        >>> import polars as pl
+        >>> from axon_audit.model.schema import polars_ids
+        >>> polars_ids(pl.Series([1_736_937_045_123_456]), pl.Series([7]), "a1b2c3").to_list()
+        ['evt_1736937045123456a1b2c300000007']
+    """
+    return pl.select(_id_expr(us, seq, pl.lit(node, dtype=pl.String))).to_series().alias("event_id")
 
 
 def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
@@ -226,21 +241,23 @@ def from_arrow(table: pa.Table | pa.RecordBatch) -> pl.DataFrame:
 # --------------------------------------------------------------------------- bulk input
 
 
-def _frame_of(data: Any, naive_time: Any) -> pl.DataFrame:
+
+def _frame_of(data: Any, naive_time: Any) -> tuple[pl.DataFrame, bool | list[Any] | None]:
+    """The batch as a frame, and what is known of its metadata column: True when it is
+    in the stored form already (a list of dicts': `log()`'s own texts, made by
+    `dicts_to_columns`), its distinct texts (from Arrow), or nothing."""
     if isinstance(data, pl.DataFrame):
-        return data
+        return data, None
     if isinstance(data, pl.LazyFrame):
-        return data.collect()
+        return data.collect(), None
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         check_arrow_times(data)
-        df = pl.from_arrow(data)
-        assert isinstance(df, pl.DataFrame)
-        return df
+        return arrow_frame(data, {"operation": OPERATION_DTYPE, "status": STATUS_DTYPE})
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if data and all(isinstance(e, AuditEvent) for e in data):
-            return events_to_frame(data)
+            return events_to_frame(data), None
         cols = dicts_to_columns(data, COLUMNS, naive_time)
-        return pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})
+        return (pl.DataFrame(list(cols.values())) if data else pl.DataFrame({"operation": []})), True
     raise AuditTypeError(
         "events must be a pyarrow Table/RecordBatch, a polars DataFrame, or a list of dicts or "
         f"AuditEvents, got {type(data).__name__}"
@@ -260,7 +277,7 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
     Naive times (no offset, zone-less columns) follow `naive_time`
     (`axon_audit.model.timestamps.naive_time_rule`: local time by default).
     """
-    df = _frame_of(data, naive_time)
+    df, meta_known = _frame_of(data, naive_time)
     unknown = [c for c in df.columns if c not in FRAME_SCHEMA]
     if unknown:
         raise AuditValueError(f"events have unknown columns: {unknown}; expected some of {list(COLUMNS)}")
@@ -282,8 +299,9 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
         s = df[name] if name in df.columns else pl.Series(name, [default] * n, dtype=pl.String)
         if s.null_count():
             if default is None:
-                raise AuditValueError(f"events: {name} has {s.null_count()} null values")
-            s = s.cast(pl.String).fill_null(default)
+                raise AuditValueError(f"events: row {int(s.is_null().arg_true()[0])}: {name} is missing "
+                                      f"({s.null_count()} rows have none)")
+            s = s.fill_null(default) if s.dtype == STATUS_DTYPE else s.cast(pl.String).fill_null(default)
         return s
 
     now = pl.lit(now_us()).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -293,18 +311,22 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
 
     # A fresh random node per batch keeps generated ids distinct from the logger's.
     node = secrets.token_hex(3)
-    gen_ids = pl.select(
-        _id_expr(ts.dt.epoch("us"), pl.int_range(0, n, eager=True), pl.lit(node))
-    ).to_series()
     given = text_col("event_id") if "event_id" in df.columns else None
-    needs_id = given.is_null() if given is not None else pl.repeat(True, n, eager=True)
     us = ts.dt.epoch("us")
-    outside = needs_id & ((us < ID_MIN_US) | (us > ID_MAX_US))
+    outside = (us < ID_MIN_US) | (us > ID_MAX_US)
+    if given is not None:
+        outside = outside & given.is_null()
     if outside.any():
         i = int(outside.arg_true()[0])
         raise AuditValueError(f"events: row {i}: timestamp {ts[i]} is outside the range event ids can sort "
                               "(1938-04-24 to 2286-11-20 UTC); give the row an event_id or fix its time")
-    eid = gen_ids if given is None else given.fill_null(gen_ids)
+    if given is None:
+        eid = generated_ids(us, node, polars_ids)
+    elif given.null_count():  # rows that bring an id keep it (their time need not fit one)
+        eid = given.fill_null(generated_ids(us.zip_with(given.is_null(), pl.zeros(n, pl.Int64, eager=True)),
+                                            node, polars_ids))
+    else:
+        eid = given
     if given is not None:
         refuse_duplicate_ids(eid)
 
@@ -313,11 +335,13 @@ def normalize_batch(data: Any, known_ids: Callable[[pl.Series], str | None] | No
             eid.alias("event_id"),
             ts.alias("timestamp"),
             enum_column(null_means("operation", None), OPERATION_DTYPE, coerce_operation),
-            text_col("user_id").cast(pl.Categorical).alias("user_id"),
+            (df["user_id"] if "user_id" in df.columns and df["user_id"].dtype == pl.Categorical
+             else text_col("user_id").cast(pl.Categorical)).alias("user_id"),
             text_col("session_id").alias("session_id"),
             entries_column(df["entry_ids"]) if "entry_ids" in df.columns
             else pl.Series("entry_ids", [[]] * n, dtype=pl.List(pl.String)),
-            metadata_column(df["metadata"]) if "metadata" in df.columns
+            (df["metadata"] if meta_known is True else metadata_column(df["metadata"], meta_known or None))
+            if "metadata" in df.columns
             else pl.Series("metadata", [None] * n, dtype=pl.String),
             enum_column(null_means("status", "SUCCESS"), STATUS_DTYPE, coerce_status),
             text_col("error_message").alias("error_message"),
