@@ -36,7 +36,7 @@ import pyarrow.fs as pafs  # noqa: E402 - the AWS environment is set first
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402 - the AWS environment is set first
 from werkzeug.serving import make_server  # noqa: E402 - the AWS environment is set first
 
-from axon_audit import AuditLogger, scan_lake, verify  # noqa: E402 - the AWS environment is set first
+from axon_audit import AuditLogger, SigningKey, VerifyResult, scan_lake, verify  # noqa: E402 - the AWS environment is set first
 from axon_audit.integrity import manifest as _integrity  # noqa: E402 - the AWS environment is set first
 from axon_audit.io import location as _fs  # noqa: E402 - the AWS environment is set first
 from axon_audit.workload import generate_events  # noqa: E402 - the AWS environment is set first
@@ -246,14 +246,20 @@ def global_log_costs(opts: dict, writers: int = 3, commits: int = 40) -> None:
           f"{sum(g.conflicts for g in logs)} conflicts retried, {sum(g.failures for g in logs)} given up")
 
 
+def _verified(uri: str, opts: dict, key: SigningKey) -> tuple[VerifyResult, float]:
+    """`verify` of the lake with the public key, and its seconds (it must pass)."""
+    t = time.perf_counter()
+    checked = verify(uri, key="bench", public_key=key.verifier(), storage_options=opts)
+    assert checked.ok, checked.problems
+    return checked, time.perf_counter() - t
+
+
 def maintenance_costs(opts: dict, per_day: int = 2_000, days: int = 90) -> None:
     """Erasure of one user and retention of two months on a lake of two signed writers
     (compliance/lake_maintenance.py, compliance/lake_retention.py), each followed by
     `verify` with the public key; against the floor of the same work: a plain download and
     re-upload of the objects erasure rewrote."""
     from axon_audit import apply_retention, erase_subject
-    from axon_audit.integrity.checkpoint import SigningKey
-
     key = SigningKey.generate("bench.example/lake")
     uri = f"s3://rotation/maintenance-{time.time_ns()}"
     df = generate_events(per_day * days, seed=2, days=days, start=datetime(2025, 1, 1, tzinfo=UTC))
@@ -274,10 +280,7 @@ def maintenance_costs(opts: dict, per_day: int = 2_000, days: int = 90) -> None:
         data = obj.read_bytes()
         (root / root.relative(obj.path)).put(lambda fh, data=data: fh.write(data))
     floor_s = time.perf_counter() - t
-    t = time.perf_counter()
-    checked = verify(uri, key="bench", public_key=key.verifier(), storage_options=opts)
-    verify_s = time.perf_counter() - t
-    assert checked.ok, checked.problems
+    checked, verify_s = _verified(uri, opts, key)
     print(f"erase_subject on a {df.height:,}-event lake (2 writers, {days} days): the busiest user's {events:,} "
           f"events, {len(result.files_rewritten)} objects rewritten, {erase_s:.2f} s; fetching and re-uploading "
           f"those objects alone: {floor_s:.2f} s (ratio {erase_s / floor_s:.1f}); verify after: {verify_s:.2f} s")
@@ -285,10 +288,7 @@ def maintenance_costs(opts: dict, per_day: int = 2_000, days: int = 90) -> None:
     kept = apply_retention(uri, 30, now=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=days), hmac_key="bench",
                            signing_key=key, storage_options=opts)
     retention_s = time.perf_counter() - t
-    t = time.perf_counter()
-    checked = verify(uri, key="bench", public_key=key.verifier(), storage_options=opts)
-    verify_s = time.perf_counter() - t
-    assert checked.ok, checked.problems
+    checked, verify_s = _verified(uri, opts, key)
     print(f"apply_retention keeping 30 days: {len(kept.partitions)} partitions ({kept.events:,} events) deleted, "
           f"{len(kept.json_rewritten)} JSON documents rewritten, {len(kept.json_files)} deleted, "
           f"{retention_s:.2f} s; verify after: {verify_s:.2f} s ({checked.events_checked:,} events)")

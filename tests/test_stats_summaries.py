@@ -5,7 +5,6 @@ nulls, across many chunks, after a trim, a clear and a rewrite."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import pairwise
@@ -27,15 +26,7 @@ from axon_audit.store.row_statistics import ROW_TUPLES, RowColumns, row_statisti
 from axon_audit.store.sorted_runs import compact, quantile
 from axon_audit.store.statistics import StatsCache, statistics, user_statistics
 from axon_audit.workload import generate_events
-
-
-def _same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], float):
-            assert math.isclose(a[k], b[k], rel_tol=1e-9, abs_tol=1e-9), (k, a[k], b[k])
-        else:
-            assert a[k] == b[k], (k, a[k], b[k])
+from tests.test_fast_statistics import _same
 
 
 def _events(n: int, seed: int, nulls: bool, shuffled: bool, users: int) -> pl.DataFrame:
