@@ -21,7 +21,6 @@ on such a bucket also needs a lifecycle rule that expires noncurrent versions.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -38,7 +37,7 @@ from axon_audit.integrity.replay import overrides_of
 from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.timestamps import format_us, now_us
-from axon_audit.write.targets import Attempt, ExportJob, ObjectStoreTarget
+from axon_audit.write.targets import ObjectStoreTarget, append_export
 
 __all__ = ["LakeDocs", "LakeErasure", "lake_of", "lake_subject_events", "record_in_lake"]
 
@@ -85,7 +84,7 @@ class LakeDocs:
                 raise AuditValueError(f"{root}: {name} does not parse ({exc}); run verify; nothing was changed") \
                     from None
             self.docs[name] = doc
-        self.extra = maintenance_records(root)
+        self.extra = maintenance_records(root, fresh=True)
 
     def entries(self, name: str) -> list[dict[str, Any]]:
         """`name`'s entries followed by the lake's maintenance records for it."""
@@ -99,16 +98,6 @@ class LakeDocs:
                                   "entry with that key, give it")
         if signer is None and any(_integrity.signs_its_heads(d) for d in self.docs.values()):
             raise AuditValueError(f"signing_key: {self.root} signs its tree heads; {task} must be signed, give the key")
-
-    def owner(self) -> dict[str, str]:
-        """Each listed export file -> the manifest listing it (retention's deleted ones included)."""
-        out: dict[str, str] = {}
-        for name in self.docs:
-            entries = self.entries(name)
-            for e in entries:
-                if e.get("kind") in ("json", "parquet") and isinstance(e.get("file"), str):
-                    out.setdefault(e["file"], name)
-        return out
 
     def commit(self, action: str, records: dict[str, dict[str, Any]], key: bytes | None,
                signer: SigningKey | None) -> dict[str, Any]:
@@ -135,14 +124,7 @@ def lake_subject_events(root: Location, user_id: str) -> pl.DataFrame:
 def record_in_lake(root: Location, df: pl.DataFrame, key: bytes | None, signer: SigningKey | None) -> None:
     """Write `df` as one export of a writer of its own into the lake (its manifest,
     its global entry): how maintenance without a logger records itself as an event."""
-    attempt = Attempt()
-    target = ObjectStoreTarget(root, key, signer)
-    try:
-        target.export(ExportJob(df, datetime.now(timezone.utc)), df.sort("timestamp", maintain_order=True),
-                      attempt, None)
-    except BaseException:
-        attempt.undo()
-        raise
+    append_export(ObjectStoreTarget(root, key, signer), df)
 
 
 class LakeErasure:

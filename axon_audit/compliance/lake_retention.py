@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from axon_audit.compliance.lake_maintenance import LakeDocs
-from axon_audit.compliance.retention_json import DocumentPlan, plan_documents, sealed_documents
+from axon_audit.compliance.retention_json import DocumentPlan, day_expired, plan_documents, sealed_documents
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrity.checkpoint import SigningKey
 from axon_audit.integrity.replay import overrides_of
 from axon_audit.io.location import Location
 
 __all__ = ["lake_retention"]
-
-_DAY_US = 86_400_000_000
-
 
 def lake_retention(root: Location, result: Any, cutoff_us: int, keep_days: float, dry_run: bool,
                    key: bytes | None, signer: SigningKey | None, covers_of: Callable[..., Any]) -> None:
@@ -41,7 +37,7 @@ def lake_retention(root: Location, result: Any, cutoff_us: int, keep_days: float
     in_flight = {f for files in lake.layout.intents().values() for f in files}
     gone: list[str] = []
     for part, day in lake.layout.partitions():
-        if ((day - date(1970, 1, 1)).days + 1) * _DAY_US > cutoff_us:
+        if not day_expired(day, cutoff_us):
             continue
         infos = [i for i in part.files() if root.relative(i.path) not in in_flight]
         result.partitions.append(part)

@@ -25,7 +25,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,13 @@ import pyarrow.parquet as pq
 
 from axon_audit.compliance.lake_maintenance import lake_of
 from axon_audit.compliance.lake_retention import lake_retention
-from axon_audit.compliance.retention_json import DocumentPlan, manifest_state, plan_documents, sealed_documents
+from axon_audit.compliance.retention_json import (
+    DocumentPlan,
+    day_expired,
+    manifest_state,
+    plan_documents,
+    sealed_documents,
+)
 from axon_audit.display.html import card, lines
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.integrity import manifest as _integrity
@@ -181,10 +187,9 @@ def apply_retention(
 def _plan(layout: ExportLayout, result: RetentionResult, cutoff_us: int) -> list[DocumentPlan]:
     """Fill `result` with what goes: the expired partitions, each Parquet file's rows,
     and the JSON documents that lose events (returned, with their new bytes)."""
-    day_us = 86_400_000_000
     assert result.expired_before is not None
     for part, day in layout.partitions():
-        if ((day - date(1970, 1, 1)).days + 1) * day_us <= cutoff_us:  # the whole day ended before the cutoff
+        if day_expired(day, cutoff_us):  # the whole day ended before the cutoff
             # The folder goes whole, so everything in it counts (not only the listed parts).
             files = sorted(f for f in part.rglob("*") if f.is_file())
             result.partitions.append(part)

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from axon_audit.io.layout import ExportLayout
 from axon_audit.io.location import Location
 from axon_audit.model.timestamps import to_us
 
-__all__ = ["DocumentPlan", "manifest_state", "plan_documents", "sealed_documents"]
+__all__ = ["DocumentPlan", "day_expired", "manifest_state", "plan_documents", "sealed_documents"]
 
 
 @dataclass
@@ -52,6 +52,19 @@ class DocumentPlan:
     @property
     def freed(self) -> int:
         return len(self.data) - (len(self.new) if self.new is not None else 0)
+
+
+def day_expired(day: date, cutoff_us: int) -> bool:
+    """Whether the UTC day `day` ended at or before the cutoff (microseconds since the
+    epoch): retention's rule for a ``date=`` partition, which then goes whole.
+
+    Example:
+        >>> from datetime import date
+        >>> from axon_audit.compliance.retention_json import day_expired
+        >>> day_expired(date(1970, 1, 1), 86_400_000_000), day_expired(date(1970, 1, 2), 86_400_000_000)
+        (True, False)
+    """
+    return ((day - date(1970, 1, 1)).days + 1) * 86_400_000_000 <= cutoff_us
 
 
 def plan_documents(layout: ExportLayout, expired_before: datetime, cutoff_us: int) -> list[DocumentPlan]:

@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,13 +131,18 @@ def create_if_absent(loc: Location, body: bytes, client: Any = None) -> bool:
     return True
 
 
-def _numbers(root: Location) -> list[int]:
+def _listed(root: Location) -> list[tuple[int, tuple[int | None, int | None]]]:
+    """The global entries now listed: (seq, (size, mtime in ns) from the listing itself), by seq."""
     out = []
     for info in (root / GLOBAL_DIR).files(recursive=False):
         stem = root.relative(info.path).rpartition("/")[2].removesuffix(".json")
         if stem.isdigit():
-            out.append(int(stem))
+            out.append((int(stem), (info.size, info.mtime_ns)))
     return sorted(out)
+
+
+def _numbers(root: Location) -> list[int]:
+    return [seq for seq, _ in _listed(root)]
 
 
 def newest_of_writer(root: Location, writer: str) -> dict[str, Any] | None:
@@ -150,11 +156,20 @@ def newest_of_writer(root: Location, writer: str) -> dict[str, Any] | None:
     return None
 
 
-def maintenance_records(root: Location) -> dict[str, list[dict[str, Any]]]:
+# Readers that poll (tail, durable sinks) would fetch every global entry each time: entries are
+# created once and never rewritten by a writer, so each is read once per lake. `verify` reads afresh.
+# Keyed by the listing's size and mtime too: a lake deleted and written anew at the same place is read again.
+_seen_entries: dict[tuple[str, int, Any], dict[str, Any] | None] = {}  # -> maintenance entry, or None
+_seen_lock = threading.Lock()
+
+
+def maintenance_records(root: Location, *, fresh: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The records of the lake's maintenance entries, by the writer manifest each is
     for, oldest first: read by `verify` (and by later maintenance) as that
     manifest's own erasure and retention entries. Unreadable entries are left to
-    `check_global` to name.
+    `check_global` to name. Entries read before are remembered (they are written
+    once), unless `fresh` (what `verify` and maintenance itself ask for: a
+    rewritten entry must be seen).
 
     Example:
         >>> import tempfile
@@ -166,12 +181,21 @@ def maintenance_records(root: Location) -> dict[str, list[dict[str, Any]]]:
         {'manifests/w-000001.json': [{'kind': 'retention', 'global_entry': 'global/000000000001.json'}]}
     """
     out: dict[str, list[dict[str, Any]]] = {}
-    for seq in _numbers(root):
-        try:
-            entry = orjson.loads((root / global_name(seq)).read_bytes())
-        except Exception:  # noqa: BLE001 - named by check_global
-            continue
-        if isinstance(entry, dict) and entry.get("kind") == "maintenance":
+    for seq, version in _listed(root):
+        seen = (str(root), seq, version)
+        with _seen_lock:
+            known = seen in _seen_entries and not fresh
+            entry = _seen_entries.get(seen) if known else None
+        if not known:
+            try:
+                entry = orjson.loads((root / global_name(seq)).read_bytes())
+            except Exception:  # noqa: BLE001 - named by check_global
+                continue
+            if not isinstance(entry, dict) or entry.get("kind") != "maintenance":
+                entry = None  # a writer's commit: nothing to keep of it
+            with _seen_lock:
+                _seen_entries[seen] = entry
+        if entry is not None:
             for name, record in (entry.get("records") or {}).items():
                 if isinstance(record, dict):
                     out.setdefault(str(name), []).append({**record, "global_entry": global_name(seq)})

@@ -280,7 +280,7 @@ def verify(path: str | Path, *, key: str | bytes | None = None, public_key: Any 
             problems.append(f"{name}: unreadable ({exc})")
             docs.pop(name, None)
     lake = not root.is_local or any(n.startswith(layout.MANIFESTS_DIR + "/") for n in docs)
-    extra = maintenance_records(root) if lake else {}  # erasure and retention recorded in the global log
+    extra = maintenance_records(root, fresh=True) if lake else {}  # erasure and retention in the global log
     total = _listed_rows(docs, extra)
     owner: dict[str, str] = {}
     replays: list[LogReplay] = []

@@ -47,7 +47,7 @@ from axon_audit.model.timestamps import format_us, now_us
 from axon_audit.write.delta_target import DeltaTarget
 from axon_audit.write.global_commit import publish_globally, publish_if_missing
 
-__all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "target_for"]
+__all__ = ["Attempt", "ExportJob", "ExportTarget", "FolderTarget", "ObjectStoreTarget", "append_export", "target_for"]
 
 #: Called with an export's planned file names (and, on object storage, the manifest
 #: that will commit them) before anything is written; returns the job record it made.
@@ -253,14 +253,7 @@ class FolderTarget:
     def append(self, df: pl.DataFrame) -> list[Path]:
         """Write `df` as one more sealed export of the folder (all or nothing) and
         return its files: the same protocol as a rotation, outside any logger."""
-        attempt = Attempt()
-        try:
-            self.export(ExportJob(df, datetime.now(timezone.utc)), df.sort("timestamp", maintain_order=True),
-                        attempt, None)
-        except BaseException:
-            attempt.undo()
-            raise
-        return attempt.written
+        return append_export(self, df)
 
     def _committed(self, planned: list[str]) -> bool:
         try:
@@ -384,6 +377,19 @@ class ObjectStoreTarget:
 
     def remove(self, name: str) -> None:
         (self.root / name).unlink(missing_ok=True)
+
+
+def append_export(target: ExportTarget, df: pl.DataFrame) -> list[Any]:
+    """Write `df` through `target` as one more export (all or nothing), outside any
+    logger, and return what it wrote: GDPR's and maintenance's own records."""
+    attempt = Attempt()
+    try:
+        target.export(ExportJob(df, datetime.now(timezone.utc)), df.sort("timestamp", maintain_order=True),
+                      attempt, None)
+    except BaseException:
+        attempt.undo()
+        raise
+    return attempt.written
 
 
 def target_for(root: Path | Location, key: bytes | None, signing_key: SigningKey | None = None,
