@@ -3,7 +3,9 @@
 An `AuditEvent` is a view over the *row tuple* the logger appends to its buffer
 (layout in `axon_audit.model.row`). Creating one costs a single object
 allocation; the event id, the `datetime` and the metadata dict are made only
-when read.
+when read. The events of a query answer start with no row at all: they share
+the answer's columns (`axon_audit.model.frame_rows`), and take their id and row
+from them on first read.
 
 The enums, ids, UTC time helpers and value coercions it uses live in their own
 modules (`enums`, `ids`, `timestamps`, `coerce`). It also has pydantic's shapes
@@ -17,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -60,6 +62,17 @@ _DEFAULTS: dict[str, Any] = {"user_id": None, "session_id": None, "entry_ids": [
                              "status": EventStatus.SUCCESS, "error_message": None, "duration_ms": None}
 
 
+class _Columns(Protocol):
+    """Where the events of one answer find their ids and rows (`frame_rows.FrameRows`)."""
+
+    @property
+    def built(self) -> bool: ...
+
+    def ids(self) -> list[str]: ...
+
+    def rows(self) -> list[Row]: ...
+
+
 def _field_names(names: Iterable[str], argument: str) -> set[str]:
     if isinstance(names, str) or not isinstance(names, Iterable):
         raise AuditTypeError(f"{argument} must be a set of field names, got {type(names).__name__}")
@@ -94,10 +107,12 @@ class AuditEvent:
         True
     """
 
-    __slots__ = ("_dt", "_id", "_row")
-    _row: Row
+    __slots__ = ("_dt", "_i", "_id", "_row", "_store")
+    _row: Row  # unset until first read for an answer's event (`_of_columns`)
     _id: str | None  # None until first read for a logged event: made from ts/seq/node
     _dt: datetime  # set on first read of `timestamp`
+    _store: _Columns | None  # an answer's event: its columns until _row and _id are set, then None
+    _i: int  # an answer's event: its position in `_store`
 
     def __init__(
         self,
@@ -142,6 +157,38 @@ class AuditEvent:
         ev._row = row
         ev._id = event_id
         return ev
+
+    @classmethod
+    def _of_columns(cls, store: _Columns, n: int) -> list[AuditEvent]:
+        """`n` events over `store`'s positions 0..n-1, nothing read yet."""
+        new = _new
+        out: list[AuditEvent] = []
+        append = out.append
+        # One object per event is the result itself: only the allocation, each field comes from `store` on read.
+        for i in range(n):
+            ev = new(cls)
+            ev._store = store
+            ev._i = i
+            append(ev)
+        return out
+
+    if not TYPE_CHECKING:  # hidden from type checkers: any attribute would type as Any
+        def __getattr__(self, name: str) -> Any:
+            # Python calls this only for an unset slot or an unknown name: an answer's
+            # event takes its row/id from its columns here, once.
+            if name == "_row" or name == "_id":
+                store = self._store
+                if store is None:  # another thread set both meanwhile
+                    return object.__getattribute__(self, name)
+                i = self._i
+                if name == "_id" and not store.built:  # the id alone: the rows are not built for it
+                    eid = self._id = store.ids()[i]
+                    return eid
+                row = self._row = store.rows()[i]
+                eid = self._id = store.ids()[i]
+                self._store = None  # both set: the answer's columns are no longer needed here
+                return row if name == "_row" else eid
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     # -- fields
     @property
