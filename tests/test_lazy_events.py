@@ -131,11 +131,24 @@ def test_an_answer_keeps_its_columns_only_while_needed() -> None:
     events = frame_events(df)
     store = events[0]._store
     assert isinstance(store, FrameRows) and all(e._store is store for e in events) and not store.built
-    assert events[3].event_id == df["event_id"][3]  # the id alone: no rows built, the store kept
-    assert not store.built and events[3]._store is store
-    assert events[3].user_id == "u3"  # a row field: every row built, the frame let go, the event let go
-    assert store.built and store._df is None and events[3]._store is None
-    assert events[1]._store is store and events[1].entry_ids == ["e1"] and events[1]._store is None
+    assert store.events is events
+    assert events[3].event_id == df["event_id"][3]  # the id alone: every event has its id, no rows built
+    assert not store.built and all(e._store is store for e in events)
+    assert [object.__getattribute__(e, "_id") for e in events] == df["event_id"].to_list()
+    assert events[3].user_id == "u3"  # a row field: every event its row, the frame and events let go
+    assert store.built and store._df is None and store.events is None
+    assert all(e._store is None for e in events) and events[1].entry_ids == ["e1"]
+
+
+def test_an_unread_answer_is_freed() -> None:
+    import gc  # only here: the collector frees the unread answer's event <-> store cycle
+    import weakref
+
+    events = frame_events(normalize_batch([{"operation": "store"} for _ in range(50)]))
+    frame = weakref.ref(events[0]._store._df)
+    del events
+    gc.collect()
+    assert frame() is None
 
 
 def test_unknown_attributes_fail_as_before() -> None:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -68,9 +69,9 @@ class _Columns(Protocol):
     @property
     def built(self) -> bool: ...
 
-    def ids(self) -> list[str]: ...
+    def give_ids(self) -> None: ...
 
-    def rows(self) -> list[Row]: ...
+    def give_rows(self) -> None: ...
 
 
 def _field_names(names: Iterable[str], argument: str) -> set[str]:
@@ -107,12 +108,11 @@ class AuditEvent:
         True
     """
 
-    __slots__ = ("_dt", "_i", "_id", "_row", "_store")
+    __slots__ = ("_dt", "_id", "_row", "_store")
     _row: Row  # unset until first read for an answer's event (`_of_columns`)
     _id: str | None  # None until first read for a logged event: made from ts/seq/node
     _dt: datetime  # set on first read of `timestamp`
-    _store: _Columns | None  # an answer's event: its columns until _row and _id are set, then None
-    _i: int  # an answer's event: its position in `_store`
+    _store: _Columns | None  # an answer's event: its columns until its _row and _id are set, then None
 
     def __init__(
         self,
@@ -160,34 +160,26 @@ class AuditEvent:
 
     @classmethod
     def _of_columns(cls, store: _Columns, n: int) -> list[AuditEvent]:
-        """`n` events over `store`'s positions 0..n-1, nothing read yet."""
-        new = _new
-        out: list[AuditEvent] = []
-        append = out.append
-        # One object per event is the result itself: only the allocation, each field comes from `store` on read.
-        for i in range(n):
-            ev = new(cls)
+        """`n` events over `store` (its rows 0..n-1), nothing read yet."""
+        out = list(map(_new, repeat(cls, n)))
+        # One object per event is the answer itself: only the allocation and one slot here.
+        for ev in out:
             ev._store = store
-            ev._i = i
-            append(ev)
         return out
 
     if not TYPE_CHECKING:  # hidden from type checkers: any attribute would type as Any
         def __getattr__(self, name: str) -> Any:
-            # Python calls this only for an unset slot or an unknown name: an answer's
-            # event takes its row/id from its columns here, once.
+            # Python calls this only for an unset slot or an unknown name: the first read
+            # of an answer's event has its store hand every event of the answer its id
+            # (the id alone is asked for) or its row and id.
             if name == "_row" or name == "_id":
                 store = self._store
-                if store is None:  # another thread set both meanwhile
-                    return object.__getattribute__(self, name)
-                i = self._i
-                if name == "_id" and not store.built:  # the id alone: the rows are not built for it
-                    eid = self._id = store.ids()[i]
-                    return eid
-                row = self._row = store.rows()[i]
-                eid = self._id = store.ids()[i]
-                self._store = None  # both set: the answer's columns are no longer needed here
-                return row if name == "_row" else eid
+                if store is not None:  # None: another thread's store set them meanwhile
+                    if name == "_id" and not store.built:
+                        store.give_ids()
+                    else:
+                        store.give_rows()
+                return object.__getattribute__(self, name)
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     # -- fields
