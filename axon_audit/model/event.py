@@ -174,7 +174,7 @@ class AuditEvent:
             # (the id alone is asked for) or its row and id.
             if name == "_row" or name == "_id":
                 store = self._store
-                if store is not None:  # None: another thread's store set them meanwhile
+                if store is not None:  # None: handed out meanwhile (another thread read the answer)
                     if name == "_id" and not store.built:
                         store.give_ids()
                     else:

@@ -176,9 +176,9 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
 
 
 def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
-    """Rows as `AuditEvent`s: the one place with per-event Python work. The events
-    share the frame (`axon_audit.model.frame_rows`): each takes its row and id on
-    first read."""
+    """Rows as `AuditEvent`s: the one place with per-event Python work (one object
+    each, made in `axon_audit.model.frame_rows`). The events share the frame: their
+    ids and rows are made on the first read of one of them."""
     return frame_events(df)
 
 
