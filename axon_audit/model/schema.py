@@ -14,6 +14,7 @@ import gc
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -104,8 +105,9 @@ ARROW_SCHEMA = pa.schema(
 
 EMPTY_FRAME = pl.DataFrame(schema=FRAME_SCHEMA)
 
-_OPS_BY_CODE = tuple(OperationType)
-_STATUS_BY_CODE = tuple(EventStatus)
+_COLUMN_GETTERS = tuple(itemgetter(i) for i in range(R_DURATION + 1))
+_OPS_BY_CODE = tuple(m.value for m in OperationType)  # rows hold the values (model.row)
+_STATUS_BY_CODE = tuple(m.value for m in EventStatus)
 
 
 def _id_expr(ts: pl.Expr | pl.Series, seq: pl.Expr | pl.Series, node: pl.Expr) -> pl.Expr:
@@ -145,7 +147,9 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    cols = list(zip(*rows, strict=False))  # rows come from log(): all one length; strict would re-walk every row
+    # One C-level pass per column: zip(*rows) made one tracked iterator per row, which
+    # the collector promoted mid-flush, so full collections ran every few flushes.
+    cols = [list(map(g, rows)) for g in _COLUMN_GETTERS]
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
