@@ -14,7 +14,6 @@ import gc
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -22,7 +21,7 @@ import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.arrow_intake import arrow_frame
-from axon_audit.model.batch_ids import generated_ids
+from axon_audit.model.batch_ids import generated_ids, row_columns, sequential_ids
 from axon_audit.model.coerce import coerce_operation, coerce_status
 from axon_audit.model.dict_columns import dicts_to_columns
 from axon_audit.model.door import (
@@ -105,7 +104,6 @@ ARROW_SCHEMA = pa.schema(
 
 EMPTY_FRAME = pl.DataFrame(schema=FRAME_SCHEMA)
 
-_COLUMN_GETTERS = tuple(itemgetter(i) for i in range(R_DURATION + 1))
 _OPS_BY_CODE = tuple(m.value for m in OperationType)  # rows hold the values (model.row)
 _STATUS_BY_CODE = tuple(m.value for m in EventStatus)
 
@@ -147,9 +145,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    # One C-level pass per column: zip(*rows) made one tracked iterator per row, which
-    # the collector promoted mid-flush, so full collections ran every few flushes.
-    cols = [list(map(g, rows)) for g in _COLUMN_GETTERS]
+    cols = row_columns(rows if type(rows) is list else list(rows), R_DURATION + 1)
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
@@ -169,8 +165,9 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
         ]
         + ([] if uniform else [pl.Series("node", nodes, dtype=pl.String)])
     )
+    ids = sequential_ids(frame["ts"], frame["seq"], nodes[0]) if uniform else None
     return frame.select(
-        _id_expr(pl.col("ts"), pl.col("seq"), node).alias("event_id"),
+        (_id_expr(pl.col("ts"), pl.col("seq"), node) if ids is None else pl.lit(ids)).alias("event_id"),
         pl.col("ts").cast(TIMESTAMP_DTYPE).alias("timestamp"),
         pl.col("operation").cast(OPERATION_DTYPE),
         pl.col("user_id").cast(pl.Categorical),
