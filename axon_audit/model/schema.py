@@ -154,7 +154,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
         [
             pl.Series("ts", cols[R_TS], dtype=pl.Int64),
             pl.Series("seq", cols[R_SEQ], dtype=pl.Int64),
-            pl.Series("operation", cols[R_OP], dtype=pl.String),  # str-valued enums
+            pl.Series("operation", cols[R_OP], dtype=pl.String),  # the enums' values (model.row)
             pl.Series("user_id", cols[R_USER], dtype=pl.String),
             pl.Series("session_id", cols[R_SESSION], dtype=pl.String),
             pl.Series("entry_ids", pa.array(cols[R_ENTRIES], pa.list_(pa.string()))),
