@@ -33,6 +33,9 @@ except ImportError:  # not built: the polars expression (and per-row metadata) s
     NATIVE = None
 _native = NATIVE
 
+# An extension built before row_columns was added (a stale build in place) has none.
+_row_columns = getattr(_native, "row_columns", None)
+
 #: Whether the compiled path is there.
 AVAILABLE = _native is not None
 
@@ -126,8 +129,8 @@ def row_columns(rows: list[tuple], width: int) -> list[list]:
         >>> row_columns([(1, "a"), (2, None)], 2)
         [[1, 2], ['a', None]]
     """
-    if _native is not None and type(rows) is list:
-        cols: list[list] | None = _native.row_columns(rows, width)
+    if _row_columns is not None and type(rows) is list:
+        cols: list[list] | None = _row_columns(rows, width)
         if cols is not None:
             return cols
     return [list(map(itemgetter(i), rows)) for i in range(width)]
