@@ -207,13 +207,13 @@ def field_spec(arr: pa.Array) -> tuple[Any, ...]:
 def otlp_records(df: pl.DataFrame, members: tuple[tuple[bytes, str, str], ...], ts: str, body: str, severity: str,
                  observed: bytes) -> bytes:
     """The OTLP LogRecords of `df`'s rows, as ScopeLogs ``log_records`` fields (see leafhash.c);
-    `members` are (KeyValue key field, column, kind) of the attributes, in order."""
+    `members` are (KeyValue key field, column, kind) of the attributes, in order; every column
+    of `df` goes over (select the ones named first)."""
     if _native is None:
         raise RuntimeError("axon_audit._native.leafhash was not built")
-    names = list(dict.fromkeys([ts, body, severity, *(c for _, c, _ in members)]))
-    table = df.select(names).to_arrow(compat_level=_OLDEST)
-    index = {c: i for i, c in enumerate(names)}
-    fields = tuple(field_spec(_column(table, c)) for c in names)
+    table = df.to_arrow(compat_level=_OLDEST)  # the caller selected the columns it passes
+    index = {c: i for i, c in enumerate(df.columns)}
+    fields = tuple(field_spec(_column(table, c)) for c in df.columns)
     return _native.otlp_records(df.height, fields, tuple((key, index[c]) for key, c, _ in members),
                                 "".join(kind for _, _, kind in members).encode(), index[ts], index[body],
                                 index[severity], observed)

@@ -169,9 +169,11 @@ def logs_body(batch: pl.DataFrame, head: tuple[bytes, bytes], observed_ns: int, 
     else:
         records = _polars_records(batch, observed)
     resource, scope = head
-    scope_logs = _field(0x0A, scope) + records
-    resource_logs = _field(0x0A, resource) + bytes([0x12]) + varint(len(scope_logs)) + scope_logs
-    return bytes([0x0A]) + varint(len(resource_logs)) + resource_logs
+    scope_head = _field(0x0A, scope)
+    scope_logs = len(scope_head) + len(records)
+    resource_head = _field(0x0A, resource) + bytes([0x12]) + varint(scope_logs)
+    # One copy of the records (they are most of the request), not one per enclosing message.
+    return b"".join((bytes([0x0A]), varint(len(resource_head) + scope_logs), resource_head, scope_head, records))
 
 
 def _polars_records(batch: pl.DataFrame, observed: bytes) -> bytes:
