@@ -178,7 +178,7 @@ class Sink:
                                           interval=self.interval, backlog=self._redelivery is not None,
                                           **self._filters)
         if self._redelivery is not None:  # unexported events (a WAL's, say): sent after the folder's
-            self._redelivery.memory = self._sub.backlog
+            self._redelivery.memory, self._sub.backlog = self._sub.backlog, []  # held until sent, not after
         self._thread = threading.Thread(target=self._run, name=f"axon-audit-{self.kind}", daemon=True)
         self._thread.start()
         return self
