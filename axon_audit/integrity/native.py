@@ -29,7 +29,7 @@ import pyarrow as pa
 from axon_audit.io.threads import CORES
 from axon_audit.model.schema import COLUMNS
 
-__all__ = ["AVAILABLE", "THREADS", "EventBuffers", "field_spec", "otlp_records", "sha256_rows", "sha256_values"]
+__all__ = ["AVAILABLE", "OTLP", "THREADS", "EventBuffers", "field_spec", "otlp_records", "sha256_rows", "sha256_values"]
 
 _native: ModuleType | None
 try:
@@ -39,6 +39,8 @@ except ImportError:  # not built (no compiler or headers at install): the polars
 
 #: Whether the compiled path is there.
 AVAILABLE = _native is not None
+#: Whether it has the OTLP writer (an extension built before it had one has not: rebuild it).
+OTLP = _native is not None and hasattr(_native, "otlp_records")
 #: Threads per call unless the caller says: the machine's cores, at most 4.
 THREADS = max(1, min(4, CORES))
 
@@ -209,8 +211,8 @@ def otlp_records(df: pl.DataFrame, members: tuple[tuple[bytes, str, str], ...], 
     """The OTLP LogRecords of `df`'s rows, as ScopeLogs ``log_records`` fields (see leafhash.c);
     `members` are (KeyValue key field, column, kind) of the attributes, in order; every column
     of `df` goes over (select the ones named first)."""
-    if _native is None:
-        raise RuntimeError("axon_audit._native.leafhash was not built")
+    if _native is None or not OTLP:
+        raise RuntimeError("axon_audit._native.leafhash was not built with otlp_records")
     table = df.to_arrow(compat_level=_OLDEST)  # the caller selected the columns it passes
     index = {c: i for i, c in enumerate(df.columns)}
     fields = tuple(field_spec(_column(table, c)) for c in df.columns)

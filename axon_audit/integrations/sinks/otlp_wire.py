@@ -158,10 +158,10 @@ def logs_body(batch: pl.DataFrame, head: tuple[bytes, bytes], observed_ns: int, 
               compiled: bool | None = None) -> bytes:
     """The serialized ``ExportLogsServiceRequest`` of `batch`; `head` is (the serialized
     ``Resource``, the serialized ``InstrumentationScope``), `observed_ns` the observed time.
-    `compiled`: the C writer (`axon_audit.integrity.native.otlp_records`; default: when built)
+    `compiled`: the C writer (`axon_audit.integrity.native.otlp_records`; default: when built, `native.OTLP`)
     or the polars query; the same bytes."""
     if compiled is None:
-        compiled = native.AVAILABLE
+        compiled = native.OTLP
     observed = struct.pack("<Q", observed_ns)
     if compiled:
         records = native.otlp_records(batch.select(_compiled_columns()), _MEMBERS, "timestamp", "operation",
