@@ -1,6 +1,6 @@
 """What the sinks deliver per second, and what one attached costs the logging path.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/sink_cost.py [--events N] [--rounds R] [--cost-events M]
+    PYTHONPATH=. .venv/bin/python benchmarks/sink_cost.py [--events N] [--rounds R] [--cost-events M] [--cost-only]
 
 The receivers run in a child process (so their parsing does not share the GIL
 with the sink): an HTTP server that answers 200 to every POST (webhook, OTLP) and
@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000, help="events per throughput run")
     ap.add_argument("--cost-events", type=int, default=50_000, help="log_event calls per cost run")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cost-only", action="store_true", help="skip the throughput part")
     a = ap.parse_args()
     ctx = multiprocessing.get_context("spawn")
     shared_ports, counts = ctx.Array("i", 2), ctx.Value("q", 0)
@@ -159,13 +160,14 @@ def main() -> None:
             time.sleep(0.01)
         ports = (shared_ports[0], shared_ports[1])
         rates: dict[str, list[float]] = {k: [] for k in SINKS}
-        for r in range(a.rounds):
+        for r in range(0 if a.cost_only else a.rounds):
             for k in SINKS[r % 3:] + SINKS[: r % 3]:  # each first in turn
                 rates[k].append(throughput(k, a.events, ports, counts))
-        print(f"throughput (median of {a.rounds}; {a.events} events logged with log_batch)")
-        for k in SINKS:
-            runs = "/".join(f"{x:,.0f}" for x in rates[k])
-            print(f"  {k:8} {statistics.median(rates[k]):>10,.0f} events/s   runs: {runs}")
+        if not a.cost_only:
+            print(f"throughput (median of {a.rounds}; {a.events} events logged with log_batch)")
+            for k in SINKS:
+                runs = "/".join(f"{x:,.0f}" for x in rates[k])
+                print(f"  {k:8} {statistics.median(rates[k]):>10,.0f} events/s   runs: {runs}")
 
         cases = [c for c in BASELINE if BASELINE[c] != c]
         runs: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {c: [] for c in cases}

@@ -27,7 +27,7 @@ from axon_audit import AuditError, AuditLogger
 from axon_audit.model import batch_ids, metadata_texts
 from axon_audit.model.coerce import encode_metadata
 from axon_audit.model.ids import ID_MAX_US, ID_MIN_US, make_event_id
-from axon_audit.model.schema import normalize_batch, polars_ids, to_arrow
+from axon_audit.model.schema import normalize_batch, polars_ids, rows_to_frame, to_arrow
 from axon_audit.model.timestamps import from_us
 
 needs_native = pytest.mark.skipif(not batch_ids.AVAILABLE, reason="axon_audit._native.ingest was not built")
@@ -174,6 +174,31 @@ def test_compiled_ids_at_the_ends_of_their_range() -> None:
     assert ids.to_list() == sorted(ids.to_list())  # ids sort by time across 1970
     with pytest.raises(ValueError, match="outside the range"):
         batch_ids.generated_ids(pl.Series([ID_MAX_US + 1]), "0a0b0c", polars_ids)
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(st.lists(times, min_size=1, max_size=40), st.integers(-1, 10**9), st.booleans(), st.randoms())
+def test_the_flush_s_compiled_ids_and_columns_are_the_python_ones(us: list[int], seq0: int, shuffle: bool,
+                                                                   rnd: Any) -> None:
+    # rows_to_frame: ids written in C when one logger's sequences run on by one (across the
+    # 8-digit wrap too); interleaved or negative sequences are left to the polars expression.
+    seqs = list(range(seq0, seq0 + len(us)))
+    if shuffle:
+        rnd.shuffle(seqs)
+    node = "0a0b0c"
+    ids = batch_ids.sequential_ids(pl.Series(us, dtype=pl.Int64), pl.Series(seqs, dtype=pl.Int64), node)
+    runs_on = seq0 >= 0 and seqs == sorted(seqs)
+    assert (ids is not None) == runs_on
+    if ids is not None:
+        assert ids.to_list() == [make_event_id(t, q, node) for t, q in zip(us, seqs, strict=True)]
+    rows = [(t, q, node, "STORE", None, "s", ("e",), None, "SUCCESS", None, 1.0) for t, q in zip(us, seqs, strict=True)]
+    cols = batch_ids.row_columns(rows, 11)
+    assert cols == [list(c) for c in zip(*rows, strict=True)]
+    with pytest.raises(IndexError):  # a short row is never taken for a full one
+        batch_ids.row_columns([*rows, rows[0][:10]], 11)
+    frame = rows_to_frame(rows)
+    assert frame["event_id"].to_list() == [make_event_id(t, q, node) for t, q in zip(us, seqs, strict=True)]
 
 
 odd_values = st.sampled_from([Kind.A, Level.LOW, uuid.UUID(int=3), orjson.Fragment(b"1"), math.nan, math.inf,

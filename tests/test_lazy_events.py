@@ -64,10 +64,10 @@ frames = st.builds(_frame, st.lists(row_dicts, max_size=25), st.booleans(),
 
 
 def eager_events(df: pl.DataFrame) -> list[AuditEvent]:
-    """The answer's events as they were built before: every row tuple at once."""
+    """The answer's events as main built them (rows hold the enums' values): every row tuple at once."""
     entries = df["entry_ids"].fill_null([])
-    ops = map(tuple(OperationType).__getitem__, df["operation"].to_physical().to_list())
-    statuses = map(tuple(EventStatus).__getitem__, df["status"].to_physical().to_list())
+    ops = map(tuple(m.value for m in OperationType).__getitem__, df["operation"].to_physical().to_list())
+    statuses = map(tuple(m.value for m in EventStatus).__getitem__, df["status"].to_physical().to_list())
     n = df.height
     rows = zip(df["timestamp"].dt.epoch("us").to_list(), repeat(-1, n), repeat("", n), ops,
                df["user_id"].cast(pl.String).to_list(), df["session_id"].to_list(), entries.to_list(),
@@ -110,6 +110,7 @@ def test_lazy_events_read_as_eager_ones_whatever_is_read_first(df: pl.DataFrame,
             assert getattr(ev, first) == getattr(want, first)
     for ev, want in zip(lazy, eager, strict=True):
         same(ev, want)
+        assert ev._row == want._row and list(map(type, ev._row)) == list(map(type, want._row))  # one layout
 
 
 @SETTINGS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics as pystats
 import time
@@ -313,3 +314,23 @@ def test_events_from_other_processes_have_other_ids():
     ids = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ}).stdout.strip() for _ in range(3)}
     assert len(ids) == 3 and all(i.startswith("evt_") for i in ids)
+
+
+def test_buffered_rows_leave_the_cyclic_collector_and_give_back_the_enums() -> None:
+    # Rows hold the enums' values (model.row): tuples of atomic values, which the collector
+    # untracks, so buffered rows are never promoted and full collections stay rare.
+    audit = AuditLogger()
+    events = [audit.log("recall", user_id="u", entry_ids=["e1"], metadata={"k": [1, 2]}, status=EventStatus.FAILURE,
+                        error_message="timeout", duration_ms=1.5),
+              audit.log(OperationType.FORGET, status="partial")]
+    gc.collect()
+    gc.collect()
+    assert [gc.is_tracked(e._row) for e in events] == [False, False]
+    assert [(e.operation, e.status) for e in events] == [(OperationType.RECALL, EventStatus.FAILURE),
+                                                          (OperationType.FORGET, EventStatus.PARTIAL)]
+    assert type(events[0].operation) is OperationType and events[0].to_dict()["operation"] == "RECALL"
+    stored = audit.query_events(include_archived=False)  # the same after the flush into the store
+    assert {(e.operation, e.status) for e in stored} == {(OperationType.RECALL, EventStatus.FAILURE),
+                                                         (OperationType.FORGET, EventStatus.PARTIAL)}
+    assert all(type(e.operation) is OperationType and type(e.status) is EventStatus for e in stored)
+    assert audit.query_events(operation="recall", status=["FAILURE"], include_archived=False) == [events[0]]

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 import axon_audit
 from axon_audit import AuditLogger, AuditUnavailableError, AuditValueError, ExportError, erase_subject
 from axon_audit.io import parquet as _parquet
-from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.write import targets as _targets
 from axon_audit.write import wal as _wal
 from axon_audit.write import wal_records as _records
@@ -198,7 +197,7 @@ _TEXT = st.text(st.characters(codec="utf-8"), max_size=900) | st.text(st.sampled
 def test_the_size_check_agrees_with_the_encoding(meta: str, err: str | None, user: str | None,
                                                  entries: list[str]) -> None:
     limit = 2_500
-    row = (1, 2, "node", OperationType.STORE, user, None, tuple(entries), meta, EventStatus.SUCCESS, err, None)
+    row = (1, 2, "node", "STORE", user, None, tuple(entries), meta, "SUCCESS", err, None)
     size = len(orjson.dumps([row]))
     old = _records.MAX_PAYLOAD
     _records.MAX_PAYLOAD = limit

@@ -45,6 +45,13 @@
  *   str or None as the buffers of an Arrow string_view array (values of up to 12
  *   bytes inline, longer ones in `data`); None when a value is of another type,
  *   is not valid UTF-8 (a lone surrogate) or the data would pass 2 GiB.
+ *
+ * 4. The logger's buffered row tuples by column (its flush, `rows_to_frame`): one pass
+ * over the rows, no object made per row (zip(*rows) made a tracked iterator per row).
+ *
+ *   row_columns(rows, width) -> columns or None: rows a list of exact tuples of
+ *   `width` items; columns[j] the list of every row's item j. None when a row is
+ *   not such a tuple (the caller's Python path then does the same).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -394,12 +401,44 @@ static PyObject *text_views(PyObject *self, PyObject *values) {
     return Py_BuildValue("(NNNn)", validity, views, data, nulls);
 }
 
+static PyObject *row_columns(PyObject *self, PyObject *args) {
+    PyObject *rows;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &rows, &width)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    if (width <= 0) {
+        PyErr_SetString(PyExc_ValueError, "row_columns: width must be > 0");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(r) || PyTuple_GET_SIZE(r) != width) Py_RETURN_NONE;
+    }
+    PyObject *columns = PyList_New(width);
+    if (!columns) return NULL;
+    for (Py_ssize_t j = 0; j < width; j++) {
+        PyObject *col = PyList_New(n);
+        if (!col) { Py_DECREF(columns); return NULL; }
+        PyList_SET_ITEM(columns, j, col);
+    }
+    PyObject **cols = ((PyListObject *)columns)->ob_item;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject **items = ((PyTupleObject *)PyList_GET_ITEM(rows, i))->ob_item;
+        for (Py_ssize_t j = 0; j < width; j++) {
+            Py_INCREF(items[j]);
+            PyList_SET_ITEM(cols[j], i, items[j]);
+        }
+    }
+    return columns;
+}
+
 static PyMethodDef methods[] = {
     {"fill", fill, METH_VARARGS, "fill(times, seq0, node, views, data): write a batch's event ids"},
     {"plain_json", plain_json, METH_O, "plain_json(values) -> bool: dicts orjson writes as themselves"},
     {"flatten", flatten, METH_VARARGS, "flatten(values, offsets) -> flat list or None: lists of str"},
     {"text_views", text_views, METH_O, "text_views(values) -> (validity, views, data, nulls) or None"},
     {"transpose", transpose, METH_VARARGS, "transpose(items, keys) -> (columns, kinds) or None: dicts by column"},
+    {"row_columns", row_columns, METH_VARARGS, "row_columns(rows, width) -> columns or None: tuples by column"},
     {"split_array", split_array, METH_VARARGS, "split_array(text, n, views, validity) -> nulls: a JSON array's values"},
     {NULL, NULL, 0, NULL},
 };

@@ -15,6 +15,7 @@
  *   lines(n, fields, members, sep) -> the objects' texts, `sep` between them
  *   sha256_rows(rows, width, prefix, threads) -> digests      (fixed-width rows)
  *   sha256_values(offsets, data, offset, n, prefix) -> digests (an Arrow large_binary)
+ *   otlp_records(n, fields, members, kinds, ts, body, severity, observed) -> OTLP LogRecords
  */
 #define PY_SSIZE_T_CLEAN
 /* The low-level SHA256_* calls: deprecated in OpenSSL 3 for EVP, whose per-message setup
@@ -511,7 +512,171 @@ done:
     return out;
 }
 
+/* ---------------------------------------------------------------- OTLP log records (protobuf)
+ *
+ * otlp_records(n, fields, members, kinds, ts, body, severity, observed) -> bytes: each row's
+ * LogRecord as a ScopeLogs.log_records field (tag 0x12, length, message), concatenated; the bytes
+ * the generated protobuf classes write (axon_audit/integrations/sinks/otlp_wire.py checks it).
+ * Fields 1 (time_unix_nano: field `ts`, µs, × 1000; left out when 0), 2 and 3 (the row's text of
+ * field `severity`, written raw), 5 (body: AnyValue of field `body`), 6 (attributes: each member is
+ * (the KeyValue's key field, a field), of kind `kinds[k]`: 'S' a string, an empty AnyValue for
+ * null; 'O' a string, left out for null; 'D' a double (a K_TS-shaped field), left out for null;
+ * 'L' an array of strings, [] for null), 11 (observed_time_unix_nano: `observed`, 8 bytes). */
+
+static inline size_t vlen(uint64_t v) { size_t n = 1; while (v >= 0x80) { v >>= 7; n++; } return n; }
+static inline void put_varint(Buf *b, uint64_t v) {
+    char t[10]; size_t n = 0;
+    while (v >= 0x80) { t[n++] = (char)((v & 0x7F) | 0x80); v >>= 7; }
+    t[n++] = (char)v;
+    put(b, t, n);
+}
+static inline void put_fixed64(Buf *b, uint64_t v) {
+    char t[8];
+    for (int i = 0; i < 8; i++) t[i] = (char)(v >> (8 * i));
+    put(b, t, 8);
+}
+/* A string field's value at `row` (K_STR or K_DICT): 1 and (p, len), or 0 for null. */
+static int get_text(const Field *f, int64_t row, const char **p, size_t *len) {
+    int64_t i = row + f->offset;
+    if (!valid(&f->b[0], f->have[0], i)) return 0;
+    const int64_t *off;
+    if (f->kind == K_DICT) {
+        const uint8_t *ix = f->b[1].buf;
+        uint64_t k = f->width == 1 ? ix[i] : f->width == 2 ? ((const uint16_t *)ix)[i]
+                   : f->width == 4 ? ((const uint32_t *)ix)[i] : ((const uint64_t *)ix)[i];
+        off = (const int64_t *)f->b[2].buf + f->child_offset;
+        *p = (const char *)f->b[3].buf + off[k]; *len = (size_t)(off[k + 1] - off[k]);
+        return 1;
+    }
+    off = f->b[1].buf;
+    *p = (const char *)f->b[2].buf + off[i]; *len = (size_t)(off[i + 1] - off[i]);
+    return 1;
+}
+static inline size_t any_text(int ok, size_t len) { return ok ? 1 + vlen(len) + len : 0; }
+static inline void put_any_text(Buf *b, int ok, const char *p, size_t len) {
+    if (!ok) return;
+    put(b, "\x0a", 1); put_varint(b, len); put(b, p, len);
+}
+/* The AnyValue size of attribute `kind` of field f at row; -1 when the attribute is left out. */
+static int64_t attr_value_size(const Field *f, char kind, int64_t row) {
+    int64_t i = row + f->offset;
+    const char *p; size_t len;
+    if (kind == 'D') return valid(&f->b[0], f->have[0], i) ? 9 : -1;
+    if (kind == 'L') {
+        size_t arr = 0;
+        if (valid(&f->b[0], f->have[0], i)) {
+            const int64_t *lo = f->b[1].buf, *co = f->b[4].buf;
+            for (int64_t j = lo[i]; j < lo[i + 1]; j++) {
+                int64_t k = j + f->child_offset;
+                size_t a = valid(&f->b[3], f->have[3], k) ? any_text(1, (size_t)(co[k + 1] - co[k])) : 0;
+                arr += 1 + vlen(a) + a;
+            }
+        }
+        return (int64_t)(1 + vlen(arr) + arr);
+    }
+    int ok = get_text(f, row, &p, &len);
+    if (!ok && kind == 'O') return -1;
+    return (int64_t)any_text(ok, len);
+}
+static void put_attr_value(Buf *b, const Field *f, char kind, int64_t row) {
+    int64_t i = row + f->offset;
+    const char *p; size_t len;
+    if (kind == 'D') { uint64_t v; memcpy(&v, (const char *)f->b[1].buf + 8 * i, 8); put(b, "\x21", 1); put_fixed64(b, v); return; }
+    if (kind == 'L') {
+        size_t inner = 0; /* the ArrayValue's size */
+        const int64_t *lo = f->b[1].buf, *co = f->b[4].buf;
+        int ok = valid(&f->b[0], f->have[0], i);
+        if (ok)
+            for (int64_t j = lo[i]; j < lo[i + 1]; j++) {
+                int64_t k = j + f->child_offset;
+                size_t a = valid(&f->b[3], f->have[3], k) ? any_text(1, (size_t)(co[k + 1] - co[k])) : 0;
+                inner += 1 + vlen(a) + a;
+            }
+        put(b, "\x2a", 1); put_varint(b, inner);
+        if (ok)
+            for (int64_t j = lo[i]; j < lo[i + 1]; j++) {
+                int64_t k = j + f->child_offset;
+                int cv = valid(&f->b[3], f->have[3], k);
+                size_t l = cv ? (size_t)(co[k + 1] - co[k]) : 0;
+                put(b, "\x0a", 1); put_varint(b, any_text(cv, l));
+                put_any_text(b, cv, (const char *)f->b[5].buf + (cv ? co[k] : 0), l);
+            }
+        return;
+    }
+    int ok = get_text(f, row, &p, &len);
+    put_any_text(b, ok, p, len);
+}
+
+static PyObject *otlp_records(PyObject *self, PyObject *args) {
+    long long n; PyObject *field_seq, *member_seq; Py_buffer kinds, observed; int ts, body, sev;
+    if (!PyArg_ParseTuple(args, "LO!O!y*iiiy*", &n, &PyTuple_Type, &field_seq, &PyTuple_Type, &member_seq, &kinds,
+                          &ts, &body, &sev, &observed))
+        return NULL;
+    Field fields[MAX_FIELDS]; Member members[MAX_FIELDS]; int nm = 0;
+    memset(fields, 0, sizeof fields);
+    PyObject *result = NULL;
+    int nf = parse_call(n, field_seq, member_seq, fields, members, &nm);
+    if (nf < 0) { PyBuffer_Release(&kinds); PyBuffer_Release(&observed); return NULL; }
+    const char *kind = kinds.buf;
+    int bad = kinds.len != nm || observed.len != 8 || ts < 0 || ts >= nf || body < 0 || body >= nf || sev < 0 || sev >= nf
+              || fields[ts].kind != K_TS || (fields[body].kind != K_STR && fields[body].kind != K_DICT)
+              || fields[sev].kind != K_STR;
+    for (int k = 0; k < nm && !bad; k++) {
+        int fk = fields[members[k].field].kind;
+        bad = kind[k] == 'D' ? fk != K_TS : kind[k] == 'L' ? fk != K_LIST
+            : (kind[k] == 'S' || kind[k] == 'O') ? (fk != K_STR && fk != K_DICT) : 1;
+    }
+    if (bad) { PyErr_SetString(PyExc_ValueError, "otlp_records: kinds, fields or observed do not fit"); goto done; }
+    Buf out = {0};
+    int negative = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t r = 0; r < n && !out.failed && !negative; r++) {
+        const Field *tf = &fields[ts];
+        int64_t us = valid(&tf->b[0], tf->have[0], r + tf->offset) ? ((const int64_t *)tf->b[1].buf)[r + tf->offset] : 0;
+        if (us < 0) { negative = 1; break; }
+        uint64_t ns = (uint64_t)us * 1000u;
+        const char *sp, *bp; size_t sl, bl;
+        get_text(&fields[sev], r, &sp, &sl);
+        int bok = get_text(&fields[body], r, &bp, &bl);
+        size_t bany = any_text(bok, bl);
+        size_t rec = (ns ? 9 : 0) + sl + 1 + vlen(bany) + bany + 9;
+        for (int k = 0; k < nm; k++) {
+            int64_t a = attr_value_size(&fields[members[k].field], kind[k], r);
+            if (a < 0) continue;
+            size_t kv = (size_t)members[k].key_len + 1 + vlen((uint64_t)a) + (size_t)a;
+            rec += 1 + vlen(kv) + kv;
+        }
+        put(&out, "\x12", 1); put_varint(&out, rec);
+        if (ns) { put(&out, "\x09", 1); put_fixed64(&out, ns); }
+        put(&out, sp, sl);
+        put(&out, "\x2a", 1); put_varint(&out, bany); put_any_text(&out, bok, bp, bl);
+        for (int k = 0; k < nm; k++) {
+            const Field *f = &fields[members[k].field];
+            int64_t a = attr_value_size(f, kind[k], r);
+            if (a < 0) continue;
+            size_t kv = (size_t)members[k].key_len + 1 + vlen((uint64_t)a) + (size_t)a;
+            put(&out, "\x32", 1); put_varint(&out, kv);
+            put(&out, members[k].key, (size_t)members[k].key_len);
+            put(&out, "\x12", 1); put_varint(&out, (uint64_t)a);
+            put_attr_value(&out, f, kind[k], r);
+        }
+        put(&out, "\x59", 1); put(&out, observed.buf, 8);
+    }
+    Py_END_ALLOW_THREADS
+    if (negative) PyErr_SetString(PyExc_ValueError, "otlp_records: a timestamp before 1970 has no time_unix_nano");
+    else if (out.failed) PyErr_NoMemory();
+    else result = PyBytes_FromStringAndSize(out.p ? out.p : "", (Py_ssize_t)out.len);
+    free(out.p);
+done:
+    release_fields(fields, nf);
+    PyBuffer_Release(&kinds);
+    PyBuffer_Release(&observed);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"otlp_records", otlp_records, METH_VARARGS,
+     "otlp_records(n, fields, members, kinds, ts, body, severity, observed) -> LogRecords (protobuf)"},
     {"leaves", leaves, METH_VARARGS, "leaves(n, fields, members, threads) -> 32-byte leaf hashes"},
     {"lines", lines, METH_VARARGS, "lines(n, fields, members, sep) -> the objects, sep between them"},
     {"sha256_rows", sha256_rows, METH_VARARGS, "sha256_rows(rows, width, prefix, threads) -> digests"},

@@ -29,7 +29,7 @@ import pyarrow as pa
 from axon_audit.io.threads import CORES
 from axon_audit.model.schema import COLUMNS
 
-__all__ = ["AVAILABLE", "THREADS", "EventBuffers", "sha256_rows", "sha256_values"]
+__all__ = ["AVAILABLE", "OTLP", "THREADS", "EventBuffers", "field_spec", "otlp_records", "sha256_rows", "sha256_values"]
 
 _native: ModuleType | None
 try:
@@ -39,6 +39,8 @@ except ImportError:  # not built (no compiler or headers at install): the polars
 
 #: Whether the compiled path is there.
 AVAILABLE = _native is not None
+#: Whether it has the OTLP writer (an extension built before it had one has not: rebuild it).
+OTLP = _native is not None and hasattr(_native, "otlp_records")
 #: Threads per call unless the caller says: the machine's cores, at most 4.
 THREADS = max(1, min(4, CORES))
 
@@ -182,3 +184,38 @@ def sha256_values(values: pa.Array, prefix: bytes) -> np.ndarray:
     _, offsets, data = flat.buffers()
     out = _native.sha256_values(offsets, data if data is not None else b"", flat.offset, len(flat), prefix)
     return np.frombuffer(out, np.uint8).reshape(len(flat), 32)
+
+
+def field_spec(arr: pa.Array) -> tuple[Any, ...]:
+    """The C entry points' description of one Arrow array (oldest compat level: large_string,
+    large_list): a string (or a dictionary of them), a list of strings, or 8-byte values
+    (timestamps, float64), which `otlp_records` reads by what each member asks."""
+    if pa.types.is_dictionary(arr.type):
+        d = arr.dictionary.cast(pa.large_string())
+        return (_DICT, arr.buffers()[0] if arr.null_count else None, arr.buffers()[1],
+                arr.type.index_type.bit_width // 8, d.buffers()[1],
+                d.buffers()[2] if d.buffers()[2] is not None else b"", arr.offset, d.offset, len(d))
+    if pa.types.is_large_list(arr.type):
+        child = arr.values
+        cv, co, cd = child.buffers()
+        return (_LIST, arr.buffers()[0] if arr.null_count else None, arr.buffers()[1],
+                cv if child.null_count else None, co, cd if cd is not None else b"", arr.offset, child.offset)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_float64(arr.type) or pa.types.is_int64(arr.type):
+        return (_TS, arr.buffers()[0] if arr.null_count else None, arr.buffers()[1], arr.offset)
+    validity, offsets, data = arr.buffers()
+    return (_STR, validity if arr.null_count else None, offsets, data if data is not None else b"", arr.offset)
+
+
+def otlp_records(df: pl.DataFrame, members: tuple[tuple[bytes, str, str], ...], ts: str, body: str, severity: str,
+                 observed: bytes) -> bytes:
+    """The OTLP LogRecords of `df`'s rows, as ScopeLogs ``log_records`` fields (see leafhash.c);
+    `members` are (KeyValue key field, column, kind) of the attributes, in order; every column
+    of `df` goes over (select the ones named first)."""
+    if _native is None or not OTLP:
+        raise RuntimeError("axon_audit._native.leafhash was not built with otlp_records")
+    table = df.to_arrow(compat_level=_OLDEST)  # the caller selected the columns it passes
+    index = {c: i for i, c in enumerate(df.columns)}
+    fields = tuple(field_spec(_column(table, c)) for c in df.columns)
+    return _native.otlp_records(df.height, fields, tuple((key, index[c]) for key, c, _ in members),
+                                "".join(kind for _, _, kind in members).encode(), index[ts], index[body],
+                                index[severity], observed)

@@ -56,6 +56,9 @@ from axon_audit.model.timestamps import format_us, from_us, now_us, parse_timest
 __all__ = ["AuditEvent"]
 
 _new = object.__new__
+# Rows hold the enums' values (model.row says why); the members are looked up on read.
+_OP_OF: dict[str, OperationType] = {m.value: m for m in OperationType}
+_STATUS_OF: dict[str, EventStatus] = {m.value: m for m in EventStatus}
 _FIELDS = ("event_id", "timestamp", "operation", "user_id", "session_id", "entry_ids", "metadata", "status",
            "error_message", "duration_ms")
 # The fields' defaults, as a pydantic model declares them (`exclude_defaults`).
@@ -135,12 +138,12 @@ class AuditEvent:
             ts,
             -1,
             "",
-            coerce_operation(operation),
+            coerce_operation(operation).value,
             check_text(user_id, "user_id"),
             check_text(session_id, "session_id"),
             coerce_entry_ids(entry_ids),
             encode_metadata(metadata),
-            coerce_status(status),
+            coerce_status(status).value,
             check_text(error_message, "error_message"),
             coerce_duration(duration_ms),
         )
@@ -208,7 +211,7 @@ class AuditEvent:
 
     @property
     def operation(self) -> OperationType:
-        return self._row[R_OP]
+        return _OP_OF[self._row[R_OP]]
 
     @property
     def user_id(self) -> str | None:
@@ -231,7 +234,7 @@ class AuditEvent:
 
     @property
     def status(self) -> EventStatus:
-        return self._row[R_STATUS]
+        return _STATUS_OF[self._row[R_STATUS]]
 
     @property
     def error_message(self) -> str | None:
@@ -254,12 +257,12 @@ class AuditEvent:
         return {
             "event_id": self.event_id,
             "timestamp": format_us(row[R_TS]),
-            "operation": row[R_OP].value,
+            "operation": row[R_OP],
             "user_id": row[R_USER],
             "session_id": row[R_SESSION],
             "entry_ids": list(row[R_ENTRIES]),
             "metadata": self.metadata,
-            "status": row[R_STATUS].value,
+            "status": row[R_STATUS],
             "error_message": row[R_ERROR],
             "duration_ms": row[R_DURATION],
         }
@@ -408,7 +411,7 @@ class AuditEvent:
     def __repr__(self) -> str:
         row = self._row
         return (f"AuditEvent(event_id={self.event_id!r}, timestamp={format_us(row[R_TS])!r}, "
-                f"operation={row[R_OP].value}, user_id={row[R_USER]!r}, status={row[R_STATUS].value})")
+                f"operation={row[R_OP]}, user_id={row[R_USER]!r}, status={row[R_STATUS]})")
 
     def _repr_html_(self) -> str:
         return event_card(self)

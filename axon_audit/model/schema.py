@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from axon_audit.exceptions import AuditTypeError, AuditValueError
 from axon_audit.model.arrow_intake import arrow_frame
-from axon_audit.model.batch_ids import generated_ids
+from axon_audit.model.batch_ids import generated_ids, row_columns, sequential_ids
 from axon_audit.model.coerce import coerce_operation, coerce_status
 from axon_audit.model.dict_columns import dicts_to_columns
 from axon_audit.model.door import (
@@ -141,7 +141,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
     """
     if not rows:
         return EMPTY_FRAME.clear()
-    cols = list(zip(*rows, strict=False))  # rows come from log(): all one length; strict would re-walk every row
+    cols = row_columns(rows if type(rows) is list else list(rows), R_DURATION + 1)
     nodes = cols[R_NODE]
     # One process logs with one node: a literal instead of n equal strings.
     uniform = nodes.count(nodes[0]) == len(nodes)
@@ -150,7 +150,7 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
         [
             pl.Series("ts", cols[R_TS], dtype=pl.Int64),
             pl.Series("seq", cols[R_SEQ], dtype=pl.Int64),
-            pl.Series("operation", cols[R_OP], dtype=pl.String),  # str-valued enums
+            pl.Series("operation", cols[R_OP], dtype=pl.String),  # the enums' values (model.row)
             pl.Series("user_id", cols[R_USER], dtype=pl.String),
             pl.Series("session_id", cols[R_SESSION], dtype=pl.String),
             pl.Series("entry_ids", pa.array(cols[R_ENTRIES], pa.list_(pa.string()))),
@@ -161,8 +161,9 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
         ]
         + ([] if uniform else [pl.Series("node", nodes, dtype=pl.String)])
     )
+    ids = sequential_ids(frame["ts"], frame["seq"], nodes[0]) if uniform else None
     return frame.select(
-        _id_expr(pl.col("ts"), pl.col("seq"), node).alias("event_id"),
+        (_id_expr(pl.col("ts"), pl.col("seq"), node) if ids is None else pl.lit(ids)).alias("event_id"),
         pl.col("ts").cast(TIMESTAMP_DTYPE).alias("timestamp"),
         pl.col("operation").cast(OPERATION_DTYPE),
         pl.col("user_id").cast(pl.Categorical),

@@ -77,8 +77,7 @@ class RowCompiler(Compiler[RowTest]):
 
     Example:
         >>> from axon_audit.query.filters import Filters
-        >>> from axon_audit.model.enums import EventStatus, OperationType
-        >>> row = (0, 1, "n", OperationType.STORE, "u1", None, ("e1",), None, EventStatus.SUCCESS, None, 5.0)
+        >>> row = (0, 1, "n", "STORE", "u1", None, ("e1",), None, "SUCCESS", None, 5.0)
         >>> test = RowCompiler().compile(Filters.build(user_id="u1", operation="store", min_duration_ms=2))
         >>> test(row), RowCompiler().compile(Filters.build(entry_ids=["e2"]))(row)
         (True, False)
@@ -90,6 +89,7 @@ class RowCompiler(Compiler[RowTest]):
     _COLUMNS: ClassVar[dict[str, int]] = {
         "user_id": R_USER, "session_id": R_SESSION, "timestamp": R_TS, "duration_ms": R_DURATION,
         "error_message": R_ERROR, "metadata": R_META, "entry_ids": R_ENTRIES,
+        "operation": R_OP, "status": R_STATUS,  # rows hold the enums' values (model.row)
     }
 
     def combine(self, parts: list[RowTest]) -> RowTest:
@@ -102,9 +102,6 @@ class RowCompiler(Compiler[RowTest]):
         if node.column == "event_id":
             event_id = self._event_id
             return lambda row: event_id(row) in values
-        if node.column in ("operation", "status"):  # enum members: compared by their text, as polars does
-            i = R_OP if node.column == "operation" else R_STATUS
-            return lambda row: row[i].value in values
         i = self._COLUMNS[node.column]
         return lambda row: row[i] in values  # None is never among the str values
 

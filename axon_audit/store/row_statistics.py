@@ -58,15 +58,14 @@ def columns_of_rows(rows: Sequence[Row]) -> RowColumns:
     """`RowColumns` of buffered row tuples (`model.row`), not yet sealed into a frame.
 
     Example:
-        >>> from axon_audit.model.enums import EventStatus, OperationType
-        >>> row = (0, 1, "n", OperationType.STORE, "u1", None, (), None, EventStatus.SUCCESS, None, 5.0)
+        >>> row = (0, 1, "n", "STORE", "u1", None, (), None, "SUCCESS", None, 5.0)
         >>> row_statistics([columns_of_rows([row, row])])["p50_duration_ms"]
         5.0
     """
     cols = RowColumns.__new__(RowColumns)
     # One pass per column over at most ROW_TUPLES rows (the caller's bound).
-    cols.op = [r[R_OP].value for r in rows]
-    cols.status = [r[R_STATUS].value for r in rows]
+    cols.op = [r[R_OP] for r in rows]
+    cols.status = [r[R_STATUS] for r in rows]
     cols.user = [r[R_USER] for r in rows]
     cols.session = [r[R_SESSION] for r in rows]
     cols.duration = [r[R_DURATION] for r in rows]

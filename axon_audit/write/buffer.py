@@ -160,6 +160,12 @@ class HotBuffer:
         self.rotate_if_full_locked()
         self.reset_check()
 
+    def backlog_locked(self) -> list[pl.DataFrame]:
+        """The events in memory not yet committed to the export folder, in logging order: exports
+        being written or waiting for a retry, then the store (the caller has sealed the buffer)."""
+        jobs = [job.df for job in self.exporter.pending] if self.exporter is not None else []
+        return jobs + [chunk.df for chunk in self.store.chunks]
+
     def rotate_if_full_locked(self) -> None:
         if not self.rotation or self.store.count < self.max_events:
             return

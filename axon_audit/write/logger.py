@@ -66,9 +66,9 @@ log = logging.getLogger("axon_audit")
 _OP = OperationType
 _ST = EventStatus
 _SUCCESS = EventStatus.SUCCESS
-# Exact spellings seen in practice ("STORE", "store"); others go through coerce_*.
-_OP_BY_NAME = {**{m.value: m for m in _OP}, **{m.value.lower(): m for m in _OP}}
-_ST_BY_NAME = {**{m.value: m for m in _ST}, **{m.value.lower(): m for m in _ST}}
+# Exact spellings seen in practice ("STORE", "store") -> the value a row holds; others: coerce_*.
+_OP_BY_NAME = {**{m.value: m.value for m in _OP}, **{m.value.lower(): m.value for m in _OP}}
+_ST_BY_NAME = {**{m.value: m.value for m in _ST}, **{m.value.lower(): m.value for m in _ST}}
 _INF = float("inf")
 _new = object.__new__
 _dumps = orjson.dumps
@@ -205,13 +205,15 @@ class AuditLogger(Reader):
         """
         # Hot path: cheap type tests inline; the coerce_* helpers run only off it
         # (and raise the error that names the argument). Nothing is stored until
-        # every argument has passed, so an invalid call logs nothing.
-        if type(operation) is not _OP:  # names as str: one dict lookup (coerce_* cost ~1 us)
-            op = _OP_BY_NAME.get(operation) if type(operation) is str else None
-            operation = op if op is not None else coerce_operation(operation)
-        if type(status) is not _ST:
-            st = _ST_BY_NAME.get(status) if type(status) is str else None
-            status = st if st is not None else coerce_status(status)
+        # every argument has passed, so an invalid call logs nothing. Rows hold the enums'
+        # values (model.row); a name as str is one dict lookup (coerce_* ~1 us).
+        op = (operation._value_ if type(operation) is _OP
+              else _OP_BY_NAME.get(operation) if type(operation) is str else None)
+        if op is None:
+            op = coerce_operation(operation).value
+        st = status._value_ if type(status) is _ST else _ST_BY_NAME.get(status) if type(status) is str else None
+        if st is None:
+            st = coerce_status(status).value
         if user_id is not None and (type(user_id) is not str or not user_id.isascii()):
             user_id = check_text(user_id, "user_id")
         if session_id is not None and (type(session_id) is not str or not session_id.isascii()):
@@ -252,15 +254,14 @@ class AuditLogger(Reader):
         if duration_ms is not None and not (type(duration_ms) is float and 0.0 <= duration_ms < _INF):
             duration_ms = coerce_duration(duration_ms)
         ids = IDS
-        row = (_time_ns() // 1000, next(ids.counter), ids.node, operation, user_id, session_id,
-               entries, meta, status, error_message, duration_ms)
+        row = (_time_ns() // 1000, next(ids.counter), ids.node, op, user_id, session_id,
+               entries, meta, st, error_message, duration_ms)
         buf = self._buf
         if self._guarded:  # WAL / fail-closed: see write.guard
             self._guard.append(row)
         else:
-            # A backlog bound (`max_backlog`, on by default with exports) without the
-            # guarded append's calls: one flag, renewed by Backpressure.update_locked at
-            # each rotation and export commit or failure; while set, block or raise first.
+            # The backlog bound (`max_backlog`, on by default with exports) as one flag, renewed by
+            # Backpressure.update_locked at each rotation and export commit or failure: block or raise.
             if self._bp.refusing:
                 self._guard.gate()
             buf.append(row)

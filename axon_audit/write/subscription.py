@@ -60,6 +60,8 @@ class _Buffer(Protocol):
 
     def reset_check(self) -> None: ...
 
+    def backlog_locked(self) -> list[pl.DataFrame]: ...
+
 
 class Subscribers:
     """A buffer's subscriptions. `subs` is replaced, never mutated, under the buffer's
@@ -70,12 +72,14 @@ class Subscribers:
         self.subs: tuple[Subscription, ...] = ()
         self._last_flush = 0.0
 
-    def add(self, sub: Subscription) -> None:
+    def add(self, sub: Subscription, backlog: bool = False) -> None:
         with self._buffer.lock:
             # A clean cut: what was logged before this is sealed (and delivered to the
             # subscriptions that were there), so the new one gets exactly what follows.
             self._buffer.flush_locked()
             self._buffer.reset_check()
+            if backlog:  # what came before the cut and is not exported yet, at this same instant
+                sub.backlog = self._buffer.backlog_locked()
             self.subs = (*self.subs, sub)
 
     def remove(self, sub: Subscription) -> None:
@@ -115,7 +119,8 @@ class Subscription:
     iterate one subscription: each event goes to one of them.
 
     Counters: `delivered` (matching events queued), `dropped` (of those, dropped
-    by "drop_oldest"), `pending` (queued now).
+    by "drop_oldest"), `pending` (queued now). `backlog` (with ``backlog=True``):
+    the logger's events not yet exported when it subscribed, unfiltered, in logging order.
     """
 
     def __init__(self, subscribers: Subscribers, filters: Filters, *, batches: bool, max_events: int,
@@ -127,6 +132,7 @@ class Subscription:
         self.interval = interval
         self.delivered = 0
         self.dropped = 0
+        self.backlog: list[pl.DataFrame] = []
         self._subscribers = subscribers
         self._expr = filters.expr()
         self._matches_nothing = filters.is_empty
@@ -391,6 +397,7 @@ def subscribe(
     max_events: int = 100_000,
     on_overflow: Literal["drop_oldest", "block"] = "drop_oldest",
     interval: float = 0.2,
+    backlog: bool = False,
     **filters: Any,
 ) -> Subscription:
     """A live `Subscription` to the events logged from now on that match `filters`
@@ -403,7 +410,9 @@ def subscribe(
     wait for the consumer; beyond that `on_overflow` applies: "drop_oldest"
     (counted in `Subscription.dropped`) or "block" (the delivery waits; `log()`
     never does). `close()` on the logger ends every subscription after it has
-    delivered what was logged before.
+    delivered what was logged before. ``backlog=True`` also hands over, in
+    `Subscription.backlog`, the frames of the events logged before that are not
+    exported yet (recovered from a WAL, or in memory), taken at the same cut.
 
     Example:
         >>> from axon_audit import AuditLogger
@@ -414,8 +423,9 @@ def subscribe(
         ...     [e.user_id for e in sub]
         ['u2']
     """
-    if type(batches) is not bool:
-        raise AuditTypeError(f"batches must be True or False, got {batches!r}")
+    for name, flag in (("batches", batches), ("backlog", backlog)):
+        if type(flag) is not bool:
+            raise AuditTypeError(f"{name} must be True or False, got {flag!r}")
     if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
         raise AuditValueError(f"max_events must be an int >= 1, got {max_events!r}")
     if on_overflow not in OVERFLOW_POLICIES:
@@ -425,6 +435,6 @@ def subscribe(
     subscribers: Subscribers = self._hot.subscribers
     sub = Subscription(subscribers, Filters.of(filters, allow_limit=False), batches=batches,
                        max_events=max_events, on_overflow=on_overflow, interval=float(interval))
-    subscribers.add(sub)
+    subscribers.add(sub, backlog)
     sub._thread.start()
     return sub

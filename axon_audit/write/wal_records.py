@@ -100,8 +100,9 @@ def encode_frame(df: pl.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-_OPS = {m.value: m for m in OperationType}
-_STATUSES = {m.value: m for m in EventStatus}
+# Checks each value (a KeyError is a corrupt record) and keeps the row's plain str (model.row).
+_OPS = {m.value: m.value for m in OperationType}
+_STATUSES = {m.value: m.value for m in EventStatus}
 
 
 def _decode_rows(payload: bytes) -> list[tuple]:

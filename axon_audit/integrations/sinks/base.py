@@ -80,7 +80,8 @@ class Sink:
     Counters: `delivered` (events the receiver accepted), `batches` (batches
     accepted), `retries` (attempts after a failed one), `failures` (failed
     attempts), `pending` (events read but not yet accepted), `redelivered`
-    (events re-sent from the export folder on start, with a `cursor`),
+    (events re-sent from the export folder on start, with a `cursor`), `recovered` (then sent,
+    with a `cursor`, of the events the logger held unexported: e.g. recovered from its WAL),
     `dead_lettered` (events of batches refused for good, see `dead_letter`).
 
     `cursor`: a file that makes delivery durable across crashes (see
@@ -120,6 +121,7 @@ class Sink:
         self._redelivery: Redelivery | None = None
         self._overlap: set[str] = set()  # re-delivered ids the live feed may bring again
         self.redelivered = 0
+        self.recovered = 0
         self.dead_lettered = 0
         self.dead: list[pl.DataFrame] = []
         self.delivered = 0
@@ -173,7 +175,10 @@ class Sink:
         # `max_events=max_batch`: each read is at most one batch, and the subscription's
         # own queue (bounded by it) is what holds events once we hold `max_pending`.
         self._sub = self._audit.subscribe(batches=True, on_overflow="block", max_events=self.max_batch,
-                                          interval=self.interval, **self._filters)
+                                          interval=self.interval, backlog=self._redelivery is not None,
+                                          **self._filters)
+        if self._redelivery is not None:  # unexported events (a WAL's, say): sent after the folder's
+            self._redelivery.memory, self._sub.backlog = self._sub.backlog, []  # held until sent, not after
         self._thread = threading.Thread(target=self._run, name=f"axon-audit-{self.kind}", daemon=True)
         self._thread.start()
         return self
@@ -276,8 +281,15 @@ class Sink:
             self.redelivered += batch.height
             if not self._send():
                 return False  # closing: the batch is kept in `undelivered`; the cursor is behind it
+        rest = red.memory_batches(self.max_batch, self._expr)
         self._overlap = red.overlap
         red.finished(self.delivered)
+        for batch in rest:
+            with self._lock:
+                self._current = (batch, f"{batch['event_id'][0]}..{batch['event_id'][-1]}")
+            self.recovered += batch.height
+            if not self._send():
+                return False  # as above: the rest stays with the logger (memory, WAL, folder)
         return True
 
     def _record(self, batch: pl.DataFrame) -> None:

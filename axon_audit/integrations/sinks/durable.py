@@ -28,19 +28,26 @@ delivered (every event of the commit up to `max_time_us` is among them, as when
 times grow with logging), else the whole commit is sent again (counted in the
 sink's ``redelivery.duplicates``, logged as a WARNING): a duplicate, never a gap.
 
+Then come the events its logger holds but has not exported when the sink
+subscribes (`Redelivery.memory`: recovered from the logger's WAL after a crash,
+or logged before `start()`; counted in `recovered`), in logging order, each
+once: those exported while the re-delivery ran went out from the folder, and
+the `live` count goes on into them (they are the events logged after the
+folder's end, as the live ones were), checked by `event_id`; when the check
+fails they are all sent (duplicates, counted and logged, never a gap).
+
 So after a crash (the process killed while the receiver was away: the events
-were exported, their batches were only in the sink's memory) a new sink with the
-same cursor delivers each of them, in order, and nothing twice, but for the one
-batch a receiver may have taken just before the crash without the cursor
-recording it (delivery is at least once: the receiver dedupes by
-``Idempotency-Key`` for a retried batch, by event id across a crash). Live
-events never exported (lost with the process, or waiting in a WAL) are not in
-the folder: there is nothing there to re-deliver for them.
+were exported, or are recovered from the WAL by the new logger; their batches
+were only in the sink's memory) a new sink with the same cursor delivers each
+of them, in order, and nothing twice, but for the one batch a receiver may
+have taken just before the crash without the cursor recording it (delivery is
+at least once: the receiver dedupes by ``Idempotency-Key`` for a retried batch,
+by event id across a crash). Events neither exported nor in a WAL are lost
+with the process: there is nothing to re-deliver for them.
 
 Limits: one logger writes the folder (the cursor follows the folder's one log;
-the live feed is the sink's own logger), the sink starts before its logger logs
-(events logged before `start()` and exported after it are in neither), and the
-folder is local (on object storage each writer keeps its own log).
+the live feed is the sink's own logger), and the folder is local (on object
+storage each writer keeps its own log).
 
 Permanent refusals: an HTTP 4xx other than 408 and 429 (`Refusal`) is retried
 like any failure, but after `max_attempts` attempts the batch goes to the
@@ -228,24 +235,56 @@ class Redelivery:
         self.overlap: set[str] = set()
         self.duplicates = 0
         self.batch_leaf: int | None = None  # a re-delivered batch in flight: the log position after it
+        self.memory: list[pl.DataFrame] = []  # the logger's unexported events when the sink subscribed
+        self._seen: set[str] = set()  # of those, the ones `batches()` found in the folder
+        self._live_left = 0  # the cursor's `live` count not used up by the folder's commits
         self._live = 0  # live events acknowledged (or dead-lettered) after the re-delivery
         self._max_us: int | None = None  # the latest time among them
+        self._last: str | None = None  # the last of them
 
     def acked(self, batch: pl.DataFrame, delivered: int) -> None:
         """The receiver took `batch` (or it was dead-lettered): the cursor moves past it."""
         if self.batch_leaf is not None:
             self.cursor.save(next_leaf=self.batch_leaf, delivered=delivered)
             return
+        self._count_live(batch)
+        self.cursor.save(next_leaf=self.end, delivered=delivered, live=self._live, event_id=self._last,
+                         max_time_us=self._max_us)
+
+    def _count_live(self, batch: pl.DataFrame) -> None:
         self._live += batch.height  # counted as `batches()` will count them again
         newest = cast(int, batch["timestamp"].dt.epoch("us").max())
         self._max_us = newest if self._max_us is None else max(self._max_us, newest)
-        self.cursor.save(next_leaf=self.end, delivered=delivered, live=self._live, event_id=batch["event_id"][-1],
-                         max_time_us=self._max_us)
+        self._last = batch["event_id"][-1]
 
     def finished(self, delivered: int) -> None:
-        """The re-delivery is done: everything exported before `end` is delivered; live events follow."""
+        """The re-delivery is done: everything exported before `end` is delivered (and the events of
+        `memory` that `memory_batches` found delivered before); `memory_batches` and live events follow."""
         self.batch_leaf = None
-        self.cursor.save(next_leaf=self.end, delivered=delivered)
+        self.cursor.save(next_leaf=self.end, delivered=delivered, live=self._live, event_id=self._last,
+                         max_time_us=self._max_us)
+
+    def memory_batches(self, max_batch: int, expr: pl.Expr | None) -> list[pl.DataFrame]:
+        """After `batches()`: the events of `memory` matching `expr` that are still to send, in logging
+        order (not found in the folder, nor among the first `live` the cursor counts), in batches."""
+        frames, self.memory = self.memory, []  # not kept once sent
+        if not frames:
+            return []
+        df = pl.concat(frames, how="vertical_relaxed", rechunk=False)
+        if expr is not None:
+            df = df.filter(expr.fill_null(False))
+        if self._seen:
+            df = df.filter(~pl.col("event_id").is_in(list(self._seen)))
+        j, last = self._live_left, (self.state or {}).get("event_id")
+        if j and j <= df.height and df["event_id"][j - 1] == last:
+            self._count_live(df.head(j))  # delivered live before the crash: the cursor keeps counting them
+            df = df.slice(j)
+        elif j:
+            self.duplicates += min(j, df.height)
+            log.warning("axon_audit: a sink re-sends the %d events its logger holds unexported (recovered from "
+                        "its WAL, or logged before the sink started): the cursor counts %d of them delivered "
+                        "but their last is not %s", df.height, j, last)
+        return [df.slice(i, max_batch) for i in range(0, df.height, max_batch)]
 
     def _commits(self, start: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, np.ndarray]]:
         """The matching events at log positions >= `start`, one export commit at a time (memory: one commit)."""
@@ -266,7 +305,10 @@ class Redelivery:
     def batches(self, max_batch: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, int]]:
         state = self.state if self.state is not None else {"next_leaf": self.before}  # new: from the start on
         live = int(state.get("live") or 0)  # events delivered live, exported from `next_leaf` on
+        ids = pl.concat([m["event_id"] for m in self.memory]) if self.memory else None
         for df, pos in self._commits(int(state["next_leaf"]), expr):
+            if ids is not None:  # exported after the sink subscribed (or just before): not sent from memory
+                self._seen.update(df.filter(pl.col("event_id").is_in(ids))["event_id"].to_list())
             if live >= df.height:  # the whole commit went out live
                 live -= df.height
                 continue
@@ -278,6 +320,7 @@ class Redelivery:
                 self.overlap.update(df.filter(pl.Series(late))["event_id"].to_list())
             for i in range(0, df.height, max_batch):
                 yield df.slice(i, max_batch), int(pos[min(i + max_batch, df.height) - 1]) + 1
+        self._live_left = live  # the rest of the count: events delivered live that are not in the folder
 
     def _delivered_prefix(self, commit: pl.DataFrame, j: int, state: dict[str, Any]) -> int:
         """Of a commit whose first `j` events in logging order went out live (the last of them `event_id`),

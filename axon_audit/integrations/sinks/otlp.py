@@ -46,8 +46,9 @@ import polars as pl
 
 from axon_audit.exceptions import AuditValueError
 from axon_audit.integrations.sinks.base import Sink
+from axon_audit.integrations.sinks.otlp_wire import logs_body
 
-__all__ = ["OTLPSink", "logs_request"]
+__all__ = ["OTLPSink", "logs_request", "request_head"]
 
 _SEVERITY = {"SUCCESS": (9, "INFO"), "PARTIAL": (13, "WARN"), "FAILURE": (17, "ERROR")}
 
@@ -117,6 +118,17 @@ def logs_request(batch: pl.DataFrame, service_name: str, resource: dict[str, str
                                        log_records=records)])])
 
 
+def request_head(service_name: str, resource: dict[str, str] | None = None) -> tuple[bytes, bytes]:
+    """The serialized ``Resource`` and ``InstrumentationScope`` of every request (for `logs_body`)."""
+    _, common_pb2, _, resource_pb2, _ = _proto()
+    from axon_audit import __version__  # as in logs_request
+
+    attrs = [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
+             for k, v in {"service.name": service_name, **(resource or {})}.items()]
+    return (resource_pb2.Resource(attributes=attrs).SerializeToString(),
+            common_pb2.InstrumentationScope(name="axon_audit", version=__version__).SerializeToString())
+
+
 class OTLPSink(Sink):
     """Ships the matching events of `audit_logger` to an OTLP/HTTP logs `endpoint` (see the module).
 
@@ -138,12 +150,16 @@ class OTLPSink(Sink):
         self.service_name = service_name
         self.resource = dict(resource or {})
         self.rejected = 0
+        self._head: tuple[bytes, bytes] | None = None
 
     def target(self) -> str:
         return f"{self.url}/v1/logs"
 
     def encode(self, batch: pl.DataFrame, batch_id: str) -> tuple[bytes, str]:
-        return logs_request(batch, self.service_name, self.resource).SerializeToString(), "application/x-protobuf"
+        # The bytes of `logs_request(...).SerializeToString()`, written by one polars query (otlp_wire).
+        if self._head is None:
+            self._head = request_head(self.service_name, self.resource)
+        return logs_body(batch, self._head, time.time_ns()), "application/x-protobuf"
 
     def check_answer(self, answer: bytes) -> str | None:
         if not answer:

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -155,15 +156,19 @@ msg=x|y\\nz
 sessionId="s\\"1\\]" status="FAILURE" durationMs="3"] FORGET FAILURE: x|y
         z
     """
-    if format == "cef":
-        if version is None:
-            from axon_audit import __version__  # the package's own (the package imports this module late)
+    if format == "cef" and version is None:
+        from axon_audit import __version__  # the package's own (the package imports this module late)
 
-            version = __version__
-        body = _cef(version)
-    else:
-        body = _structured_data()
-    return batch.select(pl.concat_str([_header(facility, hostname, procid), pl.lit(" "), body]))[:, 0]
+        version = __version__
+    return batch.select(_message(format, hostname, procid, facility, version))[:, 0]
+
+
+@functools.lru_cache(maxsize=64)
+def _message(format: str, hostname: str, procid: str, facility: int, version: str | None) -> pl.Expr:
+    """The message expression, built once per layout: building its ~3,000 Python calls per batch
+    held the GIL on the sink's thread, which the loggers felt."""
+    body = _cef(version or "") if format == "cef" else _structured_data()
+    return pl.concat_str([_header(facility, hostname, procid), pl.lit(" "), body])
 
 
 def frames(messages: pl.Series) -> bytes:
@@ -174,7 +179,7 @@ def frames(messages: pl.Series) -> bytes:
         b'7 <14>1 a2 \\xc3\\xa9'
     """
     framed = pl.concat_str([messages.str.len_bytes().cast(pl.String), pl.lit(" "), messages])
-    return str(pl.select(framed.str.join("")).item()).encode()
+    return bytes(pl.select(framed.str.join("").cast(pl.Binary)).item())  # bytes at once: no str in between
 
 
 def unframe(data: bytes) -> list[bytes]:

@@ -29,9 +29,10 @@ import json
 import polars as pl
 
 from axon_audit.integrations.sinks.base import Sink
+from axon_audit.integrity import native
 from axon_audit.io.json_export import event_objects
 
-__all__ = ["WebhookSink", "webhook_body"]
+__all__ = ["WebhookSink", "event_lines", "webhook_body"]
 
 
 def webhook_body(batch: pl.DataFrame, batch_id: str) -> bytes:
@@ -45,9 +46,22 @@ def webhook_body(batch: pl.DataFrame, batch_id: str) -> bytes:
         >>> doc["batch_id"], doc["count"], doc["events"][0]["operation"], doc["events"][0]["timestamp"]
         ('evt_1..evt_1', 1, 'STORE', '2025-01-15T12:00:00.000000Z')
     """
-    objects = ",".join(event_objects(batch).to_list())
     # A log_batch row may bring its own event id, which may need escaping.
-    return f'{{"events":[{objects}],"batch_id":{json.dumps(batch_id)},"count":{batch.height}}}'.encode()
+    tail = f'],"batch_id":{json.dumps(batch_id)},"count":{batch.height}}}'.encode()
+    return b'{"events":[' + event_lines(batch) + tail
+
+
+def event_lines(batch: pl.DataFrame) -> bytes:
+    """The batch's export-format event objects, "," between them: written in C without the GIL
+    when the extension is built (`axon_audit.integrity.native.EventBuffers`: the same bytes, checked
+    in the tests), else by the polars query of `event_objects`. A sink thread that held the GIL
+    here slowed the loggers' `log_event` (wall time) by up to 8 %."""
+    if not batch.height:
+        return b""
+    if native.AVAILABLE:
+        unused = pl.repeat("{}", batch.height, eager=True)  # the canonical texts, for leaves only
+        return native.EventBuffers(batch, unused, unused, export=True).lines(0, batch.height, b",")
+    return ",".join(event_objects(batch).to_list()).encode()
 
 
 class WebhookSink(Sink):
