@@ -3,7 +3,9 @@
 An `AuditEvent` is a view over the *row tuple* the logger appends to its buffer
 (layout in `axon_audit.model.row`). Creating one costs a single object
 allocation; the event id, the `datetime` and the metadata dict are made only
-when read.
+when read. The events of a query answer start with no row at all: they share
+the answer's columns (`axon_audit.model.frame_rows`), and take their id and row
+from them on first read.
 
 The enums, ids, UTC time helpers and value coercions it uses live in their own
 modules (`enums`, `ids`, `timestamps`, `coerce`). It also has pydantic's shapes
@@ -17,7 +19,8 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -63,6 +66,17 @@ _DEFAULTS: dict[str, Any] = {"user_id": None, "session_id": None, "entry_ids": [
                              "status": EventStatus.SUCCESS, "error_message": None, "duration_ms": None}
 
 
+class _Columns(Protocol):
+    """Where the events of one answer find their ids and rows (`frame_rows.FrameRows`)."""
+
+    @property
+    def built(self) -> bool: ...
+
+    def give_ids(self) -> None: ...
+
+    def give_rows(self) -> None: ...
+
+
 def _field_names(names: Iterable[str], argument: str) -> set[str]:
     if isinstance(names, str) or not isinstance(names, Iterable):
         raise AuditTypeError(f"{argument} must be a set of field names, got {type(names).__name__}")
@@ -97,10 +111,11 @@ class AuditEvent:
         True
     """
 
-    __slots__ = ("_dt", "_id", "_row")
-    _row: Row
+    __slots__ = ("_dt", "_id", "_row", "_store")
+    _row: Row  # unset until first read for an answer's event (`_of_columns`)
     _id: str | None  # None until first read for a logged event: made from ts/seq/node
     _dt: datetime  # set on first read of `timestamp`
+    _store: _Columns | None  # an answer's event: its columns until its _row and _id are set, then None
 
     def __init__(
         self,
@@ -145,6 +160,30 @@ class AuditEvent:
         ev._row = row
         ev._id = event_id
         return ev
+
+    @classmethod
+    def _of_columns(cls, store: _Columns, n: int) -> list[AuditEvent]:
+        """`n` events over `store` (its rows 0..n-1), nothing read yet."""
+        out = list(map(_new, repeat(cls, n)))
+        # One object per event is the answer itself: only the allocation and one slot here.
+        for ev in out:
+            ev._store = store
+        return out
+
+    if not TYPE_CHECKING:  # hidden from type checkers: any attribute would type as Any
+        def __getattr__(self, name: str) -> Any:
+            # Python calls this only for an unset slot or an unknown name: the first read
+            # of an answer's event has its store hand every event of the answer its id
+            # (the id alone is asked for) or its row and id.
+            if name == "_row" or name == "_id":
+                store = self._store
+                if store is not None:  # None: handed out meanwhile (another thread read the answer)
+                    if name == "_id" and not store.built:
+                        store.give_ids()
+                    else:
+                        store.give_rows()
+                return object.__getattribute__(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     # -- fields
     @property

@@ -10,10 +10,8 @@ Three forms of the same columns:
 
 from __future__ import annotations
 
-import gc
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat
 from typing import Any
 
 import polars as pl
@@ -33,8 +31,9 @@ from axon_audit.model.door import (
     refuse_duplicate_ids,
     timestamp_column,
 )
-from axon_audit.model.enums import OPERATIONS, STATUSES, EventStatus, OperationType
+from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.event import AuditEvent
+from axon_audit.model.frame_rows import frame_events
 from axon_audit.model.ids import ID_MAX_US, ID_MIN_US
 from axon_audit.model.row import (
     R_DURATION,
@@ -103,9 +102,6 @@ ARROW_SCHEMA = pa.schema(
 )
 
 EMPTY_FRAME = pl.DataFrame(schema=FRAME_SCHEMA)
-
-_OPS_BY_CODE = tuple(m.value for m in OperationType)  # rows hold the values (model.row)
-_STATUS_BY_CODE = tuple(m.value for m in EventStatus)
 
 
 def _id_expr(ts: pl.Expr | pl.Series, seq: pl.Expr | pl.Series, node: pl.Expr) -> pl.Expr:
@@ -181,39 +177,10 @@ def rows_to_frame(rows: Sequence[tuple]) -> pl.DataFrame:
 
 
 def frame_to_events(df: pl.DataFrame) -> list[AuditEvent]:
-    """Materialize rows as `AuditEvent`s: the one place with per-event Python work."""
-    if df.height == 0:
-        return []
-    n = df.height
-    entries = df["entry_ids"]
-    if entries.null_count():  # never in the hot frame; fill_null on lists is slow, so only when needed
-        entries = entries.fill_null([])
-    ops = map(_OPS_BY_CODE.__getitem__, df["operation"].to_physical().to_list())
-    statuses = map(_STATUS_BY_CODE.__getitem__, df["status"].to_physical().to_list())
-    rows = zip(
-        df["timestamp"].dt.epoch("us").to_list(),
-        repeat(-1, n),
-        repeat("", n),
-        ops,
-        df["user_id"].cast(pl.String).to_list(),
-        df["session_id"].to_list(),
-        entries.to_list(),
-        df["metadata"].to_list(),
-        statuses,
-        df["error_message"].to_list(),
-        df["duration_ms"].to_list(),
-        strict=True,
-    )
-    ids = df["event_id"].to_list()
-    # The objects made here hold no cycles; the cyclic GC's passes over the
-    # growing heap would cost more than building them (measured: 2x at 10 K).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return list(map(AuditEvent._from_row, rows, ids))
-    finally:
-        if was_enabled:
-            gc.enable()
+    """Rows as `AuditEvent`s: the one place with per-event Python work (one object
+    each, made in `axon_audit.model.frame_rows`). The events share the frame: their
+    ids and rows are made on the first read of one of them."""
+    return frame_events(df)
 
 
 def events_to_frame(events: Iterable[AuditEvent]) -> pl.DataFrame:

@@ -61,6 +61,16 @@ def newest_first(lf: pl.LazyFrame, limit: int | None) -> pl.LazyFrame:
     return lf.drop("__i")
 
 
+def _matches(df: pl.DataFrame, expr: pl.Expr | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `df` matching `expr` (all, for None) and their times (µs): only the
+    columns `expr` reads and the timestamp are touched."""
+    if expr is None:
+        return np.arange(df.height, dtype=np.int64), df["timestamp"].dt.epoch("us").to_numpy()
+    hit = df.lazy().with_row_index("__i").filter(expr).select(
+        pl.col("__i").cast(pl.Int64), pl.col("timestamp").dt.epoch("us")).collect()
+    return hit["__i"].to_numpy(), hit["timestamp"].to_numpy()
+
+
 def _may_hold(f: Filters, c: Chunk) -> bool:
     """Zone maps: can chunk `c` hold a match of `f` (by time, and by the times in
     wanted logger-made ids where the chunk's ids embed their times)?"""
@@ -156,35 +166,48 @@ class Snapshot:
 
     def _top_chunks(self, f: Filters) -> pl.DataFrame:
         """`limit` newest matches from the chunks, reading chunks newest-first and
-        stopping once no unread chunk can hold a newer match (zone maps)."""
+        stopping once no unread chunk can hold a newer match (zone maps). Only the
+        matches' positions and times are read until the answer is known: the other
+        columns are gathered for its rows alone, already in its order."""
         assert f.limit is not None
         expr = f.expr()
-        order = sorted(
-            (i for i, c in enumerate(self.chunks) if _may_hold(f, c)),
-            key=lambda i: self.chunks[i].max_us, reverse=True,
-        )
-        found: dict[int, pl.DataFrame] = {}
+        chunks = self.chunks
+        order = sorted((i for i, c in enumerate(chunks) if _may_hold(f, c)),
+                       key=lambda i: chunks[i].max_us, reverse=True)
         limit = f.limit
         cut: int | None = None  # the limit-th newest timestamp seen so far
         newest = np.empty(0, np.int64)
+        sources: dict[int, pl.DataFrame] = {}
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (chunk position, row, µs) of matches
         for i in order:
-            c = self.chunks[i]
+            c = chunks[i]
             if cut is not None and c.max_us < cut:
                 break
-            piece = self._chunk_piece(c, f, expr)
-            if piece.height:
-                found[i] = piece
-                ts = piece["timestamp"].dt.epoch("us").to_numpy()
+            src = self._candidates(c, f)
+            rows, ts = _matches(src, expr)
+            if len(rows):
+                sources[i] = src
+                found.append((np.full(len(rows), i, np.int64), rows, ts))
                 newest = np.concatenate([newest, ts])
                 if len(newest) >= limit:
                     cut = int(np.partition(newest, len(newest) - limit)[len(newest) - limit])
                     newest = newest[newest >= cut]
         if not found:
             return EMPTY_FRAME
-        pieces = [found[i] for i in sorted(found)]  # back to source order for the tie-break
+        pos, rows, ts = (np.concatenate(a) for a in zip(*found, strict=True))
         if cut is not None:  # only rows at least as new as the limit-th newest can be in the answer
-            pieces = [p.filter(pl.col("timestamp").dt.epoch("us") >= cut) for p in pieces]
-        return newest_first(pl.concat(pieces, rechunk=False).lazy(), f.limit).collect()
+            keep = ts >= cut
+            pos, rows, ts = pos[keep], rows[keep], ts[keep]
+        # Newest first; ties: the later in source order (chunk, then row) first.
+        top = np.lexsort((rows, pos, ts))[::-1][:limit]
+        pos, rows = pos[top], rows[top]
+        if (pos == pos[0]).all():
+            return sources[int(pos[0])][rows]
+        by_chunk = np.argsort(pos, kind="stable")  # one gather per chunk, then the answer's order
+        pieces = pl.concat([sources[int(p)][rows[pos == p]] for p in np.unique(pos)], rechunk=True)
+        back = np.empty(len(pos), np.int64)
+        back[by_chunk] = np.arange(len(pos))
+        return pieces[back]
 
     def guard(self, f: Filters, run: Callable[[], _T]) -> _T:
         """`run()`, which reads this snapshot's files for `f`. A file whose data
