@@ -292,6 +292,9 @@ async function eventsPage(root, params) {
     ev.preventDefault();
     const q = new URLSearchParams();
     for (const n of FILTERS) { const v = form.elements[n].value.trim(); if (v) q.set(n, v); }
+    // The page shown is no longer the answer from here until the new route has rendered
+    // (hashchange fires later): readers of data-ready must not take the old table for it.
+    root.removeAttribute("data-ready");
     location.hash = `#/events?${q}`;
   });
   root.append(panel("Events (newest first)", form));
@@ -366,7 +369,10 @@ async function badge() {
 
 // ------------------------------------------------------------------ routing
 
+let routed = 0; // only the newest route marks the page ready (an older one may finish later)
+
 async function route() {
+  const mine = ++routed;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?", 2);
   const params = new URLSearchParams(query || "");
@@ -382,7 +388,7 @@ async function route() {
     else if (name === "user") await userPage(root, decodeURIComponent(path.slice("/user/".length)));
     else root.append(failure(new Error(`no such page: ${path}`)));
   } catch (err) { root.append(failure(err)); }
-  root.setAttribute("data-ready", "1");
+  if (mine === routed) root.setAttribute("data-ready", "1");
 }
 
 window.addEventListener("hashchange", route);
