@@ -28,15 +28,14 @@ import polars as pl
 
 from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.event import AuditEvent
-from axon_audit.model.row import R_OP, R_STATUS, Row
+from axon_audit.model.row import Row
 
 __all__ = ["FrameRows", "frame_events", "no_gc"]
 
-# What a row holds for each operation/status code of the frame's Enum columns, as
-# AuditEvent itself stores them (enum members or their str values: either row layout).
-_OPS_BY_CODE = tuple(AuditEvent(operation=op, event_id="evt_layout")._row[R_OP] for op in OPERATIONS)
-_STATUS_BY_CODE = tuple(AuditEvent(operation=OPERATIONS[0], status=s, event_id="evt_layout")._row[R_STATUS]
-                        for s in STATUSES)
+# A row holds each operation/status as the enum's value (model.row), and the frame's Enum
+# columns are coded in the order of these tuples: a code indexes its value.
+_OPS_BY_CODE = OPERATIONS
+_STATUS_BY_CODE = STATUSES
 
 
 @contextmanager
