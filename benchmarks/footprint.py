@@ -1,6 +1,7 @@
 """What axon_audit's events really take: the Arrow buffers of the hot store, and
 the Parquet files a real rotation writes. ``python -m benchmarks.footprint
-[--events N]`` prints both, column by column.
+[--events N] [--path arrow|log|both]`` prints both, column by column, for events
+logged with `log_batch` from Arrow and with `log()` one by one.
 
 `arrow_buffer_bytes` is the memory figure the benchmark reports (`memory_own`);
 polars' `estimated_size` (`memory_estimated`) is printed beside it only for
@@ -18,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit import AuditLogger
+from axon_audit.store.hot import wait_sealed
 
 #: Rotation as the demo runs it: `log_batch` pieces of this many events...
 ROTATION_BATCH = 5_000
@@ -95,10 +97,38 @@ def by_column(frames: list[pl.DataFrame]) -> dict[str, tuple[int, int]]:
             for name in frames[0].columns}
 
 
+def _log_rows(audit: AuditLogger, df: pl.DataFrame) -> None:
+    """`df`'s events through `log()`, one call each, as a service logs them."""
+    # Here, not at the top: only this path needs it.
+    import orjson
+
+    text = df.with_columns(pl.col("operation").cast(pl.String), pl.col("status").cast(pl.String))
+    for offset in range(0, text.height, 100_000):  # dicts a slice at a time: 10 M at once would not fit
+        for r in text.slice(offset, 100_000).iter_rows(named=True):
+            audit.log(r["operation"], user_id=r["user_id"], session_id=r["session_id"], entry_ids=r["entry_ids"],
+                      metadata=orjson.loads(r["metadata"]) if r["metadata"] else None, status=r["status"],
+                      error_message=r["error_message"], duration_ms=r["duration_ms"])
+
+
+def hot_store(df: pl.DataFrame, path: str) -> list[pl.DataFrame]:
+    """The hot store's frames after `df` was logged by `path` ("arrow": one
+    `log_batch` of `df.to_arrow()`; "log": one `log()` per event) and the
+    background sealer has compacted every full chunk."""
+    audit = AuditLogger(max_events=1 << 40)
+    if path == "arrow":
+        audit.log_batch(df.to_arrow())
+    else:
+        _log_rows(audit, df)
+    audit.flush()
+    wait_sealed()
+    return [c.df for c in audit._hot.store.chunks]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m benchmarks.footprint [--events N]`: the hot store's bytes per
-    event by column (Arrow buffers against estimated_size), and the Parquet a
-    rotation writes, on the benchmark's workload."""
+    """`python -m benchmarks.footprint [--events N] [--path arrow|log|both]`: the
+    hot store's bytes per event by column (Arrow buffers against estimated_size),
+    once the background sealer compacted the full chunks, for each way in; and the
+    Parquet a rotation writes, on the benchmark's workload."""
     # Here, not at the top: only this command needs them (the harness imports the module).
     import argparse
     import tempfile
@@ -109,19 +139,25 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.footprint", description=main.__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
-    n = parser.parse_args(argv).events
+    parser.add_argument("--path", choices=("arrow", "log", "both"), default="both")
+    parser.add_argument("--no-rotation", action="store_true", help="skip the rotation's Parquet figure")
+    args = parser.parse_args(argv)
+    n = args.events
     df = generate_events(n, seed=SEED, start=START, days=DAYS)
-    audit = AuditLogger(max_events=1 << 40)
-    audit.log_batch(df.to_arrow())
-    audit.flush()
-    frames = [c.df for c in audit._hot.store.chunks]
-    print(f"{n:,} events in the hot store ({len(frames)} chunks), bytes per event:")
-    print(f"  {'column':14s} {'Arrow buffers':>13s} {'estimated_size':>14s}")
-    for name, (real, est) in by_column(frames).items():
-        print(f"  {name:14s} {real / n:13.1f} {est / n:14.1f}")
-    total = arrow_buffer_bytes(frames)
-    est = sum(f.estimated_size() for f in frames)
-    print(f"  {'all':14s} {total / n:13.1f} {est / n:14.1f}")
+    for path in ("arrow", "log") if args.path == "both" else (args.path,):
+        frames = hot_store(df, path)
+        way = "log_batch(Arrow)" if path == "arrow" else "log() per event"
+        print(f"{n:,} events in the hot store by {way} ({len(frames)} chunks, the last one growing), "
+              f"bytes per event:")
+        print(f"  {'column':14s} {'Arrow buffers':>13s} {'estimated_size':>14s}")
+        for name, (real, est) in by_column(frames).items():
+            print(f"  {name:14s} {real / n:13.1f} {est / n:14.1f}")
+        total = arrow_buffer_bytes(frames)
+        est = sum(f.estimated_size() for f in frames)
+        print(f"  {'all':14s} {total / n:13.1f} {est / n:14.1f}")
+        del frames
+    if args.no_rotation:
+        return
     with tempfile.TemporaryDirectory(prefix="axon-footprint-") as tmp:
         seconds, exported, size = rotation_run(df, Path(tmp) / "export")
     print(f"rotation every {ROTATION_EVERY:,} ({exported:,} events exported, {seconds:.1f} s, "

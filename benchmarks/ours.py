@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from axon_audit import AuditLogger
 from axon_audit.io.parquet import write_parquet_partitions
+from axon_audit.store.hot import wait_sealed
 
 from .baselines import Backend
 from .footprint import arrow_buffer_bytes, rotation_run
@@ -69,6 +70,7 @@ class Ours(Backend):
 
     def memory_bytes(self) -> int | None:
         self.audit.flush()
+        wait_sealed()  # the store as it stands once the background sealer compacted the full chunks
         return arrow_buffer_bytes(c.df for c in self.audit._hot.store.chunks)
 
     def memory_estimate_bytes(self) -> int | None:

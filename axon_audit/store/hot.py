@@ -7,14 +7,16 @@ once and kept on the chunk. Small appends (a read flushes whatever the buffer
 holds) are merged into the last chunk up to `CHUNK_ROWS`; big batches are cut
 into chunks of `CHUNK_ROWS`, so time bounds keep pruning.
 
-When a chunk is full, the background sealer derives its lookup index and its
-per-user summary (`user_summary`), then hands the store's chunks up to it to
-`HotStore.on_seal` (the logger's running statistics, `statistics.StatsCache`),
-so statistics calls find only the growing last chunk left to summarize.
+When a chunk is full, the background sealer stores its texts once per distinct
+value (`compact`), derives its lookup index and its per-user summary
+(`user_summary`), then hands the store's chunks up to it to `HotStore.on_seal`
+(the logger's running statistics, `statistics.StatsCache`), so statistics calls
+find only the growing last chunk left to summarize.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -23,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from axon_audit.store.compact import compact
 from axon_audit.store.index import ChunkIndex
 from axon_audit.store.row_statistics import RowColumns
 from axon_audit.store.user_summary import UserSummary
@@ -74,6 +77,17 @@ def _seal_in_background(chunk: Chunk | None, on_seal: Callable[[list[Chunk]], No
             _sealing[:] = [f for f in _sealing if not f.done()] + [future]
     except RuntimeError:  # interpreter shutdown: readers will build what they need
         pass
+
+
+def _in_background(fn: Callable[[], None]) -> None:
+    """`fn` on the sealer's thread, after what was handed to it before."""
+    with _derive_lock:
+        sealer = _sealer
+    if sealer is not None:  # a batch cut into chunks has started it already
+        with contextlib.suppress(RuntimeError):  # interpreter shutdown: nothing to save any more
+            future = sealer.submit(fn)
+            with _derive_lock:
+                _sealing[:] = [f for f in _sealing if not f.done()] + [future]
 
 
 def _ids_timed(df: pl.DataFrame) -> bool:
@@ -137,8 +151,17 @@ class Chunk:
         """Per-user counts, durations, times and sessions (`get_user_statistics`)."""
         return self.derived("users", UserSummary.of)
 
+    def compact(self) -> None:
+        """Store the chunk's texts once per distinct value (`store.compact`), once."""
+        if "compact" not in self._derived:
+            self.df = compact(self.df)
+            self._derived["compact"] = True
+
     def seal(self) -> None:
-        """Derive now what readers of a full chunk need: its lookup index and user summary."""
+        """Store the full chunk's texts once per distinct value (`compact`: the same
+        values, in the same rows), then derive what its readers need: its lookup index
+        and user summary. A reader holding the frame from before keeps an equal one."""
+        self.compact()
         self.derived("index", ChunkIndex)
         self.derived("ids_timed", _ids_timed)
         self.derived("users", UserSummary.of)
@@ -171,6 +194,8 @@ class HotStore:
             if chunks:
                 _seal_in_background(chunks[-1], self.on_seal, chunks)  # it will not grow any more
             chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
+        if df.height > CHUNK_ROWS:  # a slice of the batch's buffers: compacted, it no longer holds them all
+            _in_background(chunks[-1].compact)
 
     def take_all(self) -> list[Chunk]:
         chunks, self.chunks, self.count = self.chunks, [], 0
