@@ -190,10 +190,13 @@ class HotStore:
             merged = pl.concat([last.df, df], rechunk=last.df.n_chunks() >= MAX_PIECES)
             chunks[-1] = Chunk(merged, min(last.min_us, new.min_us), max(last.max_us, new.max_us))
             return
+        first = len(chunks)
         for start in range(0, df.height, CHUNK_ROWS):
-            if chunks:
-                _seal_in_background(chunks[-1], self.on_seal, chunks)  # it will not grow any more
             chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
+        # Sealed once the batch is in: a sealer running beside the loop above takes the GIL
+        # from it at every step (a 10 M batch's log_batch measured 0.65x as fast).
+        for i in range(max(first - 1, 0), len(chunks) - 1):  # these will not grow any more
+            _seal_in_background(chunks[i], self.on_seal, chunks[: i + 1])
         if df.height > CHUNK_ROWS:  # a slice of the batch's buffers: compacted, it no longer holds them all
             _in_background(chunks[-1].compact)
 
