@@ -140,7 +140,7 @@ class LogFollower:
     def __init__(self, root: Location) -> None:
         self.root = root
         self._layout = ExportLayout(root)
-        self._seen = set(self._names())
+        self.seen = set(self._names())  # the part files read (or there when it was made)
 
     def _names(self) -> list[str]:
         if self._layout.manifest_names():
@@ -152,12 +152,12 @@ class LogFollower:
         out = []
         if self._layout.manifest_names():
             for part in log_parts(self.root):
-                if part.file not in self._seen:
-                    self._seen.add(part.file)
+                if part.file not in self.seen:
+                    self.seen.add(part.file)
                     out.append(read_log_part(self.root, part)[0])
             return out
         for f in sorted(self._layout.parts(), key=lambda f: f.name):
-            if f.name not in self._seen:
-                self._seen.add(f.name)
+            if f.name not in self.seen:
+                self.seen.add(f.name)
                 out.append(read_part(f.path.read_bytes()).sort("timestamp", "event_id"))
         return out

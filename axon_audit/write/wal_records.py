@@ -9,6 +9,10 @@ kind ``R``: an orjson list of buffer rows (`model.row` layout); kind ``F``: an
 Arrow IPC stream of a hot frame (from `log_batch`). Recovery reads whole
 records; a torn or corrupt region is skipped up to the next valid record and
 its size is reported (and the torn tail is cut off the file).
+
+The file ``released`` holds the last released epoch, so a logger opening an
+emptied folder numbers on from there: an epoch number is never reused in a
+folder (a live reader, `axon_audit.read.live_tail`, follows segments by number).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import polars as pl
 import pyarrow as pa
 
 from axon_audit.model.enums import EventStatus, OperationType
+from axon_audit.model.schema import rows_to_frame
 
-__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "encode_frame", "encode_frames", "encode_record", "encode_rows",
-           "existing_epochs", "frame_too_large", "recover", "row_too_large", "scan_segment", "segment_path"]
+__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "decode_record", "encode_frame", "encode_frames", "encode_record", "encode_rows",
+           "existing_epochs", "frame_too_large", "last_released", "mark_released", "recover", "row_too_large",
+           "scan_segment", "segment_path"]
 
 MAGIC = b"AW"
 _HEADER = struct.Struct("<2scII")
@@ -37,10 +43,27 @@ _HEADER = struct.Struct("<2scII")
 MAX_PAYLOAD = 2**32 - 1
 ROW_SLACK = 512  # an encoded row's bytes besides its texts: brackets, numbers, enum names, quotes, commas
 _SEGMENT = re.compile(r"^wal-(\d{8})\.log$")
+_RELEASED = "released"
 
 
 def segment_path(folder: Path, epoch: int) -> Path:
     return folder / f"wal-{epoch:08d}.log"
+
+
+def last_released(folder: Path) -> int:
+    """The last epoch released in `folder` (0 if none was)."""
+    try:
+        return int((folder / _RELEASED).read_bytes())
+    except (OSError, ValueError):
+        return 0
+
+
+def mark_released(folder: Path, epoch: int) -> None:
+    """Record that epochs <= `epoch` are released (before their files go: the mark
+    is never behind a deleted segment). The caller fsyncs the folder."""
+    tmp = folder / f".{_RELEASED}.tmp"
+    tmp.write_bytes(str(epoch).encode())
+    os.replace(tmp, folder / _RELEASED)
 
 
 def encode_record(kind: bytes, payload: bytes) -> bytes:
@@ -119,6 +142,11 @@ def _decode_frame(payload: bytes) -> pl.DataFrame:
         df = pl.from_arrow(reader.read_all())
     assert isinstance(df, pl.DataFrame)
     return df
+
+
+def decode_record(kind: str, payload: bytes) -> pl.DataFrame:
+    """One record's events as a hot frame (kind ``R`` rows or ``F`` a frame)."""
+    return rows_to_frame(_decode_rows(payload)) if kind == "R" else _decode_frame(payload)
 
 
 @dataclass

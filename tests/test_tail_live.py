@@ -1,0 +1,249 @@
+"""`axon-audit tail PATH --wal WAL` on a live logger in another process
+(`axon_audit.read.live_tail`): the events not yet exported show as the logger's
+write-ahead log receives them, and each event shows once, in log order, across its
+export (the rule: read live, in logging order; what the export has that was not
+read live, in the export's order), across rotations, a half-exported start, a
+segment deleted while it is read, a SIGKILL and a restarted logger's recovery."""
+
+from __future__ import annotations
+
+import gc
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from axon_audit import AuditLogger
+from axon_audit.io.location import resolve
+from axon_audit.read import live_tail
+from axon_audit.read.live_tail import LiveFollower
+from axon_audit.read.log_order import log_parts, read_log_part
+from axon_audit.query.filters import Filters
+from axon_audit.write import wal as _wal
+from axon_audit.write.durability import WalLane
+from tests.cli_process import ROOT, env, script
+
+SESSION = re.compile(r".*  (s\d+)  entries=\d+.*")
+CHILD = str(ROOT / "tests" / "live_tail_child.py")
+
+
+def _exports(folder: Path) -> list[list[str]]:
+    """Each export's sessions, in the export log's order."""
+    root = resolve(folder)
+    out: dict[tuple[str, int], list[str]] = {}
+    for p in log_parts(root):
+        out.setdefault((p.manifest, p.commit), []).extend(read_log_part(root, p)[0]["session_id"].to_list())
+    return list(out.values())
+
+
+def _check_log_order(printed: list[str], folder: Path, logged: list[str]) -> None:
+    """Each logged event once; per export: a prefix in logging order (read live), then the
+    rest in the export's order; then what is not exported yet, in logging order."""
+    assert sorted(printed) == sorted(logged) and len(set(printed)) == len(printed)
+    rank = {s: i for i, s in enumerate(logged)}
+    pos = 0
+    for block in _exports(folder):
+        got = printed[pos:pos + len(block)]
+        assert sorted(got) == sorted(block), (pos, got, block)
+        k = 0
+        while k < len(got) and (k == 0 or rank[got[k]] > rank[got[k - 1]]):
+            k += 1
+        rest = set(got[k:])
+        assert got[k:] == [s for s in block if s in rest], (got, block)
+        pos += len(block)
+    assert printed[pos:] == sorted(printed[pos:], key=rank.__getitem__)
+
+
+class _Tail:
+    """The real console script, its lines collected."""
+
+    def __init__(self, folder: Path, wal: Path, *more: str) -> None:
+        self.proc = subprocess.Popen([script(), "tail", str(folder), "--wal", str(wal), "--interval", "0.05", *more],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()  # type: ignore
+        threading.Thread(target=lambda: self.errors.extend(self.proc.stderr), daemon=True).start()  # type: ignore
+        self.wait(lambda: any(e.startswith("axon-audit: following") for e in self.errors))
+
+    def wait(self, cond: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert cond(), (self.lines[-3:], self.errors)
+
+    def sessions(self) -> list[str]:
+        got = [m.group(1) for line in self.lines if (m := SESSION.fullmatch(line.rstrip("\n")))]
+        assert len(got) == len(self.lines), self.lines[:5]
+        return got
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def _child(folder: Path, wal: Path, first: int, count: int, max_events: int, pause: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, CHILD, str(folder), str(wal), str(first), str(count), str(max_events),
+                             str(pause)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env())
+
+
+def _read_until(proc: subprocess.Popen, stop: Any) -> list[str]:
+    got = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        line = line.strip()
+        if line == "logged":
+            break
+        got.append(line)
+        if stop(got):
+            break
+    return got
+
+
+@pytest.mark.slow
+def test_tail_shows_a_live_loggers_events_once_in_log_order_across_rotations(tmp_path: Path) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    folder.mkdir()
+    tail = _Tail(folder, wal, "-n", "0")
+    child = _child(folder, wal, 0, 260, 100, 0.003)  # two rotations, then 60 events in the WAL only
+    try:
+        assert len(_read_until(child, lambda got: False)) == 260
+        tail.wait(lambda: len(tail.lines) >= 260)
+        assert len(_exports(folder)) == 2  # 60 events are not exported: tail showed them from the WAL
+        child.stdin.close()  # type: ignore[union-attr]
+        child.wait(timeout=60)  # close() exports the last 60 and deletes the WAL's segments
+        assert _wal.existing_epochs(wal) == [] and len(_exports(folder)) == 3
+        time.sleep(0.6)  # more looks: their export does not show them again
+        _check_log_order(tail.sessions(), folder, [f"s{i}" for i in range(260)])
+    finally:
+        child.kill()
+        tail.stop()
+
+
+@pytest.mark.slow
+def test_tail_after_a_sigkill_shows_what_the_wal_held_and_nothing_twice_after_recovery(tmp_path: Path) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    folder.mkdir()
+    tail = _Tail(folder, wal, "-n", "0")
+    first = _child(folder, wal, 0, 1000, 70, 0.002)
+    try:
+        acked = _read_until(first, lambda got: len(got) >= 170)  # acknowledged: on the WAL (sync "always")
+        first.kill()  # SIGKILL mid-stream
+        first.wait(timeout=10)
+        tail.wait(lambda: len(tail.lines) >= len(acked))
+        assert _wal.existing_epochs(wal)  # some of them only there
+        killed_at = len(tail.lines)  # acked, or one more logged before the kill
+        second = _child(folder, wal, 5000, 150, 70, 0.002)  # recovers and exports the first one's rest
+        assert len(_read_until(second, lambda got: False)) == 150
+        second.stdin.close()  # type: ignore[union-attr]
+        second.wait(timeout=60)
+        logged = [s for block in _exports(folder) for s in block]
+        assert len(logged) == killed_at + 150
+        tail.wait(lambda: len(tail.lines) >= len(logged))
+        time.sleep(0.6)
+        printed = tail.sessions()
+        rank = {s: (int(s[1:]), 0) for s in logged}
+        _check_log_order(printed, folder, sorted(logged, key=rank.__getitem__))
+    finally:
+        first.kill()
+        tail.stop()
+
+
+def test_the_backlog_is_what_is_not_exported_and_a_half_exported_epoch_is_not_read(tmp_path: Path,
+                                                                                  monkeypatch: Any) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    monkeypatch.setattr(WalLane, "release_locked", lambda self: None)  # committed, never released
+    audit = AuditLogger(max_events=5, auto_export_path=folder, wal_path=wal)
+    for i in range(7):
+        audit.log("store", session_id=f"s{i}")
+    audit.flush()
+    assert _wal.existing_epochs(wal) == [1, 2] and list(wal.glob("job-*.json"))
+    follower = LiveFollower(resolve(folder), wal)
+    assert follower.backlog["session_id"].to_list() == ["s5", "s6"]
+    audit.log("store", session_id="s7")
+    assert [s for df in follower.fresh() for s in df["session_id"]] == ["s7"]
+    audit.close()  # exports s5..s7
+    assert follower.fresh() == []
+
+
+def test_an_epoch_exported_while_it_is_read_shows_its_rest_before_the_next_epoch(tmp_path: Path,
+                                                                                 monkeypatch: Any) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    audit = AuditLogger(max_events=3, auto_export_path=folder, wal_path=wal)
+    gate = threading.Event()
+    audit._exporter.submit_call(gate.wait)  # holds the exports
+    follower = LiveFollower(resolve(folder), wal)
+    audit.log("store", session_id="s0")
+    assert [s for df in follower.fresh() for s in df["session_id"]] == ["s0"]
+    for i in range(1, 5):  # epoch 1: s0..s2 (exported), epoch 2: s3, s4
+        audit.log("store", session_id=f"s{i}")
+    assert _wal.existing_epochs(wal) == [1, 2]
+    real = LiveFollower._exported
+
+    def exported(self: LiveFollower) -> set[int]:  # the export lands and epoch 1 goes after the manifest read
+        gate.set()
+        audit.flush()
+        assert _wal.existing_epochs(wal) == [2]
+        return real(self)
+
+    monkeypatch.setattr(LiveFollower, "_exported", exported)
+    assert follower.fresh() == []  # epoch 1's rest is not there for this look, so epoch 2 waits
+    monkeypatch.setattr(LiveFollower, "_exported", real)
+    assert [s for df in follower.fresh() for s in df["session_id"]] == ["s1", "s2", "s3", "s4"]
+    audit.close()
+    assert follower.fresh() == []
+
+
+def test_a_torn_last_record_is_read_once_it_is_whole(tmp_path: Path) -> None:
+    wal, folder = tmp_path / "wal", tmp_path / "export"
+    with AuditLogger(max_events=100, auto_export_path=tmp_path / "first", wal_path=tmp_path / "w0") as audit:
+        audit.log("store", session_id="s0")
+        seg = _wal.segment_path(tmp_path / "w0", 1)
+        one = seg.read_bytes()
+        audit.log("store", session_id="s1")
+        two = seg.read_bytes()[len(one):]
+    wal.mkdir()
+    (wal / seg.name).write_bytes(one + two[: len(two) // 2])
+    follower = LiveFollower(resolve(folder), wal)
+    assert follower.backlog["session_id"].to_list() == ["s0"]
+    assert follower.fresh() == []
+    with open(wal / seg.name, "ab") as fh:
+        fh.write(two[len(two) // 2:])
+    assert [s for df in follower.fresh() for s in df["session_id"]] == ["s1"]
+    assert follower.fresh() == []
+
+
+def test_a_restarted_logger_numbers_its_epochs_on_and_the_follower_sees_them(tmp_path: Path) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    follower = LiveFollower(resolve(folder), wal)
+    with AuditLogger(max_events=2, auto_export_path=folder, wal_path=wal) as audit:
+        for i in range(3):
+            audit.log("store", session_id=f"s{i}")
+        got = [s for df in follower.fresh() for s in df["session_id"]]
+    assert _wal.existing_epochs(wal) == []
+    del audit  # a logger holds its WAL folder until it is gone
+    gc.collect()
+    audit = AuditLogger(max_events=2, auto_export_path=folder, wal_path=wal)
+    audit.log("store", session_id="s3")
+    assert _wal.existing_epochs(wal) and min(_wal.existing_epochs(wal)) > 2  # not wal-00000001 again
+    got += [s for df in follower.fresh() for s in df["session_id"]]
+    audit.close()
+    got += [s for df in follower.fresh() for s in df["session_id"]]
+    assert got == ["s0", "s1", "s2", "s3"]
+
+
+def test_follow_frames_yields_filtered_looks(tmp_path: Path) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    with AuditLogger(max_events=50, auto_export_path=folder, wal_path=wal) as audit:
+        follower = LiveFollower(resolve(folder), wal)
+        for i in range(6):
+            audit.log("store", session_id=f"s{i}", status="failure" if i % 2 else "success")
+        looks = iter([False, True])
+        frames = list(live_tail.follow_frames(follower, 0.01, Filters.build(status="failure").expr(), lambda: next(looks)))
+    assert [s for df in frames for s in df["session_id"]] == ["s1", "s3", "s5"]
