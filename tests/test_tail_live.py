@@ -20,10 +20,10 @@ import pytest
 
 from axon_audit import AuditLogger
 from axon_audit.io.location import resolve
+from axon_audit.query.filters import Filters
 from axon_audit.read import live_tail
 from axon_audit.read.live_tail import LiveFollower
 from axon_audit.read.log_order import log_parts, read_log_part
-from axon_audit.query.filters import Filters
 from axon_audit.write import wal as _wal
 from axon_audit.write.durability import WalLane
 from tests.cli_process import ROOT, env, script
@@ -245,5 +245,6 @@ def test_follow_frames_yields_filtered_looks(tmp_path: Path) -> None:
         for i in range(6):
             audit.log("store", session_id=f"s{i}", status="failure" if i % 2 else "success")
         looks = iter([False, True])
-        frames = list(live_tail.follow_frames(follower, 0.01, Filters.build(status="failure").expr(), lambda: next(looks)))
+        failures = Filters.build(status="failure").expr()
+        frames = list(live_tail.follow_frames(follower, 0.01, failures, lambda: next(looks)))
     assert [s for df in frames for s in df["session_id"]] == ["s1", "s3", "s5"]

@@ -102,7 +102,8 @@ class LiveFollower:
         return df.filter(~pl.col("event_id").is_in(known.implode()))
 
     def _forget(self, listed: list[int]) -> None:
-        # Called after a manifest read that followed the listing: a segment missing from it is exported (seen) or cleared.
+        # Called after a manifest read that followed the listing: a segment missing
+        # from the listing is exported (and seen) or was cleared.
         there = set(listed)
         self._live = {e: ids for e, ids in self._live.items() if e in there and ids.len()}
 

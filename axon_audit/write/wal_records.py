@@ -33,9 +33,9 @@ import pyarrow as pa
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.schema import rows_to_frame
 
-__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "decode_record", "encode_frame", "encode_frames", "encode_record", "encode_rows",
-           "existing_epochs", "frame_too_large", "last_released", "mark_released", "recover", "row_too_large",
-           "scan_segment", "segment_path"]
+__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "decode_record", "encode_frame", "encode_frames", "encode_record",
+           "encode_rows", "existing_epochs", "frame_too_large", "last_released", "mark_released", "recover",
+           "row_too_large", "scan_segment", "segment_path"]
 
 MAGIC = b"AW"
 _HEADER = struct.Struct("<2scII")
