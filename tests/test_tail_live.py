@@ -137,6 +137,7 @@ def test_tail_after_a_sigkill_shows_what_the_wal_held_and_nothing_twice_after_re
         first.kill()  # SIGKILL mid-stream
         first.wait(timeout=10)
         tail.wait(lambda: len(tail.lines) >= len(acked))
+        time.sleep(0.5)  # the killed logger may have written one more than it acknowledged
         assert _wal.existing_epochs(wal)  # some of them only there
         killed_at = len(tail.lines)  # acked, or one more logged before the kill
         second = _child(folder, wal, 5000, 150, 70, 0.002)  # recovers and exports the first one's rest
@@ -248,3 +249,26 @@ def test_follow_frames_yields_filtered_looks(tmp_path: Path) -> None:
         failures = Filters.build(status="failure").expr()
         frames = list(live_tail.follow_frames(follower, 0.01, failures, lambda: next(looks)))
     assert [s for df in frames for s in df["session_id"]] == ["s1", "s3", "s5"]
+
+
+def test_tail_n_shows_the_newest_exported_then_the_wals_not_exported_and_no_follow_stops(tmp_path: Path) -> None:
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    audit = AuditLogger(max_events=5, auto_export_path=folder, wal_path=wal)
+    for i in range(7):
+        audit.log("store", session_id=f"s{i}", status="failure" if i in (1, 3, 6) else "success")
+    audit.flush()  # s0..s4 exported, s5 and s6 only in the WAL
+
+    def tail(*args: str) -> list[str]:
+        done = subprocess.run([script(), "tail", str(folder), *args, "--no-follow"], capture_output=True, text=True,
+                              env=env(), timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [m.group(1) for line in done.stdout.splitlines() if (m := SESSION.fullmatch(line))]
+
+    assert tail("-n", "4") == ["s1", "s2", "s3", "s4"]
+    assert tail("-n", "4", "--wal", str(wal)) == ["s3", "s4", "s5", "s6"]
+    assert tail("-n", "1", "--wal", str(wal)) == ["s6"]
+    assert tail("-n", "9", "--wal", str(wal), "-s", "failure") == ["s1", "s3", "s6"]
+    audit.close()
+    bad = subprocess.run([script(), "tail", str(next(folder.rglob("*.parquet"))), "--wal", str(wal)],
+                         capture_output=True, text=True, env=env(), timeout=60)
+    assert bad.returncode != 0 and "--wal" in bad.stderr

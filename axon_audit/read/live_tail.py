@@ -56,16 +56,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
 
-from axon_audit.io.location import Location
-from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
+from axon_audit.exceptions import AuditValueError
+from axon_audit.io.location import Location, StorageOptions, resolve
+from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA, frame_to_events
+from axon_audit.query.filters import Filters
 from axon_audit.read.log_order import LogFollower
 from axon_audit.write.wal_records import decode_record, existing_epochs, scan_segment, segment_path
 
-__all__ = ["LiveFollower", "follow_frames"]
+__all__ = ["LiveFollower", "follow_frames", "follow_log"]
 
 
 class LiveFollower:
@@ -170,3 +173,55 @@ def follow_frames(follower: LiveFollower | LogFollower, interval: float = 1.0, e
                 df = df.filter(expr)
             if df.height:
                 yield df
+
+
+def follow_log(path: str | Path, wal: str | Path | None = None, *, batches: bool = False, backlog: bool = False,
+               interval: float = 1.0, storage_options: StorageOptions | None = None,
+               stop: Callable[[], bool] = lambda: False, **filters: Any) -> Iterator[Any]:
+    """`AuditLogger.subscribe` from another process: the events matching `filters` (the
+    keywords of `query_events`, without `limit`) that land in the export folder `path`
+    from now on and, with `wal` (the logger's ``wal_path``), in its write-ahead log as
+    they are written; each once, in log order (see the module). Yields `AuditEvent`s, or
+    DataFrames (the hot frame's columns) with ``batches=True``; ``backlog=True`` first
+    yields the WAL's events not yet exported. Looks every `interval` seconds until
+    `stop()` is true (checked before each look).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from axon_audit import AuditLogger
+        >>> folder, wal = tempfile.mkdtemp(), Path(tempfile.mkdtemp()) / "wal"
+        >>> audit = AuditLogger(max_events=2, auto_export_path=folder, wal_path=wal)
+        >>> _ = audit.log("store", user_id="u0", status="failure")
+        >>> looks = iter([False, True])
+        >>> feed = follow_log(folder, wal, backlog=True, interval=0.01, status="failure", stop=lambda: next(looks))
+        >>> for i in range(1, 4):
+        ...     _ = audit.log("store", user_id=f"u{i}", status="failure" if i % 2 else "success")
+        >>> [e.user_id for e in feed]
+        ['u0', 'u1', 'u3']
+        >>> audit.close()
+    """
+    if not interval > 0:
+        raise AuditValueError(f"interval: expected seconds > 0, got {interval!r}")
+    expr = Filters.of(filters, allow_limit=False).expr()
+    root = resolve(str(path), storage_options=storage_options)
+    follower: LiveFollower | LogFollower = LogFollower(root) if wal is None else LiveFollower(root, wal)
+    first = follower.backlog if backlog and isinstance(follower, LiveFollower) else None
+    if first is not None and expr is not None:
+        first = first.filter(expr)
+    return _feed([first] if first is not None and first.height else [], follow_frames(follower, interval, expr, stop),
+                 batches)
+
+
+def _feed(first: list[pl.DataFrame], looks: Iterator[pl.DataFrame], batches: bool) -> Iterator[Any]:
+    # A generator apart from follow_log: the follower starts (and bad input raises) at the call.
+    for df in first:
+        if batches:
+            yield df
+        else:
+            yield from frame_to_events(df)
+    for df in looks:
+        if batches:
+            yield df
+        else:
+            yield from frame_to_events(df)
