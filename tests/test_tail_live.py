@@ -13,10 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from axon_audit import AuditLogger
 from axon_audit.io.location import resolve
@@ -139,7 +142,8 @@ def test_tail_after_a_sigkill_shows_what_the_wal_held_and_nothing_twice_after_re
         tail.wait(lambda: len(tail.lines) >= len(acked))
         time.sleep(0.5)  # the killed logger may have written one more than it acknowledged
         assert _wal.existing_epochs(wal)  # some of them only there
-        killed_at = len(tail.lines)  # acked, or one more logged before the kill
+        killed_at = len(tail.lines)  # acked, or a few more logged before the kill
+        assert len(set(tail.sessions())) == killed_at and set(acked) <= {s[1:] for s in tail.sessions()}
         second = _child(folder, wal, 5000, 150, 70, 0.002)  # recovers and exports the first one's rest
         assert len(_read_until(second, lambda got: False)) == 150
         second.stdin.close()  # type: ignore[union-attr]
@@ -199,6 +203,60 @@ def test_an_epoch_exported_while_it_is_read_shows_its_rest_before_the_next_epoch
     assert [s for df in follower.fresh() for s in df["session_id"]] == ["s1", "s2", "s3", "s4"]
     audit.close()
     assert follower.fresh() == []
+
+
+def test_an_epoch_exported_during_the_manifest_read_is_not_overtaken_by_the_next(tmp_path: Path) -> None:
+    """The segments are listed before the manifests are read: a segment deleted after that
+    read is in the listing, so it stops the look (its export shows next time, first)."""
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    audit = AuditLogger(max_events=3, auto_export_path=folder, wal_path=wal)
+    gate = threading.Event()
+    audit._exporter.submit_call(gate.wait)  # holds the exports
+    follower = LiveFollower(resolve(folder), wal)
+    for i in range(4):  # epoch 1: s0..s2, not read live; epoch 2: s3
+        audit.log("store", session_id=f"s{i}")
+    real = follower._log.fresh
+
+    def manifest_read() -> list:  # the export of epoch 1 lands and its segment goes just after it
+        got = real()
+        gate.set()
+        audit.flush()
+        assert _wal.existing_epochs(wal) == [2]
+        return got
+
+    follower._log.fresh = manifest_read  # type: ignore[method-assign]
+    assert follower.fresh() == []
+    follower._log.fresh = real  # type: ignore[method-assign]
+    got = [s for df in follower.fresh() for s in df["session_id"]]
+    assert sorted(got[:3]) == ["s0", "s1", "s2"] and got[3:] == ["s3"]
+    audit.close()
+    assert follower.fresh() == []
+
+
+def test_an_export_s_parts_count_once_its_manifest_lists_them_all(tmp_path: Path, monkeypatch: Any) -> None:
+    """The first export of a folder, its parts (two days) written but not committed: the look
+    then reads the WAL, not the parts (a listing would give a part now and the WAL's copy of
+    its events after, as the job's other part is not seen)."""
+    from axon_audit.integrity import manifest as _integrity  # here: only this test patches it
+
+    folder, wal = tmp_path / "export", tmp_path / "wal"
+    follower = LiveFollower(resolve(folder), wal)
+    got: list[str] = []
+    real = _integrity.append_entries
+
+    def append_entries(*args: Any, **kwargs: Any) -> Any:  # a look between the files and their commit
+        assert len(list(folder.rglob("*.parquet"))) == 2
+        got.extend(s for df in follower.fresh() for s in df["session_id"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_integrity, "append_entries", append_entries)
+    start = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    with AuditLogger(max_events=2, auto_export_path=folder, wal_path=wal) as audit:
+        audit.log_batch([{"operation": "store", "session_id": f"s{i}", "timestamp": start + timedelta(days=1 - i)}
+                         for i in range(2)])  # a rotation: two parts
+        audit.flush()
+    got += [s for df in follower.fresh() for s in df["session_id"]]
+    assert got == ["s0", "s1"]
 
 
 def test_a_torn_last_record_is_read_once_it_is_whole(tmp_path: Path) -> None:
@@ -272,3 +330,52 @@ def test_tail_n_shows_the_newest_exported_then_the_wals_not_exported_and_no_foll
     bad = subprocess.run([script(), "tail", str(next(folder.rglob("*.parquet"))), "--wal", str(wal)],
                          capture_output=True, text=True, env=env(), timeout=60)
     assert bad.returncode != 0 and "--wal" in bad.stderr
+
+
+STEP = st.one_of(st.tuples(st.just("log"), st.integers(1, 7)), st.just(("look",)), st.just(("flush",)),
+                 st.just(("restart",)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(STEP, min_size=1, max_size=14), sync=st.sampled_from(["always", "interval"]),
+       seconds=st.lists(st.integers(0, 10_000), min_size=60, max_size=60))
+def test_any_interleaving_of_logging_exports_restarts_and_looks_prints_each_event_once_in_log_order(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[tuple], sync: str, seconds: list[int]) -> None:
+    """Exports run on the logger's own thread, so a look may come at any point of one
+    (before its commit, between its commit and the segment's deletion, after)."""
+    tmp = tmp_path_factory.mktemp("live")
+    folder, wal = tmp / "export", tmp / "wal"
+    start = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+    def open_logger() -> AuditLogger:
+        return AuditLogger(max_events=4, auto_export_path=folder, wal_path=wal, wal_sync=sync)
+
+    audit = open_logger()
+    follower = LiveFollower(resolve(folder), wal)
+    printed: list[str] = []
+    logged: list[str] = []
+    for step in steps:
+        if step[0] == "log":  # times out of order: an export's order is not the logging order
+            rows = [{"operation": "store", "session_id": f"s{len(logged) + k}",
+                     "timestamp": start + timedelta(seconds=seconds[(len(logged) + k) % 60])} for k in range(step[1])]
+            audit.log_batch(rows)
+            logged += [r["session_id"] for r in rows]
+        elif step[0] == "flush":
+            audit.flush()
+        elif step[0] == "restart":
+            audit.close()
+            del audit  # a logger holds its WAL folder until it is gone
+            gc.collect()
+            audit = open_logger()
+        printed += [s for df in follower.fresh() for s in df["session_id"]]  # a look at once: any point of an export
+        deadline = time.monotonic() + 5
+        while len(printed) < len(logged) and time.monotonic() < deadline:  # live: all of it shows, exported or not
+            time.sleep(0.01)
+            printed += [s for df in follower.fresh() for s in df["session_id"]]
+        assert sorted(printed) == sorted(logged)
+    audit.flush()  # the logger lives on: what it has not exported is in the WAL only
+    printed += [s for df in follower.fresh() for s in df["session_id"]]
+    audit.close()
+    printed += [s for df in follower.fresh() for s in df["session_id"]]
+    assert follower.fresh() == []
+    _check_log_order(printed, folder, logged)

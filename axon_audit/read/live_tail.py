@@ -82,7 +82,8 @@ class LiveFollower:
         self._done = 0  # segments <= this are finished (read, exported or gone)
         self._live: dict[int, pl.Series] = {}  # per epoch: ids read from its segment, export not yet seen
         listed = existing_epochs(self.wal)
-        self._log = LogFollower(root)  # the parts there now count as seen
+        self._log = LogFollower(root, listing=False)  # the parts there now count as seen; a part not yet
+        # committed (no manifest lists it) is not read: recovery may remove it, its events are on the WAL
         self._forget(listed)
         self.backlog = _concat(self._read(listed, self._exported()))
 
