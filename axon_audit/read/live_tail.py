@@ -66,7 +66,7 @@ from axon_audit.io.location import Location, StorageOptions, resolve
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA, frame_to_events
 from axon_audit.query.filters import Filters
 from axon_audit.read.log_order import LogFollower
-from axon_audit.write.wal_records import decode_record, existing_epochs, scan_segment, segment_path
+from axon_audit.write.wal_records import decode_records, existing_epochs, scan_segment, segment_path
 
 __all__ = ["LiveFollower", "follow_frames", "follow_log"]
 
@@ -143,7 +143,7 @@ class LiveFollower:
             records, _, good_end = scan_segment(data)
             self._offsets[epoch] = start + good_end  # a torn or unwritten last record: not read yet
             if records:
-                df = pl.concat([decode_record(k, p).select(COLUMNS).cast(FRAME_SCHEMA) for k, p in records])
+                df = pl.concat([f.select(COLUMNS).cast(FRAME_SCHEMA) for f in decode_records(records)])
                 ids = df["event_id"]
                 self._live[epoch] = pl.concat([self._live[epoch], ids]) if epoch in self._live else ids
                 out.append(df)

@@ -33,7 +33,7 @@ import pyarrow as pa
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.schema import rows_to_frame
 
-__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "decode_record", "encode_frame", "encode_frames", "encode_record",
+__all__ = ["MAGIC", "MAX_PAYLOAD", "Recovery", "decode_records", "encode_frame", "encode_frames", "encode_record",
            "encode_rows", "existing_epochs", "frame_too_large", "last_released", "mark_released", "recover",
            "row_too_large", "scan_segment", "segment_path"]
 
@@ -144,9 +144,23 @@ def _decode_frame(payload: bytes) -> pl.DataFrame:
     return df
 
 
-def decode_record(kind: str, payload: bytes) -> pl.DataFrame:
-    """One record's events as a hot frame (kind ``R`` rows or ``F`` a frame)."""
-    return rows_to_frame(_decode_rows(payload)) if kind == "R" else _decode_frame(payload)
+def decode_records(records: list[tuple[str, bytes]]) -> list[pl.DataFrame]:
+    """Records (as `scan_segment` gives them) as hot frames, in order: the rows of
+    consecutive ``R`` records make one frame (one per record cost ~0.6 ms: a
+    logger under ``sync="always"`` writes one record per fsync), ``F`` frames go as they are."""
+    out: list[pl.DataFrame] = []
+    rows: list[tuple] = []
+    for kind, payload in records:  # per record, not per event
+        if kind == "R":
+            rows += _decode_rows(payload)
+            continue
+        if rows:
+            out.append(rows_to_frame(rows))
+            rows = []
+        out.append(_decode_frame(payload))
+    if rows:
+        out.append(rows_to_frame(rows))
+    return out
 
 
 @dataclass
