@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from axon_audit import AuditLogger
-from axon_audit.io.location import resolve
+from axon_audit.io.location import Location, resolve
 from axon_audit.query.filters import Filters
 from axon_audit.read import live_tail
 from axon_audit.read.live_tail import LiveFollower
@@ -35,16 +35,16 @@ SESSION = re.compile(r".*  (s\d+)  entries=\d+.*")
 CHILD = str(ROOT / "tests" / "live_tail_child.py")
 
 
-def _exports(folder: Path) -> list[list[str]]:
+def _exports(folder: Path | Location) -> list[list[str]]:
     """Each export's sessions, in the export log's order."""
-    root = resolve(folder)
+    root = resolve(folder) if isinstance(folder, Path) else folder
     out: dict[tuple[str, int], list[str]] = {}
     for p in log_parts(root):
         out.setdefault((p.manifest, p.commit), []).extend(read_log_part(root, p)[0]["session_id"].to_list())
     return list(out.values())
 
 
-def _check_log_order(printed: list[str], folder: Path, logged: list[str]) -> None:
+def _check_log_order(printed: list[str], folder: Path | Location, logged: list[str]) -> None:
     """Each logged event once; per export: a prefix in logging order (read live), then the
     rest in the export's order; then what is not exported yet, in logging order."""
     assert sorted(printed) == sorted(logged) and len(set(printed)) == len(printed)
@@ -379,3 +379,29 @@ def test_any_interleaving_of_logging_exports_restarts_and_looks_prints_each_even
     printed += [s for df in follower.fresh() for s in df["session_id"]]
     assert follower.fresh() == []
     _check_log_order(printed, folder, logged)
+
+
+def test_a_lake_on_object_storage_with_a_local_wal_is_followed_once_in_log_order(s3_server: Any, s3_bucket: str,
+                                                                               tmp_path: Path) -> None:
+    """The export on S3 (each writer's own manifest log), the WAL local: the job records name
+    the objects as the writer's manifest lists them."""
+    uri, opts = f"s3://{s3_bucket}/audit", {"endpoint_url": s3_server.endpoint}
+    wal = tmp_path / "wal"
+    audit = AuditLogger(max_events=4, auto_export_path=uri, storage_options=opts, wal_path=wal)
+    follower = LiveFollower(resolve(uri, storage_options=opts), wal)
+    start = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    printed: list[str] = []
+    logged: list[str] = []
+    for n in (3, 2, 6, 2):  # rotations at 4: the times out of order
+        rows = [{"operation": "store", "session_id": f"s{len(logged) + k}",
+                 "timestamp": start + timedelta(hours=(7 * (len(logged) + k)) % 11)} for k in range(n)]
+        audit.log_batch(rows)
+        logged += [r["session_id"] for r in rows]
+        printed += [s for df in follower.fresh() for s in df["session_id"]]
+        assert sorted(printed) == sorted(logged)  # live: what is not exported yet shows from the WAL
+    audit.close()
+    printed += [s for df in follower.fresh() for s in df["session_id"]]
+    assert follower.fresh() == []
+    root = resolve(uri, storage_options=opts)
+    assert len(_exports(root)) == 3 and log_parts(root)[0].manifest.startswith("manifests/")  # batches rotate whole
+    _check_log_order(printed, root, logged)
