@@ -30,6 +30,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from axon_audit.io.atomic import atomic_write
 from axon_audit.model.enums import EventStatus, OperationType
 from axon_audit.model.schema import rows_to_frame
 
@@ -60,10 +61,9 @@ def last_released(folder: Path) -> int:
 
 def mark_released(folder: Path, epoch: int) -> None:
     """Record that epochs <= `epoch` are released (before their files go: the mark
-    is never behind a deleted segment). The caller fsyncs the folder."""
-    tmp = folder / f".{_RELEASED}.tmp"
-    tmp.write_bytes(str(epoch).encode())
-    os.replace(tmp, folder / _RELEASED)
+    is never behind a deleted segment). Written whole and fsynced: one per export."""
+    body = str(epoch).encode()
+    atomic_write(folder / _RELEASED, lambda fh: fh.write(body))
 
 
 def encode_record(kind: bytes, payload: bytes) -> bytes:
