@@ -25,6 +25,7 @@ from axon_audit.integrations.sinks.durable import Cursor, Redelivery
 from axon_audit.io.location import resolve
 from tests.test_sinks import FAST, Receiver
 from tests.test_sinks_durable import ROOT, _folder_ids, _received_ids
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -174,3 +175,52 @@ def test_backlog_needs_a_bool() -> None:
     from axon_audit import AuditTypeError  # here: only this test needs it
     with pytest.raises(AuditTypeError, match="backlog must be True or False"):
         AuditLogger().subscribe(backlog=1)  # type: ignore[arg-type]
+
+
+def test_an_export_committed_but_not_yet_done_when_the_sink_starts_goes_out_once(receiver: Receiver,
+                                                                                  tmp_path: Path) -> None:
+    """A rotation's export is on the manifest, but the logger has not marked it done (its writer
+    thread is between the commit and `on_done`) when a durable sink starts: its events are
+    exported, so they are not the logger's unexported events; after a crash (the WAL and
+    the cursor as they were) a new sink sends nothing again."""
+    import shutil
+    import threading
+
+    from axon_audit.read.log_order import log_parts, log_size
+
+    folder, wal, cursor = tmp_path / "audit", tmp_path / "wal", tmp_path / "c.json"
+    audit = AuditLogger(max_events=5, auto_export_path=folder, wal_path=wal)
+    target = audit._exporter.target
+    committed, go = threading.Event(), threading.Event()
+    real_export = target.export
+
+    def export(*args: object, **kwargs: object) -> None:  # the first export waits after its commit
+        real_export(*args, **kwargs)
+        if not committed.is_set():
+            committed.set()
+            go.wait(30)
+
+    target.export = export  # type: ignore[method-assign]
+    ids = [audit.log("store", metadata={"i": i}).event_id for i in range(5)]  # the 5th rotates
+    assert committed.wait(30) and log_size(log_parts(resolve(folder))) == 5
+    assert audit._exporter.pending  # committed, not marked done
+    sink = WebhookSink(audit, receiver.url, cursor=cursor, **FAST).start()
+    go.set()
+    ids += [audit.log("store", metadata={"i": i}).event_id for i in range(5, 8)]  # live, not exported
+    wait_until(lambda: (Cursor(cursor).load() or {}).get("delivered") == sink.delivered and sink.pending == 0
+               and len(_received_ids(receiver)) >= 3)
+    sent = _received_ids(receiver)
+    assert sent == ids[5:]  # the first 5 were exported when the (new) cursor was made: as if delivered
+    # A crash now: the WAL (events 5..7, not exported) and the cursor are what a new process finds.
+    shutil.copytree(wal, tmp_path / "wal2")
+    shutil.copytree(folder, tmp_path / "audit2")
+    shutil.copy(cursor, tmp_path / "c2.json")
+    requests = len(receiver.requests)
+    again_logger = AuditLogger(max_events=5, auto_export_path=tmp_path / "audit2", wal_path=tmp_path / "wal2")
+    with WebhookSink(again_logger, receiver.url, cursor=tmp_path / "c2.json", **FAST) as again:
+        pass
+    again_logger.close()
+    audit.close()
+    sink.close()
+    assert (again.redelivered, again.recovered, again.redelivery.duplicates) == (0, 0, 0)  # type: ignore[union-attr]
+    assert len(receiver.requests) == requests

@@ -52,6 +52,7 @@ from axon_audit.exceptions import AuditValueError
 from axon_audit.io.location import resolve
 from axon_audit.model.schema import COLUMNS, FRAME_SCHEMA
 from axon_audit.query.filters import Filters
+from axon_audit.read.live_tail import LiveFollower, follow_frames
 from axon_audit.read.log_order import LogFollower
 from axon_audit.read.sources import newest, open_source
 
@@ -209,16 +210,21 @@ def export(path: str, target: str, force: bool, storage_options: dict[str, Any] 
 @click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between looks for new files.")
 @click.option("--no-follow", is_flag=True, help="Print the newest events and stop.")
+@click.option("--wal", "wal", type=click.Path(file_okay=False), default=None,
+              help="The logger's write-ahead log folder (its wal_path): also show, as they are "
+                   "written, the events not yet exported.")
 @with_storage_options
-def tail(path: str, lines: int, interval: float, no_follow: bool, storage_options: dict[str, Any] | None,
-         **given: Any) -> None:
+def tail(path: str, lines: int, interval: float, no_follow: bool, wal: str | None,
+         storage_options: dict[str, Any] | None, **given: Any) -> None:
     """Print the newest events, then follow new export files as they land (Ctrl-C stops);
-    a local folder or an s3:// lake alike.
+    a local folder or an s3:// lake alike. With --wal, a live logger's events show as they
+    are written to its write-ahead log, each once across their export.
 
     \b
     Example:
       axon-audit tail audit_demo -s failure
       axon-audit tail s3://audit-lake/prod --endpoint-url http://127.0.0.1:9000
+      axon-audit tail /var/audit --wal /var/audit-wal
     """
     source = _open(path, storage_options)
     filters = query_filters(**given)
@@ -226,19 +232,24 @@ def tail(path: str, lines: int, interval: float, no_follow: bool, storage_option
     # New events are found on the export log (the folder's manifests), part by part in
     # log order: not by listing or file times, so the order across files is the log's.
     loc = resolve(path, storage_options=storage_options)
-    follower = None if loc.is_file() else LogFollower(loc)
+    if wal is not None and loc.is_file():
+        raise BadInput(f"--wal: follows an export folder, not the file {path!r}")
+    follower: LogFollower | LiveFollower | None = (
+        None if loc.is_file() else LogFollower(loc) if wal is None else LiveFollower(loc, Path(wal)))
     if lines:
-        print_lines(newest(source, limit=lines, **filters).reverse())
+        shown = newest(source, limit=lines, **filters).reverse()
+        if isinstance(follower, LiveFollower):  # then the WAL's events not yet exported, newest last
+            live = follower.backlog if expr is None else follower.backlog.filter(expr)
+            shown = shown.filter(~pl.col("event_id").is_in(follower.backlog["event_id"].implode()))
+            shown = pl.concat([shown.select(COLUMNS).cast(FRAME_SCHEMA), live]).tail(lines)
+        print_lines(shown)
     if no_follow or follower is None:
         return
-    sys.stderr.write(f"axon-audit: following {terminal_text(path)} for new files (Ctrl-C stops)\n")
+    what = "new files" if wal is None else "new files and its write-ahead log"
+    sys.stderr.write(f"axon-audit: following {terminal_text(path)} for {what} (Ctrl-C stops)\n")
     sys.stderr.flush()
-    while True:
-        time.sleep(interval)
-        frames = [df.select(COLUMNS).cast(FRAME_SCHEMA) for df in follower.fresh()]
-        if frames:
-            df = pl.concat(frames)
-            print_lines(df if expr is None else df.filter(expr))
+    for df in follow_frames(follower, interval, expr):
+        print_lines(df)
 
 
 @click.command()

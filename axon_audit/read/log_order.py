@@ -122,7 +122,9 @@ class LogFollower:
     """The events of a folder's parts that land after it is made, part by part in export log order.
 
     A folder without a manifest (nothing there says the order) falls back to its
-    listing: new parts sorted by name, each part's events by time.
+    listing: new parts sorted by name, each part's events by time (not with
+    ``listing=False``: then only committed parts count, none before a manifest is
+    there). A part read from the listing is not read again once a manifest lists it.
 
     Example:
         >>> import tempfile
@@ -137,27 +139,30 @@ class LogFollower:
         ([['u0', 'u1'], ['u2']], [])
     """
 
-    def __init__(self, root: Location) -> None:
+    def __init__(self, root: Location, listing: bool = True) -> None:
         self.root = root
         self._layout = ExportLayout(root)
-        self._seen = set(self._names())
+        self._listing = listing
+        self.seen = set(self._names())  # the part files read (or there when it was made)
 
     def _names(self) -> list[str]:
         if self._layout.manifest_names():
             return [p.file for p in log_parts(self.root)]
-        return [f.name for f in self._layout.parts()]
+        return [f.name for f in self._layout.parts()] if self._listing else []
 
     def fresh(self) -> list[pl.DataFrame]:
         """The events of each part not seen before, in log order (the hot frame's columns)."""
         out = []
         if self._layout.manifest_names():
             for part in log_parts(self.root):
-                if part.file not in self._seen:
-                    self._seen.add(part.file)
+                if part.file not in self.seen:
+                    self.seen.add(part.file)
                     out.append(read_log_part(self.root, part)[0])
             return out
+        if not self._listing:
+            return out
         for f in sorted(self._layout.parts(), key=lambda f: f.name):
-            if f.name not in self._seen:
-                self._seen.add(f.name)
+            if f.name not in self.seen:  # named as a manifest names it: one written later lists it so
+                self.seen.add(f.name)
                 out.append(read_part(f.path.read_bytes()).sort("timestamp", "event_id"))
         return out

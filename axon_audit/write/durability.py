@@ -111,7 +111,7 @@ class WalLane:
             log.warning("axon_audit: write-ahead log recovery: %s", problem)
         if n:
             log.warning("axon_audit: recovered %d events from the write-ahead log %s", n, wdir)
-        first = max(existing, default=0) + 1
+        first = max([*existing, _wal.last_released(wdir)]) + 1  # a number is never reused (wal_records)
         self.next_first = min(rec.epochs, default=first)
         self.wal = _wal.WriteAheadLog(wdir, sync, interval, first_epoch=first, owner=claimed)
         self.wal.released_upto = self.next_first - 1

@@ -35,14 +35,16 @@ from axon_audit.write.wal_records import (
     encode_record,
     encode_rows,
     existing_epochs,
+    last_released,
+    mark_released,
     recover,
     scan_segment,
     segment_path,
 )
 
 # The record functions are re-exported: callers know the WAL by this one module.
-__all__ = ["SYNC_POLICIES", "Recovery", "WriteAheadLog", "claim", "encode_record", "existing_epochs", "recover",
-           "scan_segment",
+__all__ = ["SYNC_POLICIES", "Recovery", "WriteAheadLog", "claim", "encode_record", "existing_epochs",
+           "last_released", "recover", "scan_segment",
            "segment_path"]
 
 log = logging.getLogger("axon_audit")
@@ -215,6 +217,7 @@ class WriteAheadLog:
         # and skips. Without it a late write re-created a released epoch's file, and a
         # recovery replayed events that were already exported or cleared.
         with self._io_lock:
+            mark_released(self.folder, upto_epoch)  # a later logger numbers on from here
             for epoch in existing_epochs(self.folder):
                 if epoch <= upto_epoch:
                     segment_path(self.folder, epoch).unlink(missing_ok=True)

@@ -31,7 +31,9 @@ sink's ``redelivery.duplicates``, logged as a WARNING): a duplicate, never a gap
 Then come the events its logger holds but has not exported when the sink
 subscribes (`Redelivery.memory`: recovered from the logger's WAL after a crash,
 or logged before `start()`; counted in `recovered`), in logging order, each
-once: those exported while the re-delivery ran went out from the folder, and
+once: those exported while the re-delivery ran went out from the folder, those
+whose export was committed but not yet marked done in the logger when the sink
+subscribed are exported (below the cursor: not sent again), and
 the `live` count goes on into them (they are the events logged after the
 folder's end, as the live ones were), checked by `event_id`; when the check
 fails they are all sent (duplicates, counted and logged, never a gap).
@@ -302,10 +304,29 @@ class Redelivery:
                 positions.append(pos[keep])
             yield pl.concat(frames), np.concatenate(positions)
 
+    def _exported_before(self, start: int, ids: pl.Series) -> None:
+        """Mark as seen the events of `memory` (ids `ids`) exported below `start`: an export that
+        was committed but not yet marked done in the logger when the sink subscribed. They are
+        delivered (or were there before the cursor was made), not unexported: sent from memory
+        they went out twice (and the cursor's live count took them, so a restart re-sent the
+        events after them). Such exports are the newest commits (exports commit in logging
+        order): read from the newest back to the first holding none of them (usually one part)."""
+        parts = [p for p in log_parts(self.root) if p.manifest == ExportLayout.MANIFEST_NAME and p.first < start]
+        commits = [list(group) for _, group in itertools.groupby(parts, key=lambda p: p.commit)]
+        wanted = ids.implode()
+        for group in reversed(commits):
+            hits = pl.concat([read_log_part(self.root, part)[0].filter(pl.col("event_id").is_in(wanted))["event_id"]
+                              for part in group])
+            if hits.is_empty():
+                return
+            self._seen.update(hits.to_list())
+
     def batches(self, max_batch: int, expr: pl.Expr | None) -> Iterator[tuple[pl.DataFrame, int]]:
         state = self.state if self.state is not None else {"next_leaf": self.before}  # new: from the start on
         live = int(state.get("live") or 0)  # events delivered live, exported from `next_leaf` on
         ids = pl.concat([m["event_id"] for m in self.memory]) if self.memory else None
+        if ids is not None:
+            self._exported_before(int(state["next_leaf"]), ids)
         for df, pos in self._commits(int(state["next_leaf"]), expr):
             if ids is not None:  # exported after the sink subscribed (or just before): not sent from memory
                 self._seen.update(df.filter(pl.col("event_id").is_in(ids))["event_id"].to_list())
