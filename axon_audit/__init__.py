@@ -41,6 +41,7 @@ from axon_audit.model.event import AuditEvent
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS
 from axon_audit.read.archive import AuditArchive, open_archive
 from axon_audit.read.lake import scan_lake
+from axon_audit.read.live_tail import follow_log
 from axon_audit.write.logger import AuditLogger
 from axon_audit.write.migrate import ImportResult, import_axon_export
 from axon_audit.write.subscription import Subscription
@@ -58,6 +59,7 @@ __all__ = [  # noqa: RUF022 - grouped by concern, not sorted
     "AuditArchive",
     "open_archive",
     "scan_lake",
+    "follow_log",
     # migrating from Axon's AuditLogger
     "load_axon_export",
     "import_axon_export",
