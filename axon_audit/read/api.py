@@ -29,9 +29,11 @@ from axon_audit.query.row_compiler import select_rows
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import polars_safe, run_sql
 from axon_audit.store.row_statistics import ROW_TUPLES, columns_of_rows, row_statistics, row_user_statistics
-from axon_audit.store.statistics import snapshot_statistics, snapshot_user_statistics, user_statistics
+from axon_audit.store.statistics import copy_answer, snapshot_statistics, snapshot_user_statistics, user_statistics
 
 __all__ = ["Reader"]
+
+_EVERY_EVENT = Filters()  # frozen: one for every statistics read
 
 
 class Reader:
@@ -248,8 +250,10 @@ class Reader:
         snap = self._small_snapshot(include_archived)
         if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
             stats = row_statistics([columns_of_rows(snap.rows)])
+        elif snap.small is not None:  # a small store's one chunk: its answers are made already
+            stats = copy_answer(snap.small.stats)
         else:
-            stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
+            stats = snap.guard(_EVERY_EVENT, lambda: snapshot_statistics(snap))
         stats.update(self._counters())
         stats.update(self._coverage(include_archived))
         return Statistics(stats)
@@ -276,6 +280,8 @@ class Reader:
         snap = self._small_snapshot(include_archived)
         if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
             return Statistics(row_user_statistics([columns_of_rows(snap.rows)], user_id))
+        if snap.small is not None:  # a small store's one chunk: its answers are made already
+            return Statistics(copy_answer(snap.small.user(user_id)))
         fast = snapshot_user_statistics(snap, user_id)  # the live store: its chunks' per-user summaries
         if fast is not None:
             return Statistics(fast)
