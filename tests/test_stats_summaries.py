@@ -266,7 +266,8 @@ def test_a_reads_flush_makes_no_answers_in_the_background():
     audit = AuditLogger(flush_size=10_000)
     for i in range(ROW_TUPLES + 5):  # more than the buffered-rows path answers
         audit.log("store", user_id=f"u{i % 3}", duration_ms=float(i))
-    assert audit.get_statistics()["total_events"] == ROW_TUPLES + 5
+    assert audit.get_statistics()["total_events"] == ROW_TUPLES + 5  # from the rows
+    assert audit.get_statistics()["total_events"] == ROW_TUPLES + 5  # asked again: sealed by this read
     wait_sealed()
     assert not audit._hot.store.chunks[-1].has("small")
     audit.log_batch(generate_events(10, seed=2))  # a batch: its chunk gets them
@@ -288,3 +289,30 @@ def test_one_users_columns_path_equals_polars(n, seed, nulls, shuffled):
         _same(user_summary.user_statistics_of([many], u), user_statistics(lf, u))
         _same(user_summary.user_statistics_of([many, UserSummary.of(df)], u),
               user_statistics(pl.concat([df, df]).lazy(), u))
+
+
+def test_many_buffered_rows_sealed_when_asked_again():
+    # Above ROW_TUPLES buffered rows: answered from the rows once; asked again of the same
+    # rows, they are sealed (the summaries answer repeated reads); same answers either way.
+    audit = AuditLogger(flush_size=10_000)
+    df = _events(ROW_TUPLES + 300, 5, True, False, 4)
+
+    def log(rows: pl.DataFrame) -> None:
+        for row in rows.iter_rows(named=True):
+            audit.log(row["operation"], user_id=row["user_id"], session_id=row["session_id"],
+                      duration_ms=row["duration_ms"], status=row["status"])
+
+    log(df.head(ROW_TUPLES + 100))
+    first = dict(audit.get_statistics())
+    assert audit._hot.store.chunks == []  # the first read: from the rows
+    log(df.slice(ROW_TUPLES + 100))  # new rows: a new question, from the rows again
+    user = dict(audit.get_user_statistics("user_00001"))
+    assert audit._hot.store.chunks == []
+    again = dict(audit.get_statistics())  # the same rows asked again: sealed
+    assert audit._hot.store.count == df.height and len(audit._hot.rows) == 0
+    lf = audit.scan()
+    plain, head = statistics(lf), statistics(lf.head(ROW_TUPLES + 100))
+    _same({k: again[k] for k in plain}, plain)
+    _same({k: first[k] for k in head}, head)
+    _same(user, user_statistics(lf, "user_00001"))
+    assert user["total_operations"] > 0

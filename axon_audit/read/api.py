@@ -41,6 +41,7 @@ class Reader:
 
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
     _naive_time: str | None = None  # how naive time bounds read: None is $AXON_AUDIT_NAIVE_TIME or local
+    _stats_rows: tuple[Any, int] | None = None  # the buffered rows a statistics read last answered from
 
     def _snapshot(self, include_archived: bool | None, small: bool = False) -> Snapshot:  # pragma: no cover
         """What a read sees; `include_archived` None is the source's default (a logger:
@@ -49,11 +50,18 @@ class Reader:
         raise NotImplementedError
 
     def _small_snapshot(self, include_archived: bool | None) -> Snapshot:
-        """`_snapshot`, with the buffered rows of a logger holding at most `ROW_TUPLES`
-        events (none sealed yet) as `Snapshot.rows`; else sealed as usual."""
+        """`_snapshot`, with the buffered rows of a logger holding few events (none
+        sealed yet) as `Snapshot.rows`; else sealed as usual. Above `ROW_TUPLES` rows,
+        a statistics read asked again of the same rows seals them: the sealed summaries
+        answer repeated reads in microseconds, while sealing costs ~2 ms at 1 000 rows
+        against ~0.2 ms for an answer from the rows."""
         snap = self._snapshot(include_archived, small=True)
         if snap.rows is not None and len(snap.rows) > ROW_TUPLES:
-            return self._snapshot(include_archived)
+            # Rows are only appended to the buffer or taken from its front: the same first
+            # row (held here, so never another one at its address) and length, the same rows.
+            seen, self._stats_rows = self._stats_rows, (snap.rows[0], len(snap.rows))
+            if seen is not None and seen[0] is snap.rows[0] and seen[1] == len(snap.rows):
+                return self._snapshot(include_archived)
         return snap
 
     def _coverage(self, include_archived: bool | None) -> dict[str, Any]:

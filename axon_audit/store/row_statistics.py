@@ -24,9 +24,11 @@ from axon_audit.model.timestamps import from_us
 __all__ = ["ROW_TUPLES", "SMALL_STATS", "RowColumns", "SmallAnswers", "columns_of_rows", "row_statistics",
            "row_user_statistics"]
 
-#: The most buffered row tuples answered as rows (a logger that has not sealed any
-#: chunk yet): sealing 10 rows into a frame costs ~0.7 ms, these statistics ~20 us;
-#: above it the rows are sealed once and the summaries answer repeated calls.
+#: Up to this many buffered row tuples (a logger that has not sealed any chunk yet)
+#: are always answered as rows: sealing 10 rows into a frame costs ~0.7 ms, these
+#: statistics ~20 us. Above it (up to `row_compiler.SMALL_ROWS`), the first read of
+#: the same rows is answered from them and a second one seals them, so the
+#: summaries answer repeated calls (`Reader._small_snapshot`).
 ROW_TUPLES = 256
 
 #: The most events answered here (above it, the sealed summaries win: measured at
