@@ -26,7 +26,7 @@ For each size and call:
 Ratios are seed / ours (first vs cold, warm vs warm): above 1×, ours is faster.
 
 Then the same first calls on loggers fed one event at a time by `log()` (as an
-application logs: the rows are still buffered, or sealed by the read itself), against
+application logs: the rows are still buffered, up to 1 024 answered from the rows), against
 a seed fed by its `log()` with the same calls.
 """
 
@@ -186,8 +186,8 @@ def report(rows: list[dict[str, Any]], logged: list[dict[str, Any]]) -> str:
                          f"{_ratio(r[f'seed_warm_{kind}'], r[f'warm_{kind}'])} |")
     if logged:
         lines += ["", "### Events logged one by one with `log()`", "",
-                  "First call on a fresh logger fed by `log()` (rows still buffered up to 256 events; above, the "
-                  "read seals them), after a gc.collect() (median of 7 loggers), vs a seed fed by its `log()`, "
+                  "First call on a fresh logger fed by `log()` (rows still buffered: answered from them, "
+                  "up to 1 024 events), after a gc.collect() (median of 7 loggers), vs a seed fed by its `log()`, "
                   "cold. Cells: ours / seed (ratio).", "",
                   "| events | " + " | ".join(LABELS[k] for k in CALLS) + " |", "|---:|" + "---:|" * len(CALLS)]
         for r in logged:

@@ -11,7 +11,10 @@ When a chunk is full, the background sealer stores its texts once per distinct
 value (`compact`), derives its lookup index and its per-user summary
 (`user_summary`), then hands the store's chunks up to it to `HotStore.on_seal`
 (the logger's running statistics, `statistics.StatsCache`), so statistics calls
-find only the growing last chunk left to summarize.
+find only the growing last chunk left to summarize. While the store is small
+(`row_statistics.SMALL_STATS` events), each chunk appended by a batch or a size
+flush (not a read's flush: that read derives what it needs) gets its statistics
+answers made on the same thread (`Chunk.small`).
 """
 
 from __future__ import annotations

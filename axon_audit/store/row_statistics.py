@@ -7,6 +7,12 @@ chunk, kept on it while the store is small), because a polars plan costs a fixed
 `UserSummary.of` 2.7 ms; here tens of microseconds). Per-event Python is justified
 by that bound. The answers equal `statistics.statistics` / `user_statistics`
 (same keys, same values; quantiles as polars' "linear").
+
+A small store's chunk gets its answers made once, off the logging path, by the
+background sealer right after it is appended (`SmallAnswers`, every user's at
+once): a first read then only copies one (measured right after a gc.collect(), 10
+events: ~50 us for the whole `get_statistics` call, against ~220 us reading the
+chunk's columns into Python first).
 """
 
 from __future__ import annotations
@@ -181,8 +187,9 @@ class SmallAnswers:
     """A small chunk's answers, made once (chunks never change): its `row_statistics`
     and the `row_user_statistics` of each of its users. The background sealer makes
     them right after a small store's chunk is appended (`hot.HotStore.append`), so a
-    first read finds them made; ~1.4 KB per distinct user, and only chunks of a store
-    of at most `SMALL_STATS` events get them."""
+    first read finds them made. ~1.1 KB per distinct user (tracemalloc: 102 KB for
+    2 048 events of 94 users; at most ~2.2 MB, 2 048 users of one event each), and
+    only chunks of a store of at most `SMALL_STATS` events get them."""
 
     __slots__ = ("cols", "stats", "users")
 
