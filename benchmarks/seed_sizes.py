@@ -17,7 +17,8 @@ For each size and call:
 
 - ours ``first``: the call on a fresh `AuditLogger` right after the events went in
   (`log_batch` from Arrow, then the background sealer waited for) and a gc.collect();
-  median over 7 fresh loggers (3 at 1 M); ``warm``: median of repeated calls on the
+  median over 7 fresh loggers (3 at 1 M), after one untimed logger (as the seed's
+  cold call comes after one untimed call); ``warm``: median of repeated calls on the
   unchanged logger (loops of ~5 ms);
 - the seed (`baselines.seed_pydantic.SeedLogger`: one pydantic object per event,
   every call iterates the list, nothing kept between calls): ``cold``, one call right
@@ -83,7 +84,11 @@ def seeds(kind: str, p: dict[str, Any]) -> Callable[[SeedLogger], Any]:
 
 
 def _first(make: Callable[[], AuditLogger], call: Callable[[AuditLogger], Any], loggers: int) -> float:
-    """Median seconds of `call` on `loggers` fresh loggers, each timed right after a gc.collect()."""
+    """Median seconds of `call` on `loggers` fresh loggers, each timed right after a gc.collect()
+    (after one untimed logger, as the seed's cold figure comes after one untimed call)."""
+    warm = make()
+    call(warm)
+    warm.close()
     times = []
     for _ in range(loggers):
         audit = make()
