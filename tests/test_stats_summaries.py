@@ -22,9 +22,10 @@ import axon_audit.store.user_summary as user_summary
 from axon_audit import AuditLogger
 from axon_audit.model.schema import normalize_batch
 from axon_audit.store.hot import Chunk, wait_sealed
-from axon_audit.store.row_statistics import ROW_TUPLES, RowColumns, row_statistics, row_user_statistics
+from axon_audit.store.row_statistics import ROW_TUPLES, RowColumns, SmallAnswers, row_statistics, row_user_statistics
 from axon_audit.store.sorted_runs import compact, quantile
 from axon_audit.store.statistics import StatsCache, statistics, user_statistics
+from axon_audit.store.user_summary import UserSummary
 from axon_audit.workload import generate_events
 from tests.test_fast_statistics import _same
 
@@ -223,3 +224,95 @@ def test_buffered_rows_statistics_equal_polars(n, seed, nulls, users):
     _same({k: got[k] for k in plain}, plain)
     for u, g in zip(names, got_users, strict=True):
         _same(g, user_statistics(lf, u))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), seed=st.integers(0, 10_000), nulls=st.booleans(), shuffled=st.booleans(),
+       users=st.integers(1, 8))
+def test_small_answers_equal_polars(n, seed, nulls, shuffled, users):
+    # A small chunk's answers, made by the sealer once for every user at once.
+    df = normalize_batch(_events(n, seed, nulls, shuffled, users))
+    answers, lf = SmallAnswers(RowColumns(df)), df.lazy()
+    _same(answers.stats, statistics(lf))
+    for u in [*df["user_id"].drop_nulls().unique().to_list(), "nobody"]:
+        _same(answers.user(u), user_statistics(lf, u))
+
+
+def test_first_read_takes_the_sealers_answers(monkeypatch):
+    audit = AuditLogger()
+    df = _events(200, 3, True, True, 6)
+    audit.log_batch(df)
+    wait_sealed()
+    (chunk,) = audit._hot.store.chunks
+    assert chunk.has("small")  # made off the logging path, right after the append
+
+    def fail(*args: object) -> None:
+        raise AssertionError("computed again at the read")
+
+    for name in ("row_statistics", "row_user_statistics"):
+        monkeypatch.setattr(statistics_module, name, fail)
+    lf = audit.scan()
+    s = audit.get_statistics()
+    _same({k: s[k] for k in statistics(lf)}, statistics(lf))
+    _same(dict(audit.get_user_statistics("user_00001")), user_statistics(lf, "user_00001"))
+    s["by_operation"]["STORE"] = -1  # answers are the caller's own copies
+    audit.get_user_statistics("user_00001")["by_status"]["SUCCESS"] = -1
+    assert audit.get_statistics()["by_operation"]["STORE"] >= 0
+    assert audit.get_user_statistics("user_00001")["by_status"]["SUCCESS"] >= 0
+
+
+def test_a_reads_flush_makes_no_answers_in_the_background():
+    # The read that seals the buffer derives what it needs itself: no second copy of that work.
+    audit = AuditLogger(flush_size=10_000)
+    for i in range(ROW_TUPLES + 5):  # more than the buffered-rows path answers
+        audit.log("store", user_id=f"u{i % 3}", duration_ms=float(i))
+    assert audit.get_statistics()["total_events"] == ROW_TUPLES + 5  # from the rows
+    assert audit.get_statistics()["total_events"] == ROW_TUPLES + 5  # asked again: sealed by this read
+    wait_sealed()
+    assert not audit._hot.store.chunks[-1].has("small")
+    audit.log_batch(generate_events(10, seed=2))  # a batch: its chunk gets them
+    wait_sealed()
+    assert audit._hot.store.chunks[-1].has("small")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 400), seed=st.integers(0, 10_000), nulls=st.booleans(), shuffled=st.booleans())
+def test_one_users_columns_path_equals_polars(n, seed, nulls, shuffled):
+    # The growing last chunk asked for one user with many rows: numpy over its columns, no plan.
+    df = normalize_batch(_events(n, seed, nulls, shuffled, 2))
+    lf = df.lazy()
+    for u in df["user_id"].drop_nulls().unique().to_list():
+        rows = df.filter(pl.col("user_id") == u)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(user_summary, "SMALL_STATS", 0)
+            many = user_summary.one_user(rows, u)
+        _same(user_summary.user_statistics_of([many], u), user_statistics(lf, u))
+        _same(user_summary.user_statistics_of([many, UserSummary.of(df)], u),
+              user_statistics(pl.concat([df, df]).lazy(), u))
+
+
+def test_many_buffered_rows_sealed_when_asked_again():
+    # Above ROW_TUPLES buffered rows: answered from the rows once; asked again of the same
+    # rows, they are sealed (the summaries answer repeated reads); same answers either way.
+    audit = AuditLogger(flush_size=10_000)
+    df = _events(ROW_TUPLES + 300, 5, True, False, 4)
+
+    def log(rows: pl.DataFrame) -> None:
+        for row in rows.iter_rows(named=True):
+            audit.log(row["operation"], user_id=row["user_id"], session_id=row["session_id"],
+                      duration_ms=row["duration_ms"], status=row["status"])
+
+    log(df.head(ROW_TUPLES + 100))
+    first = dict(audit.get_statistics())
+    assert audit._hot.store.chunks == []  # the first read: from the rows
+    log(df.slice(ROW_TUPLES + 100))  # new rows: a new question, from the rows again
+    user = dict(audit.get_user_statistics("user_00001"))
+    assert audit._hot.store.chunks == []
+    again = dict(audit.get_statistics())  # the same rows asked again: sealed
+    assert audit._hot.store.count == df.height and len(audit._hot.rows) == 0
+    lf = audit.scan()
+    plain, head = statistics(lf), statistics(lf.head(ROW_TUPLES + 100))
+    _same({k: again[k] for k in plain}, plain)
+    _same({k: first[k] for k in head}, head)
+    _same(user, user_statistics(lf, "user_00001"))
+    assert user["total_operations"] > 0

@@ -29,9 +29,11 @@ from axon_audit.query.row_compiler import select_rows
 from axon_audit.read.snapshot import Snapshot
 from axon_audit.read.sql import polars_safe, run_sql
 from axon_audit.store.row_statistics import ROW_TUPLES, columns_of_rows, row_statistics, row_user_statistics
-from axon_audit.store.statistics import snapshot_statistics, snapshot_user_statistics, user_statistics
+from axon_audit.store.statistics import copy_answer, snapshot_statistics, snapshot_user_statistics, user_statistics
 
 __all__ = ["Reader"]
+
+_EVERY_EVENT = Filters()  # frozen: one for every statistics read
 
 
 class Reader:
@@ -39,6 +41,7 @@ class Reader:
 
     _storage_options: StorageOptions | None = None  # where exports to URIs go (a logger's setting)
     _naive_time: str | None = None  # how naive time bounds read: None is $AXON_AUDIT_NAIVE_TIME or local
+    _stats_rows: tuple[Any, int] | None = None  # the buffered rows a statistics read last answered from
 
     def _snapshot(self, include_archived: bool | None, small: bool = False) -> Snapshot:  # pragma: no cover
         """What a read sees; `include_archived` None is the source's default (a logger:
@@ -47,11 +50,18 @@ class Reader:
         raise NotImplementedError
 
     def _small_snapshot(self, include_archived: bool | None) -> Snapshot:
-        """`_snapshot`, with the buffered rows of a logger holding at most `ROW_TUPLES`
-        events (none sealed yet) as `Snapshot.rows`; else sealed as usual."""
+        """`_snapshot`, with the buffered rows of a logger holding few events (none
+        sealed yet) as `Snapshot.rows`; else sealed as usual. Above `ROW_TUPLES` rows,
+        a statistics read asked again of the same rows seals them: the sealed summaries
+        answer repeated reads in microseconds, while sealing costs ~2 ms at 1 000 rows
+        against ~0.2 ms for an answer from the rows."""
         snap = self._snapshot(include_archived, small=True)
         if snap.rows is not None and len(snap.rows) > ROW_TUPLES:
-            return self._snapshot(include_archived)
+            # Rows are only appended to the buffer or taken from its front: the same first
+            # row (held here, so never another one at its address) and length, the same rows.
+            seen, self._stats_rows = self._stats_rows, (snap.rows[0], len(snap.rows))
+            if seen is not None and seen[0] is snap.rows[0] and seen[1] == len(snap.rows):
+                return self._snapshot(include_archived)
         return snap
 
     def _coverage(self, include_archived: bool | None) -> dict[str, Any]:
@@ -248,8 +258,10 @@ class Reader:
         snap = self._small_snapshot(include_archived)
         if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
             stats = row_statistics([columns_of_rows(snap.rows)])
+        elif snap.small is not None:  # a small store's one chunk: its answers are made already
+            stats = copy_answer(snap.small.stats)
         else:
-            stats = snap.guard(Filters(), lambda: snapshot_statistics(snap))
+            stats = snap.guard(_EVERY_EVENT, lambda: snapshot_statistics(snap))
         stats.update(self._counters())
         stats.update(self._coverage(include_archived))
         return Statistics(stats)
@@ -276,6 +288,8 @@ class Reader:
         snap = self._small_snapshot(include_archived)
         if snap.rows is not None:  # a few buffered events: from the row tuples, nothing sealed
             return Statistics(row_user_statistics([columns_of_rows(snap.rows)], user_id))
+        if snap.small is not None:  # a small store's one chunk: its answers are made already
+            return Statistics(copy_answer(snap.small.user(user_id)))
         fast = snapshot_user_statistics(snap, user_id)  # the live store: its chunks' per-user summaries
         if fast is not None:
             return Statistics(fast)

@@ -91,6 +91,7 @@ class Snapshot:
     events_are_archived: bool = False  # an archive: the SQL view `events` shows every event
     rows: list[Any] | None = None  # a small logger's whole answer as buffered row tuples (`query_events` only)
     refresh: Callable[[], list[Chunk]] | None = None  # the store's live chunks now (a newer `live`)
+    small: Any = None  # `row_statistics.SmallAnswers` of a small store's one chunk, made already (statistics only)
 
     @property
     def chunks(self) -> list[Chunk]:

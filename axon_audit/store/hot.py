@@ -11,12 +11,14 @@ When a chunk is full, the background sealer stores its texts once per distinct
 value (`compact`), derives its lookup index and its per-user summary
 (`user_summary`), then hands the store's chunks up to it to `HotStore.on_seal`
 (the logger's running statistics, `statistics.StatsCache`), so statistics calls
-find only the growing last chunk left to summarize.
+find only the growing last chunk left to summarize. While the store is small
+(`row_statistics.SMALL_STATS` events), each chunk appended by a batch or a size
+flush (not a read's flush: that read derives what it needs) gets its statistics
+answers made on the same thread (`Chunk.small`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -27,7 +29,7 @@ import polars as pl
 
 from axon_audit.store.compact import compact
 from axon_audit.store.index import ChunkIndex
-from axon_audit.store.row_statistics import RowColumns
+from axon_audit.store.row_statistics import SMALL_STATS, RowColumns, SmallAnswers
 from axon_audit.store.user_summary import UserSummary
 
 CHUNK_ROWS = 131_072
@@ -65,29 +67,34 @@ def _seal_in_background(chunk: Chunk | None, on_seal: Callable[[list[Chunk]], No
     the logging path, then hand `prefix` (the store's chunks up to it) to `on_seal`
     (the running statistics): one background thread, in sealing order; polars and
     numpy do the work outside the GIL. `chunk` None: only `on_seal` (after a trim)."""
+    # Weak references: a rotation frees its chunks at once, the pending seal does not hold them.
+    _submit(_seal_then, chunk, on_seal, [weakref.ref(c) for c in prefix])
+
+
+def _submit(fn: Callable[..., None], *args: Any) -> None:
+    """Run `fn(*args)` on the sealer's thread (started on first use), after what is queued there."""
     global _sealer
     with _derive_lock:
         if _sealer is None:
             _sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axon-audit-seal")
-    # Weak references: a rotation frees its chunks at once, the pending seal does not hold them.
-    refs = [weakref.ref(c) for c in prefix]
     try:
-        future = _sealer.submit(_seal_then, chunk, on_seal, refs)
+        future = _sealer.submit(fn, *args)
         with _derive_lock:
             _sealing[:] = [f for f in _sealing if not f.done()] + [future]
     except RuntimeError:  # interpreter shutdown: readers will build what they need
         pass
 
 
-def _in_background(fn: Callable[[], None]) -> None:
-    """`fn` on the sealer's thread, after what was handed to it before."""
-    with _derive_lock:
-        sealer = _sealer
-    if sealer is not None:  # a batch cut into chunks has started it already
-        with contextlib.suppress(RuntimeError):  # interpreter shutdown: nothing to save any more
-            future = sealer.submit(fn)
-            with _derive_lock:
-                _sealing[:] = [f for f in _sealing if not f.done()] + [future]
+def _answer_small(ref: weakref.ref[Chunk]) -> None:
+    chunk = ref()
+    if chunk is not None:
+        chunk.small  # noqa: B018 - derived and kept on the chunk
+
+
+def _small_in_background(chunk: Chunk) -> None:
+    """Make a small store's new chunk's statistics answers (`Chunk.small`) off the
+    logging path, on the sealer's thread: a first read then finds them made."""
+    _submit(_answer_small, weakref.ref(chunk))  # weak: a chunk merged into a newer one meanwhile is not kept
 
 
 def _ids_timed(df: pl.DataFrame) -> bool:
@@ -147,6 +154,16 @@ class Chunk:
         return self.derived("rows", RowColumns)
 
     @property
+    def small(self) -> SmallAnswers:
+        """Its statistics answers in plain Python (small stores only: see `row_statistics`)."""
+        return self.derived("small", lambda df: SmallAnswers(self.rows))
+
+    @property
+    def answers(self) -> SmallAnswers | None:
+        """`small` if made already, else None."""
+        return self._derived.get("small")
+
+    @property
     def users(self) -> UserSummary:
         """Per-user counts, durations, times and sessions (`get_user_statistics`)."""
         return self.derived("users", UserSummary.of)
@@ -176,7 +193,10 @@ class HotStore:
         # Called by the background sealer with the store's chunks up to one just sealed.
         self.on_seal: Callable[[list[Chunk]], None] | None = None
 
-    def append(self, df: pl.DataFrame) -> None:
+    def append(self, df: pl.DataFrame, for_read: bool = False) -> None:
+        """Add `df`'s events. `for_read`: a read's flush (that read will derive what it
+        needs itself); else a small store's new chunk gets its statistics answers made
+        in the background (`Chunk.small`)."""
         if df.height == 0:
             return
         chunks = self.chunks
@@ -189,16 +209,18 @@ class HotStore:
             # when many small pieces (reads flush whatever is buffered) have gathered.
             merged = pl.concat([last.df, df], rechunk=last.df.n_chunks() >= MAX_PIECES)
             chunks[-1] = Chunk(merged, min(last.min_us, new.min_us), max(last.max_us, new.max_us))
-            return
-        first = len(chunks)
-        for start in range(0, df.height, CHUNK_ROWS):
-            chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
-        # Sealed once the batch is in: a sealer running beside the loop above takes the GIL
-        # from it at every step (a 10 M batch's log_batch measured 0.65x as fast).
-        for i in range(max(first - 1, 0), len(chunks) - 1):  # these will not grow any more
-            _seal_in_background(chunks[i], self.on_seal, chunks[: i + 1])
-        if df.height > CHUNK_ROWS:  # a slice of the batch's buffers: compacted, it no longer holds them all
-            _in_background(chunks[-1].compact)
+        else:
+            first = len(chunks)
+            for start in range(0, df.height, CHUNK_ROWS):
+                chunks.append(Chunk.of(df.slice(start, CHUNK_ROWS).rechunk()))
+            # Sealed once the batch is in: a sealer running beside the loop above takes the GIL
+            # from it at every step.
+            for i in range(max(first - 1, 0), len(chunks) - 1):  # these will not grow any more
+                _seal_in_background(chunks[i], self.on_seal, chunks[: i + 1])
+            if df.height > CHUNK_ROWS:  # a slice of the batch's buffers: compacted, it no longer holds them all
+                _submit(Chunk.compact, chunks[-1])
+        if self.count <= SMALL_STATS and not for_read:
+            _small_in_background(chunks[-1])
 
     def take_all(self) -> list[Chunk]:
         chunks, self.chunks, self.count = self.chunks, [], 0

@@ -214,9 +214,11 @@ class StatsCache:
             memo = self._memo
             if memo is not None and len(memo[0]) == len(chunks) and all(
                     r() is c for r, c in zip(memo[0], chunks, strict=True)):
-                return _copy(memo[1])
+                return copy_answer(memo[1])
             if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
-                out = row_statistics([c.rows for c in chunks])
+                # One chunk whose answers the sealer made already (`Chunk.small`): nothing to compute.
+                out = chunks[0].small.stats if len(chunks) == 1 and chunks[0].has("small") else \
+                    row_statistics([c.rows for c in chunks])
                 break
             prefix = self._prefix(chunks[:-1])
             if prefix is None:
@@ -229,7 +231,7 @@ class StatsCache:
         else:  # the sealer kept overtaking this read: summarize its snapshot itself
             out = _stats_dict(_merged([_chunk_agg(c) for c in chunks]), None)
         self._memo = ([weakref.ref(c) for c in chunks], out)
-        return _copy(out)
+        return copy_answer(out)
 
     def _with_tail(self, prefix: Agg, last: Any) -> dict[str, Any]:
         tail = self._tail
@@ -242,9 +244,10 @@ class StatsCache:
         memo = self._user_memo
         if memo is not None and memo[1] == user_id and len(memo[0]) == len(chunks) and all(
                 r() is c for r, c in zip(memo[0], chunks, strict=True)):
-            return _copy(memo[2])
+            return copy_answer(memo[2])
         if sum(c.height for c in chunks) <= SMALL_STATS:  # a small store: no polars plan
-            out = row_user_statistics([c.rows for c in chunks], user_id)
+            out = chunks[0].small.user(user_id) if len(chunks) == 1 and chunks[0].has("small") else \
+                row_user_statistics([c.rows for c in chunks], user_id)
         else:
             summaries = [c.users for c in chunks[:-1]]  # sealed: built by the sealer
             last = chunks[-1]
@@ -256,10 +259,11 @@ class StatsCache:
                 summaries.append(one_user(last.df.filter(pl.col("user_id") == user_id), user_id))
             out = user_statistics_of(summaries, user_id)
         self._user_memo = ([weakref.ref(c) for c in chunks], user_id, out)
-        return _copy(out)
+        return copy_answer(out)
 
 
-def _copy(stats: dict[str, Any]) -> dict[str, Any]:
+def copy_answer(stats: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a kept answer (its dicts too) for a caller to own."""
     return {k: dict(v) if isinstance(v, dict) else v for k, v in stats.items()}
 
 

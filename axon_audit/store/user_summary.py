@@ -151,7 +151,7 @@ def one_user(df: pl.DataFrame, user_id: str) -> UserSummary:
         10
     """
     if df.height > SMALL_STATS:
-        return UserSummary.of(df)
+        return _one_user_numpy(df, user_id)
     r = RowColumns(df)
     # At most SMALL_STATS rows: plain Python.
     kinds = Counter(_OP_CODE[o] * _NST + _STATUS_CODE[st] for o, st in zip(r.op, r.status, strict=True))
@@ -170,6 +170,26 @@ def one_user(df: pl.DataFrame, user_id: str) -> UserSummary:
     )
     if summary.by_name is None:
         summary.hashes = hashes_of((user_id,))[:one]
+    return summary
+
+
+def _one_user_numpy(df: pl.DataFrame, user_id: str) -> UserSummary:
+    """`one_user` of many rows: column reads and numpy, no polars plan (a group_by plan
+    costs ~2.5 ms however few the rows; measured at 10 K events, 4.2 ms against ~0.3 ms)."""
+    code = df["operation"].to_physical().to_numpy().astype(np.int64) * _NST + df["status"].to_physical().to_numpy()
+    kinds = np.bincount(code, minlength=_NOP * _NST)
+    codes = np.flatnonzero(kinds)
+    d = df["duration_ms"]
+    known = d.drop_nulls().to_numpy()
+    ts = df["timestamp"].cast(pl.Int64).to_numpy() if getattr(df["timestamp"].dtype, "time_unit", None) == "us" \
+        else df["timestamp"].dt.epoch("us").to_numpy()
+    s = df["session_id"].drop_nulls()
+    sh = np.unique(key_hashes(s)) if s.len() else np.empty(0, np.uint64)
+    summary = UserSummary(
+        pl.Series([user_id], dtype=pl.String), np.array([0, len(codes)], np.int32), codes.astype(np.uint8),
+        kinds[codes].astype(np.int32), np.array([float(known.sum())], np.float64), np.array([len(known)], np.int32),
+        np.array([ts.min()], np.int64), np.array([ts.max()], np.int64), np.array([0, len(sh)], np.int32), sh,
+    )
     return summary
 
 

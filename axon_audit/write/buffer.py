@@ -85,13 +85,13 @@ class HotBuffer:
         else:
             self.rows.next_check = self.flush_size
 
-    def flush_locked(self, n: int | None = None) -> None:
+    def flush_locked(self, n: int | None = None, for_read: bool = False) -> None:
         rows = self.rows
         n = len(rows) if n is None else n
         if not n:
             return
         df = rows_to_frame(rows[:n])  # if this raises, the rows are still in the buffer
-        self.store.append(df)
+        self.store.append(df, for_read)
         del rows[:n]  # only rows sealed above; rows appended meanwhile stay
         self.sealed_total += n
         if self.subscribers.subs:
@@ -218,16 +218,19 @@ class HotBuffer:
         With `include_archived`, rotations still being written and the Parquet files
         listed at this same instant, so every event is in exactly one place.
         `small`: when every event read is in the buffer and there are at most
-        `SMALL_ROWS`, a copy of the rows instead, unsealed (`Snapshot.rows`)."""
+        `SMALL_ROWS`, a copy of the rows instead, unsealed (`Snapshot.rows`); when one
+        chunk holds them all and its answers are made, those too (`Snapshot.small`)."""
         with self.lock:
             if (small and not self.store.chunks and len(self.rows) <= SMALL_ROWS
                     and (not include_archived or (self.folder is None and self.exporter is None))):
                 return Snapshot(rows=list(self.rows))
-            self.flush_locked()
+            self.flush_locked(for_read=True)  # this read derives what it needs itself
             self.reset_check()
             live = list(self.store.chunks)
             if not include_archived:
-                return Snapshot(live=live, stats_cache=self.stats_cache, refresh=self._live_chunks)
+                # A small store's one chunk whose answers the sealer made: statistics read them as they are.
+                answers = live[0].answers if small and len(live) == 1 else None
+                return Snapshot(live=live, stats_cache=self.stats_cache, refresh=self._live_chunks, small=answers)
             jobs = list(self.exporter.pending) if self.exporter is not None else []
             folder = self.folder
             parts = folder.parts() if folder is not None else None
@@ -243,7 +246,7 @@ class HotBuffer:
 
     def _live_chunks(self) -> list[Chunk]:
         with self.lock:
-            self.flush_locked()
+            self.flush_locked(for_read=True)
             self.reset_check()
             return list(self.store.chunks)
 

@@ -191,9 +191,17 @@ class WalLane:
             log.error("axon_audit: %s (%d such events so far)", msg, self.not_durable)
 
 
+_NO_WAL: dict[str, Any] = {"wal_enabled": False, "wal_sync": None, "wal_fsyncs": 0, "wal_write_failures": 0,
+                           "wal_writer_stopped": False, "wal_last_error": None, "wal_not_durable_events": 0,
+                           "wal_recovered_events": 0, "wal_dropped_bytes": 0}
+
+
 def wal_counters(lane: WalLane | None) -> dict[str, Any]:
-    """The WAL's counters in `get_stats()` (zeros for a logger without one)."""
-    wal = lane.wal if lane is not None else None
+    """The WAL's counters in `get_stats()` (zeros for a logger without one; that dict
+    is shared: callers copy it into theirs)."""
+    if lane is None:
+        return _NO_WAL
+    wal = lane.wal
     return {
         "wal_enabled": wal is not None,
         "wal_sync": None if wal is None else ("always" if wal.always else "interval"),

@@ -180,17 +180,22 @@ class Exporter:
             log.error("axon_audit: after the export of %d events: %s: %s", job.df.height, type(exc).__name__, exc)
 
 
+_NO_EXPORTS: dict[str, Any] = {"exported_events": 0, "pending_export_events": 0, "export_failures": 0,
+                               "last_export_error": None, "poisoned_export_events": 0, "global_log_commits": 0,
+                               "global_log_conflicts": 0, "global_log_failures": 0, "last_global_log_error": None}
+
+
 def export_counters(exporter: Exporter | None) -> dict[str, Any]:
-    """The exporter's counters in `get_stats()` (zeros for a logger without exports)."""
-    glog = getattr(exporter.target, "global_log", None) if exporter is not None else None
+    """The exporter's counters in `get_stats()` (zeros for a logger without exports;
+    that dict is shared: callers copy it into theirs)."""
+    if exporter is None:
+        return _NO_EXPORTS
+    glog = getattr(exporter.target, "global_log", None)
     # Object storage: the lake's global log (integrity.global_log); zeros elsewhere.
     global_counters = {"global_log_commits": glog.commits if glog else 0,
                        "global_log_conflicts": glog.conflicts if glog else 0,
                        "global_log_failures": glog.failures if glog else 0,
                        "last_global_log_error": glog.last_error if glog else None}
-    if exporter is None:
-        return {"exported_events": 0, "pending_export_events": 0, "export_failures": 0, "last_export_error": None,
-                "poisoned_export_events": 0, **global_counters}
     return {"exported_events": exporter.exported_events, "pending_export_events": exporter.pending_events,
             "export_failures": exporter.failures, "last_export_error": exporter.last_error,
             "poisoned_export_events": exporter.poisoned_events, **global_counters}
