@@ -104,3 +104,13 @@ def test_sealed_store_holds_what_the_events_need(how: str) -> None:
     sent = pl.from_arrow(table).select("user_id", "session_id", "entry_ids", "error_message", "metadata")
     assert held.drop("metadata").equals(sent.drop("metadata"))  # every event, in logging order
     assert [orjson.loads(m) for m in held["metadata"]] == [orjson.loads(m) for m in sent["metadata"]]
+
+
+def test_texts_already_shared_or_short_are_left_alone() -> None:
+    distinct = pl.Series("metadata", [f'{{"source":"api","importance":0.{i:02d}}}' for i in range(50)])
+    shared = pl.DataFrame({"metadata": distinct.gather(pl.Series([i % 50 for i in range(20_000)])),
+                           "status_text": ["ok"] * 20_000,  # inline in its view: no data buffer to shrink
+                           "entry_ids": [["e1", "e22"]] * 20_000})
+    assert compact(shared) is shared  # nothing to gain: no rewrite, no check, the same frame
+    copied = pl.DataFrame({"metadata": distinct.gather(pl.Series([i % 50 for i in range(20_000)])).to_list()})
+    assert compact(copied) is not copied  # the same values, each row its own copy: rewritten

@@ -39,9 +39,25 @@ def _one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return col
 
 
+#: A column whose data buffers hold at most this many bytes per value is left as it
+#: is: its texts are short (inline in their views) or already shared (a gather from
+#: distinct values, as `log_batch` of a polars frame makes the metadata), so a rewrite
+#: would cost ~10-40 ns a value for nothing.
+COMPACT_ENOUGH = 4
+
+
+def _loose(arr: pa.Array) -> bool:
+    """Do `arr`'s (string views') data buffers hold more than `COMPACT_ENOUGH` bytes a value?"""
+    held = sum(b.size for b in arr.buffers()[2:] if b is not None)
+    return held > COMPACT_ENOUGH * len(arr)
+
+
 def _shared(s: pl.Series) -> pl.Series:
     """`s` (String) as a gather from its distinct values."""
-    encoded = _one_array(pc.dictionary_encode(_one_array(s.to_arrow(compat_level=_NEWEST))))
+    arr = _one_array(s.to_arrow(compat_level=_NEWEST))
+    if not _loose(arr):
+        return s
+    encoded = _one_array(pc.dictionary_encode(arr))
     values = pl.Series(s.name, encoded.dictionary)
     return values.gather(pl.Series(encoded.indices)).alias(s.name)
 
@@ -51,7 +67,10 @@ def _shared_items(s: pl.Series) -> pl.Series:
     lists = _one_array(s.to_arrow(compat_level=_NEWEST))
     start, end = lists.offsets[0].as_py(), lists.offsets[-1].as_py()
     items = pl.Series("items", lists.values.slice(start, end - start))
-    shared = _shared(items).to_arrow(compat_level=_NEWEST)
+    kept = _shared(items)
+    if kept is items:  # the items are compact already
+        return s
+    shared = kept.to_arrow(compat_level=_NEWEST)
     offsets = pc.subtract(lists.offsets, pa.scalar(start, lists.offsets.type))
     rebuilt = type(lists).from_arrays(offsets, _one_array(shared), mask=lists.is_null() if lists.null_count else None)
     if not rebuilt.equals(lists):  # Arrow's check: polars compares lists ~20x slower
