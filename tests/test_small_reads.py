@@ -94,3 +94,44 @@ def test_a_logger_that_exports_reads_its_trail_not_just_the_buffer(tmp_path):
         assert audit._snapshot(True, small=True).rows is None  # the folder may hold older events (this seals)
         assert audit._hot.store.chunks and not audit._hot.rows
         assert len(audit.query_events(user_id="u1")) == 1
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=repr)
+def test_a_chunks_row_tuples_answer_like_the_polars_path(query):
+    frame = rows_to_frame(ROWS)
+    chunks = [Chunk.of(frame.slice(0, 2)), Chunk.of(frame.slice(2))]  # two chunks: source order across them
+    f = Filters.build(**query)
+    polars_way = frame_to_events(Snapshot(live=chunks).select(f))
+    small = Snapshot(live=chunks).small_rows()
+    assert small is not None
+    assert _fields(select_rows(small[0], f, f.limit, small[1])) == _fields(polars_way)
+
+
+def test_a_small_store_in_chunks_answers_from_rows_like_polars(monkeypatch):
+    import polars as pl
+
+    audit = AuditLogger()
+    batch = [{"operation": "store" if i % 3 else "recall", "user_id": f"u{i % 4}", "entry_ids": [f"e{i % 7}"],
+              "metadata": {"i": i % 5}, "status": "failure" if i % 11 == 0 else "success",
+              "timestamp": datetime(2026, 3, 1, 12, tzinfo=timezone.utc) + timedelta(seconds=i % 17),
+              "duration_ms": float(i % 9)} for i in range(300)]
+    audit.log_batch(batch[:200])
+    audit.log_batch(pl.DataFrame(batch[200:]).with_columns(event_id=pl.format("custom-{}", pl.int_range(100))))
+    audit.flush()
+    assert sum(c.height for c in audit._hot.store.chunks) == 300 and not audit._hot.rows
+    ids = [e.event_id for e in audit.query_events(limit=None)]
+    queries = [{}, {"limit": 5}, {"user_id": "u1"}, {"operation": "recall", "status": "failure"},
+               {"entry_ids": ["e3"]}, {"metadata": {"i": 2}}, {"event_id": [ids[0], ids[150], ids[-1], "nope"]},
+               {"start_time": datetime(2026, 3, 1, 12, 0, 9, tzinfo=timezone.utc), "limit": 40},
+               {"min_duration_ms": 4}]
+    answered: list[bool] = []
+    original = Snapshot.small_rows
+    monkeypatch.setattr(Snapshot, "small_rows", lambda self: answered.append(original(self) is not None)
+                        or original(self))
+    from_rows = [_fields(audit.query_events(**q)) for q in queries]
+    assert answered == [True] * len(queries)  # every query took the rows
+    calls = []
+    monkeypatch.setattr(Snapshot, "small_rows", lambda self: calls.append(1))  # the polars path, for comparison
+    assert [_fields(audit.query_events(**q)) for q in queries] == from_rows
+    assert len(calls) == len(queries)
+    assert [len(r) for r in from_rows][:2] == [300, 5] and len(from_rows[6]) == 3

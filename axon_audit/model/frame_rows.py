@@ -30,7 +30,7 @@ from axon_audit.model.enums import OPERATIONS, STATUSES
 from axon_audit.model.event import AuditEvent
 from axon_audit.model.row import Row
 
-__all__ = ["FrameRows", "frame_events", "no_gc"]
+__all__ = ["FrameRows", "frame_events", "no_gc", "rows_of"]
 
 # A row holds each operation/status as the enum's value (model.row), and the frame's Enum
 # columns are coded in the order of these tuples: a code indexes its value.
@@ -93,7 +93,7 @@ class FrameRows:
         rows = self._rows
         if rows is None:
             assert df is not None
-            rows = self._rows = _rows_of(df)
+            rows = self._rows = rows_of(df)
         for ev, row, eid in zip(events, rows, ids, strict=True):  # slots only: the answer is a list of objects
             ev._row = row
             ev._id = eid
@@ -102,7 +102,9 @@ class FrameRows:
         self._df = None
 
 
-def _rows_of(df: pl.DataFrame) -> list[Row]:
+def rows_of(df: pl.DataFrame) -> list[Row]:
+    """The hot frame's rows as row tuples (`axon_audit.model.row` layout; explicit ids:
+    seq -1, node ""), made in C loops; the ids are the frame's `event_id` column."""
     n = df.height
     entries = df["entry_ids"]
     if entries.null_count():  # never in the hot frame; fill_null on lists is slow, so only when needed

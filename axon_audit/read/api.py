@@ -113,6 +113,8 @@ class Reader:
         snap = self._snapshot(include_archived, small=True)
         if snap.rows is not None:  # a few buffered events: filtered as rows, no frame (see row_compiler)
             return EventList(select_rows(snap.rows, f, f.limit))
+        if (small := snap.small_rows()) is not None:  # a few events in chunks: their row tuples, as above
+            return EventList(select_rows(small[0], f, f.limit, small[1]))
         return EventList(frame_to_events(snap.guard(f, lambda: snap.select(f))))
 
     async def get_events(

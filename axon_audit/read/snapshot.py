@@ -24,6 +24,7 @@ import pyarrow.dataset as pads
 from axon_audit.io.location import Location
 from axon_audit.model.schema import ARROW_SCHEMA, COLUMNS, EMPTY_FRAME, FRAME_SCHEMA, to_arrow
 from axon_audit.query.filters import Filters
+from axon_audit.query.row_compiler import SMALL_ROWS
 from axon_audit.store.hot import CHUNK_ROWS, Chunk
 
 __all__ = ["FileSource", "Snapshot", "files_dataset", "newest_first"]
@@ -96,6 +97,23 @@ class Snapshot:
     @property
     def chunks(self) -> list[Chunk]:
         return self.old + self.live
+
+    def small_rows(self) -> tuple[list[Any], list[str]] | None:
+        """The row tuples and ids of every event, when all of them are in at most
+        `SMALL_ROWS` events of memory chunks (no files, no rotation in flight), else None."""
+        if self.folder is not None or self.old or self.exclude is not None or not self.live:
+            return None
+        if sum(c.height for c in self.live) > SMALL_ROWS:
+            return None
+        if len(self.live) == 1:
+            return self.live[0].row_tuples
+        rows: list[Any] = []
+        ids: list[str] = []
+        for c in self.live:
+            r, i = c.row_tuples
+            rows += r
+            ids += i
+        return rows, ids
 
     def files(self, f: Filters | None) -> list[Path]:
         if self.folder is None:

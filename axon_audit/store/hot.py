@@ -27,6 +27,8 @@ from typing import Any
 
 import polars as pl
 
+from axon_audit.model.frame_rows import rows_of
+from axon_audit.query.row_compiler import SMALL_ROWS
 from axon_audit.store.compact import compact
 from axon_audit.store.index import ChunkIndex
 from axon_audit.store.row_statistics import SMALL_STATS, RowColumns, SmallAnswers
@@ -85,10 +87,16 @@ def _submit(fn: Callable[..., None], *args: Any) -> None:
         pass
 
 
+def _rows_and_ids(df: pl.DataFrame) -> tuple[list[Any], list[str]]:
+    return rows_of(df), df["event_id"].to_list()
+
+
 def _answer_small(ref: weakref.ref[Chunk]) -> None:
     chunk = ref()
     if chunk is not None:
         chunk.small  # noqa: B018 - derived and kept on the chunk
+        if chunk.height <= SMALL_ROWS:  # a query's answer from rows, no polars plan
+            chunk.row_tuples  # noqa: B018 - derived and kept on the chunk
 
 
 def _small_in_background(chunk: Chunk) -> None:
@@ -162,6 +170,13 @@ class Chunk:
     def answers(self) -> SmallAnswers | None:
         """`small` if made already, else None."""
         return self._derived.get("small")
+
+    @property
+    def row_tuples(self) -> tuple[list[Any], list[str]]:
+        """The chunk's rows as row tuples and their ids (small stores' queries: see
+        `query.row_compiler`); kept on the chunk, so only asked of chunks of at most
+        `row_compiler.SMALL_ROWS` events."""
+        return self.derived("row_tuples", _rows_and_ids)
 
     @property
     def users(self) -> UserSummary:
