@@ -198,6 +198,7 @@ def follow_log(path: str | Path, wal: str | Path | None = None, *, batches: bool
         >>> feed = follow_log(folder, wal, backlog=True, interval=0.01, status="failure", stop=lambda: next(looks))
         >>> for i in range(1, 4):
         ...     _ = audit.log("store", user_id=f"u{i}", status="failure" if i % 2 else "success")
+        >>> audit.flush()  # on the WAL now (its fsync runs every 5 ms by default), or exported
         >>> [e.user_id for e in feed]
         ['u0', 'u1', 'u3']
         >>> audit.close()
