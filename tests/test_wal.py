@@ -47,7 +47,10 @@ def run_child(tmp: Path, sync: str, crash_at: str, acks_before_kill: int = 3000,
             acks.append(line.decode().strip())
             syncs += acks[-1] == "SYNC-END"
         proc.send_signal(signal.SIGKILL)  # mid-stream: threads are inside log() right now
-    rest, err = proc.communicate(timeout=150)
+    # The rest through the reader readline used: communicate() reads the raw pipe, past what
+    # that reader already holds, and would cut an id in two (a "lost" fragment).
+    rest = proc.stdout.read()
+    _, err = proc.communicate(timeout=150)
     watchdog.cancel()
     acks += [x for x in rest.decode().split("\n") if x]
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
