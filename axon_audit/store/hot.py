@@ -14,7 +14,8 @@ value (`compact`), derives its lookup index and its per-user summary
 find only the growing last chunk left to summarize. While the store is small
 (`row_statistics.SMALL_STATS` events), each chunk appended by a batch or a size
 flush (not a read's flush: that read derives what it needs) gets its statistics
-answers made on the same thread (`Chunk.small`).
+answers made on the same thread (`Chunk.small`), and a chunk of at most
+`row_compiler.SMALL_ROWS` events its row tuples for queries (`Chunk.row_tuples`).
 """
 
 from __future__ import annotations
